@@ -1,0 +1,2 @@
+//! ready-signal: placeholder, filled by the ready-signal issue.
+#![deny(missing_docs)]

@@ -1,0 +1,376 @@
+//! Test harness shared by every crate's integration tests.
+//!
+//! It starts *real* `redis-server` and `nats-server` processes, each on a free loopback port
+//! with its own temporary directory and log file, waits until the server accepts connections
+//! and kills it on `Drop` (the pattern of nats.rs's `nats-server` crate and redis-rs's
+//! `redis-test`). Server binaries come from `PATH`, or from `REDIS_SERVER_BIN` /
+//! `NATS_SERVER_BIN`; a missing binary is a panic that names the Debian package to install.
+//!
+//! Layout:
+//! - [`RedisServer`] / [`RedisBuilder`]: a real Redis, optionally with `requirepass` and ACL users.
+//! - [`NatsServer`] / [`NatsBuilder`]: a real NATS, optionally with a token, a user and JetStream.
+//! - [`fake`]: named fakes for faults a real server will not produce on demand.
+//! - [`bin`]: the path of a workspace binary built beside the running test.
+
+#![allow(clippy::unwrap_used)] // test support: a failure here should panic loudly
+
+pub mod fake;
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a server may take to accept its first connection before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A free TCP port on 127.0.0.1, found by binding port 0 and letting the kernel pick.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// The path of a binary of this workspace, built into the same target directory as the test.
+///
+/// Cargo puts test executables in `target/<profile>/deps/` and binaries in `target/<profile>/`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("test binary has a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace` (or `cargo nextest run --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// Finds a server binary: the environment variable `env` if set, else `name` on `PATH`.
+fn server_binary(name: &str, env: &str, package: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")]) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} not found on PATH: install the Debian package `{package}` (apt-get install -y {package}) or set {env}")
+}
+
+/// A running server process; killed when dropped.
+#[derive(Debug)]
+struct Process {
+    child: Option<Child>,
+    log: PathBuf,
+    what: String,
+}
+
+impl Process {
+    fn spawn(mut cmd: Command, log: PathBuf, what: String) -> Process {
+        let out = fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Process { child: Some(child), log, what }
+    }
+
+    /// Waits until `addr` accepts a TCP connection, or panics showing the server log.
+    fn wait_accepting(&mut self, addr: SocketAddr) {
+        let start = Instant::now();
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("{} exited with {status} before accepting on {addr}; log:\n{}", self.what, self.log_text());
+            }
+            if start.elapsed() > START_TIMEOUT {
+                panic!("{} did not accept on {addr} within {START_TIMEOUT:?}; log:\n{}", self.what, self.log_text());
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options for a real `redis-server`.
+#[derive(Debug, Default, Clone)]
+pub struct RedisBuilder {
+    password: Option<String>,
+    users: Vec<String>,
+    args: Vec<String>,
+}
+
+impl RedisBuilder {
+    /// Require this password for the default user (`requirepass`).
+    pub fn requirepass(mut self, password: &str) -> Self {
+        self.password = Some(password.to_string());
+        self
+    }
+
+    /// Add an ACL user, e.g. `acl_user("probe", "secret", "~* +@all")`.
+    pub fn acl_user(mut self, name: &str, password: &str, rules: &str) -> Self {
+        self.users.push(format!("{name} on >{password} {rules}"));
+        self
+    }
+
+    /// Pass a raw `--name value` option to redis-server.
+    pub fn arg(mut self, name: &str, value: &str) -> Self {
+        self.args.push(format!("--{name}"));
+        self.args.push(value.to_string());
+        self
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(self) -> RedisServer {
+        let dir = tempfile::Builder::new().prefix("redis-").tempdir().unwrap();
+        let port = free_port();
+        let mut server = RedisServer { opts: self, port, dir, process: None };
+        server.spawn();
+        server
+    }
+}
+
+/// A real `redis-server` on a free loopback port, in its own temporary directory.
+#[derive(Debug)]
+pub struct RedisServer {
+    opts: RedisBuilder,
+    port: u16,
+    dir: TempDir,
+    process: Option<Process>,
+}
+
+impl RedisServer {
+    /// A server with no authentication.
+    pub fn start() -> RedisServer {
+        RedisBuilder::default().start()
+    }
+
+    /// Options for a server with authentication or extra settings.
+    pub fn builder() -> RedisBuilder {
+        RedisBuilder::default()
+    }
+
+    fn spawn(&mut self) {
+        let bin = server_binary("redis-server", "REDIS_SERVER_BIN", "redis-server");
+        let mut cmd = Command::new(bin);
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--daemonize", "no", "--protected-mode", "no"]);
+        if let Some(p) = &self.opts.password {
+            cmd.args(["--requirepass", p]);
+        }
+        for user in &self.opts.users {
+            cmd.args(["--user", user]);
+        }
+        cmd.args(&self.opts.args);
+        let log = self.dir.path().join("redis.log");
+        let mut process = Process::spawn(cmd, log, format!("redis-server on port {}", self.port));
+        process.wait_accepting(self.addr());
+        self.process = Some(process);
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT` (no credentials).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL); it keeps nothing on disk.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.process.as_ref().map(Process::log_text).unwrap_or_default()
+    }
+
+    /// The temporary directory the server runs in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Options for a real `nats-server`.
+#[derive(Debug, Default, Clone)]
+pub struct NatsBuilder {
+    token: Option<String>,
+    user: Option<(String, String)>,
+    jetstream: bool,
+    monitor: bool,
+}
+
+impl NatsBuilder {
+    /// Require this token (`--auth`).
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    /// Require this user and password (`--user`, `--pass`).
+    pub fn user(mut self, user: &str, password: &str) -> Self {
+        self.user = Some((user.to_string(), password.to_string()));
+        self
+    }
+
+    /// Enable JetStream, stored in the server's temporary directory.
+    pub fn jetstream(mut self) -> Self {
+        self.jetstream = true;
+        self
+    }
+
+    /// Enable the HTTP monitoring port (`/healthz`, `/varz`).
+    pub fn monitor(mut self) -> Self {
+        self.monitor = true;
+        self
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(self) -> NatsServer {
+        let dir = tempfile::Builder::new().prefix("nats-").tempdir().unwrap();
+        let port = free_port();
+        let monitor_port = self.monitor.then(free_port);
+        let mut server = NatsServer { opts: self, port, monitor_port, dir, process: None };
+        server.spawn();
+        server
+    }
+}
+
+/// A real `nats-server` on a free loopback port, in its own temporary directory.
+#[derive(Debug)]
+pub struct NatsServer {
+    opts: NatsBuilder,
+    port: u16,
+    monitor_port: Option<u16>,
+    dir: TempDir,
+    process: Option<Process>,
+}
+
+impl NatsServer {
+    /// A server with no authentication.
+    pub fn start() -> NatsServer {
+        NatsBuilder::default().start()
+    }
+
+    /// Options for a server with authentication or JetStream.
+    pub fn builder() -> NatsBuilder {
+        NatsBuilder::default()
+    }
+
+    fn spawn(&mut self) {
+        let bin = server_binary("nats-server", "NATS_SERVER_BIN", "nats-server");
+        let mut cmd = Command::new(bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(t) = &self.opts.token {
+            cmd.args(["--auth", t]);
+        }
+        if let Some((u, p)) = &self.opts.user {
+            cmd.args(["--user", u, "--pass", p]);
+        }
+        if self.opts.jetstream {
+            cmd.arg("-js").arg("-sd").arg(self.dir.path().join("js"));
+        }
+        if let Some(m) = self.monitor_port {
+            cmd.args(["-m", &m.to_string()]);
+        }
+        let log = self.dir.path().join("nats.log");
+        let mut process = Process::spawn(cmd, log, format!("nats-server on port {}", self.port));
+        process.wait_accepting(self.addr());
+        if let Some(m) = self.monitor_port {
+            process.wait_accepting(SocketAddr::from(([127, 0, 0, 1], m)));
+        }
+        self.process = Some(process);
+    }
+
+    /// The client address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The monitoring port, when enabled with [`NatsBuilder::monitor`].
+    pub fn monitor_port(&self) -> Option<u16> {
+        self.monitor_port
+    }
+
+    /// `nats://127.0.0.1:PORT` (no credentials).
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.process.as_ref().map(Process::log_text).unwrap_or_default()
+    }
+}
