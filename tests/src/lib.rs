@@ -197,7 +197,9 @@ impl RedisServer {
             cmd.args(["--requirepass", p]);
         }
         for user in &self.opts.users {
-            cmd.args(["--user", user]);
+            // redis-server joins the words after `--user` into one config line; one argument
+            // holding spaces would be quoted and read as a user name with spaces.
+            cmd.arg("--user").args(user.split_whitespace());
         }
         cmd.args(&self.opts.args);
         let log = self.dir.path().join("redis.log");
