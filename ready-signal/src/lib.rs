@@ -1,2 +1,62 @@
-//! ready-signal: placeholder, filled by the ready-signal issue.
+//! Agents publish whether they are ready, and prove that their work loop is still moving.
+//!
+//! An agent says `starting`, `ready`, `not-ready` (with a reason) or `stopping`, and its work
+//! loop calls [`Handle::tick`] on every iteration. A publisher on its own thread refreshes the
+//! agent's record while ticks keep coming; when the loop stalls, refreshes stop, the record goes
+//! stale and then expires, even though the process and its other threads are alive. Observers
+//! (the `healthcheck` probe's `ready://` target, `healthcheck wait`, status views) read the
+//! records and derive [`Observed`] states, adding `stale`, `dead` and `unknown`.
+//!
+//! Stores ([`StoreConfig`]):
+//! - **Redis** holds one hash per replica with a server-side TTL; freshness is judged by Redis's
+//!   own clock (`PTTL`, `TIME`). Every write is one Lua script fenced by instance id, so an older
+//!   process never overwrites a newer one's record.
+//! - **NATS** carries an event at every transition, so waiters react in milliseconds.
+//! - **Files** (`{dir}/{namespace}/{agent}/{replica}.json`, atomic rename) are the default when
+//!   neither is configured, and the fallback an agent writes while Redis is unreachable.
+//!
+//! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
+//! take part; the `ready-signal` command does it for shell and Python agents.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ready_signal::ReadySignal;
+//!
+//! # async fn work() {}
+//! # async fn agent() -> Result<(), ready_signal::Error> {
+//! let signal = ReadySignal::builder("summarizer").start()?; // store from READY_SIGNAL_* env
+//! signal.ready();
+//! loop {
+//!     work().await;
+//!     signal.tick();
+//!     # break;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The crate publishes; it never restarts, kills or signals anything.
+
 #![deny(missing_docs)]
+
+mod config;
+mod error;
+mod events;
+mod file_store;
+mod name;
+mod observer;
+mod publisher;
+mod record;
+mod redis_store;
+
+pub use config::{DEFAULT_NAMESPACE, StoreConfig};
+pub use error::Error;
+pub use events::{Event, Events, agent_subject, decode_event, subject};
+pub use file_store::record_path;
+pub use name::{MAX_NAME_LEN, Name};
+pub use observer::{CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS};
+pub use publisher::{
+    Builder, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle, ReadySignal, default_replica,
+    instance_id, new_instance_id, publish_once, remove_once, shutdown_on_signal,
+};
+pub use record::{EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record, State, decode_record};
+pub use redis_store::{KEY_PREFIX, agents_key, record_key, replicas_key};

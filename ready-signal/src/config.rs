@@ -1,0 +1,286 @@
+//! Where records go: Redis, NATS and the local-file backend, from the environment or a builder.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use crate::{Error, Name};
+
+/// The namespace used when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The stores an agent publishes to and an observer reads from.
+///
+/// - Redis holds the records (state, with a server-side TTL). When configured, it is what
+///   observers read.
+/// - NATS carries an event at every transition, so waiters react in milliseconds.
+/// - The local-file backend is the default when neither is configured, is written as well when a
+///   directory is set, and is the fallback an agent writes when Redis cannot be reached.
+///
+/// `Debug` and [`StoreConfig::describe`] show addresses only, never passwords.
+///
+/// ```
+/// use ready_signal::StoreConfig;
+///
+/// let store = StoreConfig::new().redis("redis://worker:s3cret@redis:6379")?;
+/// assert_eq!(store.describe(), "redis at redis:6379, namespace default");
+/// assert!(!format!("{store:?}").contains("s3cret"));
+/// # Ok::<(), ready_signal::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct StoreConfig {
+    pub(crate) redis: Option<RedisStore>,
+    pub(crate) nats: Option<NatsStore>,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) namespace: Name,
+}
+
+/// A Redis store: connection settings and the address to name in messages.
+#[derive(Clone)]
+pub(crate) struct RedisStore {
+    pub(crate) info: redis::ConnectionInfo,
+    pub(crate) addr: String,
+}
+
+/// A NATS server and how to authenticate to it.
+#[derive(Clone)]
+pub(crate) struct NatsStore {
+    pub(crate) url: String,
+    pub(crate) addr: String,
+    pub(crate) auth: NatsAuth,
+}
+
+/// NATS credentials given outside the URL.
+#[derive(Clone, Default)]
+pub(crate) enum NatsAuth {
+    #[default]
+    None,
+    Token(String),
+    Password(String),
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig::new()
+    }
+}
+
+impl StoreConfig {
+    /// No network store: records go to the local-file backend in the default directory.
+    pub fn new() -> StoreConfig {
+        StoreConfig {
+            redis: None,
+            nats: None,
+            dir: None,
+            namespace: Name(DEFAULT_NAMESPACE.to_string()),
+        }
+    }
+
+    /// Reads `READY_SIGNAL_REDIS_URL`, `READY_SIGNAL_REDIS_PASSWORD_FILE`, `READY_SIGNAL_NATS_URL`,
+    /// `READY_SIGNAL_NATS_PASSWORD_FILE`, `READY_SIGNAL_NATS_TOKEN_FILE`, `READY_SIGNAL_DIR` and
+    /// `READY_SIGNAL_NAMESPACE`. Empty variables count as unset.
+    pub fn from_env() -> Result<StoreConfig, Error> {
+        StoreConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`StoreConfig::from_env`], with variables looked up by `env`.
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<StoreConfig, Error> {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        let mut store = StoreConfig::new();
+        if let Some(url) = var("READY_SIGNAL_REDIS_URL") {
+            store = store.redis(&url).map_err(|e| in_var("READY_SIGNAL_REDIS_URL", e))?;
+        }
+        if let Some(file) = var("READY_SIGNAL_REDIS_PASSWORD_FILE") {
+            store = store.redis_password(read_secret("READY_SIGNAL_REDIS_PASSWORD_FILE", &file)?)?;
+        }
+        if let Some(url) = var("READY_SIGNAL_NATS_URL") {
+            store = store.nats(&url).map_err(|e| in_var("READY_SIGNAL_NATS_URL", e))?;
+        }
+        if let Some(file) = var("READY_SIGNAL_NATS_PASSWORD_FILE") {
+            store = store.nats_auth(NatsAuth::Password(read_secret("READY_SIGNAL_NATS_PASSWORD_FILE", &file)?))?;
+        }
+        if let Some(file) = var("READY_SIGNAL_NATS_TOKEN_FILE") {
+            store = store.nats_auth(NatsAuth::Token(read_secret("READY_SIGNAL_NATS_TOKEN_FILE", &file)?))?;
+        }
+        if let Some(dir) = var("READY_SIGNAL_DIR") {
+            store = store.dir(dir);
+        }
+        if let Some(ns) = var("READY_SIGNAL_NAMESPACE") {
+            store = store.namespace(Name::new(&ns).map_err(|e| in_var("READY_SIGNAL_NAMESPACE", e))?);
+        }
+        Ok(store)
+    }
+
+    /// Uses the Redis server at `url` (`redis://[user[:password]@]host[:port][/db]`).
+    pub fn redis(mut self, url: &str) -> Result<StoreConfig, Error> {
+        let parsed = parse_url(url, &["redis"])?;
+        let addr = addr_of(&parsed, 6379)?;
+        let info = redis::IntoConnectionInfo::into_connection_info(parsed.as_str())
+            .map_err(|e| Error::Config(format!("redis URL for {addr}: {e}")))?;
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        self.redis = Some(RedisStore { info: info.set_redis_settings(settings), addr });
+        Ok(self)
+    }
+
+    /// Sets the Redis password (for example read from a secret file); the URL's user is kept.
+    pub fn redis_password(mut self, password: String) -> Result<StoreConfig, Error> {
+        let Some(redis) = self.redis.as_mut() else {
+            return Err(Error::Config("a Redis password was given but no Redis URL".into()));
+        };
+        let settings = redis.info.redis_settings().clone().set_password(password);
+        redis.info = redis.info.clone().set_redis_settings(settings);
+        Ok(self)
+    }
+
+    /// Uses the NATS server at `url` (`nats://[user:password@|token@]host[:port]`, or `tls://`).
+    pub fn nats(mut self, url: &str) -> Result<StoreConfig, Error> {
+        let parsed = parse_url(url, &["nats", "tls"])?;
+        let addr = addr_of(&parsed, 4222)?;
+        self.nats = Some(NatsStore { url: url.to_string(), addr, auth: NatsAuth::None });
+        Ok(self)
+    }
+
+    fn nats_auth(mut self, auth: NatsAuth) -> Result<StoreConfig, Error> {
+        let Some(nats) = self.nats.as_mut() else {
+            return Err(Error::Config("a NATS credential file was given but no NATS URL".into()));
+        };
+        nats.auth = auth;
+        Ok(self)
+    }
+
+    /// Also writes (and, without Redis, reads) record files under `dir`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> StoreConfig {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Separates the records of different stacks sharing one Redis or NATS.
+    pub fn namespace(mut self, namespace: Name) -> StoreConfig {
+        self.namespace = namespace;
+        self
+    }
+
+    /// The namespace.
+    pub fn namespace_name(&self) -> &Name {
+        &self.namespace
+    }
+
+    /// Whether Redis is configured (it is then the store observers read).
+    pub fn has_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Whether NATS is configured.
+    pub fn has_nats(&self) -> bool {
+        self.nats.is_some()
+    }
+
+    /// The directory record files go to: the configured one, or `$TMPDIR/ready-signal`.
+    pub fn file_dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("ready-signal"))
+    }
+
+    /// Whether record files are written on every heartbeat (a directory is set, or no network
+    /// store is configured).
+    pub(crate) fn files_always(&self) -> bool {
+        self.dir.is_some() || (self.redis.is_none() && self.nats.is_none())
+    }
+
+    /// One line naming the stores, for logs and probe output; no credentials.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.redis {
+            parts.push(format!("redis at {}", r.addr));
+        }
+        if let Some(n) = &self.nats {
+            parts.push(format!("nats at {}", n.addr));
+        }
+        if self.files_always() {
+            parts.push(format!("files in {}", self.file_dir().display()));
+        }
+        parts.push(format!("namespace {}", self.namespace));
+        parts.join(", ")
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("redis", &self.redis.as_ref().map(|r| &r.addr))
+            .field("nats", &self.nats.as_ref().map(|n| &n.addr))
+            .field("dir", &self.dir)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+fn in_var(var: &str, e: Error) -> Error {
+    Error::Config(format!("{var}: {e}"))
+}
+
+fn parse_url(url: &str, schemes: &[&str]) -> Result<Url, Error> {
+    let parsed = Url::parse(url).map_err(|e| Error::Config(format!("not a URL ({e})")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        let hint = if parsed.scheme() == "rediss" { " (TLS to the Redis store is not supported yet)" } else { "" };
+        return Err(Error::Config(format!(
+            "scheme `{}` is not one of {}{hint}",
+            parsed.scheme(),
+            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(parsed)
+}
+
+fn addr_of(url: &Url, default_port: u16) -> Result<String, Error> {
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| Error::Config("the URL has no host".into()))?;
+    Ok(format!("{host}:{}", url.port().unwrap_or(default_port)))
+}
+
+fn read_secret(var: &str, path: &str) -> Result<String, Error> {
+    let text = std::fs::read_to_string(Path::new(path))
+        .map_err(|source| Error::Config(format!("{var}: cannot read {path}: {source}")))?;
+    let secret = text.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(Error::Config(format!("{var}: {path} is empty")));
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn nothing_configured_means_files() {
+        let s = StoreConfig::from_lookup(lookup(&[])).unwrap();
+        assert!(!s.has_redis() && !s.has_nats() && s.files_always());
+        assert!(s.describe().starts_with("files in "));
+    }
+
+    #[test]
+    fn reads_every_variable_and_redacts() {
+        let s = StoreConfig::from_lookup(lookup(&[
+            ("READY_SIGNAL_REDIS_URL", "redis://u:canary-pw@redis:6380/2"),
+            ("READY_SIGNAL_NATS_URL", "nats://tok-canary@nats"),
+            ("READY_SIGNAL_NAMESPACE", "prod"),
+        ]))
+        .unwrap();
+        assert_eq!(s.describe(), "redis at redis:6380, nats at nats:4222, namespace prod");
+        assert!(!format!("{s:?}").contains("canary"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_REDIS_URL", "http://x")])).unwrap_err();
+        assert!(e.to_string().starts_with("READY_SIGNAL_REDIS_URL: scheme `http`"), "{e}");
+        let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_NAMESPACE", "a.b")])).unwrap_err();
+        assert!(e.to_string().starts_with("READY_SIGNAL_NAMESPACE: invalid name `a.b`"), "{e}");
+        let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_REDIS_PASSWORD_FILE", "/nonexistent")])).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent"), "{e}");
+    }
+}

@@ -1,0 +1,67 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong publishing or observing ready signals.
+///
+/// Messages name the store by address (`redis at redis:6379`), never by URL, so no password
+/// reaches a log line or a probe's output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An agent, replica or namespace name outside `[A-Za-z0-9_-]{1,64}`.
+    #[error("invalid name `{value}`: {reason}")]
+    InvalidName {
+        /// The rejected name (at most 80 characters of it).
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A store URL, environment variable or builder setting that cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// Redis refused, failed or could not be reached.
+    #[error("redis at {addr}: {message}")]
+    Redis {
+        /// `host:port` of the server.
+        addr: String,
+        /// What went wrong, in the server's or the system's words.
+        message: String,
+    },
+    /// NATS refused, failed or could not be reached.
+    #[error("nats at {addr}: {message}")]
+    Nats {
+        /// `host:port` of the server.
+        addr: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Reading or writing the local-file backend failed.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A stored record that does not follow PROTOCOL.md.
+    #[error("malformed record {location}: {reason}")]
+    Malformed {
+        /// The Redis key or file it came from.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A store operation that did not finish in time.
+    #[error("{what} timed out after {}ms", after.as_millis())]
+    Timeout {
+        /// The operation, naming the store.
+        what: String,
+        /// How long it was given.
+        after: Duration,
+    },
+    /// The publisher thread could not be started or has already stopped.
+    #[error("the ready-signal publisher {0}")]
+    Publisher(String),
+}

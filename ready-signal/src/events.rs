@@ -1,0 +1,101 @@
+//! The NATS side of PROTOCOL.md: one subject per replica, a JSON event at every transition.
+
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Subscriber};
+use futures_util::StreamExt as _;
+use futures_util::stream::SelectAll;
+
+use crate::config::{NatsAuth, NatsStore};
+use crate::record::{EventPayload, PROTOCOL_VERSION, State};
+use crate::{Error, Name};
+
+/// `ready-signal.{ns}.{agent}.{replica}`: where a replica's transitions are published.
+pub fn subject(ns: &Name, agent: &Name, replica: &Name) -> String {
+    format!("ready-signal.{ns}.{agent}.{replica}")
+}
+
+/// `ready-signal.{ns}.{agent}.*`: every replica of one agent.
+pub fn agent_subject(ns: &Name, agent: &Name) -> String {
+    format!("ready-signal.{ns}.{agent}.*")
+}
+
+/// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own.
+pub(crate) async fn connect(store: &NatsStore, timeout: Duration) -> Result<Client, Error> {
+    let mut options = ConnectOptions::new()
+        .name("ready-signal")
+        .connection_timeout(timeout)
+        .ignore_discovered_servers();
+    match &store.auth {
+        NatsAuth::None => {}
+        NatsAuth::Token(t) => options = options.token(t.clone()),
+        NatsAuth::Password(p) => {
+            let user = url::Url::parse(&store.url).map(|u| u.username().to_string()).unwrap_or_default();
+            options = options.user_and_password(user, p.clone());
+        }
+    }
+    let err = |message: String| Error::Nats { addr: store.addr.clone(), message };
+    tokio::time::timeout(timeout, options.connect(store.url.as_str()))
+        .await
+        .map_err(|_| Error::Timeout { what: format!("connecting to nats at {}", store.addr), after: timeout })?
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Publishes one event and flushes it, so waiters see it without delay.
+pub(crate) async fn publish(client: &Client, addr: &str, subject: String, event: &EventPayload) -> Result<(), Error> {
+    let err = |message: String| Error::Nats { addr: addr.to_string(), message };
+    let payload = serde_json::to_vec(event).map_err(|e| err(e.to_string()))?;
+    client.publish(subject, payload.into()).await.map_err(|e| err(e.to_string()))?;
+    client.flush().await.map_err(|e| err(e.to_string()))
+}
+
+/// A transition seen on NATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The agent.
+    pub agent: Name,
+    /// The replica.
+    pub replica: Name,
+    /// The publishing instance.
+    pub instance: String,
+    /// The new state.
+    pub state: State,
+    /// Why, for `not-ready`.
+    pub reason: String,
+}
+
+/// A stream of [`Event`]s for the agents given to [`crate::Observer::subscribe`].
+#[derive(Debug)]
+pub struct Events {
+    pub(crate) _client: Client,
+    pub(crate) subscriptions: SelectAll<Subscriber>,
+}
+
+impl Events {
+    /// The next event; `None` once the connection is closed for good. Malformed payloads are
+    /// skipped (and logged at debug level).
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            let message = self.subscriptions.next().await?;
+            match decode_event(&message.payload) {
+                Ok(event) => return Some(event),
+                Err(reason) => tracing::debug!(subject = %message.subject, %reason, "skipping a malformed event"),
+            }
+        }
+    }
+}
+
+/// Decodes an event payload (PROTOCOL.md, "Events").
+pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
+    let e: EventPayload = serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
+    if e.v != PROTOCOL_VERSION {
+        return Err(format!("event format version {} is not {PROTOCOL_VERSION}", e.v));
+    }
+    Ok(Event {
+        agent: Name::new(&e.agent).map_err(|e| e.to_string())?,
+        replica: Name::new(&e.replica).map_err(|e| e.to_string())?,
+        instance: e.instance,
+        state: e.state,
+        reason: e.reason,
+    })
+}

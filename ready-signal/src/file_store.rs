@@ -1,0 +1,82 @@
+//! The local-file backend: `{dir}/{namespace}/{agent}/{replica}.json`, written atomically.
+//!
+//! All writers and readers of one directory share one kernel clock (they are in one container or
+//! on one host), so freshness is judged from the file's own `beat_ms` against the local clock.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::record::{Record, malformed};
+use crate::{Error, Name};
+
+/// The record file of one replica.
+pub fn record_path(dir: &Path, ns: &Name, agent: &Name, replica: &Name) -> PathBuf {
+    dir.join(ns.as_str()).join(agent.as_str()).join(format!("{replica}.json"))
+}
+
+/// Writes `record` to a temporary file beside its final name, then renames it over, so a reader
+/// sees the old record or the new one, never half of one.
+pub(crate) fn write(path: &Path, record: &Record) -> Result<(), Error> {
+    let file_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::File { path, source }
+    };
+    let parent = path.parent().ok_or_else(|| Error::Config(format!("{} has no directory", path.display())))?;
+    std::fs::create_dir_all(parent).map_err(file_err(parent))?;
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let json = serde_json::to_vec(record).map_err(|e| Error::Config(format!("encoding the record: {e}")))?;
+    let mut file = std::fs::File::create(&tmp).map_err(file_err(&tmp))?;
+    file.write_all(&json).map_err(file_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(file_err(path))
+}
+
+/// Removes a record file if it still belongs to `instance` (or an older one).
+pub(crate) fn remove(path: &Path, instance: &str) -> Result<(), Error> {
+    match read(path) {
+        Ok(Some(existing)) if existing.instance.as_str() > instance => Ok(()),
+        _ => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::File { path: path.to_path_buf(), source: e }),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Reads a record file; `Ok(None)` when there is none.
+pub(crate) fn read(path: &Path) -> Result<Option<Record>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Record::from_json(&bytes).map(Some).map_err(|reason| malformed(path.display().to_string(), reason)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::File { path: path.to_path_buf(), source }),
+    }
+}
+
+/// The replica names with a record file for `agent`.
+pub(crate) fn replicas(dir: &Path, ns: &Name, agent: &Name) -> Result<Vec<Name>, Error> {
+    let agent_dir = dir.join(ns.as_str()).join(agent.as_str());
+    let entries = match std::fs::read_dir(&agent_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::File { path: agent_dir, source }),
+    };
+    let mut names: Vec<Name> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").and_then(|n| Name::new(n).ok()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The agent names with a directory in namespace `ns`.
+pub(crate) fn agents(dir: &Path, ns: &Name) -> Result<Vec<Name>, Error> {
+    let ns_dir = dir.join(ns.as_str());
+    let entries = match std::fs::read_dir(&ns_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::File { path: ns_dir, source }),
+    };
+    let mut names: Vec<Name> =
+        entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str().and_then(|n| Name::new(n).ok())).collect();
+    names.sort();
+    Ok(names)
+}

@@ -1,0 +1,270 @@
+//! The reading side: what each replica's record means right now.
+//!
+//! With Redis configured, freshness is judged by Redis's own clock: the heartbeat's age is
+//! `ttl_ms - PTTL`, the time in state is `TIME - since_ms`, so no two hosts' wall clocks are ever
+//! compared. Without Redis, the record files are read, and their writer shares this host's clock.
+
+use std::time::Duration;
+
+use futures_util::stream::SelectAll;
+
+use crate::config::StoreConfig;
+use crate::events::{self, Events};
+use crate::file_store;
+use crate::record::Record;
+use crate::redis_store::{self, RedisConn, Snapshot};
+use crate::{Error, Name, Observed};
+
+/// How long an observer waits to connect to a store.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A record counts as stale once its heartbeat is this many intervals old.
+pub const STALE_INTERVALS: u32 = 2;
+
+/// What is known about one replica of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The agent.
+    pub agent: Name,
+    /// The replica.
+    pub replica: Name,
+    /// The derived state.
+    pub state: Observed,
+    /// The publishing instance, when there is a record.
+    pub instance: Option<String>,
+    /// The published reason, or why the state is unknown.
+    pub reason: Option<String>,
+    /// Time since the last heartbeat.
+    pub age: Option<Duration>,
+    /// Time in the published state.
+    pub since: Option<Duration>,
+    /// Process id of the publisher.
+    pub pid: Option<u32>,
+    /// Host name of the publisher.
+    pub host: Option<String>,
+}
+
+impl ReplicaStatus {
+    fn without_record(agent: &Name, replica: &Name, state: Observed, reason: Option<String>) -> ReplicaStatus {
+        ReplicaStatus {
+            agent: agent.clone(),
+            replica: replica.clone(),
+            state,
+            instance: None,
+            reason,
+            age: None,
+            since: None,
+            pid: None,
+            host: None,
+        }
+    }
+
+    /// Judges a record read at `now_ms` whose last heartbeat is `age_ms` old.
+    fn judge(agent: &Name, replica: &Name, record: &Record, now_ms: u64, age_ms: u64) -> ReplicaStatus {
+        let state = if age_ms > record.ttl_ms {
+            Observed::Dead
+        } else if record.state == crate::State::Stopping {
+            Observed::Stopping
+        } else if age_ms > record.interval_ms.saturating_mul(u64::from(STALE_INTERVALS)) {
+            Observed::Stale
+        } else {
+            record.state.into()
+        };
+        ReplicaStatus {
+            agent: agent.clone(),
+            replica: replica.clone(),
+            state,
+            instance: Some(record.instance.clone()),
+            reason: Some(record.reason.clone()).filter(|r| !r.is_empty()),
+            age: Some(Duration::from_millis(age_ms)),
+            since: Some(Duration::from_millis(now_ms.saturating_sub(record.since_ms))),
+            pid: Some(record.pid),
+            host: Some(record.host.clone()),
+        }
+    }
+
+    fn from_snapshot(agent: &Name, replica: &Name, snap: Snapshot) -> ReplicaStatus {
+        match snap.record {
+            None => ReplicaStatus::without_record(agent, replica, Observed::Dead, None),
+            Some(Err(e)) => ReplicaStatus::without_record(agent, replica, Observed::Unknown, Some(e.to_string())),
+            Some(Ok(record)) => {
+                // Age by Redis's clock: how much of the TTL the last refresh granted is used up.
+                let age_ms = if snap.pttl_ms >= 0 {
+                    record.ttl_ms.saturating_sub(snap.pttl_ms as u64)
+                } else {
+                    snap.now_ms.saturating_sub(record.beat_ms)
+                };
+                ReplicaStatus::judge(agent, replica, &record, snap.now_ms, age_ms)
+            }
+        }
+    }
+}
+
+/// Reads agents' records and subscribes to their events.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), ready_signal::Error> {
+/// use ready_signal::{Name, Observed, Observer, StoreConfig};
+///
+/// let observer = Observer::connect(&StoreConfig::from_env()?).await?;
+/// let replicas = observer.replicas(&Name::new("worker")?).await?;
+/// let ready = replicas.iter().filter(|r| r.state == Observed::Ready).count();
+/// println!("{ready} of {} replicas ready", replicas.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Observer {
+    store: StoreConfig,
+    redis: Option<Result<RedisConn, Error>>,
+}
+
+impl Observer {
+    /// Connects to the store records are read from. An unreachable Redis is not an error here:
+    /// every read then reports it (with what the local record file says, if there is one).
+    pub async fn connect(store: &StoreConfig) -> Result<Observer, Error> {
+        let redis = match &store.redis {
+            Some(r) => Some(RedisConn::connect(r, CONNECT_TIMEOUT).await),
+            None => None,
+        };
+        Ok(Observer { store: store.clone(), redis })
+    }
+
+    /// The status of one replica.
+    pub async fn replica(&self, agent: &Name, replica: &Name) -> Result<ReplicaStatus, Error> {
+        let ns = &self.store.namespace;
+        match &self.redis {
+            Some(Ok(conn)) => {
+                let snap = conn.clone().read(&redis_store::record_key(ns, agent, replica)).await;
+                let snap = snap.map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
+                Ok(ReplicaStatus::from_snapshot(agent, replica, snap))
+            }
+            Some(Err(e)) => Err(self.with_file_hint(e.clone_message(), agent, Some(replica))),
+            None => Ok(self.file_status(agent, replica)),
+        }
+    }
+
+    /// The status of every replica of `agent` known to the store, including replicas whose
+    /// record expired within the last minute (as dead).
+    pub async fn replicas(&self, agent: &Name) -> Result<Vec<ReplicaStatus>, Error> {
+        let ns = &self.store.namespace;
+        match &self.redis {
+            Some(Ok(conn)) => {
+                let mut conn = conn.clone();
+                let read = async {
+                    let names = conn.members(&redis_store::replicas_key(ns, agent)).await?;
+                    let names: Vec<Name> = names.iter().filter_map(|n| Name::new(n).ok()).collect();
+                    let keys: Vec<String> = names.iter().map(|r| redis_store::record_key(ns, agent, r)).collect();
+                    let snaps = conn.read_many(&keys).await?;
+                    Ok(names.iter().zip(snaps).map(|(r, s)| ReplicaStatus::from_snapshot(agent, r, s)).collect())
+                };
+                read.await.map_err(|e| self.with_file_hint(e, agent, None))
+            }
+            Some(Err(e)) => Err(self.with_file_hint(e.clone_message(), agent, None)),
+            None => {
+                let dir = self.store.file_dir();
+                let names = file_store::replicas(&dir, ns, agent)?;
+                Ok(names.iter().map(|r| self.file_status(agent, r)).collect())
+            }
+        }
+    }
+
+    /// Every replica of every agent in the namespace, read in three pipelined round trips
+    /// (a status view of thousands of agents).
+    pub async fn all(&self) -> Result<Vec<ReplicaStatus>, Error> {
+        let ns = &self.store.namespace;
+        match &self.redis {
+            Some(Ok(conn)) => {
+                let mut conn = conn.clone();
+                let agents: Vec<Name> = conn
+                    .members(&redis_store::agents_key(ns))
+                    .await?
+                    .iter()
+                    .filter_map(|a| Name::new(a).ok())
+                    .collect();
+                let replica_keys: Vec<String> = agents.iter().map(|a| redis_store::replicas_key(ns, a)).collect();
+                let members = conn.members_many(&replica_keys).await?;
+                let mut pairs = Vec::new();
+                for (agent, names) in agents.iter().zip(members) {
+                    pairs.extend(names.iter().filter_map(|n| Name::new(n).ok()).map(|r| (agent.clone(), r)));
+                }
+                let keys: Vec<String> = pairs.iter().map(|(a, r)| redis_store::record_key(ns, a, r)).collect();
+                let snaps = conn.read_many(&keys).await?;
+                Ok(pairs.iter().zip(snaps).map(|((a, r), s)| ReplicaStatus::from_snapshot(a, r, s)).collect())
+            }
+            Some(Err(e)) => Err(e.clone_message()),
+            None => {
+                let dir = self.store.file_dir();
+                let mut out = Vec::new();
+                for agent in file_store::agents(&dir, ns)? {
+                    for r in file_store::replicas(&dir, ns, &agent)? {
+                        out.push(self.file_status(&agent, &r));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Subscribes to the transitions of `agents` on NATS.
+    pub async fn subscribe(&self, agents: &[Name]) -> Result<Events, Error> {
+        let Some(nats) = &self.store.nats else {
+            return Err(Error::Config("no NATS configured (READY_SIGNAL_NATS_URL)".into()));
+        };
+        let client = events::connect(nats, CONNECT_TIMEOUT).await?;
+        let mut subscriptions = SelectAll::new();
+        for agent in agents {
+            let subject = events::agent_subject(&self.store.namespace, agent);
+            let sub = client
+                .subscribe(subject)
+                .await
+                .map_err(|e| Error::Nats { addr: nats.addr.clone(), message: e.to_string() })?;
+            subscriptions.push(sub);
+        }
+        // The subscriptions must be registered before the caller reads state, or a transition
+        // between the read and the subscription would be missed.
+        client.flush().await.map_err(|e| Error::Nats { addr: nats.addr.clone(), message: e.to_string() })?;
+        Ok(Events { _client: client, subscriptions })
+    }
+
+    fn file_status(&self, agent: &Name, replica: &Name) -> ReplicaStatus {
+        let path = file_store::record_path(&self.store.file_dir(), &self.store.namespace, agent, replica);
+        match file_store::read(&path) {
+            Ok(None) => ReplicaStatus::without_record(agent, replica, Observed::Dead, None),
+            Ok(Some(record)) => {
+                let now = crate::publisher::unix_ms();
+                ReplicaStatus::judge(agent, replica, &record, now, now.saturating_sub(record.beat_ms))
+            }
+            Err(e) => ReplicaStatus::without_record(agent, replica, Observed::Unknown, Some(e.to_string())),
+        }
+    }
+
+    /// Adds what the local record file says, when Redis cannot be read: the agent falls back to
+    /// it, and it tells the container's own probe whether the agent itself is still alive.
+    fn with_file_hint(&self, e: Error, agent: &Name, replica: Option<&Name>) -> Error {
+        let Error::Redis { addr, message } = e else { return e };
+        let replica = match replica {
+            Some(r) => r.clone(),
+            None => match file_store::replicas(&self.store.file_dir(), &self.store.namespace, agent) {
+                Ok(names) if names.len() == 1 => names[0].clone(),
+                _ => return Error::Redis { addr, message },
+            },
+        };
+        let status = self.file_status(agent, &replica);
+        if status.state == Observed::Dead && status.instance.is_none() {
+            return Error::Redis { addr, message };
+        }
+        let age = status.age.map(|a| format!(", beat {:.1}s ago", a.as_secs_f64())).unwrap_or_default();
+        Error::Redis { addr, message: format!("{message}; local record file says {}{age}", status.state) }
+    }
+}
+
+impl Error {
+    /// A copy of the error's message for reuse (I/O errors are not `Clone`).
+    fn clone_message(&self) -> Error {
+        match self {
+            Error::Redis { addr, message } => Error::Redis { addr: addr.clone(), message: message.clone() },
+            Error::Timeout { what, after } => Error::Timeout { what: what.clone(), after: *after },
+            other => Error::Config(other.to_string()),
+        }
+    }
+}

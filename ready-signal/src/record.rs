@@ -1,0 +1,332 @@
+//! The record an agent publishes, its states, and its encoding (see PROTOCOL.md).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Name};
+
+/// The version of the record and event formats this crate writes and reads.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest reason kept, in bytes; longer reasons are cut at a character boundary.
+pub const MAX_REASON_LEN: usize = 200;
+
+/// A state an agent publishes about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Started, not ready yet.
+    Starting,
+    /// Ready to do its work.
+    Ready,
+    /// Running but not ready, with a reason.
+    NotReady,
+    /// Shutting down.
+    Stopping,
+}
+
+impl State {
+    /// The wire spelling: `starting`, `ready`, `not-ready`, `stopping`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::NotReady => "not-ready",
+            State::Stopping => "stopping",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<State, String> {
+        match s {
+            "starting" => Ok(State::Starting),
+            "ready" => Ok(State::Ready),
+            "not-ready" => Ok(State::NotReady),
+            "stopping" => Ok(State::Stopping),
+            other => Err(format!("unknown state `{}`", other.chars().take(40).collect::<String>())),
+        }
+    }
+}
+
+/// What an observer concludes about one replica: the published state, or what its absence means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Observed {
+    /// Published `starting`, heartbeat fresh.
+    Starting,
+    /// Published `ready`, heartbeat fresh.
+    Ready,
+    /// Published `not-ready`, heartbeat fresh.
+    NotReady,
+    /// Published `stopping`.
+    Stopping,
+    /// The record exists but its heartbeat is late (the work loop may be stuck).
+    Stale,
+    /// No record: it expired or was never written.
+    Dead,
+    /// The store could not be read or the record is malformed; not the same as dead.
+    Unknown,
+}
+
+impl Observed {
+    /// The wire spelling of the state (`not-ready`, `stale`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observed::Starting => "starting",
+            Observed::Ready => "ready",
+            Observed::NotReady => "not-ready",
+            Observed::Stopping => "stopping",
+            Observed::Stale => "stale",
+            Observed::Dead => "dead",
+            Observed::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<State> for Observed {
+    fn from(s: State) -> Observed {
+        match s {
+            State::Starting => Observed::Starting,
+            State::Ready => Observed::Ready,
+            State::NotReady => Observed::NotReady,
+            State::Stopping => Observed::Stopping,
+        }
+    }
+}
+
+/// One replica's record, as stored in a Redis hash or a JSON file (PROTOCOL.md, "The record").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version, [`PROTOCOL_VERSION`].
+    pub v: u32,
+    /// The agent.
+    pub agent: String,
+    /// The replica of the agent.
+    pub replica: String,
+    /// Instance id of the writing process: `{start_ms:013}-{8 hex}`; ordered by start time.
+    pub instance: String,
+    /// The published state.
+    pub state: State,
+    /// Why (for `not-ready`); may be empty.
+    pub reason: String,
+    /// Process id of the writer, in its own PID namespace.
+    pub pid: u32,
+    /// Host name of the writer (the container id under Docker).
+    pub host: String,
+    /// Heartbeat interval the writer promised, in milliseconds.
+    pub interval_ms: u64,
+    /// Time to live of the record, in milliseconds.
+    pub ttl_ms: u64,
+    /// When the current state was entered, in the store's clock (Unix milliseconds).
+    pub since_ms: u64,
+    /// When the last heartbeat was written, in the store's clock (Unix milliseconds).
+    pub beat_ms: u64,
+    /// Writes by this instance, starting at 1.
+    pub seq: u64,
+}
+
+/// Decodes a record from the fields of a Redis hash (as returned by `HGETALL`).
+///
+/// Every field of PROTOCOL.md must be present and well formed; unknown fields are ignored so that
+/// later minor versions can add some. A record of a newer major version is refused.
+///
+/// ```
+/// let fields = [
+///     ("v", "1"), ("agent", "worker"), ("replica", "w1"), ("instance", "1732540000000-0a1b2c3d"),
+///     ("state", "ready"), ("reason", ""), ("pid", "7"), ("host", "w1"), ("interval_ms", "2000"),
+///     ("ttl_ms", "6000"), ("since_ms", "1732540000100"), ("beat_ms", "1732540004100"), ("seq", "3"),
+/// ];
+/// let record = ready_signal::decode_record(fields).unwrap();
+/// assert_eq!(record.state, ready_signal::State::Ready);
+/// ```
+pub fn decode_record<K, V>(fields: impl IntoIterator<Item = (K, V)>) -> Result<Record, String>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let map: HashMap<String, String> =
+        fields.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+    let get = |k: &str| map.get(k).map(String::as_str).ok_or_else(|| format!("field `{k}` is missing"));
+    let num = |k: &str| -> Result<u64, String> {
+        let raw = get(k)?;
+        raw.parse::<u64>().map_err(|_| format!("field `{k}` is not a whole number: `{}`", clip(raw, 40)))
+    };
+    let v = num("v")?;
+    if v != u64::from(PROTOCOL_VERSION) {
+        return Err(format!("format version {v} is not {PROTOCOL_VERSION}, the one this reader knows"));
+    }
+    let agent = get("agent")?;
+    let replica = get("replica")?;
+    Name::new(agent).map_err(|e| format!("field `agent`: {e}"))?;
+    Name::new(replica).map_err(|e| format!("field `replica`: {e}"))?;
+    let instance = get("instance")?;
+    check_instance(instance)?;
+    let state = get("state")?.parse::<State>().map_err(|e| format!("field `state`: {e}"))?;
+    let record = Record {
+        v: PROTOCOL_VERSION,
+        agent: agent.to_string(),
+        replica: replica.to_string(),
+        instance: instance.to_string(),
+        state,
+        reason: clip(get("reason")?, MAX_REASON_LEN),
+        pid: u32::try_from(num("pid")?).map_err(|_| "field `pid` is out of range".to_string())?,
+        host: clip(get("host")?, 255),
+        interval_ms: num("interval_ms")?,
+        ttl_ms: num("ttl_ms")?,
+        since_ms: num("since_ms")?,
+        beat_ms: num("beat_ms")?,
+        seq: num("seq")?,
+    };
+    if record.interval_ms == 0 || record.ttl_ms == 0 {
+        return Err("fields `interval_ms` and `ttl_ms` must be positive".into());
+    }
+    Ok(record)
+}
+
+/// Checks the instance id format `{13 digits}-{8 hex digits}`.
+pub(crate) fn check_instance(instance: &str) -> Result<(), String> {
+    let ok = instance.len() == 22
+        && instance.as_bytes()[13] == b'-'
+        && instance[..13].bytes().all(|b| b.is_ascii_digit())
+        && instance[14..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok { Ok(()) } else { Err(format!("field `instance` is not `{{13 digits}}-{{8 hex}}`: `{}`", clip(instance, 40))) }
+}
+
+impl Record {
+    /// Decodes a record file of the local-file backend (a JSON object with the same fields).
+    pub fn from_json(bytes: &[u8]) -> Result<Record, String> {
+        let value: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a JSON object: {e}"))?;
+        let fields = value.into_iter().map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        });
+        decode_record(fields)
+    }
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// An event published on NATS at every transition (PROTOCOL.md, "Events").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPayload {
+    /// Format version.
+    pub v: u32,
+    /// The agent.
+    pub agent: String,
+    /// The replica.
+    pub replica: String,
+    /// Instance id of the publisher.
+    pub instance: String,
+    /// The new state.
+    pub state: State,
+    /// Why, for `not-ready`.
+    #[serde(default)]
+    pub reason: String,
+    /// Publisher's wall clock, Unix milliseconds (informational only).
+    pub ts_ms: u64,
+}
+
+/// Ready-signal errors from decoding are reported with where the record came from.
+pub(crate) fn malformed(location: impl Into<String>, reason: String) -> Error {
+    Error::Malformed { location: location.into(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> Vec<(&'static str, String)> {
+        [
+            ("v", "1"),
+            ("agent", "worker"),
+            ("replica", "w1"),
+            ("instance", "1732540000000-0a1b2c3d"),
+            ("state", "not-ready"),
+            ("reason", "warming cache"),
+            ("pid", "7"),
+            ("host", "w1"),
+            ("interval_ms", "2000"),
+            ("ttl_ms", "6000"),
+            ("since_ms", "1732540000100"),
+            ("beat_ms", "1732540004100"),
+            ("seq", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn decodes_the_documented_fields() {
+        let r = decode_record(good()).unwrap();
+        assert_eq!(r.state, State::NotReady);
+        assert_eq!(r.reason, "warming cache");
+        assert_eq!(r.seq, 3);
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        for (field, value, expect) in [
+            ("v", "2", "format version 2"),
+            ("state", "sleeping", "unknown state `sleeping`"),
+            ("ttl_ms", "-1", "`ttl_ms` is not a whole number"),
+            ("instance", "x", "field `instance`"),
+            ("agent", "a:b", "field `agent`"),
+        ] {
+            let mut f = good();
+            f.retain(|(k, _)| *k != field);
+            f.push((field, value.to_string()));
+            let err = decode_record(f).unwrap_err();
+            assert!(err.contains(expect), "{field}={value}: {err}");
+        }
+        let mut f = good();
+        f.retain(|(k, _)| *k != "beat_ms");
+        assert_eq!(decode_record(f).unwrap_err(), "field `beat_ms` is missing");
+    }
+
+    #[test]
+    fn json_files_round_trip() {
+        let r = decode_record(good()).unwrap();
+        let json = serde_json::to_vec(&r).unwrap();
+        assert_eq!(Record::from_json(&json).unwrap(), r);
+        assert!(Record::from_json(b"[1]").unwrap_err().contains("not a JSON object"));
+    }
+
+    #[test]
+    fn clips_at_char_boundaries() {
+        assert_eq!(clip("ééé", 3), "é");
+        assert_eq!(clip("abc", 10), "abc");
+    }
+}
