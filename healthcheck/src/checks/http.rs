@@ -1,0 +1,214 @@
+//! `http://` and `https://`: the status must be in the accepted set, optionally the body must match.
+//!
+//! Redirects are followed only within the same host (a health endpoint that bounces to a login
+//! page elsewhere is not healthy), proxies from the environment are ignored for loopback, and the
+//! body is read only when a match is asked for, and then at most [`BODY_LIMIT`] bytes of it.
+
+use std::ops::RangeInclusive;
+
+use reqwest::redirect;
+use url::Url;
+
+use super::Progress;
+use super::redis::truncate;
+use crate::net::TlsOptions;
+use crate::target::Options;
+
+/// How much of a body is searched for `body=`; a huge body must not cost the probe memory.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// At most this many same-host redirects are followed.
+const MAX_REDIRECTS: usize = 5;
+
+/// A validated `http://` or `https://` target.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpTarget {
+    url: Url,
+    accept: StatusSet,
+    body: Option<String>,
+    tls: TlsOptions,
+}
+
+/// Accepted status codes, such as `200-299` or `200,204,301-302`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StatusSet(Vec<RangeInclusive<u16>>);
+
+impl StatusSet {
+    pub(crate) fn parse(s: &str) -> Result<StatusSet, String> {
+        let mut ranges = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let code = |c: &str| match c.trim().parse::<u16>() {
+                Ok(n) if (100..=599).contains(&n) => Ok(n),
+                _ => Err(format!("option `status`: `{c}` is not an HTTP status (100-599)")),
+            };
+            let range = match part.split_once('-') {
+                Some((lo, hi)) => code(lo)?..=code(hi)?,
+                None => code(part)?..=code(part)?,
+            };
+            if range.is_empty() {
+                return Err(format!("option `status`: `{part}` is an empty range"));
+            }
+            ranges.push(range);
+        }
+        Ok(StatusSet(ranges))
+    }
+
+    fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|r| r.contains(&status))
+    }
+}
+
+impl HttpTarget {
+    pub(crate) fn from_url(url: &Url, opts: &mut Options) -> Result<HttpTarget, String> {
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("no host".into());
+        }
+        let accept = match opts.take("status")? {
+            Some(s) => StatusSet::parse(&s)?,
+            None => StatusSet(vec![200..=299]),
+        };
+        let body = opts.take("body")?;
+        if body.as_deref() == Some("") {
+            return Err("option `body` is empty".into());
+        }
+        let tls = TlsOptions {
+            ca_file: opts.take_path("ca_file")?,
+            server_name: None,
+            insecure: opts.take_bool("insecure")?,
+        };
+        if url.scheme() == "http" && (tls.ca_file.is_some() || tls.insecure) {
+            return Err("tls options need the https:// scheme".into());
+        }
+        // The remaining query belongs to the endpoint, not to us: our options are removed from it.
+        let mut url = url.clone();
+        let keep: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !matches!(k.as_ref(), "status" | "body" | "ca_file" | "insecure"))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !keep.is_empty() {
+            url.query_pairs_mut().extend_pairs(keep);
+        }
+        opts.pass_through();
+        Ok(HttpTarget { url, accept, body, tls })
+    }
+}
+
+pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<String>, String> {
+    let origin = (t.url.host_str().map(str::to_owned), t.url.port_or_known_default());
+    let policy = redirect::Policy::custom(move |attempt| {
+        let same = (attempt.url().host_str().map(str::to_owned), attempt.url().port_or_known_default()) == origin;
+        if !same {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("more than 5 redirects (a redirect loop?)")
+        } else {
+            attempt.follow()
+        }
+    });
+    let mut builder = reqwest::Client::builder()
+        .redirect(policy)
+        .user_agent(concat!("healthcheck/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(0)
+        // Roots are ours (below, https only): parsing reqwest's copy would cost every probe.
+        .tls_built_in_root_certs(false);
+    if is_loopback(&t.url) {
+        builder = builder.no_proxy();
+    }
+    if t.url.scheme() == "https" {
+        builder = builder.use_preconfigured_tls(t.tls.client_config()?);
+    }
+    let client = builder.build().map_err(|e| format!("http client: {}", chain(&e)))?;
+
+    progress.set("waiting for response");
+    let mut response = client.get(t.url.clone()).send().await.map_err(|e| chain(&e))?;
+    let status = response.status();
+    if !t.accept.contains(status.as_u16()) {
+        let mut reason = format!("status {}", status.as_u16());
+        if status.is_redirection() {
+            if let Some(to) = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) {
+                reason.push_str(&format!(" redirect to {} not followed (other host)", truncate(to, 120)));
+            }
+        }
+        return Err(reason);
+    }
+    let Some(needle) = &t.body else { return Ok(Some(format!("status {}", status.as_u16()))) };
+
+    progress.set("reading body");
+    let mut body = Vec::new();
+    while body.len() < BODY_LIMIT {
+        match response.chunk().await.map_err(|e| format!("reading body: {}", chain(&e)))? {
+            Some(chunk) => {
+                body.extend_from_slice(&chunk);
+                if contains(&body, needle.as_bytes()) {
+                    return Ok(Some(format!("status {}, body matched", status.as_u16())));
+                }
+            }
+            None => break,
+        }
+    }
+    let read = if body.len() >= BODY_LIMIT { " in the first 1 MiB" } else { "" };
+    Err(format!("status {} but body does not contain `{}`{read}", status.as_u16(), truncate(needle, 80)))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+/// A reqwest error as one line: its causes, without the URL (which may carry credentials).
+fn chain(e: &reqwest::Error) -> String {
+    if e.is_redirect() {
+        if let Some(src) = std::error::Error::source(e) {
+            return src.to_string();
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        let text = match text.find(" (os error") {
+            Some(i) => text[..i].to_lowercase(),
+            None => text,
+        };
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    if parts.is_empty() {
+        return truncate(&e.to_string(), 300);
+    }
+    // The innermost causes are the informative ones ("connection refused").
+    truncate(&parts[parts.len().saturating_sub(2)..].join(": "), 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_sets_parse_lists_and_ranges() {
+        let s = StatusSet::parse("200,204,301-302").unwrap();
+        assert!(s.contains(204) && s.contains(302) && !s.contains(201));
+        assert!(StatusSet::parse("299-200").unwrap_err().contains("empty range"));
+        assert!(StatusSet::parse("abc").unwrap_err().contains("`abc`"));
+        assert!(StatusSet::parse("700").is_err());
+    }
+
+    #[test]
+    fn our_options_are_not_sent_to_the_endpoint() {
+        let t = crate::Target::parse_with("http://h/health?full=1&status=200&body=ok", &|_| None).unwrap();
+        let crate::target::Kind::Http(h) = &t.kind else { panic!("not http") };
+        assert_eq!(h.url.as_str(), "http://h/health?full=1");
+    }
+}

@@ -1,0 +1,219 @@
+//! `ready://AGENT[,AGENT...]`: agents' own ready signals, read through the `ready-signal` crate.
+//!
+//! A port that accepts says nothing about whether an agent is ready or whether its work loop still
+//! moves; the agent's record does. The wire format lives only in `ready-signal`; this module
+//! decides what the records mean for a verdict:
+//! - `replica=NAME` (or `self`, this container's replica name): that replica must be ready and fresh;
+//! - otherwise at least `min` (default 1) replicas of each agent must be ready and fresh.
+
+use ready_signal::{Name, Observed, Observer, ReplicaStatus, StoreConfig};
+use url::Url;
+
+use super::Progress;
+use crate::target::Options;
+
+/// A validated `ready://` target.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadyTarget {
+    pub(crate) agents: Vec<Name>,
+    which: Which,
+    namespace: Option<Name>,
+}
+
+/// Which replicas of each agent must be ready.
+#[derive(Debug, Clone)]
+enum Which {
+    /// At least this many of the agent's replicas.
+    AtLeast(usize),
+    /// This one replica.
+    Replica(Name),
+}
+
+impl ReadyTarget {
+    pub(crate) fn from_url(
+        url: &Url,
+        opts: &mut Options,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ReadyTarget, String> {
+        if url.port().is_some() || !url.username().is_empty() || !matches!(url.path(), "" | "/") {
+            return Err("write ready://AGENT[,AGENT...]?options (no port, user or path)".into());
+        }
+        let list = url.host_str().unwrap_or_default();
+        if list.is_empty() {
+            return Err("no agent name: write ready://AGENT".into());
+        }
+        let mut agents = Vec::new();
+        for raw in list.split(',') {
+            let name = Name::new(raw).map_err(|e| format!("agent `{raw}`: {e}"))?;
+            if !agents.contains(&name) {
+                agents.push(name);
+            }
+        }
+        let min = opts.take("min")?;
+        let replica = opts.take("replica")?;
+        let which = match (min, replica) {
+            (Some(_), Some(_)) => return Err("give either `min` or `replica`, not both".into()),
+            (Some(m), None) => match m.parse::<usize>() {
+                Ok(n) if n >= 1 => Which::AtLeast(n),
+                _ => return Err(format!("option `min` must be a whole number of at least 1, not `{m}`")),
+            },
+            (None, Some(r)) if r == "self" => {
+                let own = env("READY_SIGNAL_REPLICA").filter(|r| !r.is_empty()).or_else(hostname);
+                let own = own.ok_or("replica=self: READY_SIGNAL_REPLICA is not set and the hostname is unknown")?;
+                Which::Replica(Name::new(&own).map_err(|e| format!("replica=self (`{own}`): {e}"))?)
+            }
+            (None, Some(r)) => Which::Replica(Name::new(&r).map_err(|e| format!("replica `{r}`: {e}"))?),
+            (None, None) => Which::AtLeast(1),
+        };
+        let namespace = match opts.take("namespace")? {
+            Some(ns) => Some(Name::new(&ns).map_err(|e| format!("namespace `{ns}`: {e}"))?),
+            None => None,
+        };
+        Ok(ReadyTarget { agents, which, namespace })
+    }
+
+    /// The store these agents publish to: the environment, with this target's namespace.
+    pub(crate) fn store(&self) -> Result<StoreConfig, String> {
+        let store = StoreConfig::from_env().map_err(|e| e.to_string())?;
+        Ok(match &self.namespace {
+            Some(ns) => store.namespace(ns.clone()),
+            None => store,
+        })
+    }
+}
+
+/// The container's host name, which Docker sets to the container id (the default replica name).
+fn hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, String> {
+    let store = t.store()?;
+    progress.set("connecting to the ready-signal store");
+    let observer = Observer::connect(&store).await.map_err(|e| format!("unknown: {e}"))?;
+    progress.set("reading ready records");
+    let mut details = Vec::new();
+    let mut problems = Vec::new();
+    for agent in &t.agents {
+        let verdict = match &t.which {
+            Which::Replica(replica) => match observer.replica(agent, replica).await {
+                Ok(status) => judge_one(&status),
+                Err(e) => Err(format!("{agent}: unknown: {e}")),
+            },
+            Which::AtLeast(min) => match observer.replicas(agent).await {
+                Ok(all) => judge_quorum(agent, &all, *min),
+                Err(e) => Err(format!("{agent}: unknown: {e}")),
+            },
+        };
+        match verdict {
+            Ok(d) => details.push(d),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() { Ok(Some(details.join(", "))) } else { Err(problems.join(", ")) }
+}
+
+/// One replica: ready and fresh, or the state, reason and age that say why not.
+fn judge_one(s: &ReplicaStatus) -> Result<String, String> {
+    if s.state == Observed::Ready {
+        Ok(format!("{} ready{}", s.agent, beat(s)))
+    } else {
+        Err(describe(s))
+    }
+}
+
+/// At least `min` replicas of `agent` ready; the others are described.
+fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<String, String> {
+    let ready = all.iter().filter(|s| s.state == Observed::Ready).count();
+    if ready >= min {
+        return Ok(match all {
+            [one] => format!("{agent} ready{}", beat(one)),
+            _ => format!("{agent} {ready}/{} replicas ready", all.len()),
+        });
+    }
+    if all.is_empty() {
+        return Err(format!("{agent}: dead (no record)"));
+    }
+    if let ([one], 1) = (all, min) {
+        return Err(describe(one));
+    }
+    let others: Vec<String> = all.iter().filter(|s| s.state != Observed::Ready).map(describe_replica).collect();
+    Err(format!("{agent}: {ready} of {} replicas ready, need {min} ({})", all.len(), others.join("; ")))
+}
+
+fn beat(s: &ReplicaStatus) -> String {
+    s.age.map(|a| format!(", beat {} ago", secs(a))).unwrap_or_default()
+}
+
+fn describe(s: &ReplicaStatus) -> String {
+    format!("{}: {}", s.agent, state_text(s))
+}
+
+fn describe_replica(s: &ReplicaStatus) -> String {
+    format!("{} {}", s.replica, state_text(s))
+}
+
+/// `not-ready (warming cache) for 3.2s`, `stale, last beat 7.1s ago`, `dead (no record)`.
+fn state_text(s: &ReplicaStatus) -> String {
+    let reason = s.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default();
+    match s.state {
+        Observed::Ready => format!("ready{}", beat(s)),
+        Observed::Stale => match s.age {
+            Some(a) => format!("stale, last beat {} ago", secs(a)),
+            None => "stale".into(),
+        },
+        Observed::Dead => "dead (no record)".into(),
+        Observed::Unknown => format!("unknown{reason}"),
+        other => {
+            let since = s.since.map(|d| format!(" for {}", secs(d))).unwrap_or_default();
+            format!("{}{reason}{since}", observed_name(other))
+        }
+    }
+}
+
+fn observed_name(o: Observed) -> &'static str {
+    match o {
+        Observed::Starting => "starting",
+        Observed::Ready => "ready",
+        Observed::NotReady => "not-ready",
+        Observed::Stopping => "stopping",
+        Observed::Stale => "stale",
+        Observed::Dead => "dead",
+        _ => "unknown",
+    }
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Target;
+
+    fn parse(s: &str) -> Result<Target, String> {
+        let env = |n: &str| (n == "READY_SIGNAL_REPLICA").then(|| "worker-7".to_string());
+        Target::parse_with(s, &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn grammar_accepts_lists_quorum_and_self() {
+        assert!(parse("ready://worker").is_ok());
+        assert!(parse("ready://a,b?min=2").is_ok());
+        assert!(parse("ready://a?replica=self").is_ok());
+        assert!(parse("ready://a?namespace=prod").is_ok());
+    }
+
+    #[test]
+    fn grammar_rejects_bad_names_and_options() {
+        assert!(parse("ready://a?min=0").unwrap_err().contains("at least 1"));
+        assert!(parse("ready://a?min=2&replica=x").unwrap_err().contains("not both"));
+        assert!(parse("ready://a:4222").unwrap_err().contains("no port"));
+        assert!(parse("ready://a?namespace=x.y").unwrap_err().contains("namespace `x.y`"));
+        assert!(parse("ready://").is_err());
+    }
+}

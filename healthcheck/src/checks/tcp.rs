@@ -1,0 +1,35 @@
+//! `tcp://host:port`: the weakest check, that a connection is accepted.
+//!
+//! Kept for services that speak nothing else we know; prefer a protocol check where one exists
+//! (a bare port probe is what made the field's stacks lie).
+
+use url::Url;
+
+use super::Progress;
+use crate::net;
+use crate::target::{Options, host_port};
+
+/// A validated `tcp://` target.
+#[derive(Debug, Clone)]
+pub(crate) struct TcpTarget {
+    host: String,
+    port: u16,
+}
+
+impl TcpTarget {
+    pub(crate) fn from_url(url: &Url, _opts: &mut Options) -> Result<TcpTarget, String> {
+        if url.port().is_none() {
+            return Err("tcp targets need a port: tcp://host:port".into());
+        }
+        if !matches!(url.path(), "" | "/") {
+            return Err(format!("tcp targets take no path (got `{}`)", url.path()));
+        }
+        let (host, port) = host_port(url, 0)?;
+        Ok(TcpTarget { host, port })
+    }
+}
+
+pub(crate) async fn check(t: &TcpTarget, progress: &Progress) -> Result<Option<String>, String> {
+    net::connect(&t.host, t.port, progress).await?;
+    Ok(None)
+}

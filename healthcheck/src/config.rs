@@ -1,0 +1,301 @@
+//! Raw flags ([`Cli`]) and the validated [`Config`] built from them, the environment and a TOML file.
+//!
+//! An image can bake `HEALTHCHECK ["CMD", "/healthcheck"]` and let users choose targets with
+//! `HEALTHCHECK_TARGETS` or `HEALTHCHECK_CONFIG`, with no shell anywhere. Every problem found is
+//! reported at once, each naming where it came from (argument, variable or file and index).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::target::Target;
+
+/// The probe's deadline when none is given. Below Kubernetes' default `timeoutSeconds` (1 s), so
+/// the probe gives its own reason before the kubelet kills it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(900);
+
+/// How long `wait` waits by default.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const TARGET_HELP: &str = "\
+Targets (URLs; options in the query string, documented in the README):
+  redis://[user[:password]@]host[:port][/db]   ?role=master|replica password_file=PATH db=N
+  rediss://...                                  ?ca_file=PATH server_name=NAME insecure=true
+  nats://[user[:password]@|token@]host[:port]  ?jetstream=true password_file= token_file= nkey_file= creds_file=
+  tls://...                                     NATS over TLS: ?ca_file=PATH insecure=true
+  http(s)://host[:port]/path                    ?status=200-299,301 body=TEXT ca_file=PATH insecure=true
+  tcp://host:port
+  ready://AGENT[,AGENT...]                      ?min=N replica=NAME|self namespace=NS
+${NAME} and ${NAME:-default} are expanded from the environment.
+Environment: HEALTHCHECK_TARGETS, HEALTHCHECK_CONFIG, HEALTHCHECK_TIMEOUT; REDIS_PASSWORD[_FILE],
+NATS_TOKEN[_FILE], NATS_USER, NATS_PASSWORD[_FILE]; READY_SIGNAL_* for ready:// targets.
+Exit status: 0 if every target is healthy, 1 otherwise (never 2).";
+
+/// Command-line flags, as typed.
+#[derive(Debug, Parser)]
+#[command(name = "healthcheck", version, about = "Probe Redis, NATS, HTTP(S), TCP and agents' ready signals; exit 0 if all are healthy, 1 if not",
+    args_conflicts_with_subcommands = true, after_help = TARGET_HELP)]
+pub struct Cli {
+    /// `wait` or `install`; without one, probe once.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of a one-shot probe.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Flags of a one-shot probe.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Overall deadline covering DNS, connect, TLS and protocol for all targets [default: 900ms]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Output format
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// TOML file with `targets = [...]`, `timeout` and `format` [env: HEALTHCHECK_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Targets to check (or HEALTHCHECK_TARGETS, whitespace-separated)
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Wait until every target is healthy, then exec CMD (or exit 0)
+    Wait(WaitArgs),
+    /// Copy healthcheck and ready-signal into DIR (for an init container filling a shared volume)
+    Install {
+        /// Directory to copy the binaries into (created if missing)
+        dir: PathBuf,
+    },
+}
+
+/// Flags of `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Give up after this long [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// TOML file with targets [env: HEALTHCHECK_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Targets to wait for
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Command to exec once every target is healthy
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Output format of a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One line: the verdict, then each target with its latency or reason.
+    #[default]
+    Text,
+    /// One compact JSON object.
+    Json,
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    timeout: Option<String>,
+    format: Option<Format>,
+    #[serde(default)]
+    targets: Vec<String>,
+}
+
+/// Validated configuration of one probe or wait.
+#[derive(Debug)]
+pub struct Config {
+    /// What to check, at least one.
+    pub targets: Vec<Target>,
+    /// The overall deadline.
+    pub timeout: Duration,
+    /// How to print the verdict.
+    pub format: Format,
+}
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Default)]
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn into_result<T>(self, value: T) -> Result<T, String> {
+        if self.0.is_empty() { Ok(value) } else { Err(self.0.join("; ")) }
+    }
+}
+
+impl Config {
+    /// Builds the configuration of a one-shot probe from flags and the real environment.
+    pub fn from_probe_args(args: &ProbeArgs) -> Result<Config, String> {
+        let env = |n: &str| std::env::var(n).ok();
+        Config::build(&args.targets, args.timeout.as_deref(), args.format, args.config.as_deref(), DEFAULT_TIMEOUT, &env)
+    }
+
+    /// Builds the configuration of `wait` from flags and the real environment.
+    pub fn from_wait_args(args: &WaitArgs) -> Result<Config, String> {
+        let env = |n: &str| std::env::var(n).ok();
+        Config::build(&args.targets, args.timeout.as_deref(), None, args.config.as_deref(), DEFAULT_WAIT_TIMEOUT, &env)
+    }
+
+    /// Merges the sources: targets from arguments if any were given, else from the config file and
+    /// `HEALTHCHECK_TARGETS`; the timeout from the flag, else `HEALTHCHECK_TIMEOUT`, else the file.
+    fn build(
+        arg_targets: &[String],
+        arg_timeout: Option<&str>,
+        arg_format: Option<Format>,
+        arg_config: Option<&Path>,
+        default_timeout: Duration,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, String> {
+        let mut errors = Errors::default();
+        let config_path = arg_config.map(Path::to_path_buf).or_else(|| env("HEALTHCHECK_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+        let file = match &config_path {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+
+        let mut targets = Vec::new();
+        let mut parse = |raw: &str, place: String| match Target::parse_with(raw, env) {
+            Ok(t) => targets.push(t),
+            Err(e) => errors.0.push(format!("{place}: {e}")),
+        };
+        if !arg_targets.is_empty() {
+            for (i, raw) in arg_targets.iter().enumerate() {
+                parse(raw, format!("target {}", i + 1));
+            }
+        } else {
+            if let Some(path) = &config_path {
+                for (i, raw) in file.targets.iter().enumerate() {
+                    parse(raw, format!("{} targets[{i}]", path.display()));
+                }
+            }
+            if let Some(list) = env("HEALTHCHECK_TARGETS") {
+                for (i, raw) in list.split_whitespace().enumerate() {
+                    parse(raw, format!("HEALTHCHECK_TARGETS item {}", i + 1));
+                }
+            }
+        }
+        if targets.is_empty() && errors.0.is_empty() {
+            errors.0.push("no targets: give TARGET arguments, HEALTHCHECK_TARGETS or a config file (--config, HEALTHCHECK_CONFIG)".into());
+        }
+
+        let timeout = match (arg_timeout, env("HEALTHCHECK_TIMEOUT").filter(|s| !s.is_empty()), &file.timeout) {
+            (Some(t), _, _) => parse_timeout(t, "--timeout"),
+            (None, Some(t), _) => parse_timeout(&t, "HEALTHCHECK_TIMEOUT"),
+            (None, None, Some(t)) => parse_timeout(t, &format!("{} timeout", config_path.as_deref().unwrap_or(Path::new("config")).display())),
+            (None, None, None) => Ok(default_timeout),
+        };
+        let timeout = timeout.unwrap_or_else(|e| {
+            errors.0.push(e);
+            default_timeout
+        });
+        let format = arg_format.or(file.format).unwrap_or_default();
+        errors.into_result(Config { targets, timeout, format })
+    }
+}
+
+fn read_config(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {}", path.display(), crate::secret::io_reason(&e)))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message spans lines (it quotes the offending line); keep the output to one.
+        let msg = e.message().to_string();
+        let at = e.span().map(|s| line_col(&text, s.start)).map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+        format!("config {}{at}: {msg}", path.display())
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// `2s`, `500ms`, `1m`, or a bare number of seconds (`5`, as Docker and Kubernetes write them).
+pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("{place}: `{s}` is out of range")),
+        Err(_) => humantime::parse_duration(s).map_err(|e| format!("{place}: `{s}` is not a duration ({e}); write e.g. 2s or 500ms"))?,
+    };
+    if d.is_zero() {
+        return Err(format!("{place}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(args: &[&str], vars: &[(&str, &str)], config: Option<&Path>) -> Result<Config, String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Config::build(&args, None, None, config, DEFAULT_TIMEOUT, &env)
+    }
+
+    #[test]
+    fn targets_from_environment_when_no_arguments() {
+        let c = build(&[], &[("HEALTHCHECK_TARGETS", " redis://a:1 \n tcp://b:2 "), ("HEALTHCHECK_TIMEOUT", "3s")], None).unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn arguments_override_environment_targets() {
+        let c = build(&["tcp://x:1"], &[("HEALTHCHECK_TARGETS", "redis://a:1")], None).unwrap();
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].to_string(), "tcp://x:1");
+    }
+
+    #[test]
+    fn every_bad_target_is_reported_with_its_place() {
+        let e = build(&["tcp://x:1", "bogus://y", "tcp://z"], &[], None).unwrap_err();
+        assert!(e.contains("target 2: bogus://y: unknown scheme"), "{e}");
+        assert!(e.contains("target 3: tcp://z: tcp targets need a port"), "{e}");
+    }
+
+    #[test]
+    fn config_file_targets_timeout_and_errors_with_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "timeout = \"250ms\"\nformat = \"json\"\ntargets = [\"tcp://a:1\", \"redis://b\"]\n").unwrap();
+        let c = build(&[], &[], Some(&good)).unwrap();
+        assert_eq!((c.targets.len(), c.timeout, c.format), (2, Duration::from_millis(250), Format::Json));
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "targets = [\"tcp://a:1\"]\ntimout = \"1s\"\n").unwrap();
+        let e = build(&[], &[], Some(&bad)).unwrap_err();
+        assert!(e.contains("bad.toml at line 2 column 1") && e.contains("timout"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+
+        let e = build(&[], &[], Some(Path::new("/nonexistent/hc.toml"))).unwrap_err();
+        assert!(e.contains("cannot read config /nonexistent/hc.toml"), "{e}");
+    }
+
+    #[test]
+    fn no_targets_anywhere_is_an_error() {
+        assert!(build(&[], &[], None).unwrap_err().contains("no targets"));
+    }
+
+    #[test]
+    fn timeouts_parse_with_units_or_seconds() {
+        assert_eq!(parse_timeout("1.5", "t").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_timeout("250ms", "t").unwrap(), Duration::from_millis(250));
+        assert!(parse_timeout("0", "t").unwrap_err().contains("more than zero"));
+        assert!(parse_timeout("soon", "--timeout").unwrap_err().starts_with("--timeout: `soon`"));
+    }
+}
