@@ -130,7 +130,11 @@ struct Errors(Vec<String>);
 
 impl Errors {
     fn into_result<T>(self, value: T) -> Result<T, String> {
-        if self.0.is_empty() { Ok(value) } else { Err(self.0.join("; ")) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0.join("; "))
+        }
     }
 }
 
@@ -138,13 +142,27 @@ impl Config {
     /// Builds the configuration of a one-shot probe from flags and the real environment.
     pub fn from_probe_args(args: &ProbeArgs) -> Result<Config, String> {
         let env = |n: &str| std::env::var(n).ok();
-        Config::build(&args.targets, args.timeout.as_deref(), args.format, args.config.as_deref(), DEFAULT_TIMEOUT, &env)
+        Config::build(
+            &args.targets,
+            args.timeout.as_deref(),
+            args.format,
+            args.config.as_deref(),
+            DEFAULT_TIMEOUT,
+            &env,
+        )
     }
 
     /// Builds the configuration of `wait` from flags and the real environment.
     pub fn from_wait_args(args: &WaitArgs) -> Result<Config, String> {
         let env = |n: &str| std::env::var(n).ok();
-        Config::build(&args.targets, args.timeout.as_deref(), None, args.config.as_deref(), DEFAULT_WAIT_TIMEOUT, &env)
+        Config::build(
+            &args.targets,
+            args.timeout.as_deref(),
+            None,
+            args.config.as_deref(),
+            DEFAULT_WAIT_TIMEOUT,
+            &env,
+        )
     }
 
     /// Merges the sources: targets from arguments if any were given, else from the config file and
@@ -158,7 +176,11 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, String> {
         let mut errors = Errors::default();
-        let config_path = arg_config.map(Path::to_path_buf).or_else(|| env("HEALTHCHECK_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+        let config_path = arg_config.map(Path::to_path_buf).or_else(|| {
+            env("HEALTHCHECK_CONFIG")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
         let file = match &config_path {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
@@ -189,10 +211,23 @@ impl Config {
             errors.0.push("no targets: give TARGET arguments, HEALTHCHECK_TARGETS or a config file (--config, HEALTHCHECK_CONFIG)".into());
         }
 
-        let timeout = match (arg_timeout, env("HEALTHCHECK_TIMEOUT").filter(|s| !s.is_empty()), &file.timeout) {
+        let timeout = match (
+            arg_timeout,
+            env("HEALTHCHECK_TIMEOUT").filter(|s| !s.is_empty()),
+            &file.timeout,
+        ) {
             (Some(t), _, _) => parse_timeout(t, "--timeout"),
             (None, Some(t), _) => parse_timeout(&t, "HEALTHCHECK_TIMEOUT"),
-            (None, None, Some(t)) => parse_timeout(t, &format!("{} timeout", config_path.as_deref().unwrap_or(Path::new("config")).display())),
+            (None, None, Some(t)) => parse_timeout(
+                t,
+                &format!(
+                    "{} timeout",
+                    config_path
+                        .as_deref()
+                        .unwrap_or(Path::new("config"))
+                        .display()
+                ),
+            ),
             (None, None, None) => Ok(default_timeout),
         };
         let timeout = timeout.unwrap_or_else(|e| {
@@ -200,17 +235,30 @@ impl Config {
             default_timeout
         });
         let format = arg_format.or(file.format).unwrap_or_default();
-        errors.into_result(Config { targets, timeout, format })
+        errors.into_result(Config {
+            targets,
+            timeout,
+            format,
+        })
     }
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config {}: {}", path.display(), crate::secret::io_reason(&e)))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read config {}: {}",
+            path.display(),
+            crate::secret::io_reason(&e)
+        )
+    })?;
     toml::from_str(&text).map_err(|e| {
         // toml's message spans lines (it quotes the offending line); keep the output to one.
         let msg = e.message().to_string();
-        let at = e.span().map(|s| line_col(&text, s.start)).map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+        let at = e
+            .span()
+            .map(|s| line_col(&text, s.start))
+            .map(|(l, c)| format!(" at line {l} column {c}"))
+            .unwrap_or_default();
         format!("config {}{at}: {msg}", path.display())
     })
 }
@@ -226,9 +274,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, String> {
     let s = s.trim();
     let d = match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
+        Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
         Ok(_) => return Err(format!("{place}: `{s}` is out of range")),
-        Err(_) => humantime::parse_duration(s).map_err(|e| format!("{place}: `{s}` is not a duration ({e}); write e.g. 2s or 500ms"))?,
+        Err(_) => humantime::parse_duration(s).map_err(|e| {
+            format!("{place}: `{s}` is not a duration ({e}); write e.g. 2s or 500ms")
+        })?,
     };
     if d.is_zero() {
         return Err(format!("{place}: must be more than zero"));
@@ -240,8 +290,15 @@ pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    fn build(args: &[&str], vars: &[(&str, &str)], config: Option<&Path>) -> Result<Config, String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn build(
+        args: &[&str],
+        vars: &[(&str, &str)],
+        config: Option<&Path>,
+    ) -> Result<Config, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let env = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         Config::build(&args, None, None, config, DEFAULT_TIMEOUT, &env)
@@ -249,14 +306,27 @@ mod tests {
 
     #[test]
     fn targets_from_environment_when_no_arguments() {
-        let c = build(&[], &[("HEALTHCHECK_TARGETS", " redis://a:1 \n tcp://b:2 "), ("HEALTHCHECK_TIMEOUT", "3s")], None).unwrap();
+        let c = build(
+            &[],
+            &[
+                ("HEALTHCHECK_TARGETS", " redis://a:1 \n tcp://b:2 "),
+                ("HEALTHCHECK_TIMEOUT", "3s"),
+            ],
+            None,
+        )
+        .unwrap();
         assert_eq!(c.targets.len(), 2);
         assert_eq!(c.timeout, Duration::from_secs(3));
     }
 
     #[test]
     fn arguments_override_environment_targets() {
-        let c = build(&["tcp://x:1"], &[("HEALTHCHECK_TARGETS", "redis://a:1")], None).unwrap();
+        let c = build(
+            &["tcp://x:1"],
+            &[("HEALTHCHECK_TARGETS", "redis://a:1")],
+            None,
+        )
+        .unwrap();
         assert_eq!(c.targets.len(), 1);
         assert_eq!(c.targets[0].to_string(), "tcp://x:1");
     }
@@ -265,21 +335,34 @@ mod tests {
     fn every_bad_target_is_reported_with_its_place() {
         let e = build(&["tcp://x:1", "bogus://y", "tcp://z"], &[], None).unwrap_err();
         assert!(e.contains("target 2: bogus://y: unknown scheme"), "{e}");
-        assert!(e.contains("target 3: tcp://z: tcp targets need a port"), "{e}");
+        assert!(
+            e.contains("target 3: tcp://z: tcp targets need a port"),
+            "{e}"
+        );
     }
 
     #[test]
     fn config_file_targets_timeout_and_errors_with_line() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.toml");
-        std::fs::write(&good, "timeout = \"250ms\"\nformat = \"json\"\ntargets = [\"tcp://a:1\", \"redis://b\"]\n").unwrap();
+        std::fs::write(
+            &good,
+            "timeout = \"250ms\"\nformat = \"json\"\ntargets = [\"tcp://a:1\", \"redis://b\"]\n",
+        )
+        .unwrap();
         let c = build(&[], &[], Some(&good)).unwrap();
-        assert_eq!((c.targets.len(), c.timeout, c.format), (2, Duration::from_millis(250), Format::Json));
+        assert_eq!(
+            (c.targets.len(), c.timeout, c.format),
+            (2, Duration::from_millis(250), Format::Json)
+        );
 
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "targets = [\"tcp://a:1\"]\ntimout = \"1s\"\n").unwrap();
         let e = build(&[], &[], Some(&bad)).unwrap_err();
-        assert!(e.contains("bad.toml at line 2 column 1") && e.contains("timout"), "{e}");
+        assert!(
+            e.contains("bad.toml at line 2 column 1") && e.contains("timout"),
+            "{e}"
+        );
         assert!(!e.contains('\n'), "{e}");
 
         let e = build(&[], &[], Some(Path::new("/nonexistent/hc.toml"))).unwrap_err();
@@ -293,9 +376,23 @@ mod tests {
 
     #[test]
     fn timeouts_parse_with_units_or_seconds() {
-        assert_eq!(parse_timeout("1.5", "t").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_timeout("250ms", "t").unwrap(), Duration::from_millis(250));
-        assert!(parse_timeout("0", "t").unwrap_err().contains("more than zero"));
-        assert!(parse_timeout("soon", "--timeout").unwrap_err().starts_with("--timeout: `soon`"));
+        assert_eq!(
+            parse_timeout("1.5", "t").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_timeout("250ms", "t").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(
+            parse_timeout("0", "t")
+                .unwrap_err()
+                .contains("more than zero")
+        );
+        assert!(
+            parse_timeout("soon", "--timeout")
+                .unwrap_err()
+                .starts_with("--timeout: `soon`")
+        );
     }
 }

@@ -32,7 +32,12 @@ pub fn install(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 fn copy_executable(from: &Path, to: &Path) -> io::Result<PathBuf> {
     let tmp = to.with_extension("tmp-install");
-    fs::copy(from, &tmp).map_err(|e| io::Error::new(e.kind(), format!("copy {} to {}: {e}", from.display(), tmp.display())))?;
+    fs::copy(from, &tmp).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("copy {} to {}: {e}", from.display(), tmp.display()),
+        )
+    })?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
     fs::rename(&tmp, to)?;
     Ok(to.to_path_buf())

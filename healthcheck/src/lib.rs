@@ -48,18 +48,39 @@ pub async fn probe(targets: &[Target], timeout: Duration) -> Report {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let outcomes = join_all(targets.iter().map(|t| check_until(t, deadline, timeout))).await;
-    Report { outcomes, elapsed: started.elapsed() }
+    Report {
+        outcomes,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Checks one target, giving up at `deadline` (`timeout` is only for the message).
-pub(crate) async fn check_until(target: &Target, deadline: tokio::time::Instant, timeout: Duration) -> Outcome {
+pub(crate) async fn check_until(
+    target: &Target,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Outcome {
     let progress = checks::Progress::new();
     let began = Instant::now();
-    let (result, timed_out) = match tokio::time::timeout_at(deadline, checks::run(&target.kind, &progress)).await {
-        Ok(result) => (result, false),
-        Err(_) => (Err(format!("timed out after {} {}", format_duration(timeout), progress.get())), true),
-    };
-    Outcome { target: target.to_string(), check: target.check(), elapsed: began.elapsed(), result, timed_out }
+    let (result, timed_out) =
+        match tokio::time::timeout_at(deadline, checks::run(&target.kind, &progress)).await {
+            Ok(result) => (result, false),
+            Err(_) => (
+                Err(format!(
+                    "timed out after {} {}",
+                    format_duration(timeout),
+                    progress.get()
+                )),
+                true,
+            ),
+        };
+    Outcome {
+        target: target.to_string(),
+        check: target.check(),
+        elapsed: began.elapsed(),
+        result,
+        timed_out,
+    }
 }
 
 /// `1s`, `250ms`, `1.5s`: short durations for messages.
@@ -67,7 +88,7 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())

@@ -21,13 +21,20 @@ fn main() -> ExitCode {
             let code = if e.use_stderr() { 1 } else { 0 };
             let text = e.to_string();
             let text = if code == 0 { text } else { cap(&text) };
-            if code == 0 { print!("{text}") } else { eprint!("{text}") }
+            if code == 0 {
+                print!("{text}")
+            } else {
+                eprint!("{text}")
+            }
             return ExitCode::from(code);
         }
     };
     // A probe is short-lived and mostly waits on a few sockets: one thread starts fastest and
     // costs least memory, in every container, every few seconds.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             println!("unhealthy: cannot start runtime: {e}");
@@ -68,7 +75,10 @@ async fn wait(args: WaitArgs) -> i32 {
             return 1;
         }
     };
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         eprintln!("healthcheck wait: cannot install signal handlers");
         return 1;
     };
@@ -79,22 +89,34 @@ async fn wait(args: WaitArgs) -> i32 {
     };
     match result {
         Ok(report) => {
-            eprintln!("{}", cap(&format!("healthcheck wait: ready after {}: {report}", healthcheck::format_duration(report.elapsed))));
+            eprintln!(
+                "{}",
+                cap(&format!(
+                    "healthcheck wait: ready after {}: {report}",
+                    healthcheck::format_duration(report.elapsed)
+                ))
+            );
             match args.command.split_first() {
                 None => 0,
                 Some((program, rest)) => exec(program, rest),
             }
         }
         Err(report) => {
-            let waiting: Vec<String> = report.failures().map(|o| {
-                let reason = o.result.as_ref().err().map(String::as_str).unwrap_or("");
-                format!("{} {reason}", o.target)
-            }).collect();
-            eprintln!("{}", cap(&format!(
-                "healthcheck wait: timed out after {}; still not healthy: {}",
-                healthcheck::format_duration(config.timeout),
-                waiting.join("; ")
-            )));
+            let waiting: Vec<String> = report
+                .failures()
+                .map(|o| {
+                    let reason = o.result.as_ref().err().map(String::as_str).unwrap_or("");
+                    format!("{} {reason}", o.target)
+                })
+                .collect();
+            eprintln!(
+                "{}",
+                cap(&format!(
+                    "healthcheck wait: timed out after {}; still not healthy: {}",
+                    healthcheck::format_duration(config.timeout),
+                    waiting.join("; ")
+                ))
+            );
             1
         }
     }
@@ -102,7 +124,13 @@ async fn wait(args: WaitArgs) -> i32 {
 
 fn interrupted(signal: &str, config: &Config) -> i32 {
     let names: Vec<String> = config.targets.iter().map(ToString::to_string).collect();
-    eprintln!("{}", cap(&format!("healthcheck wait: interrupted by {signal} while waiting for {}", names.join(", "))));
+    eprintln!(
+        "{}",
+        cap(&format!(
+            "healthcheck wait: interrupted by {signal} while waiting for {}",
+            names.join(", ")
+        ))
+    );
     1
 }
 

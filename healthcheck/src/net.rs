@@ -17,7 +17,11 @@ use crate::checks::Progress;
 use crate::secret::io_reason;
 
 /// Resolves `host:port` to every address it has.
-pub(crate) async fn resolve(host: &str, port: u16, progress: &Progress) -> Result<Vec<SocketAddr>, String> {
+pub(crate) async fn resolve(
+    host: &str,
+    port: u16,
+    progress: &Progress,
+) -> Result<Vec<SocketAddr>, String> {
     progress.set("resolving");
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -35,7 +39,10 @@ pub(crate) async fn resolve(host: &str, port: u16, progress: &Progress) -> Resul
 /// getaddrinfo's messages are long and vary by libc; keep the gist.
 fn dns_reason(e: &io::Error) -> String {
     let s = e.to_string().to_lowercase();
-    if s.contains("name or service not known") || s.contains("not known") || s.contains("nodename nor servname") {
+    if s.contains("name or service not known")
+        || s.contains("not known")
+        || s.contains("nodename nor servname")
+    {
         "name not known".into()
     } else if s.contains("temporary failure") || s.contains("try again") {
         "temporary failure in name resolution".into()
@@ -45,7 +52,11 @@ fn dns_reason(e: &io::Error) -> String {
 }
 
 /// Connects to the first of `host`'s addresses that accepts.
-pub(crate) async fn connect(host: &str, port: u16, progress: &Progress) -> Result<TcpStream, String> {
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    progress: &Progress,
+) -> Result<TcpStream, String> {
     let addrs = resolve(host, port, progress).await?;
     progress.set("connecting");
     let mut attempts: FuturesUnordered<_> = addrs
@@ -69,7 +80,11 @@ fn describe_failures(host: &str, port: u16, failures: &[(SocketAddr, String)]) -
     match failures {
         [(_, reason)] => format!("connect {host}:{port}: {reason}"),
         _ if failures.iter().all(|(_, r)| r == &failures[0].1) => {
-            format!("connect {host}:{port}: {} (all {} addresses)", failures[0].1, failures.len())
+            format!(
+                "connect {host}:{port}: {} (all {} addresses)",
+                failures[0].1,
+                failures.len()
+            )
         }
         _ => {
             let each: Vec<String> = failures.iter().map(|(a, r)| format!("{a} {r}")).collect();
@@ -105,16 +120,22 @@ impl TlsOptions {
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca_file {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("cannot read ca_file {}: {}", path.display(), io_reason(&e)))?;
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("cannot read ca_file {}: {}", path.display(), io_reason(&e))
+                })?;
                 let mut added = 0;
                 for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                     let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                    roots.add(cert).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
                     added += 1;
                 }
                 if added == 0 {
-                    return Err(format!("ca_file {}: no PEM certificates in it", path.display()));
+                    return Err(format!(
+                        "ca_file {}: no PEM certificates in it",
+                        path.display()
+                    ));
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -133,8 +154,8 @@ pub(crate) async fn tls(
     progress.set("tls handshake");
     let config = options.client_config()?;
     let name = options.server_name.as_deref().unwrap_or(host);
-    let server_name =
-        ServerName::try_from(name.to_string()).map_err(|_| format!("`{name}` is not a valid tls server name"))?;
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|_| format!("`{name}` is not a valid tls server name"))?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, stream)
         .await
@@ -175,7 +196,12 @@ mod insecure {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
 
         fn verify_tls13_signature(
@@ -184,7 +210,12 @@ mod insecure {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
 
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -111,7 +111,11 @@ impl Report {
 impl fmt::Display for Report {
     /// `healthy: redis://cache:6379 ok 0.4ms; nats://nats:4222 ok 0.6ms`, cut to fit the limit.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.healthy() { "healthy" } else { "unhealthy" };
+        let verdict = if self.healthy() {
+            "healthy"
+        } else {
+            "unhealthy"
+        };
         let parts: Vec<String> = self.outcomes.iter().map(Outcome::text).collect();
         let line = format!("{verdict}: {}", parts.join("; "));
         if line.len() < OUTPUT_LIMIT {
@@ -121,7 +125,10 @@ impl fmt::Display for Report {
         let mut ordered: Vec<&Outcome> = self.failures().collect();
         ordered.extend(self.outcomes.iter().filter(|o| o.healthy()));
         let unhealthy = self.failures().count();
-        let mut out = format!("{verdict} ({unhealthy} of {} targets):", self.outcomes.len());
+        let mut out = format!(
+            "{verdict} ({unhealthy} of {} targets):",
+            self.outcomes.len()
+        );
         let reserve = 60;
         let mut shown = 0;
         for o in &ordered {
@@ -139,7 +146,9 @@ impl fmt::Display for Report {
         let rest = ordered.len() - shown;
         if rest > 0 {
             let rest_unhealthy = unhealthy.saturating_sub(shown);
-            out.push_str(&format!("; … {rest} more not shown ({rest_unhealthy} of them unhealthy)"));
+            out.push_str(&format!(
+                "; … {rest} more not shown ({rest_unhealthy} of them unhealthy)"
+            ));
         }
         f.write_str(&out)
     }
@@ -152,7 +161,9 @@ fn ms(d: Duration) -> String {
 
 /// Reasons come from peers: keep them on one line.
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -164,16 +175,29 @@ mod tests {
             target: format!("tcp://host-{i}:1"),
             check: "tcp",
             elapsed: Duration::from_micros(1500),
-            result: if ok { Ok(None) } else { Err(format!("connect host-{i}:1: connection refused {}", "x".repeat(50))) },
+            result: if ok {
+                Ok(None)
+            } else {
+                Err(format!(
+                    "connect host-{i}:1: connection refused {}",
+                    "x".repeat(50)
+                ))
+            },
             timed_out: false,
         }
     }
 
     #[test]
     fn short_report_is_one_line_verdict_first() {
-        let r = Report { outcomes: vec![outcome(1, true), outcome(2, false)], elapsed: Duration::from_millis(2) };
+        let r = Report {
+            outcomes: vec![outcome(1, true), outcome(2, false)],
+            elapsed: Duration::from_millis(2),
+        };
         let s = r.to_string();
-        assert!(s.starts_with("unhealthy: tcp://host-1:1 ok 1.5ms; tcp://host-2:1 connect"), "{s}");
+        assert!(
+            s.starts_with("unhealthy: tcp://host-1:1 ok 1.5ms; tcp://host-2:1 connect"),
+            "{s}"
+        );
         assert!(!s.contains('\n'));
     }
 
@@ -181,10 +205,17 @@ mod tests {
     fn hundreds_of_failures_fit_the_limit_and_are_counted() {
         let mut outcomes: Vec<Outcome> = (0..500).map(|i| outcome(i, i % 7 == 0)).collect();
         outcomes[3].result = Err("\u{1b}[31mevil\nnewline".repeat(200));
-        let r = Report { outcomes, elapsed: Duration::from_millis(2) };
+        let r = Report {
+            outcomes,
+            elapsed: Duration::from_millis(2),
+        };
         let text = r.to_string();
         assert!(text.len() < OUTPUT_LIMIT, "{}", text.len());
-        assert!(text.starts_with("unhealthy (428 of 500 targets):"), "{}", &text[..60]);
+        assert!(
+            text.starts_with("unhealthy (428 of 500 targets):"),
+            "{}",
+            &text[..60]
+        );
         assert!(text.contains("more not shown"));
         assert!(!text.contains('\n'));
         let json = r.to_json();
@@ -196,6 +227,12 @@ mod tests {
 
     #[test]
     fn no_targets_is_not_healthy() {
-        assert!(!Report { outcomes: vec![], elapsed: Duration::ZERO }.healthy());
+        assert!(
+            !Report {
+                outcomes: vec![],
+                elapsed: Duration::ZERO
+            }
+            .healthy()
+        );
     }
 }

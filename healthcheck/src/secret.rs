@@ -31,8 +31,13 @@ impl fmt::Debug for Secret {
 /// Reads a secret file (Docker and Kubernetes secrets), trimming one trailing newline.
 /// The error names the file, never its contents.
 pub(crate) fn read_file(path: &Path) -> Result<Secret, String> {
-    let mut s = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secret file {}: {}", path.display(), io_reason(&e)))?;
+    let mut s = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read secret file {}: {}",
+            path.display(),
+            io_reason(&e)
+        )
+    })?;
     if s.ends_with('\n') {
         s.pop();
         if s.ends_with('\r') {
@@ -43,7 +48,10 @@ pub(crate) fn read_file(path: &Path) -> Result<Secret, String> {
 }
 
 /// A secret from the environment: `NAME_FILE` (a path) wins over `NAME` (the value).
-pub(crate) fn from_env(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Secret>, String> {
+pub(crate) fn from_env(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, String> {
     if let Some(path) = env(&format!("{name}_FILE")).filter(|p| !p.is_empty()) {
         return read_file(Path::new(&path)).map(Some);
     }
@@ -63,7 +71,9 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
 ///
 /// Works on strings that do not parse as URLs too (it is used on bad input in error messages).
 pub fn redact_url(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else { return redact_query(raw) };
+    let Some(scheme_end) = raw.find("://") else {
+        return redact_query(raw);
+    };
     let after = &raw[scheme_end + 3..];
     let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
     let authority = &after[..authority_end];
@@ -88,12 +98,16 @@ pub fn redact_url(raw: &str) -> String {
 const SECRET_OPTIONS: [&str; 4] = ["password", "token", "nkey", "pass"];
 
 fn redact_query(s: &str) -> String {
-    let Some(q) = s.find('?') else { return s.to_string() };
+    let Some(q) = s.find('?') else {
+        return s.to_string();
+    };
     let (head, query) = s.split_at(q + 1);
     let parts: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) => format!("{k}=***"),
+            Some((k, _)) if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) => {
+                format!("{k}=***")
+            }
             _ => kv.to_string(),
         })
         .collect();
@@ -110,7 +124,10 @@ mod tests {
         assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
         assert_eq!(redact_url("nats://tok@h:4222"), "nats://***@h:4222");
         assert_eq!(redact_url("redis://user@h"), "redis://user@h");
-        assert_eq!(redact_url("http://h/p?token=abc&x=1"), "http://h/p?token=***&x=1");
+        assert_eq!(
+            redact_url("http://h/p?token=abc&x=1"),
+            "http://h/p?token=***&x=1"
+        );
         assert_eq!(redact_url("redis://u:p@ss@h"), "redis://u:***@h");
         assert_eq!(redact_url("garbage:pw@"), "garbage:pw@");
     }
@@ -133,6 +150,9 @@ mod tests {
         };
         assert_eq!(from_env("P", &env).unwrap().unwrap().expose(), "from-file");
         let e = read_file(Path::new("/nonexistent/pw")).unwrap_err();
-        assert!(e.contains("/nonexistent/pw") && e.contains("no such file"), "{e}");
+        assert!(
+            e.contains("/nonexistent/pw") && e.contains("no such file"),
+            "{e}"
+        );
     }
 }

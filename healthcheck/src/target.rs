@@ -39,7 +39,10 @@ pub struct TargetError {
 
 impl TargetError {
     pub(crate) fn new(target: &str, problem: impl Into<String>) -> TargetError {
-        TargetError { target: secret::redact_url(target), problem: problem.into() }
+        TargetError {
+            target: secret::redact_url(target),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -55,7 +58,10 @@ impl Target {
     }
 
     /// Like [`Target::parse`], looking variables up with `env` (tests, and `ready-signal`'s flags).
-    pub fn parse_with(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, TargetError> {
+    pub fn parse_with(
+        raw: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, TargetError> {
         let raw = raw.trim();
         let expanded = expand(raw, env).map_err(|p| TargetError::new(raw, p))?;
         let err = |p: String| TargetError::new(raw, p);
@@ -66,11 +72,19 @@ impl Target {
         let url = Url::parse(&expanded).map_err(|e| err(format!("not a valid URL: {e}")))?;
         let mut opts = Options::new(&url);
         let kind = match url.scheme() {
-            "redis" | "rediss" => Kind::Redis(redis::RedisTarget::from_url(&url, &mut opts, env).map_err(err)?),
-            "nats" | "tls" => Kind::Nats(nats::NatsTarget::from_url(&url, &mut opts, env).map_err(err)?),
-            "http" | "https" => Kind::Http(http::HttpTarget::from_url(&url, &mut opts).map_err(err)?),
+            "redis" | "rediss" => {
+                Kind::Redis(redis::RedisTarget::from_url(&url, &mut opts, env).map_err(err)?)
+            }
+            "nats" | "tls" => {
+                Kind::Nats(nats::NatsTarget::from_url(&url, &mut opts, env).map_err(err)?)
+            }
+            "http" | "https" => {
+                Kind::Http(http::HttpTarget::from_url(&url, &mut opts).map_err(err)?)
+            }
             "tcp" => Kind::Tcp(tcp::TcpTarget::from_url(&url, &mut opts).map_err(err)?),
-            "ready" => Kind::Ready(ready::ReadyTarget::from_url(&url, &mut opts, env).map_err(err)?),
+            "ready" => {
+                Kind::Ready(ready::ReadyTarget::from_url(&url, &mut opts, env).map_err(err)?)
+            }
             other => {
                 return Err(err(format!(
                     "unknown scheme `{other}` (expected redis, rediss, nats, tls, http, https, tcp or ready)"
@@ -78,7 +92,10 @@ impl Target {
             }
         };
         opts.finish().map_err(err)?;
-        Ok(Target { display: secret::redact_url(&expanded), kind })
+        Ok(Target {
+            display: secret::redact_url(&expanded),
+            kind,
+        })
     }
 
     /// A short name for the kind of check, as used in JSON output.
@@ -118,14 +135,18 @@ pub(crate) fn expand(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| "unterminated `${` in target".to_string())?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| "unterminated `${` in target".to_string())?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{expr}}}` is not a variable name (letters, digits, _)"));
+                return Err(format!(
+                    "`${{{expr}}}` is not a variable name (letters, digits, _)"
+                ));
             }
             match (env(name).filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => out.push_str(&v),
@@ -151,7 +172,12 @@ pub(crate) struct Options {
 
 impl Options {
     fn new(url: &Url) -> Options {
-        Options { pairs: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect() }
+        Options {
+            pairs: url
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        }
     }
 
     /// Removes and returns option `name`; repeated options are an error.
@@ -175,7 +201,9 @@ impl Options {
         match self.take(name)?.as_deref() {
             None | Some("false") | Some("0") | Some("no") => Ok(false),
             Some("") | Some("true") | Some("1") | Some("yes") => Ok(true),
-            Some(other) => Err(format!("option `{name}` must be true or false, not `{other}`")),
+            Some(other) => Err(format!(
+                "option `{name}` must be true or false, not `{other}`"
+            )),
         }
     }
 
@@ -232,12 +260,23 @@ mod tests {
 
     #[test]
     fn expands_variables_defaults_and_dollars() {
-        assert_eq!(expand("redis://${HOST}:6379", &env).unwrap(), "redis://cache:6379");
+        assert_eq!(
+            expand("redis://${HOST}:6379", &env).unwrap(),
+            "redis://cache:6379"
+        );
         assert_eq!(expand("${MISSING:-x}/${EMPTY:-y}", &env).unwrap(), "x/y");
         assert_eq!(expand("a$$b$c", &env).unwrap(), "a$b$c");
-        assert!(expand("${MISSING}", &env).unwrap_err().contains("MISSING is not set"));
+        assert!(
+            expand("${MISSING}", &env)
+                .unwrap_err()
+                .contains("MISSING is not set")
+        );
         assert!(expand("${HOST", &env).unwrap_err().contains("unterminated"));
-        assert!(expand("${a b}", &env).unwrap_err().contains("not a variable name"));
+        assert!(
+            expand("${a b}", &env)
+                .unwrap_err()
+                .contains("not a variable name")
+        );
     }
 
     #[test]
@@ -248,9 +287,13 @@ mod tests {
 
     #[test]
     fn rejects_unknown_scheme_and_option_naming_them() {
-        let e = Target::parse_with("mysql://db", &env).unwrap_err().to_string();
+        let e = Target::parse_with("mysql://db", &env)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown scheme `mysql`"), "{e}");
-        let e = Target::parse_with("tcp://db:1?colour=red", &env).unwrap_err().to_string();
+        let e = Target::parse_with("tcp://db:1?colour=red", &env)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown option `colour`"), "{e}");
         let e = Target::parse_with("db:6379", &env).unwrap_err().to_string();
         assert!(e.contains("not a URL"), "{e}");
@@ -258,7 +301,9 @@ mod tests {
 
     #[test]
     fn error_for_bad_target_never_echoes_password() {
-        let e = Target::parse_with("redis://:hunter2@cache:6379?nope=1", &env).unwrap_err().to_string();
+        let e = Target::parse_with("redis://:hunter2@cache:6379?nope=1", &env)
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -33,7 +33,10 @@ pub async fn wait_until_healthy(targets: &[Target], timeout: Duration) -> Result
     let deadline = tokio::time::Instant::now() + timeout;
     let wakers: Vec<Rc<Notify>> = targets.iter().map(|_| Rc::new(Notify::new())).collect();
     let listener = listen_for_ready_events(targets, &wakers, deadline).await;
-    let waits = targets.iter().zip(&wakers).map(|(t, w)| until_healthy(t, w, deadline, timeout));
+    let waits = targets
+        .iter()
+        .zip(&wakers)
+        .map(|(t, w)| until_healthy(t, w, deadline, timeout));
     let outcomes = match listener {
         Some(listener) => {
             tokio::select! {
@@ -43,8 +46,15 @@ pub async fn wait_until_healthy(targets: &[Target], timeout: Duration) -> Result
         }
         None => join_all(waits).await,
     };
-    let report = Report { outcomes, elapsed: started.elapsed() };
-    if report.healthy() { Ok(report) } else { Err(report) }
+    let report = Report {
+        outcomes,
+        elapsed: started.elapsed(),
+    };
+    if report.healthy() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
 }
 
 /// The event listener never finishes on its own (it parks when events end); this keeps the
@@ -54,7 +64,12 @@ fn unreachable_listener_end() -> Vec<Outcome> {
 }
 
 /// Retries one target until it is healthy or the deadline passes; returns its last outcome.
-async fn until_healthy(target: &Target, waker: &Notify, deadline: tokio::time::Instant, timeout: Duration) -> Outcome {
+async fn until_healthy(
+    target: &Target,
+    waker: &Notify,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Outcome {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let attempt_deadline = deadline.min(tokio::time::Instant::now() + ATTEMPT_TIMEOUT);
@@ -64,7 +79,10 @@ async fn until_healthy(target: &Target, waker: &Notify, deadline: tokio::time::I
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Outcome { timed_out: true, ..outcome };
+            return Outcome {
+                timed_out: true,
+                ..outcome
+            };
         }
         let pause = jitter(backoff).min(deadline - now);
         tokio::select! {
@@ -73,7 +91,10 @@ async fn until_healthy(target: &Target, waker: &Notify, deadline: tokio::time::I
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
         if tokio::time::Instant::now() >= deadline {
-            return Outcome { timed_out: true, ..outcome };
+            return Outcome {
+                timed_out: true,
+                ..outcome
+            };
         }
     }
 }
@@ -102,7 +123,10 @@ async fn listen_for_ready_events(
         }
     }
     let store = store?;
-    let agents: Vec<Name> = interested.iter().flat_map(|(a, _)| a.iter().cloned()).collect();
+    let agents: Vec<Name> = interested
+        .iter()
+        .flat_map(|(a, _)| a.iter().cloned())
+        .collect();
     // Subscribing must not eat the budget: give it a short slice, then fall back to polling.
     let setup = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
     let (observer, events) = tokio::time::timeout_at(setup, async {

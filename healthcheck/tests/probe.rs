@@ -15,7 +15,16 @@ const CANARY: &str = "canary-Pw-7f3a91";
 fn healthcheck() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthcheck"));
     // Tests must not pick up the developer's environment.
-    for var in ["HEALTHCHECK_TARGETS", "HEALTHCHECK_CONFIG", "HEALTHCHECK_TIMEOUT", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "NATS_TOKEN", "NATS_USER", "NATS_PASSWORD"] {
+    for var in [
+        "HEALTHCHECK_TARGETS",
+        "HEALTHCHECK_CONFIG",
+        "HEALTHCHECK_TIMEOUT",
+        "REDIS_PASSWORD",
+        "REDIS_PASSWORD_FILE",
+        "NATS_TOKEN",
+        "NATS_USER",
+        "NATS_PASSWORD",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -23,9 +32,20 @@ fn healthcheck() -> Command {
 
 /// Runs the probe; returns (exit code, stdout + stderr).
 fn run(cmd: &mut Command) -> (i32, String) {
-    let Output { status, stdout, stderr } = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
-    (status.code().expect("exited with a code, not a signal"), text)
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    (
+        status.code().expect("exited with a code, not a signal"),
+        text,
+    )
 }
 
 fn probe(targets: &[&str]) -> (i32, String) {
@@ -38,7 +58,10 @@ fn redis_without_auth_is_healthy() {
     let redis = RedisServer::start();
     let (code, out) = probe(&[&redis.url()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with(&format!("healthy: {} ok ", redis.url())), "{out}");
+    assert!(
+        out.starts_with(&format!("healthy: {} ok ", redis.url())),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 1, "{out}");
 }
 
@@ -72,12 +95,16 @@ fn redis_requirepass_truth_and_redaction() {
     std::fs::write(&file, format!("{CANARY}\n")).unwrap();
     let (code, out) = probe(&[&format!("{}?password_file={}", redis.url(), file.display())]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = run(healthcheck().arg(redis.url()).env("REDIS_PASSWORD_FILE", &file));
+    let (code, out) = run(healthcheck()
+        .arg(redis.url())
+        .env("REDIS_PASSWORD_FILE", &file));
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains(CANARY), "{out}");
 
     // ${VAR} expansion: the command line holds only the variable's name.
-    let (code, out) = run(healthcheck().arg(format!("redis://:${{PW}}@127.0.0.1:{port}")).env("PW", CANARY));
+    let (code, out) = run(healthcheck()
+        .arg(format!("redis://:${{PW}}@127.0.0.1:{port}"))
+        .env("PW", CANARY));
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains(CANARY), "{out}");
 }
@@ -85,7 +112,10 @@ fn redis_requirepass_truth_and_redaction() {
 /// An ACL user authenticates with user and password; a wrong password is WRONGPASS.
 #[test]
 fn redis_acl_user() {
-    let redis = RedisServer::builder().requirepass("default-pw").acl_user("probe", CANARY, "~* +ping +info").start();
+    let redis = RedisServer::builder()
+        .requirepass("default-pw")
+        .acl_user("probe", CANARY, "~* +ping +info")
+        .start();
     let port = redis.port();
     let (code, out) = probe(&[&format!("redis://probe:{CANARY}@127.0.0.1:{port}")]);
     assert_eq!(code, 0, "{out}");
@@ -105,7 +135,9 @@ fn redis_roles() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("role is master, want replica"), "{out}");
 
-    let replica = RedisServer::builder().arg("replicaof", &format!("127.0.0.1 {}", master.port())).start();
+    let replica = RedisServer::builder()
+        .arg("replicaof", &format!("127.0.0.1 {}", master.port()))
+        .start();
     let target = format!("{}?role=replica", replica.url());
     let deadline = Instant::now() + Duration::from_secs(10);
     let (code, out) = loop {
@@ -128,7 +160,10 @@ fn redis_loading_is_unhealthy() {
     let fake = FakePeer::redis_loading();
     let (code, out) = probe(&[&format!("redis://127.0.0.1:{}", fake.port())]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("LOADING Redis is loading the dataset in memory"), "{out}");
+    assert!(
+        out.contains("LOADING Redis is loading the dataset in memory"),
+        "{out}"
+    );
 }
 
 /// A stopped server is refused, and `localhost` finds a server listening on 127.0.0.1 only.
@@ -161,11 +196,19 @@ fn nats_handshake_auth_and_jetstream() {
     let (code, out) = probe(&[&format!("nats://{CANARY}@127.0.0.1:{port}")]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains(CANARY), "{out}");
-    let (code, out) = run(healthcheck().arg(format!("nats://127.0.0.1:{port}")).env("NATS_TOKEN", CANARY));
+    let (code, out) = run(healthcheck()
+        .arg(format!("nats://127.0.0.1:{port}"))
+        .env("NATS_TOKEN", CANARY));
     assert_eq!(code, 0, "{out}");
 
-    let user = NatsServer::builder().user("agent", CANARY).jetstream().start();
-    let (code, out) = probe(&[&format!("nats://agent:{CANARY}@127.0.0.1:{}?jetstream=true", user.port())]);
+    let user = NatsServer::builder()
+        .user("agent", CANARY)
+        .jetstream()
+        .start();
+    let (code, out) = probe(&[&format!(
+        "nats://agent:{CANARY}@127.0.0.1:{}?jetstream=true",
+        user.port()
+    )]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("jetstream") && !out.contains(CANARY), "{out}");
     let (code, out) = probe(&[&format!("nats://agent:bad@127.0.0.1:{}", user.port())]);
@@ -196,14 +239,20 @@ fn http_status_and_body() {
 /// FAKE peers: canned HTTP responses for a 503 and a redirect to another host.
 #[test]
 fn http_503_and_foreign_redirect() {
-    let unavailable = FakePeer::replying(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    let unavailable =
+        FakePeer::replying(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
     let (code, out) = probe(&[&format!("http://127.0.0.1:{}/", unavailable.port())]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("status 503"), "{out}");
-    let elsewhere = FakePeer::replying(b"HTTP/1.1 302 Found\r\nlocation: http://login.example/\r\ncontent-length: 0\r\n\r\n");
+    let elsewhere = FakePeer::replying(
+        b"HTTP/1.1 302 Found\r\nlocation: http://login.example/\r\ncontent-length: 0\r\n\r\n",
+    );
     let (code, out) = probe(&[&format!("http://127.0.0.1:{}/", elsewhere.port())]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("status 302 redirect to http://login.example/ not followed"), "{out}");
+    assert!(
+        out.contains("status 302 redirect to http://login.example/ not followed"),
+        "{out}"
+    );
 }
 
 /// tcp:// passes when a port accepts and fails when it refuses.
@@ -221,10 +270,18 @@ fn silent_peer_times_out_on_our_deadline() {
     let silent = FakePeer::silent();
     let redis = RedisServer::start();
     let started = Instant::now();
-    let (code, out) = run(healthcheck().args(["--timeout", "300ms", &format!("redis://127.0.0.1:{}", silent.port()), &redis.url()]));
+    let (code, out) = run(healthcheck().args([
+        "--timeout",
+        "300ms",
+        &format!("redis://127.0.0.1:{}", silent.port()),
+        &redis.url(),
+    ]));
     let took = started.elapsed();
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("timed out after 300ms waiting for PONG"), "{out}");
+    assert!(
+        out.contains("timed out after 300ms waiting for PONG"),
+        "{out}"
+    );
     assert!(out.contains(&format!("{} ok", redis.url())), "{out}");
     // Generous bound: this test proves the probe ends by itself; BENCHMARKS/RELIABILITY measure how close.
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -233,7 +290,13 @@ fn silent_peer_times_out_on_our_deadline() {
 /// Usage errors and unknown schemes exit 1, never 2; --help and --version exit 0.
 #[test]
 fn exit_codes_are_zero_or_one_only() {
-    for args in [&["--bogus"][..], &["mysql://db"], &["--timeout", "soon", "tcp://a:1"], &[], &["--format", "xml", "tcp://a:1"]] {
+    for args in [
+        &["--bogus"][..],
+        &["mysql://db"],
+        &["--timeout", "soon", "tcp://a:1"],
+        &[],
+        &["--format", "xml", "tcp://a:1"],
+    ] {
         let (code, out) = run(healthcheck().args(args));
         assert_eq!(code, 1, "{args:?}: {out}");
         assert!(out.len() < 4096);
@@ -248,12 +311,16 @@ fn exit_codes_are_zero_or_one_only() {
 #[test]
 fn output_is_capped_with_many_failures() {
     let port = free_port();
-    let targets: Vec<String> = (0..300).map(|i| format!("tcp://127.0.{}.{}:{port}", i / 250, 1 + i % 250)).collect();
+    let targets: Vec<String> = (0..300)
+        .map(|i| format!("tcp://127.0.{}.{}:{port}", i / 250, 1 + i % 250))
+        .collect();
     let (code, out) = run(healthcheck().arg("--timeout").arg("2s").args(&targets));
     assert_eq!(code, 1);
     assert!(out.len() < 4096, "{} bytes", out.len());
     assert!(out.contains("more not shown"), "{out}");
-    let (code, out) = run(healthcheck().args(["--timeout", "2s", "--format", "json"]).args(&targets));
+    let (code, out) = run(healthcheck()
+        .args(["--timeout", "2s", "--format", "json"])
+        .args(&targets));
     assert_eq!(code, 1);
     assert!(out.len() < 4096, "{} bytes", out.len());
     assert!(out.contains("\"omitted\":"), "{out}");
@@ -264,13 +331,23 @@ fn output_is_capped_with_many_failures() {
 fn targets_from_environment_and_config_file() {
     let redis = RedisServer::start();
     let nats = NatsServer::start();
-    let (code, out) = run(healthcheck().env("HEALTHCHECK_TARGETS", format!("{} {}", redis.url(), nats.url())));
+    let (code, out) = run(healthcheck().env(
+        "HEALTHCHECK_TARGETS",
+        format!("{} {}", redis.url(), nats.url()),
+    ));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&nats.url()), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("healthcheck.toml");
-    std::fs::write(&config, format!("timeout = \"2s\"\nformat = \"json\"\ntargets = [\"{}\"]\n", redis.url())).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "timeout = \"2s\"\nformat = \"json\"\ntargets = [\"{}\"]\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
     let (code, out) = run(healthcheck().env("HEALTHCHECK_CONFIG", &config));
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -296,7 +373,7 @@ fn install_copies_executables() {
     assert_eq!(code, 0, "{out}");
     let installed = target.join("healthcheck");
     assert!(out.contains(&installed.display().to_string()), "{out}");
-    let (code, out) = run(&mut Command::new(&installed).arg("--version"));
+    let (code, out) = run(Command::new(&installed).arg("--version"));
     assert_eq!(code, 0, "{out}");
     let (code, out) = run(healthcheck().arg("install").arg("/proc/no-such-dir/hc"));
     assert_eq!(code, 1, "{out}");

@@ -89,25 +89,37 @@ impl StoreConfig {
         let var = |name: &str| env(name).filter(|v| !v.is_empty());
         let mut store = StoreConfig::new();
         if let Some(url) = var("READY_SIGNAL_REDIS_URL") {
-            store = store.redis(&url).map_err(|e| in_var("READY_SIGNAL_REDIS_URL", e))?;
+            store = store
+                .redis(&url)
+                .map_err(|e| in_var("READY_SIGNAL_REDIS_URL", e))?;
         }
         if let Some(file) = var("READY_SIGNAL_REDIS_PASSWORD_FILE") {
-            store = store.redis_password(read_secret("READY_SIGNAL_REDIS_PASSWORD_FILE", &file)?)?;
+            store =
+                store.redis_password(read_secret("READY_SIGNAL_REDIS_PASSWORD_FILE", &file)?)?;
         }
         if let Some(url) = var("READY_SIGNAL_NATS_URL") {
-            store = store.nats(&url).map_err(|e| in_var("READY_SIGNAL_NATS_URL", e))?;
+            store = store
+                .nats(&url)
+                .map_err(|e| in_var("READY_SIGNAL_NATS_URL", e))?;
         }
         if let Some(file) = var("READY_SIGNAL_NATS_PASSWORD_FILE") {
-            store = store.nats_auth(NatsAuth::Password(read_secret("READY_SIGNAL_NATS_PASSWORD_FILE", &file)?))?;
+            store = store.nats_auth(NatsAuth::Password(read_secret(
+                "READY_SIGNAL_NATS_PASSWORD_FILE",
+                &file,
+            )?))?;
         }
         if let Some(file) = var("READY_SIGNAL_NATS_TOKEN_FILE") {
-            store = store.nats_auth(NatsAuth::Token(read_secret("READY_SIGNAL_NATS_TOKEN_FILE", &file)?))?;
+            store = store.nats_auth(NatsAuth::Token(read_secret(
+                "READY_SIGNAL_NATS_TOKEN_FILE",
+                &file,
+            )?))?;
         }
         if let Some(dir) = var("READY_SIGNAL_DIR") {
             store = store.dir(dir);
         }
         if let Some(ns) = var("READY_SIGNAL_NAMESPACE") {
-            store = store.namespace(Name::new(&ns).map_err(|e| in_var("READY_SIGNAL_NAMESPACE", e))?);
+            store =
+                store.namespace(Name::new(&ns).map_err(|e| in_var("READY_SIGNAL_NAMESPACE", e))?);
         }
         Ok(store)
     }
@@ -119,14 +131,19 @@ impl StoreConfig {
         let info = redis::IntoConnectionInfo::into_connection_info(parsed.as_str())
             .map_err(|e| Error::Config(format!("redis URL for {addr}: {e}")))?;
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        self.redis = Some(RedisStore { info: info.set_redis_settings(settings), addr });
+        self.redis = Some(RedisStore {
+            info: info.set_redis_settings(settings),
+            addr,
+        });
         Ok(self)
     }
 
     /// Sets the Redis password (for example read from a secret file); the URL's user is kept.
     pub fn redis_password(mut self, password: String) -> Result<StoreConfig, Error> {
         let Some(redis) = self.redis.as_mut() else {
-            return Err(Error::Config("a Redis password was given but no Redis URL".into()));
+            return Err(Error::Config(
+                "a Redis password was given but no Redis URL".into(),
+            ));
         };
         let settings = redis.info.redis_settings().clone().set_password(password);
         redis.info = redis.info.clone().set_redis_settings(settings);
@@ -137,13 +154,19 @@ impl StoreConfig {
     pub fn nats(mut self, url: &str) -> Result<StoreConfig, Error> {
         let parsed = parse_url(url, &["nats", "tls"])?;
         let addr = addr_of(&parsed, 4222)?;
-        self.nats = Some(NatsStore { url: url.to_string(), addr, auth: NatsAuth::None });
+        self.nats = Some(NatsStore {
+            url: url.to_string(),
+            addr,
+            auth: NatsAuth::None,
+        });
         Ok(self)
     }
 
     fn nats_auth(mut self, auth: NatsAuth) -> Result<StoreConfig, Error> {
         let Some(nats) = self.nats.as_mut() else {
-            return Err(Error::Config("a NATS credential file was given but no NATS URL".into()));
+            return Err(Error::Config(
+                "a NATS credential file was given but no NATS URL".into(),
+            ));
         };
         nats.auth = auth;
         Ok(self)
@@ -178,7 +201,9 @@ impl StoreConfig {
 
     /// The directory record files go to: the configured one, or `$TMPDIR/ready-signal`.
     pub fn file_dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("ready-signal"))
+        self.dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ready-signal"))
     }
 
     /// Whether record files are written on every heartbeat (a directory is set, or no network
@@ -222,18 +247,29 @@ fn in_var(var: &str, e: Error) -> Error {
 fn parse_url(url: &str, schemes: &[&str]) -> Result<Url, Error> {
     let parsed = Url::parse(url).map_err(|e| Error::Config(format!("not a URL ({e})")))?;
     if !schemes.contains(&parsed.scheme()) {
-        let hint = if parsed.scheme() == "rediss" { " (TLS to the Redis store is not supported yet)" } else { "" };
+        let hint = if parsed.scheme() == "rediss" {
+            " (TLS to the Redis store is not supported yet)"
+        } else {
+            ""
+        };
         return Err(Error::Config(format!(
             "scheme `{}` is not one of {}{hint}",
             parsed.scheme(),
-            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(parsed)
 }
 
 fn addr_of(url: &Url, default_port: u16) -> Result<String, Error> {
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| Error::Config("the URL has no host".into()))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Error::Config("the URL has no host".into()))?;
     Ok(format!("{host}:{}", url.port().unwrap_or(default_port)))
 }
 
@@ -252,7 +288,12 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -270,17 +311,33 @@ mod tests {
             ("READY_SIGNAL_NAMESPACE", "prod"),
         ]))
         .unwrap();
-        assert_eq!(s.describe(), "redis at redis:6380, nats at nats:4222, namespace prod");
+        assert_eq!(
+            s.describe(),
+            "redis at redis:6380, nats at nats:4222, namespace prod"
+        );
         assert!(!format!("{s:?}").contains("canary"));
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_REDIS_URL", "http://x")])).unwrap_err();
-        assert!(e.to_string().starts_with("READY_SIGNAL_REDIS_URL: scheme `http`"), "{e}");
+        let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_REDIS_URL", "http://x")]))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("READY_SIGNAL_REDIS_URL: scheme `http`"),
+            "{e}"
+        );
         let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_NAMESPACE", "a.b")])).unwrap_err();
-        assert!(e.to_string().starts_with("READY_SIGNAL_NAMESPACE: invalid name `a.b`"), "{e}");
-        let e = StoreConfig::from_lookup(lookup(&[("READY_SIGNAL_REDIS_PASSWORD_FILE", "/nonexistent")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("READY_SIGNAL_NAMESPACE: invalid name `a.b`"),
+            "{e}"
+        );
+        let e = StoreConfig::from_lookup(lookup(&[(
+            "READY_SIGNAL_REDIS_PASSWORD_FILE",
+            "/nonexistent",
+        )]))
+        .unwrap_err();
         assert!(e.to_string().contains("/nonexistent"), "{e}");
     }
 }

@@ -30,22 +30,41 @@ pub(crate) async fn connect(store: &NatsStore, timeout: Duration) -> Result<Clie
         NatsAuth::None => {}
         NatsAuth::Token(t) => options = options.token(t.clone()),
         NatsAuth::Password(p) => {
-            let user = url::Url::parse(&store.url).map(|u| u.username().to_string()).unwrap_or_default();
+            let user = url::Url::parse(&store.url)
+                .map(|u| u.username().to_string())
+                .unwrap_or_default();
             options = options.user_and_password(user, p.clone());
         }
     }
-    let err = |message: String| Error::Nats { addr: store.addr.clone(), message };
+    let err = |message: String| Error::Nats {
+        addr: store.addr.clone(),
+        message,
+    };
     tokio::time::timeout(timeout, options.connect(store.url.as_str()))
         .await
-        .map_err(|_| Error::Timeout { what: format!("connecting to nats at {}", store.addr), after: timeout })?
+        .map_err(|_| Error::Timeout {
+            what: format!("connecting to nats at {}", store.addr),
+            after: timeout,
+        })?
         .map_err(|e| err(e.to_string()))
 }
 
 /// Publishes one event and flushes it, so waiters see it without delay.
-pub(crate) async fn publish(client: &Client, addr: &str, subject: String, event: &EventPayload) -> Result<(), Error> {
-    let err = |message: String| Error::Nats { addr: addr.to_string(), message };
+pub(crate) async fn publish(
+    client: &Client,
+    addr: &str,
+    subject: String,
+    event: &EventPayload,
+) -> Result<(), Error> {
+    let err = |message: String| Error::Nats {
+        addr: addr.to_string(),
+        message,
+    };
     let payload = serde_json::to_vec(event).map_err(|e| err(e.to_string()))?;
-    client.publish(subject, payload.into()).await.map_err(|e| err(e.to_string()))?;
+    client
+        .publish(subject, payload.into())
+        .await
+        .map_err(|e| err(e.to_string()))?;
     client.flush().await.map_err(|e| err(e.to_string()))
 }
 
@@ -79,7 +98,9 @@ impl Events {
             let message = self.subscriptions.next().await?;
             match decode_event(&message.payload) {
                 Ok(event) => return Some(event),
-                Err(reason) => tracing::debug!(subject = %message.subject, %reason, "skipping a malformed event"),
+                Err(reason) => {
+                    tracing::debug!(subject = %message.subject, %reason, "skipping a malformed event")
+                }
             }
         }
     }
@@ -87,9 +108,13 @@ impl Events {
 
 /// Decodes an event payload (PROTOCOL.md, "Events").
 pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
-    let e: EventPayload = serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
+    let e: EventPayload =
+        serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
     if e.v != PROTOCOL_VERSION {
-        return Err(format!("event format version {} is not {PROTOCOL_VERSION}", e.v));
+        return Err(format!(
+            "event format version {} is not {PROTOCOL_VERSION}",
+            e.v
+        ));
     }
     Ok(Event {
         agent: Name::new(&e.agent).map_err(|e| e.to_string())?,

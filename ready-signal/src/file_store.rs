@@ -11,7 +11,9 @@ use crate::{Error, Name};
 
 /// The record file of one replica.
 pub fn record_path(dir: &Path, ns: &Name, agent: &Name, replica: &Name) -> PathBuf {
-    dir.join(ns.as_str()).join(agent.as_str()).join(format!("{replica}.json"))
+    dir.join(ns.as_str())
+        .join(agent.as_str())
+        .join(format!("{replica}.json"))
 }
 
 /// Writes `record` to a temporary file beside its final name, then renames it over, so a reader
@@ -21,10 +23,13 @@ pub(crate) fn write(path: &Path, record: &Record) -> Result<(), Error> {
         let path = path.to_path_buf();
         move |source| Error::File { path, source }
     };
-    let parent = path.parent().ok_or_else(|| Error::Config(format!("{} has no directory", path.display())))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::Config(format!("{} has no directory", path.display())))?;
     std::fs::create_dir_all(parent).map_err(file_err(parent))?;
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    let json = serde_json::to_vec(record).map_err(|e| Error::Config(format!("encoding the record: {e}")))?;
+    let json = serde_json::to_vec(record)
+        .map_err(|e| Error::Config(format!("encoding the record: {e}")))?;
     let mut file = std::fs::File::create(&tmp).map_err(file_err(&tmp))?;
     file.write_all(&json).map_err(file_err(&tmp))?;
     drop(file);
@@ -36,7 +41,10 @@ pub(crate) fn remove(path: &Path, instance: &str) -> Result<(), Error> {
     match read(path) {
         Ok(Some(existing)) if existing.instance.as_str() > instance => Ok(()),
         _ => match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::File { path: path.to_path_buf(), source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::File {
+                path: path.to_path_buf(),
+                source: e,
+            }),
             _ => Ok(()),
         },
     }
@@ -45,9 +53,14 @@ pub(crate) fn remove(path: &Path, instance: &str) -> Result<(), Error> {
 /// Reads a record file; `Ok(None)` when there is none.
 pub(crate) fn read(path: &Path) -> Result<Option<Record>, Error> {
     match std::fs::read(path) {
-        Ok(bytes) => Record::from_json(&bytes).map(Some).map_err(|reason| malformed(path.display().to_string(), reason)),
+        Ok(bytes) => Record::from_json(&bytes)
+            .map(Some)
+            .map_err(|reason| malformed(path.display().to_string(), reason)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::File { path: path.to_path_buf(), source }),
+        Err(source) => Err(Error::File {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -57,11 +70,21 @@ pub(crate) fn replicas(dir: &Path, ns: &Name, agent: &Name) -> Result<Vec<Name>,
     let entries = match std::fs::read_dir(&agent_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(Error::File { path: agent_dir, source }),
+        Err(source) => {
+            return Err(Error::File {
+                path: agent_dir,
+                source,
+            });
+        }
     };
     let mut names: Vec<Name> = entries
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").and_then(|n| Name::new(n).ok()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".json")
+                .and_then(|n| Name::new(n).ok())
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -73,10 +96,17 @@ pub(crate) fn agents(dir: &Path, ns: &Name) -> Result<Vec<Name>, Error> {
     let entries = match std::fs::read_dir(&ns_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(Error::File { path: ns_dir, source }),
+        Err(source) => {
+            return Err(Error::File {
+                path: ns_dir,
+                source,
+            });
+        }
     };
-    let mut names: Vec<Name> =
-        entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str().and_then(|n| Name::new(n).ok())).collect();
+    let mut names: Vec<Name> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| Name::new(n).ok()))
+        .collect();
     names.sort();
     Ok(names)
 }

@@ -25,15 +25,26 @@ pub struct Name(pub(crate) String);
 impl Name {
     /// Validates `name`.
     pub fn new(name: &str) -> Result<Name, Error> {
-        let invalid = |reason: String| Error::InvalidName { value: name.chars().take(80).collect(), reason };
+        let invalid = |reason: String| Error::InvalidName {
+            value: name.chars().take(80).collect(),
+            reason,
+        };
         if name.is_empty() {
             return Err(invalid("it is empty".into()));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(invalid(format!("it is {} bytes long; at most {MAX_NAME_LEN} are allowed", name.len())));
+            return Err(invalid(format!(
+                "it is {} bytes long; at most {MAX_NAME_LEN} are allowed",
+                name.len()
+            )));
         }
-        if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-            return Err(invalid(format!("{c:?} is not allowed; use letters, digits, `_` and `-`")));
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return Err(invalid(format!(
+                "{c:?} is not allowed; use letters, digits, `_` and `-`"
+            )));
         }
         Ok(Name(name.to_string()))
     }
@@ -77,11 +88,32 @@ mod tests {
 
     #[test]
     fn rejects_anything_that_could_reach_a_key_or_subject() {
-        for bad in ["", "a:b", "a.b", "a*", "a>", "a/b", "a b", "ä", "a\n", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a:b",
+            "a.b",
+            "a*",
+            "a>",
+            "a/b",
+            "a b",
+            "ä",
+            "a\n",
+            &"x".repeat(65),
+        ] {
             let err = Name::new(bad).unwrap_err().to_string();
             assert!(err.starts_with("invalid name"), "{bad:?}: {err}");
         }
-        assert!(Name::new("a:b").unwrap_err().to_string().contains("':' is not allowed"));
-        assert!(Name::new(&"x".repeat(65)).unwrap_err().to_string().contains("65 bytes"));
+        assert!(
+            Name::new("a:b")
+                .unwrap_err()
+                .to_string()
+                .contains("':' is not allowed")
+        );
+        assert!(
+            Name::new(&"x".repeat(65))
+                .unwrap_err()
+                .to_string()
+                .contains("65 bytes")
+        );
     }
 }

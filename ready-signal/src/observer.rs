@@ -45,7 +45,12 @@ pub struct ReplicaStatus {
 }
 
 impl ReplicaStatus {
-    fn without_record(agent: &Name, replica: &Name, state: Observed, reason: Option<String>) -> ReplicaStatus {
+    fn without_record(
+        agent: &Name,
+        replica: &Name,
+        state: Observed,
+        reason: Option<String>,
+    ) -> ReplicaStatus {
         ReplicaStatus {
             agent: agent.clone(),
             replica: replica.clone(),
@@ -60,12 +65,22 @@ impl ReplicaStatus {
     }
 
     /// Judges a record read at `now_ms` whose last heartbeat is `age_ms` old.
-    fn judge(agent: &Name, replica: &Name, record: &Record, now_ms: u64, age_ms: u64) -> ReplicaStatus {
+    fn judge(
+        agent: &Name,
+        replica: &Name,
+        record: &Record,
+        now_ms: u64,
+        age_ms: u64,
+    ) -> ReplicaStatus {
         let state = if age_ms > record.ttl_ms {
             Observed::Dead
         } else if record.state == crate::State::Stopping {
             Observed::Stopping
-        } else if age_ms > record.interval_ms.saturating_mul(u64::from(STALE_INTERVALS)) {
+        } else if age_ms
+            > record
+                .interval_ms
+                .saturating_mul(u64::from(STALE_INTERVALS))
+        {
             Observed::Stale
         } else {
             record.state.into()
@@ -77,7 +92,9 @@ impl ReplicaStatus {
             instance: Some(record.instance.clone()),
             reason: Some(record.reason.clone()).filter(|r| !r.is_empty()),
             age: Some(Duration::from_millis(age_ms)),
-            since: Some(Duration::from_millis(now_ms.saturating_sub(record.since_ms))),
+            since: Some(Duration::from_millis(
+                now_ms.saturating_sub(record.since_ms),
+            )),
             pid: Some(record.pid),
             host: Some(record.host.clone()),
         }
@@ -86,7 +103,12 @@ impl ReplicaStatus {
     fn from_snapshot(agent: &Name, replica: &Name, snap: Snapshot) -> ReplicaStatus {
         match snap.record {
             None => ReplicaStatus::without_record(agent, replica, Observed::Dead, None),
-            Some(Err(e)) => ReplicaStatus::without_record(agent, replica, Observed::Unknown, Some(e.to_string())),
+            Some(Err(e)) => ReplicaStatus::without_record(
+                agent,
+                replica,
+                Observed::Unknown,
+                Some(e.to_string()),
+            ),
             Some(Ok(record)) => {
                 // Age by Redis's clock: how much of the TTL the last refresh granted is used up.
                 let age_ms = if snap.pttl_ms >= 0 {
@@ -126,7 +148,10 @@ impl Observer {
             Some(r) => Some(RedisConn::connect(r, CONNECT_TIMEOUT).await),
             None => None,
         };
-        Ok(Observer { store: store.clone(), redis })
+        Ok(Observer {
+            store: store.clone(),
+            redis,
+        })
     }
 
     /// The status of one replica.
@@ -134,7 +159,10 @@ impl Observer {
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let snap = conn.clone().read(&redis_store::record_key(ns, agent, replica)).await;
+                let snap = conn
+                    .clone()
+                    .read(&redis_store::record_key(ns, agent, replica))
+                    .await;
                 let snap = snap.map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
                 Ok(ReplicaStatus::from_snapshot(agent, replica, snap))
             }
@@ -153,9 +181,16 @@ impl Observer {
                 let read = async {
                     let names = conn.members(&redis_store::replicas_key(ns, agent)).await?;
                     let names: Vec<Name> = names.iter().filter_map(|n| Name::new(n).ok()).collect();
-                    let keys: Vec<String> = names.iter().map(|r| redis_store::record_key(ns, agent, r)).collect();
+                    let keys: Vec<String> = names
+                        .iter()
+                        .map(|r| redis_store::record_key(ns, agent, r))
+                        .collect();
                     let snaps = conn.read_many(&keys).await?;
-                    Ok(names.iter().zip(snaps).map(|(r, s)| ReplicaStatus::from_snapshot(agent, r, s)).collect())
+                    Ok(names
+                        .iter()
+                        .zip(snaps)
+                        .map(|(r, s)| ReplicaStatus::from_snapshot(agent, r, s))
+                        .collect())
                 };
                 read.await.map_err(|e| self.with_file_hint(e, agent, None))
             }
@@ -181,15 +216,30 @@ impl Observer {
                     .iter()
                     .filter_map(|a| Name::new(a).ok())
                     .collect();
-                let replica_keys: Vec<String> = agents.iter().map(|a| redis_store::replicas_key(ns, a)).collect();
+                let replica_keys: Vec<String> = agents
+                    .iter()
+                    .map(|a| redis_store::replicas_key(ns, a))
+                    .collect();
                 let members = conn.members_many(&replica_keys).await?;
                 let mut pairs = Vec::new();
                 for (agent, names) in agents.iter().zip(members) {
-                    pairs.extend(names.iter().filter_map(|n| Name::new(n).ok()).map(|r| (agent.clone(), r)));
+                    pairs.extend(
+                        names
+                            .iter()
+                            .filter_map(|n| Name::new(n).ok())
+                            .map(|r| (agent.clone(), r)),
+                    );
                 }
-                let keys: Vec<String> = pairs.iter().map(|(a, r)| redis_store::record_key(ns, a, r)).collect();
+                let keys: Vec<String> = pairs
+                    .iter()
+                    .map(|(a, r)| redis_store::record_key(ns, a, r))
+                    .collect();
                 let snaps = conn.read_many(&keys).await?;
-                Ok(pairs.iter().zip(snaps).map(|((a, r), s)| ReplicaStatus::from_snapshot(a, r, s)).collect())
+                Ok(pairs
+                    .iter()
+                    .zip(snaps)
+                    .map(|((a, r), s)| ReplicaStatus::from_snapshot(a, r, s))
+                    .collect())
             }
             Some(Err(e)) => Err(e.clone_message()),
             None => {
@@ -208,53 +258,87 @@ impl Observer {
     /// Subscribes to the transitions of `agents` on NATS.
     pub async fn subscribe(&self, agents: &[Name]) -> Result<Events, Error> {
         let Some(nats) = &self.store.nats else {
-            return Err(Error::Config("no NATS configured (READY_SIGNAL_NATS_URL)".into()));
+            return Err(Error::Config(
+                "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
+            ));
         };
         let client = events::connect(nats, CONNECT_TIMEOUT).await?;
         let mut subscriptions = SelectAll::new();
         for agent in agents {
             let subject = events::agent_subject(&self.store.namespace, agent);
-            let sub = client
-                .subscribe(subject)
-                .await
-                .map_err(|e| Error::Nats { addr: nats.addr.clone(), message: e.to_string() })?;
+            let sub = client.subscribe(subject).await.map_err(|e| Error::Nats {
+                addr: nats.addr.clone(),
+                message: e.to_string(),
+            })?;
             subscriptions.push(sub);
         }
         // The subscriptions must be registered before the caller reads state, or a transition
         // between the read and the subscription would be missed.
-        client.flush().await.map_err(|e| Error::Nats { addr: nats.addr.clone(), message: e.to_string() })?;
-        Ok(Events { _client: client, subscriptions })
+        client.flush().await.map_err(|e| Error::Nats {
+            addr: nats.addr.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Events {
+            _client: client,
+            subscriptions,
+        })
     }
 
     fn file_status(&self, agent: &Name, replica: &Name) -> ReplicaStatus {
-        let path = file_store::record_path(&self.store.file_dir(), &self.store.namespace, agent, replica);
+        let path = file_store::record_path(
+            &self.store.file_dir(),
+            &self.store.namespace,
+            agent,
+            replica,
+        );
         match file_store::read(&path) {
             Ok(None) => ReplicaStatus::without_record(agent, replica, Observed::Dead, None),
             Ok(Some(record)) => {
                 let now = crate::publisher::unix_ms();
-                ReplicaStatus::judge(agent, replica, &record, now, now.saturating_sub(record.beat_ms))
+                ReplicaStatus::judge(
+                    agent,
+                    replica,
+                    &record,
+                    now,
+                    now.saturating_sub(record.beat_ms),
+                )
             }
-            Err(e) => ReplicaStatus::without_record(agent, replica, Observed::Unknown, Some(e.to_string())),
+            Err(e) => ReplicaStatus::without_record(
+                agent,
+                replica,
+                Observed::Unknown,
+                Some(e.to_string()),
+            ),
         }
     }
 
     /// Adds what the local record file says, when Redis cannot be read: the agent falls back to
     /// it, and it tells the container's own probe whether the agent itself is still alive.
     fn with_file_hint(&self, e: Error, agent: &Name, replica: Option<&Name>) -> Error {
-        let Error::Redis { addr, message } = e else { return e };
+        let Error::Redis { addr, message } = e else {
+            return e;
+        };
         let replica = match replica {
             Some(r) => r.clone(),
-            None => match file_store::replicas(&self.store.file_dir(), &self.store.namespace, agent) {
-                Ok(names) if names.len() == 1 => names[0].clone(),
-                _ => return Error::Redis { addr, message },
-            },
+            None => {
+                match file_store::replicas(&self.store.file_dir(), &self.store.namespace, agent) {
+                    Ok(names) if names.len() == 1 => names[0].clone(),
+                    _ => return Error::Redis { addr, message },
+                }
+            }
         };
         let status = self.file_status(agent, &replica);
         if status.state == Observed::Dead && status.instance.is_none() {
             return Error::Redis { addr, message };
         }
-        let age = status.age.map(|a| format!(", beat {:.1}s ago", a.as_secs_f64())).unwrap_or_default();
-        Error::Redis { addr, message: format!("{message}; local record file says {}{age}", status.state) }
+        let age = status
+            .age
+            .map(|a| format!(", beat {:.1}s ago", a.as_secs_f64()))
+            .unwrap_or_default();
+        Error::Redis {
+            addr,
+            message: format!("{message}; local record file says {}{age}", status.state),
+        }
     }
 }
 
@@ -262,8 +346,14 @@ impl Error {
     /// A copy of the error's message for reuse (I/O errors are not `Clone`).
     fn clone_message(&self) -> Error {
         match self {
-            Error::Redis { addr, message } => Error::Redis { addr: addr.clone(), message: message.clone() },
-            Error::Timeout { what, after } => Error::Timeout { what: what.clone(), after: *after },
+            Error::Redis { addr, message } => Error::Redis {
+                addr: addr.clone(),
+                message: message.clone(),
+            },
+            Error::Timeout { what, after } => Error::Timeout {
+                what: what.clone(),
+                after: *after,
+            },
             other => Error::Config(other.to_string()),
         }
     }

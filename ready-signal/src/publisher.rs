@@ -140,7 +140,14 @@ impl Builder {
             .name(format!("ready-signal-{agent}"))
             .spawn(move || runtime.block_on(publisher.run(rx)))
             .map_err(|e| Error::Publisher(format!("could not start its thread: {e}")))?;
-        Ok(Handle { shared, tx, thread: Some(thread), instance, agent, replica })
+        Ok(Handle {
+            shared,
+            tx,
+            thread: Some(thread),
+            instance,
+            agent,
+            replica,
+        })
     }
 
     fn identity(&self) -> Result<Identity, Error> {
@@ -157,7 +164,10 @@ impl Builder {
             None => new_instance_id(),
         };
         if self.interval < Duration::from_millis(10) {
-            return Err(Error::Config(format!("interval {:?} is shorter than 10ms", self.interval)));
+            return Err(Error::Config(format!(
+                "interval {:?} is shorter than 10ms",
+                self.interval
+            )));
         }
         let ttl = self.ttl.unwrap_or(self.interval * DEFAULT_TTL_INTERVALS);
         if ttl < self.interval * 2 {
@@ -181,11 +191,19 @@ impl Builder {
 
 /// The replica name from `READY_SIGNAL_REPLICA`, else the host name.
 pub fn default_replica() -> Result<Name, Error> {
-    match std::env::var("READY_SIGNAL_REPLICA").ok().filter(|r| !r.is_empty()) {
+    match std::env::var("READY_SIGNAL_REPLICA")
+        .ok()
+        .filter(|r| !r.is_empty())
+    {
         Some(r) => Name::new(&r).map_err(|e| Error::Config(format!("READY_SIGNAL_REPLICA: {e}"))),
         None => {
-            let host = hostname().ok_or_else(|| Error::Config("no replica name: set READY_SIGNAL_REPLICA".into()))?;
-            Name::new(&host).map_err(|e| Error::Config(format!("the host name cannot be a replica name ({e}); set READY_SIGNAL_REPLICA")))
+            let host = hostname()
+                .ok_or_else(|| Error::Config("no replica name: set READY_SIGNAL_REPLICA".into()))?;
+            Name::new(&host).map_err(|e| {
+                Error::Config(format!(
+                    "the host name cannot be a replica name ({e}); set READY_SIGNAL_REPLICA"
+                ))
+            })
         }
     }
 }
@@ -213,7 +231,9 @@ pub fn instance_id(start_ms: u64, tag: u32) -> String {
 }
 
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Who is publishing.
@@ -245,7 +265,8 @@ impl Shared {
     fn progressing(&self, stall_after: Duration) -> bool {
         let now = self.now_ms();
         let last = self.last_progress_ms.load(Ordering::Relaxed);
-        now.saturating_sub(last) <= stall_after.as_millis() as u64 || now <= self.busy_until_ms.load(Ordering::Relaxed)
+        now.saturating_sub(last) <= stall_after.as_millis() as u64
+            || now <= self.busy_until_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -294,12 +315,17 @@ impl Handle {
 
     /// Marks progress of the work loop. Call it once per iteration; it is an atomic store.
     pub fn tick(&self) {
-        self.shared.last_progress_ms.store(self.shared.now_ms(), Ordering::Relaxed);
+        self.shared
+            .last_progress_ms
+            .store(self.shared.now_ms(), Ordering::Relaxed);
     }
 
     /// Declares that the current work item may take up to `budget` without ticks.
     pub fn busy(&self, budget: Duration) {
-        let until = self.shared.now_ms().saturating_add(budget.as_millis() as u64);
+        let until = self
+            .shared
+            .now_ms()
+            .saturating_add(budget.as_millis() as u64);
         self.shared.busy_until_ms.store(until, Ordering::Relaxed);
         self.tick();
     }
@@ -415,7 +441,9 @@ impl Sink {
 
     /// Each store operation gets this long: the interval, within [100 ms, 2 s].
     fn op_timeout(&self) -> Duration {
-        self.id.interval.clamp(Duration::from_millis(100), Duration::from_secs(2))
+        self.id
+            .interval
+            .clamp(Duration::from_millis(100), Duration::from_secs(2))
     }
 
     /// Changes the state (an event is published when it or the reason changed).
@@ -450,11 +478,11 @@ impl Sink {
                 tracing::info!(agent = %self.id.agent, "redis is back; record republished");
             }
         }
-        if self.store.files_always() || file_fallback {
-            if let Err(e) = file_store::write(&self.file_path(), &self.file_record()) {
-                tracing::warn!(error = %e, "cannot write the record file");
-                errors.push(e);
-            }
+        if (self.store.files_always() || file_fallback)
+            && let Err(e) = file_store::write(&self.file_path(), &self.file_record())
+        {
+            tracing::warn!(error = %e, "cannot write the record file");
+            errors.push(e);
         }
         if let Err(e) = self.publish_event(event).await {
             if !self.nats_failing {
@@ -471,10 +499,11 @@ impl Sink {
     /// Removes the record from Redis and the file backend (fenced like every write).
     pub(crate) async fn remove(&mut self) -> Vec<Error> {
         let mut errors = Vec::new();
-        if self.store.redis.is_some() && !self.fenced {
-            if let Err(e) = self.write_redis(true).await {
-                errors.push(e);
-            }
+        if self.store.redis.is_some()
+            && !self.fenced
+            && let Err(e) = self.write_redis(true).await
+        {
+            errors.push(e);
         }
         let path = self.file_path();
         if let Err(e) = file_store::remove(&path, &self.id.instance) {
@@ -484,7 +513,9 @@ impl Sink {
     }
 
     async fn write_redis(&mut self, delete: bool) -> Result<(), Error> {
-        let Some(store) = &self.store.redis else { return Ok(()) };
+        let Some(store) = &self.store.redis else {
+            return Ok(());
+        };
         let timeout = self.op_timeout();
         if self.redis.is_none() {
             self.redis = Some(RedisConn::connect(store, timeout).await?);
@@ -502,7 +533,9 @@ impl Sink {
             interval_ms: id.interval.as_millis() as u64,
             ttl_ms: id.ttl.as_millis() as u64,
         };
-        let Some(conn) = self.redis.as_mut() else { return Ok(()) };
+        let Some(conn) = self.redis.as_mut() else {
+            return Ok(());
+        };
         let result = tokio::time::timeout(timeout, conn.write(&write, delete)).await;
         match result {
             Ok(Ok(Applied::Yes)) => Ok(()),
@@ -518,27 +551,36 @@ impl Sink {
             }
             Err(_) => {
                 self.redis = None;
-                Err(Error::Timeout { what: format!("writing to redis at {}", store.addr), after: timeout })
+                Err(Error::Timeout {
+                    what: format!("writing to redis at {}", store.addr),
+                    after: timeout,
+                })
             }
         }
     }
 
     async fn publish_event(&mut self, event: bool) -> Result<(), Error> {
-        let Some(store) = &self.store.nats else { return Ok(()) };
+        let Some(store) = &self.store.nats else {
+            return Ok(());
+        };
         let timeout = self.op_timeout();
         if self.nats.is_none() {
             self.nats = Some(events::connect(store, timeout).await?);
         }
         // After a (re)connect the current state is published, so waiters that subscribed while
         // NATS was away learn it without waiting for the next transition.
-        let connected =
-            self.nats.as_ref().is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
+        let connected = self
+            .nats
+            .as_ref()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
         let event = event || (connected && !self.nats_was_connected);
         self.nats_was_connected = connected;
         if !event || self.fenced {
             return Ok(());
         }
-        let Some(client) = &self.nats else { return Ok(()) };
+        let Some(client) = &self.nats else {
+            return Ok(());
+        };
         let payload = EventPayload {
             v: PROTOCOL_VERSION,
             agent: self.id.agent.to_string(),
@@ -549,13 +591,24 @@ impl Sink {
             ts_ms: unix_ms(),
         };
         let subject = events::subject(&self.store.namespace, &self.id.agent, &self.id.replica);
-        tokio::time::timeout(timeout, events::publish(client, &store.addr, subject, &payload))
-            .await
-            .map_err(|_| Error::Timeout { what: format!("publishing to nats at {}", store.addr), after: timeout })?
+        tokio::time::timeout(
+            timeout,
+            events::publish(client, &store.addr, subject, &payload),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("publishing to nats at {}", store.addr),
+            after: timeout,
+        })?
     }
 
     fn file_path(&self) -> std::path::PathBuf {
-        file_store::record_path(&self.store.file_dir(), &self.store.namespace, &self.id.agent, &self.id.replica)
+        file_store::record_path(
+            &self.store.file_dir(),
+            &self.store.namespace,
+            &self.id.agent,
+            &self.id.replica,
+        )
     }
 
     fn file_record(&self) -> Record {
@@ -587,8 +640,18 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn new(store: StoreConfig, id: Identity, shared: Arc<Shared>, stall_after: Duration) -> Publisher {
-        Publisher { sink: Sink::new(store, id, State::Starting, String::new()), shared, stall_after, stalled: false }
+    fn new(
+        store: StoreConfig,
+        id: Identity,
+        shared: Arc<Shared>,
+        stall_after: Duration,
+    ) -> Publisher {
+        Publisher {
+            sink: Sink::new(store, id, State::Starting, String::new()),
+            shared,
+            stall_after,
+            stalled: false,
+        }
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
@@ -621,7 +684,8 @@ impl Publisher {
     }
 
     async fn heartbeat(&mut self) {
-        let progressing = self.shared.progressing(self.stall_after) || self.sink.state == State::Stopping;
+        let progressing =
+            self.shared.progressing(self.stall_after) || self.sink.state == State::Stopping;
         if !progressing {
             if !self.stalled {
                 tracing::warn!(agent = %self.sink.id.agent, stall_after = ?self.stall_after,
@@ -671,11 +735,20 @@ pub async fn publish_once(
     };
     let mut sink = Sink::new(store.clone(), id, state, clip(reason, MAX_REASON_LEN));
     let mut errors = sink.write(true).await;
-    if errors.is_empty() { Ok(()) } else { Err(errors.remove(0)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.remove(0))
+    }
 }
 
 /// Publishes `stopping` and removes the record once, for the `ready-signal` CLI.
-pub async fn remove_once(store: &StoreConfig, agent: &Name, replica: &Name, instance: &str) -> Result<(), Error> {
+pub async fn remove_once(
+    store: &StoreConfig,
+    agent: &Name,
+    replica: &Name,
+    instance: &str,
+) -> Result<(), Error> {
     crate::record::check_instance(instance).map_err(Error::Config)?;
     let id = Identity {
         agent: agent.clone(),
@@ -689,5 +762,9 @@ pub async fn remove_once(store: &StoreConfig, agent: &Name, replica: &Name, inst
     let mut sink = Sink::new(store.clone(), id, State::Stopping, String::new());
     let mut errors = sink.write(true).await;
     errors.extend(sink.remove().await);
-    if errors.is_empty() { Ok(()) } else { Err(errors.remove(0)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.remove(0))
+    }
 }

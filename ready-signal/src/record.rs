@@ -55,7 +55,10 @@ impl FromStr for State {
             "ready" => Ok(State::Ready),
             "not-ready" => Ok(State::NotReady),
             "stopping" => Ok(State::Stopping),
-            other => Err(format!("unknown state `{}`", other.chars().take(40).collect::<String>())),
+            other => Err(format!(
+                "unknown state `{}`",
+                other.chars().take(40).collect::<String>()
+            )),
         }
     }
 }
@@ -162,16 +165,25 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let map: HashMap<String, String> =
-        fields.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
-    let get = |k: &str| map.get(k).map(String::as_str).ok_or_else(|| format!("field `{k}` is missing"));
+    let map: HashMap<String, String> = fields
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+        .collect();
+    let get = |k: &str| {
+        map.get(k)
+            .map(String::as_str)
+            .ok_or_else(|| format!("field `{k}` is missing"))
+    };
     let num = |k: &str| -> Result<u64, String> {
         let raw = get(k)?;
-        raw.parse::<u64>().map_err(|_| format!("field `{k}` is not a whole number: `{}`", clip(raw, 40)))
+        raw.parse::<u64>()
+            .map_err(|_| format!("field `{k}` is not a whole number: `{}`", clip(raw, 40)))
     };
     let v = num("v")?;
     if v != u64::from(PROTOCOL_VERSION) {
-        return Err(format!("format version {v} is not {PROTOCOL_VERSION}, the one this reader knows"));
+        return Err(format!(
+            "format version {v} is not {PROTOCOL_VERSION}, the one this reader knows"
+        ));
     }
     let agent = get("agent")?;
     let replica = get("replica")?;
@@ -179,7 +191,9 @@ where
     Name::new(replica).map_err(|e| format!("field `replica`: {e}"))?;
     let instance = get("instance")?;
     check_instance(instance)?;
-    let state = get("state")?.parse::<State>().map_err(|e| format!("field `state`: {e}"))?;
+    let state = get("state")?
+        .parse::<State>()
+        .map_err(|e| format!("field `state`: {e}"))?;
     let record = Record {
         v: PROTOCOL_VERSION,
         agent: agent.to_string(),
@@ -207,7 +221,14 @@ pub(crate) fn check_instance(instance: &str) -> Result<(), String> {
         && instance.as_bytes()[13] == b'-'
         && instance[..13].bytes().all(|b| b.is_ascii_digit())
         && instance[14..].bytes().all(|b| b.is_ascii_hexdigit());
-    if ok { Ok(()) } else { Err(format!("field `instance` is not `{{13 digits}}-{{8 hex}}`: `{}`", clip(instance, 40))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "field `instance` is not `{{13 digits}}-{{8 hex}}`: `{}`",
+            clip(instance, 40)
+        ))
+    }
 }
 
 impl Record {
@@ -260,7 +281,10 @@ pub struct EventPayload {
 
 /// Ready-signal errors from decoding are reported with where the record came from.
 pub(crate) fn malformed(location: impl Into<String>, reason: String) -> Error {
-    Error::Malformed { location: location.into(), reason }
+    Error::Malformed {
+        location: location.into(),
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -321,7 +345,11 @@ mod tests {
         let r = decode_record(good()).unwrap();
         let json = serde_json::to_vec(&r).unwrap();
         assert_eq!(Record::from_json(&json).unwrap(), r);
-        assert!(Record::from_json(b"[1]").unwrap_err().contains("not a JSON object"));
+        assert!(
+            Record::from_json(b"[1]")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
     }
 
     #[test]

@@ -36,35 +36,7 @@ pub fn agents_key(ns: &Name) -> String {
 ///
 /// A write from an older instance than the stored one is refused (returns 0), so a late
 /// heartbeat or `stopping` of a predecessor never overwrites its successor's record.
-const WRITE: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'instance', 'state', 'since_ms', 'seq')
-if cur[1] and cur[1] > ARGV[2] then return 0 end
-if ARGV[1] == 'del' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[10])
-  return 1
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[8])
-local since = now
-local seq = 1
-if cur[1] == ARGV[2] then
-  seq = (tonumber(cur[4]) or 0) + 1
-  if cur[2] == ARGV[3] and cur[3] then since = tonumber(cur[3]) end
-end
-redis.call('HSET', KEYS[1], 'v', '1', 'agent', ARGV[9], 'replica', ARGV[10], 'instance', ARGV[2],
-  'state', ARGV[3], 'reason', ARGV[4], 'pid', ARGV[5], 'host', ARGV[6], 'interval_ms', ARGV[7],
-  'ttl_ms', ARGV[8], 'since_ms', string.format('%d', since), 'beat_ms', string.format('%d', now),
-  'seq', string.format('%d', seq))
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('ZADD', KEYS[2], now + ttl, ARGV[10])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[11]))
-redis.call('PEXPIRE', KEYS[2], 86400000)
-redis.call('ZADD', KEYS[3], now + ttl, ARGV[9])
-redis.call('PEXPIRE', KEYS[3], 86400000)
-return 1
-";
+const WRITE: &str = include_str!("write.lua");
 
 /// The write script with its SHA1 computed once; invoked by `EVALSHA`, loaded on `NOSCRIPT`.
 static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
@@ -100,7 +72,9 @@ pub(crate) struct RedisConn {
 
 impl std::fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConn").field("addr", &self.addr).finish()
+        f.debug_struct("RedisConn")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -112,10 +86,16 @@ impl RedisConn {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection_with_config(&config))
-            .await
-            .map_err(|_| Error::Timeout { what: format!("connecting to redis at {addr}"), after: timeout })?
-            .map_err(|e| redis_error(&addr, &e))?;
+        let conn = tokio::time::timeout(
+            timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("connecting to redis at {addr}"),
+            after: timeout,
+        })?
+        .map_err(|e| redis_error(&addr, &e))?;
         Ok(RedisConn { conn, addr })
     }
 
@@ -137,8 +117,15 @@ impl RedisConn {
             .arg(w.agent.as_str())
             .arg(w.replica.as_str())
             .arg(DEAD_LISTED_MS);
-        let applied: i64 = invocation.invoke_async(&mut self.conn).await.map_err(|e| redis_error(&self.addr, &e))?;
-        Ok(if applied == 1 { Applied::Yes } else { Applied::FencedOff })
+        let applied: i64 = invocation
+            .invoke_async(&mut self.conn)
+            .await
+            .map_err(|e| redis_error(&self.addr, &e))?;
+        Ok(if applied == 1 {
+            Applied::Yes
+        } else {
+            Applied::FencedOff
+        })
     }
 
     /// Reads one record with its remaining TTL and Redis's clock, in one round trip.
@@ -165,17 +152,26 @@ impl RedisConn {
             pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
         }
         pipe.cmd("TIME");
-        let values: Vec<redis::Value> =
-            pipe.query_async(&mut self.conn).await.map_err(|e| redis_error(&self.addr, &e))?;
-        let bad = |why: &str| Error::Redis { addr: self.addr.clone(), message: format!("unexpected reply: {why}") };
+        let values: Vec<redis::Value> = pipe
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| redis_error(&self.addr, &e))?;
+        let bad = |why: &str| Error::Redis {
+            addr: self.addr.clone(),
+            message: format!("unexpected reply: {why}"),
+        };
         let Some((time, pairs)) = values.split_last() else {
             return Err(bad("empty pipeline reply"));
         };
-        let time: (u64, u64) = redis::from_redis_value_ref(time).map_err(|e| bad(&e.to_string()))?;
+        let time: (u64, u64) =
+            redis::from_redis_value_ref(time).map_err(|e| bad(&e.to_string()))?;
         let mut out = Vec::with_capacity(keys.len());
         for (key, pair) in keys.iter().zip(pairs.chunks(2)) {
-            let [fields, pttl] = pair else { return Err(bad("short pipeline reply")) };
-            let fields: HashMap<String, String> = redis::from_redis_value_ref(fields).map_err(|e| bad(&e.to_string()))?;
+            let [fields, pttl] = pair else {
+                return Err(bad("short pipeline reply"));
+            };
+            let fields: HashMap<String, String> =
+                redis::from_redis_value_ref(fields).map_err(|e| bad(&e.to_string()))?;
             let pttl: i64 = redis::from_redis_value_ref(pttl).map_err(|e| bad(&e.to_string()))?;
             out.push(Snapshot::new(key, fields, pttl, time));
         }
@@ -205,13 +201,22 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    fn new(key: &str, fields: HashMap<String, String>, pttl_ms: i64, (secs, micros): (u64, u64)) -> Snapshot {
+    fn new(
+        key: &str,
+        fields: HashMap<String, String>,
+        pttl_ms: i64,
+        (secs, micros): (u64, u64),
+    ) -> Snapshot {
         let record = if fields.is_empty() {
             None
         } else {
             Some(decode_record(fields).map_err(|reason| malformed(key, reason)))
         };
-        Snapshot { record, pttl_ms, now_ms: secs * 1000 + micros / 1000 }
+        Snapshot {
+            record,
+            pttl_ms,
+            now_ms: secs * 1000 + micros / 1000,
+        }
     }
 }
 
@@ -223,12 +228,18 @@ pub(crate) fn redis_error(addr: &str, e: &RedisError) -> Error {
         (Some(code), None) => code.to_string(),
         _ => e.to_string(),
     };
-    Error::Redis { addr: addr.to_string(), message }
+    Error::Redis {
+        addr: addr.to_string(),
+        message,
+    }
 }
 
 impl RedisConn {
     /// The members of several sorted sets in one pipeline.
-    pub(crate) async fn members_many(&mut self, keys: &[String]) -> Result<Vec<Vec<String>>, Error> {
+    pub(crate) async fn members_many(
+        &mut self,
+        keys: &[String],
+    ) -> Result<Vec<Vec<String>>, Error> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -236,6 +247,8 @@ impl RedisConn {
         for key in keys {
             pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1);
         }
-        pipe.query_async(&mut self.conn).await.map_err(|e| redis_error(&self.addr, &e))
+        pipe.query_async(&mut self.conn)
+            .await
+            .map_err(|e| redis_error(&self.addr, &e))
     }
 }

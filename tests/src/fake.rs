@@ -40,23 +40,34 @@ impl FakePeer {
 
     /// FAKE: a Redis that answers every command with this error line (without the leading `-`).
     pub fn redis_error(line: &str) -> FakePeer {
-        FakePeer::spawn(Behaviour::Reply { greeting: Vec::new(), reply: format!("-{line}\r\n").into_bytes() })
+        FakePeer::spawn(Behaviour::Reply {
+            greeting: Vec::new(),
+            reply: format!("-{line}\r\n").into_bytes(),
+        })
     }
 
     /// FAKE: a peer that answers anything with these bytes (for example garbage).
     pub fn replying(bytes: &[u8]) -> FakePeer {
-        FakePeer::spawn(Behaviour::Reply { greeting: Vec::new(), reply: bytes.to_vec() })
+        FakePeer::spawn(Behaviour::Reply {
+            greeting: Vec::new(),
+            reply: bytes.to_vec(),
+        })
     }
 
     /// FAKE: a peer that sends these bytes as soon as it accepts (a NATS server speaks first).
     pub fn greeting(bytes: &[u8]) -> FakePeer {
-        FakePeer::spawn(Behaviour::Reply { greeting: bytes.to_vec(), reply: Vec::new() })
+        FakePeer::spawn(Behaviour::Reply {
+            greeting: bytes.to_vec(),
+            reply: Vec::new(),
+        })
     }
 
     fn spawn(behaviour: Behaviour) -> FakePeer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake peer");
         let addr = listener.local_addr().expect("fake peer address");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         thread::spawn(move || {
@@ -111,7 +122,11 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
                     return;
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return,
         }
     }

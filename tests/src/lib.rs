@@ -42,7 +42,10 @@ pub fn free_port() -> u16 {
 /// Cargo puts test executables in `target/<profile>/deps/` and binaries in `target/<profile>/`.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("test binary has a directory").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("test binary has a directory")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -61,13 +64,17 @@ fn server_binary(name: &str, env: &str, package: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")]) {
+    for dir in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+    {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
         }
     }
-    panic!("{name} not found on PATH: install the Debian package `{package}` (apt-get install -y {package}) or set {env}")
+    panic!(
+        "{name} not found on PATH: install the Debian package `{package}` (apt-get install -y {package}) or set {env}"
+    )
 }
 
 /// A running server process; killed when dropped.
@@ -83,8 +90,14 @@ impl Process {
         let out = fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Process { child: Some(child), log, what }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Process {
+            child: Some(child),
+            log,
+            what,
+        }
     }
 
     /// Waits until `addr` accepts a TCP connection, or panics showing the server log.
@@ -97,10 +110,18 @@ impl Process {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("{} exited with {status} before accepting on {addr}; log:\n{}", self.what, self.log_text());
+                panic!(
+                    "{} exited with {status} before accepting on {addr}; log:\n{}",
+                    self.what,
+                    self.log_text()
+                );
             }
             if start.elapsed() > START_TIMEOUT {
-                panic!("{} did not accept on {addr} within {START_TIMEOUT:?}; log:\n{}", self.what, self.log_text());
+                panic!(
+                    "{} did not accept on {addr} within {START_TIMEOUT:?}; log:\n{}",
+                    self.what,
+                    self.log_text()
+                );
             }
             thread::sleep(Duration::from_millis(10));
         }
@@ -160,7 +181,12 @@ impl RedisBuilder {
     pub fn start(self) -> RedisServer {
         let dir = tempfile::Builder::new().prefix("redis-").tempdir().unwrap();
         let port = free_port();
-        let mut server = RedisServer { opts: self, port, dir, process: None };
+        let mut server = RedisServer {
+            opts: self,
+            port,
+            dir,
+            process: None,
+        };
         server.spawn();
         server
     }
@@ -189,10 +215,19 @@ impl RedisServer {
     fn spawn(&mut self) {
         let bin = server_binary("redis-server", "REDIS_SERVER_BIN", "redis-server");
         let mut cmd = Command::new(bin);
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--daemonize", "no", "--protected-mode", "no"]);
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(self.dir.path())
+        .args(["--daemonize", "no", "--protected-mode", "no"]);
         if let Some(p) = &self.opts.password {
             cmd.args(["--requirepass", p]);
         }
@@ -238,7 +273,10 @@ impl RedisServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        self.process.as_ref().map(Process::log_text).unwrap_or_default()
+        self.process
+            .as_ref()
+            .map(Process::log_text)
+            .unwrap_or_default()
     }
 
     /// The temporary directory the server runs in.
@@ -286,7 +324,13 @@ impl NatsBuilder {
         let dir = tempfile::Builder::new().prefix("nats-").tempdir().unwrap();
         let port = free_port();
         let monitor_port = self.monitor.then(free_port);
-        let mut server = NatsServer { opts: self, port, monitor_port, dir, process: None };
+        let mut server = NatsServer {
+            opts: self,
+            port,
+            monitor_port,
+            dir,
+            process: None,
+        };
         server.spawn();
         server
     }
@@ -373,6 +417,9 @@ impl NatsServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        self.process.as_ref().map(Process::log_text).unwrap_or_default()
+        self.process
+            .as_ref()
+            .map(Process::log_text)
+            .unwrap_or_default()
     }
 }

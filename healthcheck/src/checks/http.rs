@@ -39,7 +39,9 @@ impl StatusSet {
         for part in s.split(',').map(str::trim) {
             let code = |c: &str| match c.trim().parse::<u16>() {
                 Ok(n) if (100..=599).contains(&n) => Ok(n),
-                _ => Err(format!("option `status`: `{c}` is not an HTTP status (100-599)")),
+                _ => Err(format!(
+                    "option `status`: `{c}` is not an HTTP status (100-599)"
+                )),
             };
             let range = match part.split_once('-') {
                 Some((lo, hi)) => code(lo)?..=code(hi)?,
@@ -91,14 +93,25 @@ impl HttpTarget {
             url.query_pairs_mut().extend_pairs(keep);
         }
         opts.pass_through();
-        Ok(HttpTarget { url, accept, body, tls })
+        Ok(HttpTarget {
+            url,
+            accept,
+            body,
+            tls,
+        })
     }
 }
 
 pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<String>, String> {
-    let origin = (t.url.host_str().map(str::to_owned), t.url.port_or_known_default());
+    let origin = (
+        t.url.host_str().map(str::to_owned),
+        t.url.port_or_known_default(),
+    );
     let policy = redirect::Policy::custom(move |attempt| {
-        let same = (attempt.url().host_str().map(str::to_owned), attempt.url().port_or_known_default()) == origin;
+        let same = (
+            attempt.url().host_str().map(str::to_owned),
+            attempt.url().port_or_known_default(),
+        ) == origin;
         if !same {
             attempt.stop()
         } else if attempt.previous().len() > MAX_REDIRECTS {
@@ -119,26 +132,44 @@ pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<
     if t.url.scheme() == "https" {
         builder = builder.use_preconfigured_tls(t.tls.client_config()?);
     }
-    let client = builder.build().map_err(|e| format!("http client: {}", chain(&e)))?;
+    let client = builder
+        .build()
+        .map_err(|e| format!("http client: {}", chain(&e)))?;
 
     progress.set("waiting for response");
-    let mut response = client.get(t.url.clone()).send().await.map_err(|e| chain(&e))?;
+    let mut response = client
+        .get(t.url.clone())
+        .send()
+        .await
+        .map_err(|e| chain(&e))?;
     let status = response.status();
     if !t.accept.contains(status.as_u16()) {
         let mut reason = format!("status {}", status.as_u16());
-        if status.is_redirection() {
-            if let Some(to) = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) {
-                reason.push_str(&format!(" redirect to {} not followed (other host)", truncate(to, 120)));
-            }
+        if status.is_redirection()
+            && let Some(to) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+        {
+            reason.push_str(&format!(
+                " redirect to {} not followed (other host)",
+                truncate(to, 120)
+            ));
         }
         return Err(reason);
     }
-    let Some(needle) = &t.body else { return Ok(Some(format!("status {}", status.as_u16()))) };
+    let Some(needle) = &t.body else {
+        return Ok(Some(format!("status {}", status.as_u16())));
+    };
 
     progress.set("reading body");
     let mut body = Vec::new();
     while body.len() < BODY_LIMIT {
-        match response.chunk().await.map_err(|e| format!("reading body: {}", chain(&e)))? {
+        match response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading body: {}", chain(&e)))?
+        {
             Some(chunk) => {
                 body.extend_from_slice(&chunk);
                 if contains(&body, needle.as_bytes()) {
@@ -148,8 +179,16 @@ pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<
             None => break,
         }
     }
-    let read = if body.len() >= BODY_LIMIT { " in the first 1 MiB" } else { "" };
-    Err(format!("status {} but body does not contain `{}`{read}", status.as_u16(), truncate(needle, 80)))
+    let read = if body.len() >= BODY_LIMIT {
+        " in the first 1 MiB"
+    } else {
+        ""
+    };
+    Err(format!(
+        "status {} but body does not contain `{}`{read}",
+        status.as_u16(),
+        truncate(needle, 80)
+    ))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -167,10 +206,10 @@ fn is_loopback(url: &Url) -> bool {
 
 /// A reqwest error as one line: its causes, without the URL (which may carry credentials).
 fn chain(e: &reqwest::Error) -> String {
-    if e.is_redirect() {
-        if let Some(src) = std::error::Error::source(e) {
-            return src.to_string();
-        }
+    if e.is_redirect()
+        && let Some(src) = std::error::Error::source(e)
+    {
+        return src.to_string();
     }
     let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(e);
@@ -200,15 +239,22 @@ mod tests {
     fn status_sets_parse_lists_and_ranges() {
         let s = StatusSet::parse("200,204,301-302").unwrap();
         assert!(s.contains(204) && s.contains(302) && !s.contains(201));
-        assert!(StatusSet::parse("299-200").unwrap_err().contains("empty range"));
+        assert!(
+            StatusSet::parse("299-200")
+                .unwrap_err()
+                .contains("empty range")
+        );
         assert!(StatusSet::parse("abc").unwrap_err().contains("`abc`"));
         assert!(StatusSet::parse("700").is_err());
     }
 
     #[test]
     fn our_options_are_not_sent_to_the_endpoint() {
-        let t = crate::Target::parse_with("http://h/health?full=1&status=200&body=ok", &|_| None).unwrap();
-        let crate::target::Kind::Http(h) = &t.kind else { panic!("not http") };
+        let t = crate::Target::parse_with("http://h/health?full=1&status=200&body=ok", &|_| None)
+            .unwrap();
+        let crate::target::Kind::Http(h) = &t.kind else {
+            panic!("not http")
+        };
         assert_eq!(h.url.as_str(), "http://h/health?full=1");
     }
 }

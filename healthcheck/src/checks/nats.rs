@@ -46,7 +46,11 @@ impl NatsTarget {
         if !matches!(url.path(), "" | "/") {
             return Err(format!("nats targets take no path (got `{}`)", url.path()));
         }
-        let host_in_url = if host.contains(':') { format!("[{host}]") } else { host };
+        let host_in_url = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         let server = format!("{}://{host_in_url}:{port}", url.scheme());
 
         let user = percent_decode(url.username());
@@ -66,7 +70,8 @@ impl NatsTarget {
             (false, None) => given.push(Auth::Token(Secret::new(user))),
             (true, Some(password)) => {
                 let user = env("NATS_USER").filter(|u| !u.is_empty());
-                let user = user.ok_or("password_file needs a user: nats://USER@host or NATS_USER")?;
+                let user =
+                    user.ok_or("password_file needs a user: nats://USER@host or NATS_USER")?;
                 given.push(Auth::UserPassword(user, password));
             }
             (true, None) => {}
@@ -95,7 +100,12 @@ impl NatsTarget {
         } else {
             None
         };
-        Ok(NatsTarget { server, auth, jetstream, tls })
+        Ok(NatsTarget {
+            server,
+            auth,
+            jetstream,
+            tls,
+        })
     }
 }
 
@@ -105,7 +115,9 @@ fn auth_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, String> {
         return Ok(Auth::Token(token));
     }
     if let Some(password) = secret::from_env("NATS_PASSWORD", env)? {
-        let user = env("NATS_USER").filter(|u| !u.is_empty()).ok_or("NATS_PASSWORD is set but NATS_USER is not")?;
+        let user = env("NATS_USER")
+            .filter(|u| !u.is_empty())
+            .ok_or("NATS_PASSWORD is set but NATS_USER is not")?;
         return Ok(Auth::UserPassword(user, password));
     }
     if let Some(seed) = secret::from_env("NATS_NKEY", env)? {
@@ -126,9 +138,15 @@ pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<
         Auth::Token(token) => ConnectOptions::with_token(token.expose().to_string()),
         Auth::NkeySeed(seed) => ConnectOptions::with_nkey(seed.expose().trim().to_string()),
         Auth::CredsFile(path) => {
-            let creds = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read creds_file {}: {}", path.display(), secret::io_reason(&e)))?;
-            ConnectOptions::with_credentials(&creds).map_err(|_| format!("creds_file {}: not a creds file", path.display()))?
+            let creds = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "cannot read creds_file {}: {}",
+                    path.display(),
+                    secret::io_reason(&e)
+                )
+            })?;
+            ConnectOptions::with_credentials(&creds)
+                .map_err(|_| format!("creds_file {}: not a creds file", path.display()))?
         }
     };
     // One attempt: the caller owns the deadline, and a probe must not reconnect in the background.
@@ -138,18 +156,28 @@ pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<
         .ignore_discovered_servers()
         .max_reconnects(1)
         .reconnect_to_server_callback(|servers, _info| async move {
-            servers.first().map(|s| async_nats::ReconnectToServer { addr: s.addr.clone(), delay: Some(Duration::ZERO) })
+            servers.first().map(|s| async_nats::ReconnectToServer {
+                addr: s.addr.clone(),
+                delay: Some(Duration::ZERO),
+            })
         })
         .name("healthcheck");
     if let Some(tls) = &t.tls {
-        options = options.require_tls(true).tls_client_config(tls.client_config()?);
+        options = options
+            .require_tls(true)
+            .tls_client_config(tls.client_config()?);
     }
     progress.set("nats handshake");
-    let client = options.connect(t.server.as_str()).await.map_err(|e| match e.kind() {
-        ConnectErrorKind::AuthorizationViolation => "-ERR 'Authorization Violation'".to_string(),
-        ConnectErrorKind::Dns => format!("cannot resolve: {}", source_text(&e)),
-        _ => truncate(&source_text(&e), 300),
-    })?;
+    let client = options
+        .connect(t.server.as_str())
+        .await
+        .map_err(|e| match e.kind() {
+            ConnectErrorKind::AuthorizationViolation => {
+                "-ERR 'Authorization Violation'".to_string()
+            }
+            ConnectErrorKind::Dns => format!("cannot resolve: {}", source_text(&e)),
+            _ => truncate(&source_text(&e), 300),
+        })?;
     if !t.jetstream {
         return Ok(None);
     }
@@ -159,11 +187,19 @@ pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<
     let reply = client
         .request("$JS.API.INFO", bytes::Bytes::new())
         .await
-        .map_err(|e| format!("jetstream: {}", truncate(&e.to_string().to_lowercase(), 300)))?;
-    let info: serde_json::Value =
-        serde_json::from_slice(&reply.payload).map_err(|_| "jetstream: account info is not JSON".to_string())?;
+        .map_err(|e| {
+            format!(
+                "jetstream: {}",
+                truncate(&e.to_string().to_lowercase(), 300)
+            )
+        })?;
+    let info: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|_| "jetstream: account info is not JSON".to_string())?;
     if let Some(error) = info.get("error") {
-        let text = error.get("description").and_then(|d| d.as_str()).unwrap_or("error");
+        let text = error
+            .get("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or("error");
         return Err(format!("jetstream: {}", truncate(text, 200)));
     }
     let streams = info.get("streams").and_then(|s| s.as_u64()).unwrap_or(0);

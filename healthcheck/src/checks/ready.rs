@@ -55,21 +55,35 @@ impl ReadyTarget {
             (Some(_), Some(_)) => return Err("give either `min` or `replica`, not both".into()),
             (Some(m), None) => match m.parse::<usize>() {
                 Ok(n) if n >= 1 => Which::AtLeast(n),
-                _ => return Err(format!("option `min` must be a whole number of at least 1, not `{m}`")),
+                _ => {
+                    return Err(format!(
+                        "option `min` must be a whole number of at least 1, not `{m}`"
+                    ));
+                }
             },
             (None, Some(r)) if r == "self" => {
-                let own = env("READY_SIGNAL_REPLICA").filter(|r| !r.is_empty()).or_else(hostname);
-                let own = own.ok_or("replica=self: READY_SIGNAL_REPLICA is not set and the hostname is unknown")?;
+                let own = env("READY_SIGNAL_REPLICA")
+                    .filter(|r| !r.is_empty())
+                    .or_else(hostname);
+                let own = own.ok_or(
+                    "replica=self: READY_SIGNAL_REPLICA is not set and the hostname is unknown",
+                )?;
                 Which::Replica(Name::new(&own).map_err(|e| format!("replica=self (`{own}`): {e}"))?)
             }
-            (None, Some(r)) => Which::Replica(Name::new(&r).map_err(|e| format!("replica `{r}`: {e}"))?),
+            (None, Some(r)) => {
+                Which::Replica(Name::new(&r).map_err(|e| format!("replica `{r}`: {e}"))?)
+            }
             (None, None) => Which::AtLeast(1),
         };
         let namespace = match opts.take("namespace")? {
             Some(ns) => Some(Name::new(&ns).map_err(|e| format!("namespace `{ns}`: {e}"))?),
             None => None,
         };
-        Ok(ReadyTarget { agents, which, namespace })
+        Ok(ReadyTarget {
+            agents,
+            which,
+            namespace,
+        })
     }
 
     /// The store these agents publish to: the environment, with this target's namespace.
@@ -94,7 +108,9 @@ fn hostname() -> Option<String> {
 pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, String> {
     let store = t.store()?;
     progress.set("connecting to the ready-signal store");
-    let observer = Observer::connect(&store).await.map_err(|e| format!("unknown: {e}"))?;
+    let observer = Observer::connect(&store)
+        .await
+        .map_err(|e| format!("unknown: {e}"))?;
     progress.set("reading ready records");
     let mut details = Vec::new();
     let mut problems = Vec::new();
@@ -114,7 +130,11 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
             Err(p) => problems.push(p),
         }
     }
-    if problems.is_empty() { Ok(Some(details.join(", "))) } else { Err(problems.join(", ")) }
+    if problems.is_empty() {
+        Ok(Some(details.join(", ")))
+    } else {
+        Err(problems.join(", "))
+    }
 }
 
 /// One replica: ready and fresh, or the state, reason and age that say why not.
@@ -141,12 +161,22 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
     if let ([one], 1) = (all, min) {
         return Err(describe(one));
     }
-    let others: Vec<String> = all.iter().filter(|s| s.state != Observed::Ready).map(describe_replica).collect();
-    Err(format!("{agent}: {ready} of {} replicas ready, need {min} ({})", all.len(), others.join("; ")))
+    let others: Vec<String> = all
+        .iter()
+        .filter(|s| s.state != Observed::Ready)
+        .map(describe_replica)
+        .collect();
+    Err(format!(
+        "{agent}: {ready} of {} replicas ready, need {min} ({})",
+        all.len(),
+        others.join("; ")
+    ))
 }
 
 fn beat(s: &ReplicaStatus) -> String {
-    s.age.map(|a| format!(", beat {} ago", secs(a))).unwrap_or_default()
+    s.age
+        .map(|a| format!(", beat {} ago", secs(a)))
+        .unwrap_or_default()
 }
 
 fn describe(s: &ReplicaStatus) -> String {
@@ -159,7 +189,12 @@ fn describe_replica(s: &ReplicaStatus) -> String {
 
 /// `not-ready (warming cache) for 3.2s`, `stale, last beat 7.1s ago`, `dead (no record)`.
 fn state_text(s: &ReplicaStatus) -> String {
-    let reason = s.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default();
+    let reason = s
+        .reason
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     match s.state {
         Observed::Ready => format!("ready{}", beat(s)),
         Observed::Stale => match s.age {
@@ -169,7 +204,10 @@ fn state_text(s: &ReplicaStatus) -> String {
         Observed::Dead => "dead (no record)".into(),
         Observed::Unknown => format!("unknown{reason}"),
         other => {
-            let since = s.since.map(|d| format!(" for {}", secs(d))).unwrap_or_default();
+            let since = s
+                .since
+                .map(|d| format!(" for {}", secs(d)))
+                .unwrap_or_default();
             format!("{}{reason}{since}", observed_name(other))
         }
     }
@@ -211,9 +249,17 @@ mod tests {
     #[test]
     fn grammar_rejects_bad_names_and_options() {
         assert!(parse("ready://a?min=0").unwrap_err().contains("at least 1"));
-        assert!(parse("ready://a?min=2&replica=x").unwrap_err().contains("not both"));
+        assert!(
+            parse("ready://a?min=2&replica=x")
+                .unwrap_err()
+                .contains("not both")
+        );
         assert!(parse("ready://a:4222").unwrap_err().contains("no port"));
-        assert!(parse("ready://a?namespace=x.y").unwrap_err().contains("namespace `x.y`"));
+        assert!(
+            parse("ready://a?namespace=x.y")
+                .unwrap_err()
+                .contains("namespace `x.y`")
+        );
         assert!(parse("ready://").is_err());
     }
 }

@@ -55,15 +55,23 @@ impl RedisTarget {
         let path_db = url.path().trim_start_matches('/');
         let db = match (path_db, opts.take("db")?) {
             ("", None) => 0,
-            (p, None) => p.parse().map_err(|_| format!("database `{p}` in the path is not a number"))?,
-            ("", Some(d)) => d.parse().map_err(|_| format!("option `db` must be a number, not `{d}`"))?,
+            (p, None) => p
+                .parse()
+                .map_err(|_| format!("database `{p}` in the path is not a number"))?,
+            ("", Some(d)) => d
+                .parse()
+                .map_err(|_| format!("option `db` must be a number, not `{d}`"))?,
             (_, Some(_)) => return Err("database given both in the path and as option `db`".into()),
         };
         let role = match opts.take("role")?.as_deref() {
             None => None,
             Some("master") | Some("primary") => Some(Role::Master),
             Some("replica") | Some("slave") => Some(Role::Replica),
-            Some(other) => return Err(format!("option `role` must be master or replica, not `{other}`")),
+            Some(other) => {
+                return Err(format!(
+                    "option `role` must be master or replica, not `{other}`"
+                ));
+            }
         };
         let tls_opts = TlsOptions {
             ca_file: opts.take_path("ca_file")?,
@@ -72,12 +80,21 @@ impl RedisTarget {
         };
         let tls = if url.scheme() == "rediss" {
             Some(tls_opts)
-        } else if tls_opts.ca_file.is_some() || tls_opts.server_name.is_some() || tls_opts.insecure {
+        } else if tls_opts.ca_file.is_some() || tls_opts.server_name.is_some() || tls_opts.insecure
+        {
             return Err("tls options need the rediss:// scheme".into());
         } else {
             None
         };
-        Ok(RedisTarget { host, port, username, password, db, role, tls })
+        Ok(RedisTarget {
+            host,
+            port,
+            username,
+            password,
+            db,
+            role,
+            tls,
+        })
     }
 }
 
@@ -112,38 +129,60 @@ pub(crate) async fn check(t: &RedisTarget, progress: &Progress) -> Result<Option
     }
     if t.db != 0 {
         progress.set("selecting the database");
-        let () = redis::cmd("SELECT").arg(t.db).query_async(&mut conn).await.map_err(reason)?;
+        let () = redis::cmd("SELECT")
+            .arg(t.db)
+            .query_async(&mut conn)
+            .await
+            .map_err(reason)?;
     }
 
     progress.set("waiting for PONG");
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(reason)?;
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(reason)?;
     if pong != "PONG" {
         return Err(format!("PING answered `{}`, not PONG", truncate(&pong, 80)));
     }
     let Some(want) = t.role else { return Ok(None) };
 
     progress.set("reading INFO replication");
-    let info: String = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.map_err(reason)?;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .map_err(reason)?;
     let field = |name: &str| {
-        info.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':'))).map(str::trim)
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .map(str::trim)
     };
     let role = field("role").unwrap_or("unknown");
     match (want, role) {
         (Role::Master, "master") => Ok(Some("role master".into())),
         (Role::Replica, "slave") => match field("master_link_status") {
             Some("up") => Ok(Some("role replica, link up".into())),
-            status => Err(format!("replica with master_link_status {}", status.unwrap_or("unknown"))),
+            status => Err(format!(
+                "replica with master_link_status {}",
+                status.unwrap_or("unknown")
+            )),
         },
         (Role::Master, _) => Err(format!("role is {}, want master", display_role(role))),
         (Role::Replica, _) => Err(format!("role is {}, want replica", display_role(role))),
     }
 }
 
-async fn start<C>(info: &RedisConnectionInfo, stream: C, config: AsyncConnectionConfig) -> Result<MultiplexedConnection, String>
+async fn start<C>(
+    info: &RedisConnectionInfo,
+    stream: C,
+    config: AsyncConnectionConfig,
+) -> Result<MultiplexedConnection, String>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (conn, driver) = MultiplexedConnection::new_with_config(info, stream, config).await.map_err(reason)?;
+    let (conn, driver) = MultiplexedConnection::new_with_config(info, stream, config)
+        .await
+        .map_err(reason)?;
     tokio::spawn(driver);
     Ok(conn)
 }
@@ -193,8 +232,16 @@ mod tests {
     #[test]
     fn role_and_tls_options_are_validated() {
         assert!(parse("redis://h?role=replica").is_ok());
-        assert!(parse("redis://h?role=leader").unwrap_err().contains("master or replica"));
-        assert!(parse("redis://h?ca_file=/x").unwrap_err().contains("rediss://"));
+        assert!(
+            parse("redis://h?role=leader")
+                .unwrap_err()
+                .contains("master or replica")
+        );
+        assert!(
+            parse("redis://h?ca_file=/x")
+                .unwrap_err()
+                .contains("rediss://")
+        );
         assert!(parse("rediss://h?insecure=true&server_name=x").is_ok());
     }
 

@@ -1,0 +1,508 @@
+//! ready-signal against real redis-server and nats-server: the documented keys and payloads,
+//! every transition, stalls, fencing, reconnects and the file backend.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use harness::{NatsServer, RedisServer};
+use ready_signal::{
+    Handle, Name, Observed, Observer, ReadySignal, ReplicaStatus, State, StoreConfig,
+};
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+fn store(redis: &RedisServer, ns: &str) -> StoreConfig {
+    StoreConfig::new()
+        .redis(&redis.url())
+        .unwrap()
+        .namespace(name(ns))
+}
+
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn start(store: &StoreConfig, agent: &str, replica: &str, interval_ms: u64) -> Handle {
+    ReadySignal::builder(agent)
+        .store(store.clone())
+        .replica(replica)
+        .interval(Duration::from_millis(interval_ms))
+        .start()
+        .unwrap()
+}
+
+/// Polls `replica` until `want` holds or `within` passes; returns the last status and when.
+async fn until(
+    observer: &Observer,
+    agent: &str,
+    replica: &str,
+    within: Duration,
+    want: impl Fn(&ReplicaStatus) -> bool,
+) -> (ReplicaStatus, Duration) {
+    let began = Instant::now();
+    loop {
+        let status = observer
+            .replica(&name(agent), &name(replica))
+            .await
+            .unwrap();
+        if want(&status) || began.elapsed() > within {
+            return (status, began.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_follow_the_documented_keys_and_fields() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "proto");
+    let handle = start(&store, "worker", "r1", 1000);
+    handle.not_ready("warming cache");
+    let observer = Observer::connect(&store).await.unwrap();
+    until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::NotReady
+    })
+    .await;
+
+    let mut conn = raw(&redis).await;
+    let key = "ready-signal:proto:worker:r:r1";
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "agent",
+            "beat_ms",
+            "host",
+            "instance",
+            "interval_ms",
+            "pid",
+            "reason",
+            "replica",
+            "seq",
+            "since_ms",
+            "state",
+            "ttl_ms",
+            "v"
+        ]
+    );
+    assert_eq!(fields["v"], "1");
+    assert_eq!(fields["state"], "not-ready");
+    assert_eq!(fields["reason"], "warming cache");
+    assert_eq!(fields["instance"], handle.instance());
+    assert_eq!(fields["pid"], std::process::id().to_string());
+    assert_eq!(fields["interval_ms"], "1000");
+    assert_eq!(fields["ttl_ms"], "3000");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 3000, "PTTL {pttl}");
+    let replicas: Vec<String> = redis::cmd("ZRANGE")
+        .arg("ready-signal:proto:worker:replicas")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(replicas, ["r1"]);
+    let agents: Vec<String> = redis::cmd("ZRANGE")
+        .arg("ready-signal:proto:agents")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(agents, ["worker"]);
+
+    handle.close().await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "shutdown removes the record");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_transition_is_stored_and_published_on_nats() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let store = store(&redis, "trans").nats(&nats.url()).unwrap();
+
+    // A plain NATS client on the documented subject sees the documented payloads.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut raw_events = client
+        .subscribe("ready-signal.trans.worker.r1")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let observer = Observer::connect(&store).await.unwrap();
+    let mut events = observer.subscribe(&[name("worker")]).await.unwrap();
+
+    let handle = start(&store, "worker", "r1", 200);
+    let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Starting
+    })
+    .await;
+    assert_eq!(s.state, Observed::Starting);
+    handle.ready();
+    let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+    assert_eq!(s.instance.as_deref(), Some(handle.instance()));
+    handle.not_ready("queue unreachable");
+    let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::NotReady
+    })
+    .await;
+    assert_eq!(s.reason.as_deref(), Some("queue unreachable"));
+    handle.stopping();
+    let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Stopping
+    })
+    .await;
+    assert_eq!(s.state, Observed::Stopping);
+    handle.close().await;
+    let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Dead
+    })
+    .await;
+    assert_eq!(s.state, Observed::Dead, "the record is removed");
+
+    let mut seen = Vec::new();
+    while seen.last() != Some(&State::Stopping) {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.agent.as_str(), e.replica.as_str()), ("worker", "r1"));
+        if seen.last() != Some(&e.state) {
+            seen.push(e.state);
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            State::Starting,
+            State::Ready,
+            State::NotReady,
+            State::Stopping
+        ]
+    );
+
+    let first = tokio::time::timeout(Duration::from_secs(5), raw_events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
+    let mut keys: Vec<&str> = payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "agent", "instance", "reason", "replica", "state", "ts_ms", "v"
+        ]
+    );
+    assert_eq!(payload["state"], "starting");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_work_loop_goes_stale_then_dead_while_the_process_lives() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "stall");
+    let (interval, stall_after) = (Duration::from_millis(100), Duration::from_millis(300));
+    let ttl = interval * 3;
+    let handle = ReadySignal::builder("worker")
+        .store(store.clone())
+        .replica("r1")
+        .interval(interval)
+        .stall_after(stall_after)
+        .start()
+        .unwrap();
+    handle.ready();
+    let observer = Observer::connect(&store).await.unwrap();
+    until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+    // Ticking: stays ready across many TTLs.
+    let ticking = Instant::now();
+    while ticking.elapsed() < ttl * 4 {
+        handle.tick();
+        let s = observer
+            .replica(&name("worker"), &name("r1"))
+            .await
+            .unwrap();
+        assert_eq!(s.state, Observed::Ready, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // No more ticks: the loop is "deadlocked", the publisher thread is alive.
+    let last_tick = Instant::now();
+    let (stale, _) = until(&observer, "worker", "r1", Duration::from_secs(10), |s| {
+        s.state != Observed::Ready
+    })
+    .await;
+    assert_eq!(stale.state, Observed::Stale, "{stale:?}");
+    let (dead, _) = until(&observer, "worker", "r1", Duration::from_secs(10), |s| {
+        s.state == Observed::Dead
+    })
+    .await;
+    assert_eq!(dead.state, Observed::Dead);
+    let to_dead = last_tick.elapsed();
+    // Refreshes stop once a tick is overdue by stall_after; the record then lives one TTL.
+    let bound = stall_after + interval + ttl + Duration::from_millis(500);
+    assert!(to_dead <= bound, "dead after {to_dead:?}, bound {bound:?}");
+
+    // The loop moves again: the same process publishes again, same instance.
+    handle.tick();
+    let (back, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+    assert_eq!(back.instance.as_deref(), Some(handle.instance()));
+    handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_instance_never_overwrites_a_newer_one() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "fence");
+    let old = ReadySignal::builder("worker")
+        .store(store.clone())
+        .replica("r1")
+        .instance("1000000000000-00000001")
+        .interval(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    old.ready();
+    let observer = Observer::connect(&store).await.unwrap();
+    until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+
+    // The restarted process: a newer instance takes the replica over.
+    let new = start(&store, "worker", "r1", 50);
+    new.ready();
+    let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.instance.as_deref() == Some(new.instance())
+    })
+    .await;
+    assert_eq!(s.instance.as_deref(), Some(new.instance()));
+
+    // The predecessor's late heartbeats, not-ready, stopping and removal change nothing.
+    old.not_ready("old and confused");
+    old.stopping();
+    let racing = Instant::now();
+    while racing.elapsed() < Duration::from_millis(500) {
+        old.tick();
+        new.tick();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    old.close().await;
+    ready_signal::publish_once(
+        &store,
+        &name("worker"),
+        &name("r1"),
+        "1000000000001-ffffffff",
+        State::NotReady,
+        "late",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let s = observer
+        .replica(&name("worker"), &name("r1"))
+        .await
+        .unwrap();
+    assert_eq!(s.instance.as_deref(), Some(new.instance()));
+    assert_eq!(s.state, Observed::Ready, "{s:?}");
+    new.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_record_is_republished_within_an_interval_of_redis_coming_back() {
+    let mut redis = RedisServer::start();
+    let store = store(&redis, "restart");
+    let interval = Duration::from_millis(300);
+    let handle = start(&store, "worker", "r1", interval.as_millis() as u64);
+    handle.ready();
+    let observer = Observer::connect(&store).await.unwrap();
+    until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+
+    redis.stop();
+    // The agent keeps working through the outage: its calls never block.
+    let during = Instant::now();
+    for _ in 0..50 {
+        handle.tick();
+        handle.not_ready("redis away");
+        handle.ready();
+    }
+    assert!(
+        during.elapsed() < Duration::from_millis(100),
+        "handle calls blocked: {:?}",
+        during.elapsed()
+    );
+    tokio::time::sleep(interval * 2).await;
+    redis.restart();
+    let back = Instant::now();
+    let observer = Observer::connect(&store).await.unwrap();
+    let (s, took) = until(&observer, "worker", "r1", Duration::from_secs(10), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+    assert_eq!(s.state, Observed::Ready, "{s:?}");
+    // One interval, plus the reconnect's own round trips on a loaded machine.
+    assert!(
+        took <= interval + Duration::from_millis(700),
+        "republished after {took:?} ({:?} since restart)",
+        back.elapsed()
+    );
+    handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_file_backend_works_without_any_network_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreConfig::new().dir(dir.path()).namespace(name("files"));
+    let handle = start(&store, "solo", "r1", 100);
+    handle.not_ready("loading model");
+    let observer = Observer::connect(&store).await.unwrap();
+    let (s, _) = until(&observer, "solo", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::NotReady
+    })
+    .await;
+    assert_eq!(s.reason.as_deref(), Some("loading model"));
+    let path = dir.path().join("files/solo/r1.json");
+    let record = ready_signal::Record::from_json(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(record.instance, handle.instance());
+    handle.ready();
+    until(&observer, "solo", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+    assert_eq!(observer.replicas(&name("solo")).await.unwrap().len(), 1);
+    handle.close().await;
+    assert!(!path.exists(), "shutdown removes the file");
+    let s = observer.replica(&name("solo"), &name("r1")).await.unwrap();
+    assert_eq!(s.state, Observed::Dead);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_redis_is_down_the_agent_writes_its_file_and_observers_say_so() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let redis_only = store(&redis, "fallback");
+    let with_dir = redis_only.clone().dir(dir.path());
+    let handle = start(&with_dir, "worker", "r1", 100);
+    handle.ready();
+    let observer = Observer::connect(&redis_only.clone().dir(dir.path()))
+        .await
+        .unwrap();
+    until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+    redis.stop();
+    let began = Instant::now();
+    let err = loop {
+        handle.tick();
+        match observer.replica(&name("worker"), &name("r1")).await {
+            Err(e) => break e.to_string(),
+            Ok(_) if began.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Ok(s) => panic!("still readable after redis stopped: {s:?}"),
+        }
+    };
+    assert!(
+        err.starts_with(&format!("redis at 127.0.0.1:{}", redis.port())),
+        "{err}"
+    );
+    assert!(err.contains("local record file says ready"), "{err}");
+    handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quorum_reads_list_every_replica_and_all_reads_everything() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "quorum");
+    let a = start(&store, "worker", "a", 200);
+    let b = start(&store, "worker", "b", 200);
+    let c = start(&store, "other", "c", 200);
+    a.ready();
+    b.not_ready("draining");
+    c.ready();
+    let observer = Observer::connect(&store).await.unwrap();
+    let began = Instant::now();
+    let replicas = loop {
+        let r = observer.replicas(&name("worker")).await.unwrap();
+        let states: Vec<Observed> = r.iter().map(|s| s.state).collect();
+        if states == [Observed::Ready, Observed::NotReady]
+            || began.elapsed() > Duration::from_secs(5)
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let names: Vec<&str> = replicas.iter().map(|s| s.replica.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let all = observer.all().await.unwrap();
+    assert_eq!(all.len(), 3);
+    for h in [a, b, c] {
+        h.close().await;
+    }
+}
+
+#[test]
+fn bad_names_and_settings_are_clear_errors() {
+    let err = ReadySignal::builder("a:b").start().unwrap_err().to_string();
+    assert!(err.contains("invalid name `a:b`"), "{err}");
+    let err = ReadySignal::builder("ok")
+        .replica("x y")
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid name `x y`"), "{err}");
+    let err = ReadySignal::builder("ok")
+        .store(StoreConfig::new())
+        .replica("r")
+        .interval(Duration::from_secs(2))
+        .ttl(Duration::from_secs(3))
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shorter than two intervals"), "{err}");
+    let err = ReadySignal::builder("ok")
+        .replica("r")
+        .instance("yesterday")
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("field `instance`"), "{err}");
+}
