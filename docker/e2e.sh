@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# End-to-end suite on the real Docker engine: the example stack (docker/compose.yml) is brought
+# up and broken in the ways the field reports describe, and every expectation is asserted.
+# Run by .ci/run (through tests/run.sh). Leaves nothing behind; exits 1 on the first failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROJECT=${PROJECT:-hce2e$$}
+# Fresh secrets whose every password carries a canary, to look for in `docker inspect`.
+SECRETS_DIR=$(mktemp -d)
+PASSWORD_PREFIX="canary-$$-"
+export SECRETS_DIR PASSWORD_PREFIX
+# shellcheck source=docker/lib.sh
+source "$ROOT/docker/lib.sh"
+
+# Probe settings of docker/compose.yml and the example agent's, for the bounds below.
+INTERVAL=2 RETRIES=2 STALL_AFTER=3 TTL=3
+SLACK=4
+
+checks=0
+pass() { checks=$((checks + 1)); say "ok: $*"; }
+fail() { say "FAIL: $*"; compose ps >&2 || true; exit 1; }
+
+cleanup() {
+    local code=$?
+    if [[ $code -ne 0 ]]; then compose logs --tail 15 >&2 2>/dev/null || true; fi
+    teardown
+    rm -rf "$SECRETS_DIR"
+    exit $code
+}
+trap cleanup EXIT
+
+id_of() { compose ps -q "$1"; }
+health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$(id_of "$1")"; }
+last_probe() { docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$(id_of "$1")" | grep -v '^$' | tail -n 1; }
+state() { docker inspect -f "$2" "$(id_of "$1")"; }
+
+# Waits until service $1's health is $2; prints the seconds it took.
+wait_health() { # service status timeout
+    local began deadline
+    began=$(now)
+    deadline=$(( $(date +%s) + $3 ))
+    while [[ "$(health "$1")" != "$2" ]]; do
+        (( $(date +%s) < deadline )) || fail "$1 did not become $2 within $3 s (last probe: $(last_probe "$1"))"
+        sleep 0.25
+    done
+    awk -v a="$began" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+prepare
+say "bringing the stack up (project $PROJECT)"
+t0=$(date +%s)
+started=$(now)
+compose up -d >/dev/null 2>&1 || fail "compose up failed"
+wait_all_healthy 180 || fail "the stack did not become healthy"
+all_healthy=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+pass "every service healthy ${all_healthy}s after up"
+
+# --- gating: the service_healthy dependent started only after its dependencies were healthy.
+# Events up to the end of the current second (an --until of "now" would cut this second off).
+sleep 1
+events=$(docker events --since "$t0" --until "$(date +%s)" \
+    --filter "label=com.docker.compose.project=$PROJECT" --filter type=container \
+    --format '{{.TimeNano}} {{.Status}} {{index .Actor.Attributes "com.docker.compose.service"}}')
+first() { awk -v st="$1" -v svc="$2" '$0 ~ st && $NF == svc { print $1; exit }' <<<"$events"; }
+consumer_start=$(first ' start ' consumer)
+[[ -n "$consumer_start" ]] || fail "no start event for consumer"
+for dep in redis nats agent-a agent-b agent-script; do
+    healthy_at=$(first 'health_status: healthy' "$dep")
+    [[ -n "$healthy_at" ]] || fail "no healthy event for $dep"
+    (( consumer_start > healthy_at )) || fail "consumer started before $dep was healthy"
+done
+pass "consumer (service_healthy) started after redis, nats and the three agents were healthy"
+wait_ms=$(docker logs "$(id_of consumer-wait)" 2>&1 | grep -o 'healthcheck wait: ready after [0-9.]*m\?s' | head -n 1)
+[[ -n "$wait_ms" ]] || fail "consumer-wait did not log the end of its wait"
+pass "consumer-wait gated itself: $wait_ms"
+healthy_ns() { first 'health_status: healthy' "$1"; }
+since_up() { awk -v ns="$1" -v a="$started" 'BEGIN { printf "%.1f", ns / 1e9 - a }'; }
+[[ -n "$(healthy_ns consumer)" && -n "$(healthy_ns consumer-wait)" ]] || fail "no healthy events for the dependents"
+gate_healthy=$(since_up "$(healthy_ns consumer)")
+wait_healthy=$(since_up "$(healthy_ns consumer-wait)")
+consumer_started=$(since_up "$consumer_start")
+
+# --- health logs: exit 0, one line under 4096 bytes; no canary anywhere in docker inspect.
+for svc in redis nats agent-a agent-b agent-script consumer consumer-wait; do
+    log=$(docker inspect -f '{{range .State.Health.Log}}{{.ExitCode}}|{{len .Output}}|{{.Output}}{{end}}' "$(id_of "$svc")")
+    last=$(grep -v '^$' <<<"$log" | tail -n 1)
+    [[ "$last" == 0\|* ]] || fail "$svc: last probe did not exit 0: $last"
+    len=$(cut -d'|' -f2 <<<"$last")
+    (( len < 4096 )) || fail "$svc: probe output of $len bytes"
+    [[ "$last" == *"healthy: "* ]] || fail "$svc: unexpected probe line: $last"
+done
+pass "health logs show exit 0 and one short line for every service"
+if docker inspect $(compose ps -aq) | grep -q "canary-$$-"; then
+    fail "a password appears in docker inspect"
+fi
+for f in "$SECRETS_DIR"/redis_probe "$SECRETS_DIR"/redis_agent-a "$SECRETS_DIR"/nats_agents; do
+    if docker inspect $(compose ps -aq) | grep -qF "$(cat "$f")"; then fail "$(basename "$f") appears in docker inspect"; fi
+done
+pass "no password in docker inspect (configuration, environment, health logs)"
+
+# --- a frozen work loop: unhealthy within the bound while the process keeps running.
+pid=$(state agent-a '{{.State.Pid}}')
+restarts=$(state agent-a '{{.RestartCount}}')
+docker kill -s USR1 "$(id_of agent-a)" >/dev/null
+took=$(wait_health agent-a unhealthy $(( STALL_AFTER + TTL + INTERVAL * RETRIES + SLACK + 10 )))
+bound=$(( STALL_AFTER + TTL + INTERVAL * RETRIES + SLACK ))
+awk -v t="$took" -v b="$bound" 'BEGIN { exit !(t <= b) }' || fail "agent-a unhealthy after ${took}s, bound ${bound}s"
+[[ "$(state agent-a '{{.State.Running}} {{.State.Pid}} {{.RestartCount}}')" == "true $pid $restarts" ]] \
+    || fail "agent-a's process did not keep running"
+probe=$(last_probe agent-a)
+[[ "$probe" == *stale* || "$probe" == *dead* ]] || fail "agent-a's probe does not say stale or dead: $probe"
+pass "frozen agent-a unhealthy after ${took}s (bound ${bound}s), same process: $probe"
+docker kill -s USR2 "$(id_of agent-a)" >/dev/null
+took=$(wait_health agent-a healthy 30)
+pass "thawed agent-a healthy again after ${took}s"
+
+# --- redis stopped: agents unhealthy naming redis; started again: healthy, nobody restarted.
+declare -A before
+for a in agent-a agent-b agent-script; do before[$a]=$(state "$a" '{{.State.StartedAt}} {{.RestartCount}}'); done
+compose stop -t 2 redis >/dev/null 2>&1
+for a in agent-a agent-b agent-script; do
+    took=$(wait_health "$a" unhealthy 30)
+    probe=$(last_probe "$a")
+    [[ "$probe" == *redis* ]] || fail "$a's probe does not name redis: $probe"
+    pass "$a unhealthy ${took}s after redis stopped: $probe"
+done
+compose start redis >/dev/null 2>&1
+for a in agent-a agent-b agent-script; do
+    took=$(wait_health "$a" healthy 60)
+    [[ "$(state "$a" '{{.State.StartedAt}} {{.RestartCount}}')" == "${before[$a]}" ]] || fail "$a was restarted"
+    pass "$a healthy again ${took}s after redis came back, without a restart"
+done
+
+# --- an agent's process killed: the restart policy starts a new instance, told apart by id.
+restarts=$(state agent-b '{{.RestartCount}}')
+kill -9 "$(state agent-b '{{.State.Pid}}')"
+deadline=$(( $(date +%s) + 30 ))
+until (( $(state agent-b '{{.RestartCount}}') > restarts )); do
+    (( $(date +%s) < deadline )) || fail "agent-b was not restarted"
+    sleep 0.25
+done
+took=$(wait_health agent-b healthy 60)
+mapfile -t instances < <(docker logs "$(id_of agent-b)" 2>&1 | grep -o 'instance [0-9]\{13\}-[0-9a-f]\{8\} starting' | cut -d' ' -f2)
+(( ${#instances[@]} >= 2 )) || fail "agent-b logged ${#instances[@]} instance(s)"
+[[ "${instances[-1]}" > "${instances[-2]}" ]] || fail "the new instance id ${instances[-1]} is not newer than ${instances[-2]}"
+pass "killed agent-b restarted as instance ${instances[-1]} (was ${instances[-2]}), healthy after ${took}s"
+
+# --- tear-down leaves nothing behind.
+teardown
+left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"; \
+       docker network ls -q --filter "label=com.docker.compose.project=$PROJECT"; \
+       docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+[[ -z "$left" ]] || fail "left behind after down: $left"
+pass "down left no container, network or volume"
+
+say "all $checks checks passed"
+say "timings after up: all healthy ${all_healthy}s; consumer (service_healthy) started ${consumer_started}s, healthy ${gate_healthy}s; consumer-wait (healthcheck wait) healthy ${wait_healthy}s"

@@ -1,0 +1,190 @@
+# Shared by docker/demo.sh and docker/e2e.sh: build the binaries and images, render secrets,
+# drive Compose. Source it; it expects ROOT (the repository) and PROJECT (the Compose project).
+# shellcheck shell=bash
+
+DOCKER_DIR="$ROOT/docker"
+MUSL_TARGET=x86_64-unknown-linux-musl
+RELEASE="$ROOT/target/$MUSL_TARGET/release"
+STAGE="$ROOT/target/docker"
+export SECRETS_DIR="${SECRETS_DIR:-$DOCKER_DIR/.secrets}"
+
+say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# Docker must answer; there is no point going on otherwise.
+require_docker() {
+    command -v docker >/dev/null || die "docker is not installed"
+    docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info failed); start dockerd"
+}
+
+# Whichever Compose the machine has: the plugin (`docker compose`) or docker-compose v1.
+compose() {
+    if [[ -z "${COMPOSE_CMD:-}" ]]; then
+        if docker compose version >/dev/null 2>&1; then
+            COMPOSE_CMD="docker compose"
+        elif command -v docker-compose >/dev/null; then
+            COMPOSE_CMD="docker-compose"
+        else
+            die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install -y docker-compose)"
+        fi
+    fi
+    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" "$@"
+}
+
+# The static binaries the images are made of.
+build_binaries() {
+    say "building static binaries (musl)"
+    rustup target list --installed 2>/dev/null | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET" >&2
+    command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
+    (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" \
+        -p healthcheck -p ready-signal-cli -p ready-signal --example agent) >&2
+}
+
+# Builds one image from a staged context directory.
+build_image() { # tag dockerfile context
+    local log="$STAGE/build.log"
+    docker build --quiet --label "org.healthcheck.demo=1" -t "$1" -f "$2" "$3" >"$log" 2>&1 \
+        || { cat "$log" >&2; die "docker build of $1 failed"; }
+}
+
+# Our own images, all FROM scratch, from the binaries built on the host.
+build_images() {
+    say "building images from the host's binaries"
+    rm -rf "$STAGE" && mkdir -p "$STAGE"/{healthcheck,agent,script-agent/rootfs/bin,script-agent/rootfs/app}
+    cp "$RELEASE/healthcheck" "$RELEASE/ready-signal" "$STAGE/healthcheck/"
+    build_image "${HEALTHCHECK_IMAGE:=healthcheck:local}" "$DOCKER_DIR/Dockerfile" "$STAGE/healthcheck"
+    cp "$RELEASE/examples/agent" "$STAGE/agent/agent"
+    build_image "${AGENT_IMAGE:=healthcheck-demo/agent:local}" "$DOCKER_DIR/images/agent.Dockerfile" "$STAGE/agent"
+    local busybox
+    busybox=$(command -v busybox || true)
+    [[ -n "$busybox" ]] || die "busybox is missing: apt-get install -y busybox-static"
+    file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static: apt-get install -y busybox-static"
+    cp "$busybox" "$STAGE/script-agent/rootfs/bin/busybox"
+    for applet in sh sleep touch echo; do ln -s busybox "$STAGE/script-agent/rootfs/bin/$applet"; done
+    cp "$DOCKER_DIR/images/worker.sh" "$STAGE/script-agent/rootfs/app/worker.sh"
+    build_image "${SCRIPT_AGENT_IMAGE:=healthcheck-demo/script-agent:local}" \
+        "$DOCKER_DIR/images/script-agent.Dockerfile" "$STAGE/script-agent"
+    export HEALTHCHECK_IMAGE AGENT_IMAGE SCRIPT_AGENT_IMAGE
+}
+
+# Copies a host binary and every shared library it links into a stand-in root file system.
+assemble_rootfs() { # binary rootfs dest-path
+    local bin=$1 rootfs=$2 dest=$3
+    mkdir -p "$rootfs$(dirname "$dest")"
+    cp -L "$bin" "$rootfs$dest"
+    ldd "$bin" | grep -o '/[^ ]*' | while read -r lib; do
+        mkdir -p "$rootfs$(dirname "$lib")"
+        cp -L "$lib" "$rootfs$lib"
+    done
+}
+
+# REDIS_IMAGE and NATS_IMAGE default to the official images. Where they are neither present nor
+# pullable (no registry, as on this machine), build stand-ins from the Debian packages.
+ensure_service_images() {
+    : "${REDIS_IMAGE:=redis:7.2}" "${NATS_IMAGE:=nats:2.10}"
+    if ! have_image "$REDIS_IMAGE"; then
+        local server
+        server=$(command -v redis-server || true)
+        [[ -n "$server" ]] || die "$REDIS_IMAGE cannot be pulled and redis-server is not installed: apt-get install -y redis-server"
+        say "$REDIS_IMAGE cannot be pulled (no registry?): using a stand-in built from Debian's $("$server" --version | grep -o 'v=[0-9.]*')"
+        mkdir -p "$STAGE/redis/rootfs"
+        assemble_rootfs "$server" "$STAGE/redis/rootfs" /usr/local/bin/redis-server
+        REDIS_IMAGE=healthcheck-demo/redis-standin:local
+        build_image "$REDIS_IMAGE" "$DOCKER_DIR/images/standin.Dockerfile" "$STAGE/redis"
+    fi
+    if ! have_image "$NATS_IMAGE"; then
+        local server
+        server=$(command -v nats-server || ls /usr/sbin/nats-server 2>/dev/null || true)
+        [[ -n "$server" ]] || die "$NATS_IMAGE cannot be pulled and nats-server is not installed: apt-get install -y nats-server"
+        say "$NATS_IMAGE cannot be pulled (no registry?): using a stand-in built from Debian's nats-server $("$server" --version | grep -oE 'v[0-9]+(\.[0-9]+)+')"
+        mkdir -p "$STAGE/nats/rootfs"
+        assemble_rootfs "$server" "$STAGE/nats/rootfs" /nats-server
+        NATS_IMAGE=healthcheck-demo/nats-standin:local
+        build_image "$NATS_IMAGE" "$DOCKER_DIR/images/standin.Dockerfile" "$STAGE/nats"
+    fi
+    export REDIS_IMAGE NATS_IMAGE
+}
+
+have_image() {
+    docker image inspect "$1" >/dev/null 2>&1 && return 0
+    timeout 20 docker pull --quiet "$1" >/dev/null 2>&1
+}
+
+# Random passwords in files (the Compose secrets), the Redis ACL file with their hashes, and
+# the NATS users. Kept across runs; PASSWORD_PREFIX lets the e2e suite plant a canary.
+render_secrets() {
+    mkdir -p "$SECRETS_DIR"
+    chmod 755 "$SECRETS_DIR"
+    local name
+    for name in redis_probe redis_agent-a redis_agent-b redis_agent-script redis_consumer nats_agents nats_probe; do
+        if [[ ! -s "$SECRETS_DIR/$name" ]]; then
+            printf '%s%s' "${PASSWORD_PREFIX:-}" "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >"$SECRETS_DIR/$name"
+        fi
+        # The containers run as unprivileged users and must read their secret files.
+        chmod 644 "$SECRETS_DIR/$name"
+    done
+    local acl
+    acl=$(grep -v '^#' "$ROOT/config/redis-users.acl.in")
+    for name in probe agent-a agent-b agent-script consumer; do
+        local hash
+        hash=$(sha256sum <"$SECRETS_DIR/redis_$name" | cut -d' ' -f1)
+        acl=${acl//@HASH:$name@/$hash}
+    done
+    printf '%s\n' "$acl" >"$SECRETS_DIR/redis_users.acl"
+    chmod 644 "$SECRETS_DIR/redis_users.acl"
+    cat >"$SECRETS_DIR/nats_auth.conf" <<CONF
+authorization {
+  users = [
+    { user: agents, password: "$(cat "$SECRETS_DIR/nats_agents")",
+      permissions: { publish: ["ready-signal.>", "_INBOX.>"], subscribe: ["ready-signal.>", "_INBOX.>"] } }
+    { user: probe, password: "$(cat "$SECRETS_DIR/nats_probe")",
+      permissions: { publish: ["\$JS.API.INFO"], subscribe: ["_INBOX.>"] } }
+  ]
+}
+CONF
+    chmod 644 "$SECRETS_DIR/nats_auth.conf"
+}
+
+prepare() {
+    require_docker
+    build_binaries
+    build_images
+    ensure_service_images
+    render_secrets
+}
+
+# Seconds since the epoch, with milliseconds.
+now() { date +%s.%3N; }
+
+# Health of every service's containers: "name status health".
+health_table() {
+    local id
+    for id in $(compose ps -q); do
+        docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$id"
+    done | sed 's#^/##' | sort
+}
+
+# Waits until every long-running service is healthy (hc-install must have exited 0).
+wait_all_healthy() { # timeout-seconds
+    local deadline=$(( $(date +%s) + $1 )) table
+    while :; do
+        table=$(health_table)
+        if [[ -n "$table" ]] && ! awk '
+            $1 ~ /hc-install/ { if ($2 != "exited" || $4 != 0) bad = 1; next }
+            $3 != "healthy" { bad = 1 }
+            END { exit !bad }' <<<"$table"; then
+            return 0
+        fi
+        if (( $(date +%s) >= deadline )); then
+            say "not all services became healthy within $1 s:"
+            printf '%s\n' "$table" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# Removes the project's containers, networks and volumes (and, with --images, its images).
+teardown() {
+    compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+}
