@@ -58,7 +58,7 @@ build_images() {
     local busybox
     busybox=$(command -v busybox || true)
     [[ -n "$busybox" ]] || die "busybox is missing: apt-get install -y busybox-static"
-    file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static: apt-get install -y busybox-static"
+    ldd "$busybox" 2>&1 | grep -q 'not a dynamic executable' || die "$busybox is not static: apt-get install -y busybox-static"
     cp "$busybox" "$STAGE/script-agent/rootfs/bin/busybox"
     for applet in sh sleep touch echo; do ln -s busybox "$STAGE/script-agent/rootfs/bin/$applet"; done
     cp "$DOCKER_DIR/images/worker.sh" "$STAGE/script-agent/rootfs/app/worker.sh"
