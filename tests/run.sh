@@ -45,6 +45,9 @@ cargo build --workspace --bins --examples
 echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast
 
+echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
+cargo test --doc --workspace --quiet
+
 if [ "$docker" = 1 ]; then
     echo "==> docker/e2e.sh"
     bash docker/e2e.sh
