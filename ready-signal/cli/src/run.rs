@@ -83,22 +83,32 @@ pub(crate) async fn run(
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
 
-    let mut watch = Watch {
-        handle: &handle,
-        targets,
-        progress_file: args.progress_file,
-        stall_after: args.stall_after,
-        ready: None,
-    };
-    watch.round().await;
-    let mut ticker = tokio::time::interval(args.interval.min(Duration::from_secs(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            _ = term.recv() => forward(&handle, pid, Signal::SIGTERM),
-            _ = int.recv() => forward(&handle, pid, Signal::SIGINT),
-            _ = ticker.tick() => watch.round().await,
+    let status = {
+        // The watcher runs beside the signal and child branches, so a slow --ready-when check
+        // never delays forwarding a signal or noticing the command's exit.
+        let mut watch = Watch {
+            handle: &handle,
+            targets,
+            progress_file: args.progress_file,
+            stall_after: args.stall_after,
+            ready: None,
+        };
+        let mut ticker = tokio::time::interval(args.interval.min(Duration::from_secs(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watcher = async move {
+            loop {
+                ticker.tick().await;
+                watch.round().await;
+            }
+        };
+        tokio::pin!(watcher);
+        loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                _ = term.recv() => forward(&handle, pid, Signal::SIGTERM),
+                _ = int.recv() => forward(&handle, pid, Signal::SIGINT),
+                () = &mut watcher => {}
+            }
         }
     };
     handle.close().await;
