@@ -66,13 +66,23 @@ pub(crate) fn read(path: &Path) -> Result<Option<Record>, Error> {
 
 /// The replica names with a record file for `agent`.
 pub(crate) fn replicas(dir: &Path, ns: &Name, agent: &Name) -> Result<Vec<Name>, Error> {
-    let agent_dir = dir.join(ns.as_str()).join(agent.as_str());
-    let entries = match std::fs::read_dir(&agent_dir) {
+    names_in(&dir.join(ns.as_str()).join(agent.as_str()), ".json")
+}
+
+/// The agent names with a directory in namespace `ns`.
+pub(crate) fn agents(dir: &Path, ns: &Name) -> Result<Vec<Name>, Error> {
+    names_in(&dir.join(ns.as_str()), "")
+}
+
+/// The valid names of the entries of `dir` that end in `suffix` (without it), sorted; none when
+/// `dir` does not exist.
+fn names_in(dir: &Path, suffix: &str) -> Result<Vec<Name>, Error> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
             return Err(Error::File {
-                path: agent_dir,
+                path: dir.to_path_buf(),
                 source,
             });
         }
@@ -82,30 +92,9 @@ pub(crate) fn replicas(dir: &Path, ns: &Name, agent: &Name) -> Result<Vec<Name>,
         .filter_map(|e| {
             e.file_name()
                 .to_str()?
-                .strip_suffix(".json")
+                .strip_suffix(suffix)
                 .and_then(|n| Name::new(n).ok())
         })
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-/// The agent names with a directory in namespace `ns`.
-pub(crate) fn agents(dir: &Path, ns: &Name) -> Result<Vec<Name>, Error> {
-    let ns_dir = dir.join(ns.as_str());
-    let entries = match std::fs::read_dir(&ns_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(Error::File {
-                path: ns_dir,
-                source,
-            });
-        }
-    };
-    let mut names: Vec<Name> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| Name::new(n).ok()))
         .collect();
     names.sort();
     Ok(names)

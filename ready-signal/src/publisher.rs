@@ -248,6 +248,28 @@ pub(crate) struct Identity {
     pub(crate) ttl: Duration,
 }
 
+impl Identity {
+    /// The identity of a single write without a heartbeat (the CLI): the interval is a third of
+    /// the TTL, the TTL's default ratio.
+    fn one_shot(
+        agent: &Name,
+        replica: &Name,
+        instance: &str,
+        ttl: Duration,
+    ) -> Result<Identity, Error> {
+        crate::record::check_instance(instance).map_err(Error::Config)?;
+        Ok(Identity {
+            agent: agent.clone(),
+            replica: replica.clone(),
+            instance: instance.to_string(),
+            pid: std::process::id(),
+            host: hostname().unwrap_or_default(),
+            interval: (ttl / DEFAULT_TTL_INTERVALS).max(Duration::from_millis(10)),
+            ttl,
+        })
+    }
+}
+
 /// Progress marks written by the agent's threads and read by the publisher: two atomics, so
 /// `tick()` costs a clock read and a store.
 #[derive(Debug)]
@@ -723,16 +745,7 @@ pub async fn publish_once(
     reason: &str,
     ttl: Duration,
 ) -> Result<(), Error> {
-    crate::record::check_instance(instance).map_err(Error::Config)?;
-    let id = Identity {
-        agent: agent.clone(),
-        replica: replica.clone(),
-        instance: instance.to_string(),
-        pid: std::process::id(),
-        host: hostname().unwrap_or_default(),
-        interval: (ttl / DEFAULT_TTL_INTERVALS).max(Duration::from_millis(10)),
-        ttl,
-    };
+    let id = Identity::one_shot(agent, replica, instance, ttl)?;
     let mut sink = Sink::new(store.clone(), id, state, clip(reason, MAX_REASON_LEN));
     let mut errors = sink.write(true).await;
     if errors.is_empty() {
@@ -749,16 +762,7 @@ pub async fn remove_once(
     replica: &Name,
     instance: &str,
 ) -> Result<(), Error> {
-    crate::record::check_instance(instance).map_err(Error::Config)?;
-    let id = Identity {
-        agent: agent.clone(),
-        replica: replica.clone(),
-        instance: instance.to_string(),
-        pid: std::process::id(),
-        host: hostname().unwrap_or_default(),
-        interval: Duration::from_secs(1),
-        ttl: Duration::from_secs(3),
-    };
+    let id = Identity::one_shot(agent, replica, instance, Duration::from_secs(3))?;
     let mut sink = Sink::new(store.clone(), id, State::Stopping, String::new());
     let mut errors = sink.write(true).await;
     errors.extend(sink.remove().await);

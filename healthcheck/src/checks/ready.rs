@@ -208,20 +208,8 @@ fn state_text(s: &ReplicaStatus) -> String {
                 .since
                 .map(|d| format!(" for {}", secs(d)))
                 .unwrap_or_default();
-            format!("{}{reason}{since}", observed_name(other))
+            format!("{other}{reason}{since}")
         }
-    }
-}
-
-fn observed_name(o: Observed) -> &'static str {
-    match o {
-        Observed::Starting => "starting",
-        Observed::Ready => "ready",
-        Observed::NotReady => "not-ready",
-        Observed::Stopping => "stopping",
-        Observed::Stale => "stale",
-        Observed::Dead => "dead",
-        _ => "unknown",
     }
 }
 
