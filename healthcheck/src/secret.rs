@@ -75,12 +75,26 @@ pub fn redact_url(raw: &str) -> String {
         return redact_query(raw);
     };
     let after = &raw[scheme_end + 3..];
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let mut authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    // A password holding an unencoded `/`, `?` or `#` ends the authority early by URL rules, so
+    // the password would be printed as a host, path or option (found by fuzzing): then the
+    // userinfo ends at the stray `@`. Only for HTTP can a valid URL hold an `@` after its host.
+    let http = raw.starts_with("http");
+    if let Some(at) = stray_at(after)
+        && (!http || url::Url::parse(raw).is_err())
+    {
+        let host = &after[at + 1..];
+        authority_end = at + 1 + host.find(['/', '?', '#']).unwrap_or(host.len());
+    }
     let authority = &after[..authority_end];
     let redacted_authority = match authority.rfind('@') {
         Some(at) => {
             let userinfo = &authority[..at];
             let shown = match userinfo.split_once(':') {
+                // `nats://TOKEN:@host`: no password, so the NATS check uses the user as a token.
+                Some((_, "")) if raw.starts_with("nats") || raw.starts_with("tls") => {
+                    "***".to_string()
+                }
                 Some((user, _)) => format!("{user}:***"),
                 // `nats://TOKEN@host`: a lone userinfo on NATS is a token.
                 None if raw.starts_with("nats") || raw.starts_with("tls") => "***".to_string(),
@@ -92,6 +106,20 @@ pub fn redact_url(raw: &str) -> String {
     };
     let rest = redact_query(&after[authority_end..]);
     format!("{}://{redacted_authority}{rest}", &raw[..scheme_end])
+}
+
+/// In the part of a URL after `scheme://`, an `@` that is not in the authority by URL rules and
+/// not inside an option value (`password_file=/run/a@b`): the end of a userinfo whose password
+/// holds an unencoded `/`, `?` or `#`.
+pub(crate) fn stray_at(after: &str) -> Option<usize> {
+    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    if after[..authority_end].contains('@') {
+        return None;
+    }
+    let value_start = after[authority_end..]
+        .find('=')
+        .map_or(after.len(), |i| authority_end + i);
+    after[..value_start].rfind('@')
 }
 
 /// Query options whose value is itself a secret (not a path to one).

@@ -69,6 +69,17 @@ impl Target {
         if !expanded.contains("://") {
             return Err(err("not a URL: write scheme://host:port (redis, rediss, nats, tls, http, https, tcp, ready)".into()));
         }
+        // `scheme://user:pa/ss@host` is host `user` by URL rules, so the password would be used
+        // as a host name and printed; HTTP URLs alone may hold an `@` after the host.
+        if let Some((scheme, after)) = expanded.split_once("://")
+            && !scheme.starts_with("http")
+            && secret::stray_at(after).is_some()
+        {
+            return Err(err(
+                "`@` after the host: percent-encode `/`, `?` and `#` in a password (%2F, %3F, %23)"
+                    .into(),
+            ));
+        }
         let url = Url::parse(&expanded).map_err(|e| err(format!("not a valid URL: {e}")))?;
         let mut opts = Options::new(&url);
         let kind = match url.scheme() {

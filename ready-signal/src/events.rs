@@ -108,8 +108,13 @@ impl Events {
 
 /// Decodes an event payload (PROTOCOL.md, "Events").
 pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
-    let e: EventPayload =
-        serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
+    let e: EventPayload = serde_json::from_slice(payload).map_err(|e| {
+        // serde quotes the offending value whole (an unknown state of any length).
+        format!(
+            "not an event: {}",
+            crate::record::shown(&e.to_string(), 200)
+        )
+    })?;
     if e.v != PROTOCOL_VERSION {
         return Err(format!(
             "event format version {} is not {PROTOCOL_VERSION}",

@@ -26,7 +26,7 @@ impl Name {
     /// Validates `name`.
     pub fn new(name: &str) -> Result<Name, Error> {
         let invalid = |reason: String| Error::InvalidName {
-            value: name.chars().take(80).collect(),
+            value: crate::record::shown(name, 80),
             reason,
         };
         if name.is_empty() {

@@ -55,10 +55,7 @@ impl FromStr for State {
             "ready" => Ok(State::Ready),
             "not-ready" => Ok(State::NotReady),
             "stopping" => Ok(State::Stopping),
-            other => Err(format!(
-                "unknown state `{}`",
-                other.chars().take(40).collect::<String>()
-            )),
+            other => Err(format!("unknown state `{}`", shown(other, 40))),
         }
     }
 }
@@ -177,7 +174,7 @@ where
     let num = |k: &str| -> Result<u64, String> {
         let raw = get(k)?;
         raw.parse::<u64>()
-            .map_err(|_| format!("field `{k}` is not a whole number: `{}`", clip(raw, 40)))
+            .map_err(|_| format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)))
     };
     let v = num("v")?;
     if v != u64::from(PROTOCOL_VERSION) {
@@ -226,7 +223,7 @@ pub(crate) fn check_instance(instance: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "field `instance` is not `{{13 digits}}-{{8 hex}}`: `{}`",
-            clip(instance, 40)
+            shown(instance, 40)
         ))
     }
 }
@@ -245,6 +242,21 @@ impl Record {
         });
         decode_record(fields)
     }
+}
+
+/// Untrusted text quoted in an error: cut to `max` bytes, control characters escaped, so an
+/// error stays one short line (a record or an event can hold anything; found by fuzzing).
+pub(crate) fn shown(s: &str, max: usize) -> String {
+    clip(s, max)
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Cuts `s` to at most `max` bytes at a character boundary.

@@ -17,6 +17,15 @@ enum Behaviour {
     Silent,
     /// Sends these bytes once the client has written something (or at once), then stays open.
     Reply { greeting: Vec<u8>, reply: Vec<u8> },
+    /// Answers every read with `reply`, each time after `delay` (a slow but working server).
+    Delayed { reply: Vec<u8>, delay: Duration },
+    /// Once the client has written something: sends `head`, then `chunk` every `every`, forever
+    /// (until the client goes away or the fake is dropped).
+    Stream {
+        head: Vec<u8>,
+        chunk: Vec<u8>,
+        every: Duration,
+    },
 }
 
 /// A fake TCP peer on 127.0.0.1; it stops accepting when dropped.
@@ -60,6 +69,43 @@ impl FakePeer {
             greeting: bytes.to_vec(),
             reply: Vec::new(),
         })
+    }
+
+    /// FAKE: a peer that answers anything with these bytes, each time after `delay` (a slow
+    /// server, to prove that no timeout shorter than the probe's own deadline applies).
+    pub fn replying_after(bytes: &[u8], delay: Duration) -> FakePeer {
+        FakePeer::spawn(Behaviour::Delayed {
+            reply: bytes.to_vec(),
+            delay,
+        })
+    }
+
+    /// FAKE: an HTTP server that sends a 200 status line and headers at once, then its body one
+    /// byte every 100 ms, forever (a trickling endpoint: a probe reading the body must give up
+    /// at its own deadline).
+    pub fn http_trickle() -> FakePeer {
+        FakePeer::spawn(Behaviour::Stream {
+            head: b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n"
+                .to_vec(),
+            chunk: b"x".to_vec(),
+            every: Duration::from_millis(100),
+        })
+    }
+
+    /// FAKE: an HTTP server that answers 200 with an endless body (64 KiB of `x` at a time,
+    /// as fast as the client reads), to prove a body match reads a bounded prefix.
+    pub fn http_endless_body() -> FakePeer {
+        FakePeer::spawn(Behaviour::Stream {
+            head: b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n"
+                .to_vec(),
+            chunk: vec![b'x'; 64 * 1024],
+            every: Duration::ZERO,
+        })
+    }
+
+    /// FAKE: an HTTP server whose every answer is `302 Found` back to the same path (a loop).
+    pub fn http_redirect_loop() -> FakePeer {
+        FakePeer::replying(b"HTTP/1.1 302 Found\r\nlocation: /loop\r\ncontent-length: 0\r\n\r\n")
     }
 
     fn spawn(behaviour: Behaviour) -> FakePeer {
@@ -115,6 +161,17 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(_) => {
+                if let Behaviour::Delayed { reply, delay } = &behaviour {
+                    thread::sleep(*delay);
+                    if stream.write_all(reply).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                if let Behaviour::Stream { head, chunk, every } = &behaviour {
+                    stream_forever(&mut stream, head, chunk, *every, &stop);
+                    return;
+                }
                 if let Behaviour::Reply { reply, .. } = &behaviour
                     && !reply.is_empty()
                     && stream.write_all(reply).is_err()
@@ -128,6 +185,34 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// Sends `head`, then `chunk` every `every` until a write fails or the fake is dropped.
+fn stream_forever(
+    stream: &mut TcpStream,
+    head: &[u8],
+    chunk: &[u8],
+    every: Duration,
+    stop: &AtomicBool,
+) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    if stream.write_all(head).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match stream.write_all(chunk) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        if !every.is_zero() {
+            thread::sleep(every);
         }
     }
 }

@@ -110,7 +110,12 @@ pub(crate) async fn check(t: &RedisTarget, progress: &Progress) -> Result<Option
     // AUTH and SELECT are sent by us, not by redis-rs's connection setup, so that a refusal
     // comes back in the server's own words (`WRONGPASS ...`) rather than a generic auth error.
     let info = RedisConnectionInfo::default().set_skip_set_lib_name();
-    let config = AsyncConnectionConfig::new();
+    // No timeouts of redis-rs's own: the probe's one deadline covers everything. Its default
+    // 500 ms response timeout judged a Redis answering in 600 ms unhealthy under `--timeout 2s`,
+    // with a bare "timed out" that did not say what was awaited.
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(None)
+        .set_response_timeout(None);
     let mut conn = match &t.tls {
         Some(tls) => {
             let stream = net::tls(tcp, &t.host, tls, progress).await?;

@@ -1,0 +1,421 @@
+//! Property tests (proptest) of the parsers a HEALTHCHECK line and a config file go through:
+//! [`healthcheck::Target::parse_with`] (and `parse`) and the TOML config file read by
+//! `--config` ([`healthcheck::Config::from_probe_args`]).
+//!
+//! Properties: no input panics; an error is non-empty, one line when its input is, bounded, and
+//! never carries a password; generated valid inputs parse, and print without their password.
+//!
+//! 256 cases per property by default; `PROPTEST_CASES=100000` for a long run (RELIABILITY.md).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use healthcheck::config::ProbeArgs;
+use healthcheck::{Config, Target};
+use proptest::prelude::*;
+
+/// Every password starts with this, so a leak is found by searching for the whole password.
+const PW_MARK: &str = "Zq9x";
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        // Regressions are turned into named tests below, not files in the source tree.
+        failure_persistence: None,
+        ..ProptestConfig::default() // 256 cases, or PROPTEST_CASES
+    }
+}
+
+/// A password as people write them, including characters that need percent-encoding in a URL
+/// and are often not encoded (`/ ? # @ :`).
+fn password() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9/?#@:%!*+~_.-]{3,16}".prop_map(|s| format!("{PW_MARK}{s}"))
+}
+
+/// A password that needs no encoding (the valid-input generators use it).
+fn plain_password() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-]{3,16}".prop_map(|s| format!("{PW_MARK}{s}"))
+}
+
+fn env_with(pw: &str) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| match name {
+        "PW" => Some(pw.to_string()),
+        "HOST" => Some("cache".to_string()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// Checks the properties every error must have; `input` is what was parsed, `pw` the password.
+fn check_error(message: &str, input: &str, pw: Option<&str>) -> Result<(), TestCaseError> {
+    prop_assert!(!message.trim().is_empty(), "empty error for {input:?}");
+    if !input.contains(['\n', '\r']) {
+        prop_assert!(
+            !message.contains(['\n', '\r']),
+            "multi-line error {message:?} for {input:?}"
+        );
+    }
+    // Bounded: the input (at most a few hundred bytes here) plus a sentence.
+    prop_assert!(
+        message.len() <= 2 * input.len() + 400,
+        "{} bytes of error for {} bytes of input",
+        message.len(),
+        input.len()
+    );
+    if let Some(pw) = pw {
+        prop_assert!(
+            !message.contains(pw),
+            "error {message:?} echoes password {pw:?}"
+        );
+    }
+    Ok(())
+}
+
+/// A structured target: a scheme, maybe credentials, a host, port, path and options, each
+/// drawn from valid and invalid pieces.
+fn structured_target() -> impl Strategy<Value = (String, String)> {
+    let scheme = prop::sample::select(vec![
+        "redis", "rediss", "nats", "tls", "http", "https", "tcp", "ready", "mysql", "REDIS", "",
+    ]);
+    let host = prop::sample::select(vec![
+        "cache",
+        "127.0.0.1",
+        "[::1]",
+        "::1",
+        "",
+        "a,b",
+        "host.invalid",
+        "${HOST}",
+        "${MISSING}",
+        "${MISSING:-dflt}",
+        "${",
+        "${a b}",
+        "$$",
+        "h%20x",
+        "worker_1",
+    ]);
+    let port = prop::option::of(prop::sample::select(vec![
+        "6379", "0", "65535", "65536", "-1", "x", "", "4222",
+    ]));
+    let path = prop::sample::select(vec!["", "/", "/0", "/15", "/x", "/a/b", "/health"]);
+    let key = prop::sample::select(vec![
+        "role",
+        "db",
+        "password",
+        "token",
+        "status",
+        "body",
+        "insecure",
+        "ca_file",
+        "server_name",
+        "jetstream",
+        "min",
+        "replica",
+        "namespace",
+        "colour",
+        "",
+    ]);
+    let value = prop::sample::select(vec![
+        "",
+        "master",
+        "replica",
+        "self",
+        "1",
+        "0",
+        "true",
+        "maybe",
+        "200-299",
+        "299-200",
+        "200,204",
+        "700",
+        "ok",
+        "x.y",
+        "/nonexistent/ca.pem",
+    ]);
+    let query = prop::collection::vec((key, value), 0..4);
+    let creds = prop::sample::select(vec![0u8, 1, 2, 3, 4, 5]);
+    (scheme, creds, password(), host, port, path, query).prop_map(
+        |(scheme, creds, pw, host, port, path, query)| {
+            // A token holding `:` is a user and a password by URL rules (the user is not secret).
+            let pw = if creds == 3 { pw.replace(':', "") } else { pw };
+            let userinfo = match creds {
+                0 => String::new(),
+                1 => format!(":{pw}@"),
+                2 => format!("user:{pw}@"),
+                // A lone userinfo is a token for NATS only; elsewhere it is a user name.
+                3 if matches!(scheme, "nats" | "tls") => format!("{pw}@"),
+                4 => ":${PW}@".to_string(),
+                _ => "user@".to_string(),
+            };
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if creds == 5 {
+                q.push(format!("password={pw}"));
+            }
+            let query = if q.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", q.join("&"))
+            };
+            (
+                format!("{scheme}://{userinfo}{host}{port}{path}{query}"),
+                pw,
+            )
+        },
+    )
+}
+
+/// A target that must parse, with the password it carries (if any).
+fn valid_target() -> impl Strategy<Value = (String, Option<String>)> {
+    let name = "[a-z][a-z0-9]{0,20}"; // `xn--` would be (bad) punycode
+    let port = 1u16..=65535;
+    prop_oneof![
+        (
+            name,
+            port.clone(),
+            prop::option::of(plain_password()),
+            0u8..16,
+            any::<bool>()
+        )
+            .prop_map(|(host, port, pw, db, role)| {
+                let auth = pw.as_ref().map(|p| format!(":{p}@")).unwrap_or_default();
+                let role = if role { "?role=master" } else { "" };
+                (format!("redis://{auth}{host}:{port}/{db}{role}"), pw)
+            }),
+        (
+            name,
+            port.clone(),
+            prop::option::of(plain_password()),
+            any::<bool>()
+        )
+            .prop_map(|(host, port, pw, js)| {
+                let auth = pw.as_ref().map(|p| format!("{p}@")).unwrap_or_default();
+                let js = if js { "?jetstream=true" } else { "" };
+                (format!("nats://{auth}{host}:{port}{js}"), pw)
+            }),
+        (name, port.clone(), "[a-z0-9/]{0,20}", 100u16..=599).prop_map(|(host, port, path, s)| {
+            (
+                format!("http://{host}:{port}/{path}?status={s}&body=ok"),
+                None,
+            )
+        }),
+        (name, port).prop_map(|(host, port)| (format!("tcp://{host}:{port}"), None)),
+        (
+            prop::collection::vec("[A-Za-z0-9_-]{1,64}", 1..4),
+            1usize..5
+        )
+            .prop_map(|(agents, min)| {
+                (format!("ready://{}?min={min}", agents.join(",")), None)
+            }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any string: no panic, and a well-formed error when it fails.
+    #[test]
+    fn any_string_never_panics(raw in any::<String>()) {
+        let env = env_with("Zq9xunused");
+        if let Err(e) = Target::parse_with(&raw, &env) {
+            check_error(&e.to_string(), &raw, None)?;
+        }
+    }
+
+    /// URL-shaped strings with random bytes around `://`.
+    #[test]
+    fn url_shaped_strings_never_panic(
+        scheme in "[a-z]{0,6}",
+        rest in "[ -~]{0,60}",
+    ) {
+        let raw = format!("{scheme}://{rest}");
+        let env = env_with("Zq9xunused");
+        if let Err(e) = Target::parse_with(&raw, &env) {
+            check_error(&e.to_string(), &raw, None)?;
+        }
+    }
+
+    /// Structured targets with passwords: errors and printed targets never carry the password.
+    #[test]
+    fn structured_targets_never_echo_the_password((raw, pw) in structured_target()) {
+        let env = env_with(&pw);
+        match Target::parse_with(&raw, &env) {
+            Ok(t) => prop_assert!(!t.to_string().contains(&pw), "{t} shows {pw:?}"),
+            Err(e) => check_error(&e.to_string(), &raw, Some(&pw))?,
+        }
+    }
+
+    /// Valid generated targets parse, and their printed form hides the password.
+    #[test]
+    fn valid_targets_parse((raw, pw) in valid_target()) {
+        let t = Target::parse_with(&raw, &|_| None);
+        prop_assert!(t.is_ok(), "{raw}: {}", t.unwrap_err());
+        let shown = t.unwrap().to_string();
+        if let Some(pw) = pw {
+            prop_assert!(!shown.contains(&pw), "{shown}");
+            prop_assert!(shown.contains(":***@") || shown.contains("//***@"), "{shown}");
+        }
+    }
+
+    /// `Target::parse` (the real environment) agrees with `parse_with` on variable-free input.
+    #[test]
+    fn parse_agrees_with_parse_with((raw, _) in valid_target()) {
+        prop_assert_eq!(
+            Target::parse(&raw).map(|t| t.to_string()).ok(),
+            Target::parse_with(&raw, &|_| None).map(|t| t.to_string()).ok()
+        );
+    }
+
+    /// Any bytes as a config file: no panic; a one-line, bounded error naming the file.
+    #[test]
+    fn any_config_file_never_panics(text in any::<String>()) {
+        let (_dir, path) = config_file(&text);
+        if let Err(e) = load(&path) {
+            check_error(&e, &format!("{}{text}", path.display()), None)?;
+            prop_assert!(!e.contains(['\n', '\r']), "multi-line error {e:?}");
+        }
+    }
+
+    /// TOML-shaped config files built from the real keys and bad values.
+    #[test]
+    fn toml_shaped_config_files(
+        lines in prop::collection::vec(config_line(), 0..6),
+        pw in password(),
+    ) {
+        // A NATS token holding `:` would be a user and a password by URL rules.
+        let token = pw.replace(':', "");
+        let text = lines.join("\n").replace("PASSWORD", &pw).replace("TOKEN", &token);
+        let (_dir, path) = config_file(&text);
+        match load(&path) {
+            Ok(c) => prop_assert!(!c.targets.is_empty()),
+            Err(e) => {
+                check_error(&e, &format!("{}{text}", path.display()), Some(&pw))?;
+                check_error(&e, &format!("{}{text}", path.display()), Some(&token))?;
+                prop_assert!(!e.contains(['\n', '\r']), "multi-line error {e:?}");
+            }
+        }
+    }
+
+    /// Valid generated config files load with every target, timeout and format.
+    #[test]
+    fn valid_config_files_load(
+        targets in prop::collection::vec(valid_target(), 1..5),
+        ms in 1u64..100_000,
+        json in any::<bool>(),
+    ) {
+        let list: Vec<String> = targets.iter().map(|(t, _)| format!("{t:?}")).collect();
+        let text = format!(
+            "timeout = \"{ms}ms\"\nformat = \"{}\"\ntargets = [{}]\n",
+            if json { "json" } else { "text" },
+            list.join(", ")
+        );
+        let (_dir, path) = config_file(&text);
+        let c = load(&path);
+        prop_assert!(c.is_ok(), "{text}: {}", c.unwrap_err());
+        let c = c.unwrap();
+        prop_assert_eq!(c.targets.len(), targets.len());
+        prop_assert_eq!(c.timeout.as_millis(), u128::from(ms));
+    }
+}
+
+fn config_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "timeout = \"2s\"",
+            "timeout = \"0s\"",
+            "timeout = \"soon\"",
+            "timeout = 5",
+            "timeout = -1",
+            "timeout = \"1e400\"",
+            "format = \"json\"",
+            "format = \"xml\"",
+            "targets = []",
+            "targets = \"redis://a\"",
+            "targets = [\"redis://:PASSWORD@cache:6379\"]",
+            "targets = [\"redis://:PASSWORD@cache:6379?bogus=1\"]",
+            "targets = [\"nats://TOKEN@nats:4222?colour=red\"]",
+            "targets = [\"redis://:PASSWORD@cache:x\"]",
+            "targets = [\"http://u:PASSWORD@h/p?status=999\"]",
+            "targets = [\"tcp://h\", 7]",
+            "timout = \"1s\"",
+            "[section]",
+            "targets = [",
+            "\"unterminated",
+            "= 1",
+        ])
+        .prop_map(str::to_string),
+        "[ -~]{0,40}",
+    ]
+}
+
+/// The config file in a fresh directory; the directory lives as long as the returned guard.
+fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("healthcheck.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Loads a config file the way `healthcheck --config FILE` does.
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    for var in ["HEALTHCHECK_TARGETS", "HEALTHCHECK_TIMEOUT"] {
+        assert!(
+            std::env::var_os(var).is_none(),
+            "{var} is set in the test environment; unset it"
+        );
+    }
+    Config::from_probe_args(&ProbeArgs {
+        timeout: None,
+        format: None,
+        config: Some(path.to_path_buf()),
+        targets: Vec::new(),
+    })
+}
+
+/// Cases the fuzzer found: a password with an unencoded `#`, `?` or `/` made the URL invalid,
+/// and the error message printed the target with the password in it.
+#[test]
+fn regression_unencoded_password_characters_are_not_echoed() {
+    for raw in [
+        "redis://:Zq9x~_#@cache",
+        "redis://:Zq9x#aA@cache:6379",
+        "redis://user:Zq9x?ab@cache:6379",
+        "nats://user:Zq9x/ab@nats:4222",
+        "redis://:Zq9x/a#b?c@cache:6379/0",
+    ] {
+        let e = Target::parse_with(raw, &|_| None).unwrap_err().to_string();
+        assert!(!e.contains("Zq9x"), "{raw}: {e}");
+    }
+}
+
+/// Cases the fuzzer found next: a `#` or `?` in a NATS token made a valid URL whose host (or
+/// option name) was the secret's first part, printed in the output.
+#[test]
+fn regression_secret_parsed_as_host_or_option() {
+    for raw in [
+        "nats://Zq9xa#~@cache",
+        "nats://Zq9xa?A@nats:4222?colour=red",
+        "redis://user:Zq9x/ab@cache",
+    ] {
+        let e = Target::parse_with(raw, &|_| None).unwrap_err().to_string();
+        assert!(!e.contains("Zq9x"), "{raw}: {e}");
+        assert!(e.contains("percent-encode"), "{raw}: {e}");
+    }
+    // An `@` inside an option value or an HTTP query is not userinfo.
+    let t = Target::parse_with("http://h:8080/p?email=a@b", &|_| None).unwrap();
+    assert_eq!(t.to_string(), "http://h:8080/p?email=a@b");
+    let e = Target::parse_with("redis://h:6379?password_file=/nonexistent/a@b", &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot read secret file /nonexistent/a@b"),
+        "{e}"
+    );
+}
+
+/// Found third: `nats://TOKEN:@host` (empty password) is used as a token, so it is a secret.
+#[test]
+fn regression_nats_user_with_empty_password_is_a_token() {
+    let t = Target::parse_with("nats://Zq9x_A:@cache", &|_| None).unwrap();
+    assert_eq!(t.to_string(), "nats://***@cache");
+}
