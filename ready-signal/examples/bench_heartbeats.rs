@@ -1,0 +1,304 @@
+//! Benchmark (bench/run.sh): N agents heartbeating once a second against one redis-server.
+//!
+//! Every heartbeat is exactly the protocol's write (PROTOCOL.md, "Writing"): the fenced Lua
+//! script `src/write.lua`, by EVALSHA through `redis::Script`, over a few multiplexed
+//! connections. The N agents' beats are spread evenly over each second. Reports the achieved
+//! rate against the target, the heartbeat latency (send to reply) p50/p99/max, how late beats
+//! were sent, redis-server's CPU over the run, and then the time `Observer::all()` takes to read
+//! the state of every agent in one call.
+//!
+//! ```text
+//! bench_heartbeats --redis redis://127.0.0.1:6379 --agents 10000 --seconds 20 \
+//!     [--connections 4] [--namespace hb] [--redis-pid PID] [--read-all 5] [--json FILE]
+//! ```
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ready_signal::{Name, Observed, Observer, StoreConfig, agents_key, record_key, replicas_key};
+use redis::Script;
+use tokio::sync::mpsc;
+
+const WRITE: &str = include_str!("../src/write.lua");
+
+#[derive(Debug)]
+struct Args {
+    redis: String,
+    agents: u64,
+    seconds: u64,
+    connections: usize,
+    namespace: String,
+    redis_pid: Option<u32>,
+    read_all: usize,
+    json: Option<String>,
+}
+
+fn parse_args() -> Result<Args, Box<dyn Error>> {
+    let mut a = Args {
+        redis: "redis://127.0.0.1:6379".into(),
+        agents: 1000,
+        seconds: 20,
+        connections: 4,
+        namespace: "hb".into(),
+        redis_pid: None,
+        read_all: 5,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--redis" => a.redis = val()?,
+            "--agents" => a.agents = val()?.parse()?,
+            "--seconds" => a.seconds = val()?.parse()?,
+            "--connections" => a.connections = val()?.parse()?,
+            "--namespace" => a.namespace = val()?,
+            "--redis-pid" => a.redis_pid = Some(val()?.parse()?),
+            "--read-all" => a.read_all = val()?.parse()?,
+            "--json" => a.json = Some(val()?),
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    Ok(a)
+}
+
+/// utime + stime of a process in seconds (proc(5): fields 14 and 15, in USER_HZ = 100 ticks).
+fn proc_cpu_s(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): field n is f[n - 3].
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// used_cpu_user + used_cpu_sys from INFO cpu, in seconds.
+async fn info_cpu_s(conn: &mut redis::aio::MultiplexedConnection) -> Result<f64, Box<dyn Error>> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    let mut total = 0.0;
+    for line in info.lines() {
+        if let Some(v) = line
+            .strip_prefix("used_cpu_user:")
+            .or_else(|| line.strip_prefix("used_cpu_sys:"))
+        {
+            total += v.trim().parse::<f64>()?;
+        }
+    }
+    Ok(total)
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Beat {
+    latency_us: u64,
+    lag_us: u64,
+    ok: bool,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args = parse_args()?;
+    let ns = Name::new(&args.namespace)?;
+    let client = redis::Client::open(args.redis.as_str())?;
+    let mut conns = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        conns.push(client.get_multiplexed_async_connection().await?);
+    }
+    let script = Arc::new(Script::new(WRITE));
+    script.prepare_invoke().load_async(&mut conns[0]).await?;
+    let replica = Name::new("r0")?;
+    let host = "bench".to_string();
+    let pid = std::process::id();
+    struct AgentKeys {
+        name: String,
+        record: String,
+        replicas: String,
+        instance: String,
+    }
+    let agents_set = agents_key(&ns);
+    let agents: Arc<Vec<AgentKeys>> = Arc::new(
+        (0..args.agents)
+            .map(|i| {
+                let name = format!("agent-{i:05}");
+                let agent = Name::new(&name).map_err(|e| e.to_string())?;
+                Ok(AgentKeys {
+                    record: record_key(&ns, &agent, &replica),
+                    replicas: replicas_key(&ns, &agent),
+                    instance: ready_signal::new_instance_id(),
+                    name,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+    );
+
+    let redis_pid = args.redis_pid.map(|p| p.to_string());
+    let cpu_redis_proc0 = redis_pid.as_deref().and_then(proc_cpu_s);
+    let cpu_redis_info0 = info_cpu_s(&mut conns[0]).await?;
+    let cpu_self0 = proc_cpu_s("self");
+
+    let total = args.agents * args.seconds;
+    let step_ns = 1_000_000_000u64 / args.agents.max(1);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Beat>();
+    let t0 = Instant::now();
+    let mut k = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while k < total {
+        ticker.tick().await;
+        let now = Instant::now();
+        while k < total {
+            let scheduled = t0 + Duration::from_nanos(k * step_ns);
+            if scheduled > now {
+                break;
+            }
+            let idx = (k % args.agents) as usize;
+            let mut conn = conns[(k as usize) % conns.len()].clone();
+            let script = Arc::clone(&script);
+            let agents = Arc::clone(&agents);
+            let agents_set = agents_set.clone();
+            let host = host.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let a = &agents[idx];
+                let start = Instant::now();
+                let r: redis::RedisResult<i64> = script
+                    .key(&a.record)
+                    .key(&a.replicas)
+                    .key(&agents_set)
+                    .arg("put")
+                    .arg(&a.instance)
+                    .arg("ready")
+                    .arg("")
+                    .arg(pid)
+                    .arg(&host)
+                    .arg(1000u64)
+                    .arg(3000u64)
+                    .arg(&a.name)
+                    .arg("r0")
+                    .arg(60_000u64)
+                    .invoke_async(&mut conn)
+                    .await;
+                let _ = tx.send(Beat {
+                    latency_us: start.elapsed().as_micros() as u64,
+                    lag_us: start.saturating_duration_since(scheduled).as_micros() as u64,
+                    ok: matches!(r, Ok(1)),
+                });
+            });
+            k += 1;
+        }
+    }
+    drop(tx);
+    let mut lat = Vec::with_capacity(total as usize);
+    let mut lag = Vec::with_capacity(total as usize);
+    let mut failed = 0u64;
+    while let Some(b) = rx.recv().await {
+        lat.push(b.latency_us);
+        lag.push(b.lag_us);
+        if !b.ok {
+            failed += 1;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu_redis_info = info_cpu_s(&mut conns[0]).await? - cpu_redis_info0;
+    let cpu_redis_proc = match (cpu_redis_proc0, redis_pid.as_deref().and_then(proc_cpu_s)) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let cpu_self = match (cpu_self0, proc_cpu_s("self")) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    lat.sort_unstable();
+    lag.sort_unstable();
+    let done = lat.len() as u64;
+    let achieved = done as f64 / elapsed;
+    let late_100ms = lag.iter().filter(|&&l| l > 100_000).count();
+
+    // Reading the state of every agent in one call, as a status view would.
+    let store = StoreConfig::new().redis(&args.redis)?.namespace(ns.clone());
+    let observer = Observer::connect(&store).await?;
+    let mut reads_ms = Vec::new();
+    let mut seen = 0usize;
+    let mut ready = 0usize;
+    for _ in 0..args.read_all {
+        let t = Instant::now();
+        let all = observer.all().await?;
+        reads_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        seen = all.len();
+        ready = all.iter().filter(|r| r.state == Observed::Ready).count();
+    }
+    let mut sorted_reads = reads_ms.clone();
+    sorted_reads.sort_by(f64::total_cmp);
+    let read_median = sorted_reads.get(sorted_reads.len() / 2).copied();
+
+    let redis_cpu_pct = cpu_redis_info / elapsed * 100.0;
+    println!(
+        "agents {n} at 1 Hz for {s}s over {c} connections: target {n}/s, achieved {achieved:.0}/s \
+         ({done} of {total} beats in {elapsed:.2}s, {failed} failed)",
+        n = args.agents,
+        s = args.seconds,
+        c = conns.len()
+    );
+    println!(
+        "  heartbeat latency (EVALSHA write.lua, send to reply): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&lat, 0.5) as f64 / 1000.0,
+        pct(&lat, 0.99) as f64 / 1000.0,
+        lat.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    println!(
+        "  send lag behind schedule: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {late_100ms} beats more than 100 ms late",
+        pct(&lag, 0.5) as f64 / 1000.0,
+        pct(&lag, 0.99) as f64 / 1000.0,
+        lag.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    println!(
+        "  redis-server CPU: {redis_cpu_pct:.1}% of one core (INFO cpu: {cpu_redis_info:.2}s{}); load generator {}",
+        cpu_redis_proc
+            .map(|c| format!(", /proc stat: {:.2}s", c))
+            .unwrap_or_default(),
+        cpu_self
+            .map(|c| format!("{:.1}% of one core", c / elapsed * 100.0))
+            .unwrap_or_else(|| "?".into())
+    );
+    println!(
+        "  Observer::all(): {seen} replicas ({ready} ready) in median {:.1} ms over {} reads {:?}",
+        read_median.unwrap_or(f64::NAN),
+        reads_ms.len(),
+        reads_ms
+            .iter()
+            .map(|m| (m * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
+    if let Some(path) = &args.json {
+        let j = serde_json::json!({
+            "agents": args.agents,
+            "seconds": args.seconds,
+            "connections": conns.len(),
+            "target_per_s": args.agents,
+            "achieved_per_s": achieved,
+            "beats": done,
+            "failed": failed,
+            "elapsed_s": elapsed,
+            "latency_ms": {"p50": pct(&lat, 0.5) as f64 / 1000.0, "p99": pct(&lat, 0.99) as f64 / 1000.0,
+                           "max": lat.last().copied().unwrap_or(0) as f64 / 1000.0},
+            "lag_ms": {"p50": pct(&lag, 0.5) as f64 / 1000.0, "p99": pct(&lag, 0.99) as f64 / 1000.0,
+                       "max": lag.last().copied().unwrap_or(0) as f64 / 1000.0},
+            "late_over_100ms": late_100ms,
+            "redis_cpu_s": cpu_redis_info,
+            "redis_cpu_pct": redis_cpu_pct,
+            "redis_cpu_proc_s": cpu_redis_proc,
+            "generator_cpu_s": cpu_self,
+            "read_all": {"replicas": seen, "ready": ready, "ms": reads_ms, "median_ms": read_median},
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
+    }
+    Ok(())
+}
