@@ -37,7 +37,7 @@ build_binaries() {
     rustup target list --installed 2>/dev/null | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET" >&2
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
     (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" \
-        -p healthcheck -p ready-signal-cli -p ready-signal --example agent) >&2
+        -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2
 }
 
 # Builds one image from a staged context directory.
@@ -58,7 +58,10 @@ build_images() {
     local busybox
     busybox=$(command -v busybox || true)
     [[ -n "$busybox" ]] || die "busybox is missing: apt-get install -y busybox-static"
-    ldd "$busybox" 2>&1 | grep -q 'not a dynamic executable' || die "$busybox is not static: apt-get install -y busybox-static"
+    local linkage
+    linkage=$(ldd "$busybox" 2>&1 || true)
+    [[ "$linkage" == *"not a dynamic executable"* || "$linkage" == *"statically linked"* ]] \
+        || die "$busybox is not static: apt-get install -y busybox-static"
     cp "$busybox" "$STAGE/script-agent/rootfs/bin/busybox"
     for applet in sh sleep touch echo; do ln -s busybox "$STAGE/script-agent/rootfs/bin/$applet"; done
     cp "$DOCKER_DIR/images/worker.sh" "$STAGE/script-agent/rootfs/app/worker.sh"
