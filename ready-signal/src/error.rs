@@ -65,3 +65,26 @@ pub enum Error {
     #[error("the ready-signal publisher {0}")]
     Publisher(String),
 }
+
+impl Error {
+    /// A store operation ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// A store could not be reached or refused the request (the agent's state is unknown,
+    /// which is not the same as dead).
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, Error::Redis { .. } | Error::Nats { .. } | Error::Timeout { .. })
+    }
+
+    /// A name outside `[A-Za-z0-9_-]{1,64}` was given.
+    pub fn is_invalid_name(&self) -> bool {
+        matches!(self, Error::InvalidName { .. })
+    }
+
+    /// A stored record or event does not follow PROTOCOL.md.
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Error::Malformed { .. })
+    }
+}

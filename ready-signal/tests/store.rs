@@ -61,6 +61,7 @@ async fn until(
     }
 }
 
+/// The record lives under the documented keys with exactly the documented fields and a TTL.
 #[tokio::test(flavor = "multi_thread")]
 async fn records_follow_the_documented_keys_and_fields() {
     let redis = RedisServer::start();
@@ -139,6 +140,7 @@ async fn records_follow_the_documented_keys_and_fields() {
     assert_eq!(exists, 0, "shutdown removes the record");
 }
 
+/// Each transition is readable in Redis and published on the documented NATS subject, in order.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_transition_is_stored_and_published_on_nats() {
     let redis = RedisServer::start();
@@ -228,6 +230,7 @@ async fn every_transition_is_stored_and_published_on_nats() {
     assert_eq!(payload["state"], "starting");
 }
 
+/// Without ticks the record goes stale, then dead within stall_after + interval + TTL; ticks bring it back.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_work_loop_goes_stale_then_dead_while_the_process_lives() {
     let redis = RedisServer::start();
@@ -285,6 +288,7 @@ async fn a_stalled_work_loop_goes_stale_then_dead_while_the_process_lives() {
     handle.close().await;
 }
 
+/// The fence: a predecessor's late heartbeats, not-ready, stopping and removal change nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_older_instance_never_overwrites_a_newer_one() {
     let redis = RedisServer::start();
@@ -342,6 +346,7 @@ async fn an_older_instance_never_overwrites_a_newer_one() {
     new.close().await;
 }
 
+/// An empty restarted Redis holds the record again within about one interval; the agent never blocks.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_record_is_republished_within_an_interval_of_redis_coming_back() {
     let mut redis = RedisServer::start();
@@ -386,6 +391,7 @@ async fn the_record_is_republished_within_an_interval_of_redis_coming_back() {
     handle.close().await;
 }
 
+/// With no Redis or NATS, records are files, read back the same way and removed on shutdown.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_file_backend_works_without_any_network_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -413,6 +419,7 @@ async fn the_file_backend_works_without_any_network_store() {
     assert_eq!(s.state, Observed::Dead);
 }
 
+/// A Redis outage is reported as such, naming redis, with what the agent's fallback file says.
 #[tokio::test(flavor = "multi_thread")]
 async fn while_redis_is_down_the_agent_writes_its_file_and_observers_say_so() {
     let mut redis = RedisServer::start();
@@ -448,6 +455,7 @@ async fn while_redis_is_down_the_agent_writes_its_file_and_observers_say_so() {
     handle.close().await;
 }
 
+/// Replica listing for quorums, and one call reading every agent of a namespace.
 #[tokio::test(flavor = "multi_thread")]
 async fn quorum_reads_list_every_replica_and_all_reads_everything() {
     let redis = RedisServer::start();
@@ -479,9 +487,12 @@ async fn quorum_reads_list_every_replica_and_all_reads_everything() {
     }
 }
 
+/// Invalid names, TTLs and instance ids are refused with errors that say what is wrong.
 #[test]
 fn bad_names_and_settings_are_clear_errors() {
-    let err = ReadySignal::builder("a:b").start().unwrap_err().to_string();
+    let err = ReadySignal::builder("a:b").start().unwrap_err();
+    assert!(err.is_invalid_name());
+    let err = err.to_string();
     assert!(err.contains("invalid name `a:b`"), "{err}");
     let err = ReadySignal::builder("ok")
         .replica("x y")

@@ -53,6 +53,7 @@ fn probe_until(env: &[(&str, String)], target: &str, want: i32, within: Duration
     }
 }
 
+/// ready, not-ready, starting and stopping from the shell are what `healthcheck ready://` reports.
 #[test]
 fn one_shot_states_are_what_the_probe_reads() {
     let redis = RedisServer::start();
@@ -83,6 +84,7 @@ fn one_shot_states_are_what_the_probe_reads() {
     assert!(out.contains("dead (no record)"), "{out}");
 }
 
+/// A one-shot record not written again turns stale or dead after its TTL.
 #[test]
 fn a_one_shot_record_expires_after_its_ttl() {
     let redis = RedisServer::start();
@@ -98,6 +100,7 @@ fn a_one_shot_record_expires_after_its_ttl() {
     assert!(out.contains("stale") || out.contains("dead"), "{out}");
 }
 
+/// Usage errors exit 1 (never 2) with a message naming the problem; help and version exit 0.
 #[test]
 fn usage_errors_exit_1_and_help_exits_0() {
     let redis = RedisServer::start();
@@ -140,6 +143,7 @@ fn spawn_run(env: &[(&str, String)], args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// `run` stays starting until its ready-when target passes, then ready; it exits with the command's status.
 #[test]
 fn run_marks_ready_when_targets_pass_and_passes_the_exit_status_through() {
     let redis = RedisServer::start();
@@ -195,6 +199,7 @@ fn run_marks_ready_when_targets_pass_and_passes_the_exit_status_through() {
     );
 }
 
+/// `run` stops heartbeating when the progress file goes stale while the child lives, and forwards SIGTERM.
 #[test]
 fn run_stops_the_heartbeat_when_the_child_stops_touching_its_progress_file() {
     let redis = RedisServer::start();
@@ -240,6 +245,7 @@ fn run_stops_the_heartbeat_when_the_child_stops_touching_its_progress_file() {
     assert_eq!(status.code(), Some(143));
 }
 
+/// The redis-py agent printed in PROTOCOL.md is read as ready by the probe, and dead after it stops.
 #[test]
 fn a_python_agent_written_from_protocol_md_is_read_as_ready() {
     let redis = RedisServer::start();
