@@ -31,10 +31,13 @@ compose() {
     $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" "$@"
 }
 
+# shellcheck source=tests/deps.sh
+source "$ROOT/tests/deps.sh"
+
 # The static binaries the images are made of.
 build_binaries() {
+    install_deps
     say "building static binaries (musl)"
-    rustup target list --installed 2>/dev/null | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET" >&2
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
     (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" \
         -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2

@@ -16,24 +16,12 @@ for arg in "$@"; do
     esac
 done
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# Debian packages (the real servers, redis-cli, musl, busybox) and the musl target.
+# shellcheck source=tests/deps.sh
+source tests/deps.sh
+install_deps
 
-# Debian packages: the real servers the tests talk to, redis-cli, and musl for static builds.
-missing=()
-command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
-command -v redis-cli >/dev/null || missing+=(redis-tools)
-command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
-command -v musl-gcc >/dev/null || missing+=(musl-tools)
-[ -x /bin/busybox ] || missing+=(busybox-static)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
-
-# The static target (Docker images) and the Python clients (the interop test's agent).
-rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+# The Python clients (the interop test's agent) and nextest.
 python3 -c 'import redis, nats' 2>/dev/null \
     || python3 -m pip install -q redis nats-py 2>/dev/null \
     || python3 -m pip install -q --break-system-packages redis nats-py

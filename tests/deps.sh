@@ -1,0 +1,23 @@
+# Installs what building and testing need when it is missing: the Debian packages of the real
+# servers, redis-cli, musl (static builds) and a static busybox (the script-agent image), and the
+# musl Rust target. Sourced by tests/run.sh and docker/lib.sh.
+# shellcheck shell=bash
+
+install_deps() {
+    local missing=()
+    command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+    command -v musl-gcc >/dev/null || missing+=(musl-tools)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing ${missing[*]}" >&2
+        local sudo=()
+        [ "$(id -u)" = 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
+    rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
+        || rustup target add x86_64-unknown-linux-musl >&2
+}
