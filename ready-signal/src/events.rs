@@ -1,5 +1,7 @@
 //! The NATS side of PROTOCOL.md: one subject per replica, a JSON event at every transition.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions, Subscriber};
@@ -20,12 +22,27 @@ pub fn agent_subject(ns: &Name, agent: &Name) -> String {
     format!("ready-signal.{ns}.{agent}.*")
 }
 
-/// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own.
-pub(crate) async fn connect(store: &NatsStore, timeout: Duration) -> Result<Client, Error> {
+/// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own; every
+/// (re)connection sets `connected`, when given, so a publisher can republish its state.
+pub(crate) async fn connect(
+    store: &NatsStore,
+    timeout: Duration,
+    connected: Option<Arc<AtomicBool>>,
+) -> Result<Client, Error> {
     let mut options = ConnectOptions::new()
         .name("ready-signal")
         .connection_timeout(timeout)
         .ignore_discovered_servers();
+    if let Some(flag) = connected {
+        options = options.event_callback(move |event| {
+            let flag = Arc::clone(&flag);
+            async move {
+                if matches!(event, async_nats::Event::Connected) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+    }
     match &store.auth {
         NatsAuth::None => {}
         NatsAuth::Token(t) => options = options.token(t.clone()),

@@ -262,7 +262,7 @@ impl Observer {
                 "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
             ));
         };
-        let client = events::connect(nats, CONNECT_TIMEOUT).await?;
+        let client = events::connect(nats, CONNECT_TIMEOUT, None).await?;
         let mut subscriptions = SelectAll::new();
         for agent in agents {
             let subject = events::agent_subject(&self.store.namespace, agent);

@@ -7,7 +7,7 @@
 //! arrive within `stall_after` (or a [`Handle::busy`] budget covers a long work item).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -435,7 +435,8 @@ pub(crate) struct Sink {
     redis_failing: bool,
     fenced: bool,
     nats: Option<Client>,
-    nats_was_connected: bool,
+    /// Set by the NATS client on every (re)connection: the next write republishes the state.
+    nats_connected: Arc<AtomicBool>,
     nats_failing: bool,
     state: State,
     reason: String,
@@ -452,7 +453,7 @@ impl Sink {
             redis_failing: false,
             fenced: false,
             nats: None,
-            nats_was_connected: false,
+            nats_connected: Arc::new(AtomicBool::new(false)),
             nats_failing: false,
             state,
             reason,
@@ -587,16 +588,12 @@ impl Sink {
         };
         let timeout = self.op_timeout();
         if self.nats.is_none() {
-            self.nats = Some(events::connect(store, timeout).await?);
+            let flag = Arc::clone(&self.nats_connected);
+            self.nats = Some(events::connect(store, timeout, Some(flag)).await?);
         }
         // After a (re)connect the current state is published, so waiters that subscribed while
         // NATS was away learn it without waiting for the next transition.
-        let connected = self
-            .nats
-            .as_ref()
-            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
-        let event = event || (connected && !self.nats_was_connected);
-        self.nats_was_connected = connected;
+        let event = event || self.nats_connected.swap(false, Ordering::Relaxed);
         if !event || self.fenced {
             return Ok(());
         }

@@ -517,3 +517,38 @@ fn bad_names_and_settings_are_clear_errors() {
         .to_string();
     assert!(err.contains("field `instance`"), "{err}");
 }
+
+/// After NATS restarts, the agent publishes its current state again, so a waiter that
+/// subscribed while NATS was away still learns it without waiting for a transition.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_current_state_is_republished_after_nats_comes_back() {
+    let redis = RedisServer::start();
+    let mut nats = NatsServer::start();
+    let store = store(&redis, "natsback").nats(&nats.url()).unwrap();
+    let handle = start(&store, "worker", "r1", 200);
+    handle.ready();
+    let observer = Observer::connect(&store).await.unwrap();
+    until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+        s.state == Observed::Ready
+    })
+    .await;
+
+    nats.restart();
+    let mut events = observer.subscribe(&[name("worker")]).await.unwrap();
+    let began = Instant::now();
+    let event = loop {
+        handle.tick();
+        match tokio::time::timeout(Duration::from_millis(100), events.next()).await {
+            Ok(Some(e)) => break e,
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) if began.elapsed() < Duration::from_secs(10) => continue,
+            Err(_) => panic!("no event within 10 s of NATS coming back"),
+        }
+    };
+    assert_eq!(
+        (event.agent.as_str(), event.state),
+        ("worker", State::Ready)
+    );
+    assert_eq!(event.instance, handle.instance());
+    handle.close().await;
+}
