@@ -15,8 +15,8 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// - Redis holds the records (state, with a server-side TTL). When configured, it is what
 ///   observers read.
 /// - NATS carries an event at every transition, so waiters react in milliseconds.
-/// - The local-file backend is the default when neither is configured, is written as well when a
-///   directory is set, and is the fallback an agent writes when Redis cannot be reached.
+/// - The local-file backend holds the records when Redis is not configured, is written as well
+///   when a directory is set, and is the fallback an agent writes when Redis cannot be reached.
 ///
 /// `Debug` and [`StoreConfig::describe`] show addresses only, never passwords.
 ///
@@ -48,6 +48,8 @@ pub(crate) struct RedisStore {
 pub(crate) struct NatsStore {
     pub(crate) url: String,
     pub(crate) addr: String,
+    /// The user named in the URL, for a password given by file.
+    pub(crate) user: Option<String>,
     pub(crate) auth: NatsAuth,
 }
 
@@ -57,7 +59,7 @@ pub(crate) enum NatsAuth {
     #[default]
     None,
     Token(String),
-    Password(String),
+    UserPassword(String, String),
 }
 
 impl Default for StoreConfig {
@@ -103,16 +105,17 @@ impl StoreConfig {
                 .map_err(|e| in_var("READY_SIGNAL_NATS_URL", e))?;
         }
         if let Some(file) = var("READY_SIGNAL_NATS_PASSWORD_FILE") {
-            store = store.nats_auth(NatsAuth::Password(read_secret(
-                "READY_SIGNAL_NATS_PASSWORD_FILE",
-                &file,
-            )?))?;
+            let password = read_secret("READY_SIGNAL_NATS_PASSWORD_FILE", &file)?;
+            store = store.nats_auth(|user| match user {
+                Some(user) => Ok(NatsAuth::UserPassword(user.to_string(), password)),
+                None => Err(Error::Config(
+                    "READY_SIGNAL_NATS_PASSWORD_FILE needs a user in READY_SIGNAL_NATS_URL (nats://USER@host)".into(),
+                )),
+            })?;
         }
         if let Some(file) = var("READY_SIGNAL_NATS_TOKEN_FILE") {
-            store = store.nats_auth(NatsAuth::Token(read_secret(
-                "READY_SIGNAL_NATS_TOKEN_FILE",
-                &file,
-            )?))?;
+            let token = read_secret("READY_SIGNAL_NATS_TOKEN_FILE", &file)?;
+            store = store.nats_auth(|_| Ok(NatsAuth::Token(token)))?;
         }
         if let Some(dir) = var("READY_SIGNAL_DIR") {
             store = store.dir(dir);
@@ -152,23 +155,43 @@ impl StoreConfig {
 
     /// Uses the NATS server at `url` (`nats://[user:password@|token@]host[:port]`, or `tls://`).
     pub fn nats(mut self, url: &str) -> Result<StoreConfig, Error> {
-        let parsed = parse_url(url, &["nats", "tls"])?;
+        let mut parsed = parse_url(url, &["nats", "tls"])?;
         let addr = addr_of(&parsed, 4222)?;
+        // Credentials leave the URL here and reach async-nats as options, so that no URL this
+        // crate hands over (async-nats logs its server URLs at debug level) carries a secret.
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let user = Some(decode(parsed.username())).filter(|u| !u.is_empty());
+        let auth = match (&user, parsed.password().map(decode)) {
+            (Some(u), Some(p)) => NatsAuth::UserPassword(u.clone(), p),
+            (Some(token), None) => NatsAuth::Token(token.clone()),
+            _ => NatsAuth::None,
+        };
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
         self.nats = Some(NatsStore {
-            url: url.to_string(),
+            url: parsed.to_string(),
             addr,
-            auth: NatsAuth::None,
+            user,
+            auth,
         });
         Ok(self)
     }
 
-    fn nats_auth(mut self, auth: NatsAuth) -> Result<StoreConfig, Error> {
+    fn nats_auth(
+        mut self,
+        auth: impl FnOnce(Option<&str>) -> Result<NatsAuth, Error>,
+    ) -> Result<StoreConfig, Error> {
         let Some(nats) = self.nats.as_mut() else {
             return Err(Error::Config(
                 "a NATS credential file was given but no NATS URL".into(),
             ));
         };
-        nats.auth = auth;
+        nats.auth = auth(nats.user.as_deref())?;
         Ok(self)
     }
 
@@ -206,10 +229,11 @@ impl StoreConfig {
             .unwrap_or_else(|| std::env::temp_dir().join("ready-signal"))
     }
 
-    /// Whether record files are written on every heartbeat (a directory is set, or no network
-    /// store is configured).
+    /// Whether record files are written on every heartbeat: a directory is set, or there is no
+    /// Redis to hold the records.
     pub(crate) fn files_always(&self) -> bool {
-        self.dir.is_some() || (self.redis.is_none() && self.nats.is_none())
+        // NATS alone carries events, not state: without Redis the files hold the records.
+        self.dir.is_some() || self.redis.is_none()
     }
 
     /// One line naming the stores, for logs and probe output; no credentials.
@@ -339,5 +363,18 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(e.to_string().contains("/nonexistent"), "{e}");
+    }
+
+    #[test]
+    fn nats_credentials_leave_the_url() {
+        let s = StoreConfig::new()
+            .nats("nats://u:canary%40pw@nats:4222")
+            .unwrap();
+        let nats = s.nats.as_ref().unwrap();
+        assert!(!nats.url.contains("canary"), "{}", nats.url);
+        assert!(matches!(&nats.auth, NatsAuth::UserPassword(u, p) if u == "u" && p == "canary@pw"));
+        let s = StoreConfig::new().nats("nats://tok-canary@nats").unwrap();
+        assert!(matches!(&s.nats.as_ref().unwrap().auth, NatsAuth::Token(t) if t == "tok-canary"));
+        assert!(!s.nats.as_ref().unwrap().url.contains("canary"));
     }
 }

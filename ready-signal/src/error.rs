@@ -61,6 +61,18 @@ pub enum Error {
         /// How long it was given.
         after: Duration,
     },
+    /// A newer instance owns the replica's record; this instance's write was refused.
+    #[error(
+        "a newer instance owns the record of {agent}/{replica}; instance {instance} did not overwrite it (READY_SIGNAL_INSTANCE sets the instance id)"
+    )]
+    FencedOff {
+        /// The agent.
+        agent: String,
+        /// The replica.
+        replica: String,
+        /// The refused instance id.
+        instance: String,
+    },
     /// The publisher thread could not be started or has already stopped.
     #[error("the ready-signal publisher {0}")]
     Publisher(String),
@@ -75,12 +87,20 @@ impl Error {
     /// A store could not be reached or refused the request (the agent's state is unknown,
     /// which is not the same as dead).
     pub fn is_store_unavailable(&self) -> bool {
-        matches!(self, Error::Redis { .. } | Error::Nats { .. } | Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Redis { .. } | Error::Nats { .. } | Error::Timeout { .. }
+        )
     }
 
     /// A name outside `[A-Za-z0-9_-]{1,64}` was given.
     pub fn is_invalid_name(&self) -> bool {
         matches!(self, Error::InvalidName { .. })
+    }
+
+    /// A newer instance owns the record; nothing was written.
+    pub fn is_fenced_off(&self) -> bool {
+        matches!(self, Error::FencedOff { .. })
     }
 
     /// A stored record or event does not follow PROTOCOL.md.

@@ -46,11 +46,8 @@ pub(crate) async fn connect(
     match &store.auth {
         NatsAuth::None => {}
         NatsAuth::Token(t) => options = options.token(t.clone()),
-        NatsAuth::Password(p) => {
-            let user = url::Url::parse(&store.url)
-                .map(|u| u.username().to_string())
-                .unwrap_or_default();
-            options = options.user_and_password(user, p.clone());
+        NatsAuth::UserPassword(user, password) => {
+            options = options.user_and_password(user.clone(), password.clone());
         }
     }
     let err = |message: String| Error::Nats {

@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::record::{Record, malformed};
 use crate::{Error, Name};
@@ -17,17 +18,26 @@ pub fn record_path(dir: &Path, ns: &Name, agent: &Name, replica: &Name) -> PathB
 }
 
 /// Writes `record` to a temporary file beside its final name, then renames it over, so a reader
-/// sees the old record or the new one, never half of one.
+/// sees the old record or the new one, never half of one. A record of a newer instance is left
+/// alone (the same fence as Redis's, best effort: the check and the rename are two steps).
 pub(crate) fn write(path: &Path, record: &Record) -> Result<(), Error> {
+    static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
     let file_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::File { path, source }
     };
+    if let Ok(Some(existing)) = read(path)
+        && existing.instance > record.instance
+    {
+        return Ok(());
+    }
     let parent = path
         .parent()
         .ok_or_else(|| Error::Config(format!("{} has no directory", path.display())))?;
     std::fs::create_dir_all(parent).map_err(file_err(parent))?;
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    // Unique per process and per write, so two publishers in one process never share a file.
+    let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("json.{}.{seq}.tmp", std::process::id()));
     let json = serde_json::to_vec(record)
         .map_err(|e| Error::Config(format!("encoding the record: {e}")))?;
     let mut file = std::fs::File::create(&tmp).map_err(file_err(&tmp))?;

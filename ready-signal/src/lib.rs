@@ -12,8 +12,8 @@
 //!   own clock (`PTTL`, `TIME`). Every write is one Lua script fenced by instance id, so an older
 //!   process never overwrites a newer one's record.
 //! - **NATS** carries an event at every transition, so waiters react in milliseconds.
-//! - **Files** (`{dir}/{namespace}/{agent}/{replica}.json`, atomic rename) are the default when
-//!   neither is configured, and the fallback an agent writes while Redis is unreachable.
+//! - **Files** (`{dir}/{namespace}/{agent}/{replica}.json`, atomic rename) hold the records when
+//!   Redis is not configured, and are the fallback an agent writes while Redis is unreachable.
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
 //! take part; the `ready-signal` command does it for shell and Python agents.
@@ -53,7 +53,7 @@ pub use error::Error;
 pub use events::{Event, Events, agent_subject, decode_event, subject};
 pub use file_store::record_path;
 pub use name::{MAX_NAME_LEN, Name};
-pub use observer::{CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS};
+pub use observer::{CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe};
 pub use publisher::{
     Builder, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle, ReadySignal,
     default_replica, instance_id, new_instance_id, publish_once, remove_once, shutdown_on_signal,

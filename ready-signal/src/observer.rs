@@ -255,33 +255,9 @@ impl Observer {
         }
     }
 
-    /// Subscribes to the transitions of `agents` on NATS.
+    /// Subscribes to the transitions of `agents` on NATS (see [`subscribe`]).
     pub async fn subscribe(&self, agents: &[Name]) -> Result<Events, Error> {
-        let Some(nats) = &self.store.nats else {
-            return Err(Error::Config(
-                "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
-            ));
-        };
-        let client = events::connect(nats, CONNECT_TIMEOUT, None).await?;
-        let mut subscriptions = SelectAll::new();
-        for agent in agents {
-            let subject = events::agent_subject(&self.store.namespace, agent);
-            let sub = client.subscribe(subject).await.map_err(|e| Error::Nats {
-                addr: nats.addr.clone(),
-                message: e.to_string(),
-            })?;
-            subscriptions.push(sub);
-        }
-        // The subscriptions must be registered before the caller reads state, or a transition
-        // between the read and the subscription would be missed.
-        client.flush().await.map_err(|e| Error::Nats {
-            addr: nats.addr.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(Events {
-            _client: client,
-            subscriptions,
-        })
+        subscribe(&self.store, agents).await
     }
 
     fn file_status(&self, agent: &Name, replica: &Name) -> ReplicaStatus {
@@ -357,4 +333,36 @@ impl Error {
             other => Error::Config(other.to_string()),
         }
     }
+}
+
+/// Subscribes to the transitions of `agents` on the store's NATS, without touching Redis.
+///
+/// The subscriptions are registered with the server before this returns, so a caller that reads
+/// the records afterwards misses no transition in between.
+pub async fn subscribe(store: &StoreConfig, agents: &[Name]) -> Result<Events, Error> {
+    let Some(nats) = &store.nats else {
+        return Err(Error::Config(
+            "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
+        ));
+    };
+    let client = events::connect(nats, CONNECT_TIMEOUT, None).await?;
+    let nats_error = |e: &dyn std::fmt::Display| Error::Nats {
+        addr: nats.addr.clone(),
+        message: e.to_string(),
+    };
+    let mut subscriptions = SelectAll::new();
+    for agent in agents {
+        let subject = events::agent_subject(&store.namespace, agent);
+        subscriptions.push(
+            client
+                .subscribe(subject)
+                .await
+                .map_err(|e| nats_error(&e))?,
+        );
+    }
+    client.flush().await.map_err(|e| nats_error(&e))?;
+    Ok(Events {
+        _client: client,
+        subscriptions,
+    })
 }

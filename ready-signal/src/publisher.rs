@@ -536,6 +536,20 @@ impl Sink {
     }
 
     async fn write_redis(&mut self, delete: bool) -> Result<(), Error> {
+        // A connection kept from an earlier heartbeat may have died with a restarted server: the
+        // first failure on it is retried once on a fresh connection, so the record is back within
+        // this heartbeat rather than the next. A timeout is not retried: it already took its time.
+        let reused = self.redis.is_some();
+        match self.write_redis_once(delete).await {
+            Err(e) if reused && !e.is_timeout() => {
+                tracing::debug!(error = %e, "redis connection lost; reconnecting");
+                self.write_redis_once(delete).await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_redis_once(&mut self, delete: bool) -> Result<(), Error> {
         let Some(store) = &self.store.redis else {
             return Ok(());
         };
@@ -731,8 +745,8 @@ impl Publisher {
 
 /// Publishes one state once, for callers without a heartbeat (the `ready-signal` CLI).
 ///
-/// Fails with the first store error; a refusal by the fence (a newer instance owns the record)
-/// is not an error: the newer instance speaks for the replica.
+/// Fails with the first store error, or [`Error::FencedOff`] when a newer instance owns the
+/// record (nothing was written: the newer instance speaks for the replica).
 pub async fn publish_once(
     store: &StoreConfig,
     agent: &Name,
@@ -745,10 +759,23 @@ pub async fn publish_once(
     let id = Identity::one_shot(agent, replica, instance, ttl)?;
     let mut sink = Sink::new(store.clone(), id, state, clip(reason, MAX_REASON_LEN));
     let mut errors = sink.write(true).await;
-    if errors.is_empty() {
+    if !errors.is_empty() {
+        return Err(errors.remove(0));
+    }
+    sink.fenced_off()
+}
+
+impl Sink {
+    /// An error when the fence refused this instance's writes.
+    fn fenced_off(&self) -> Result<(), Error> {
+        if self.fenced {
+            return Err(Error::FencedOff {
+                agent: self.id.agent.to_string(),
+                replica: self.id.replica.to_string(),
+                instance: self.id.instance.clone(),
+            });
+        }
         Ok(())
-    } else {
-        Err(errors.remove(0))
     }
 }
 
@@ -763,9 +790,8 @@ pub async fn remove_once(
     let mut sink = Sink::new(store.clone(), id, State::Stopping, String::new());
     let mut errors = sink.write(true).await;
     errors.extend(sink.remove().await);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.remove(0))
+    if !errors.is_empty() {
+        return Err(errors.remove(0));
     }
+    sink.fenced_off()
 }

@@ -326,7 +326,7 @@ async fn an_older_instance_never_overwrites_a_newer_one() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     old.close().await;
-    ready_signal::publish_once(
+    let refused = ready_signal::publish_once(
         &store,
         &name("worker"),
         &name("r1"),
@@ -336,7 +336,9 @@ async fn an_older_instance_never_overwrites_a_newer_one() {
         Duration::from_secs(5),
     )
     .await
-    .unwrap();
+    .unwrap_err();
+    assert!(refused.is_fenced_off(), "{refused}");
+    assert!(refused.to_string().contains("a newer instance owns the record of worker/r1"));
     let s = observer
         .replica(&name("worker"), &name("r1"))
         .await

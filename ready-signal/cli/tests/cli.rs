@@ -300,3 +300,27 @@ fn a_python_agent_written_from_protocol_md_is_read_as_ready() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("dead (no record)"), "{out}");
 }
+
+/// With NATS alone (events, no state), records go to the local files, where the probe finds them.
+#[test]
+fn nats_without_redis_keeps_records_in_files() {
+    let nats = harness::NatsServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("READY_SIGNAL_NATS_URL", nats.url()),
+        ("READY_SIGNAL_NAMESPACE", "natsonly".to_string()),
+        ("READY_SIGNAL_REPLICA", "r1".to_string()),
+        ("TMPDIR", tmp.path().display().to_string()),
+    ];
+    let out = Command::new(harness::bin("ready-signal"))
+        .envs(env.iter().cloned())
+        .env_remove("READY_SIGNAL_REDIS_URL")
+        .env_remove("READY_SIGNAL_DIR")
+        .args(["ready", "solo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(tmp.path().join("ready-signal/natsonly/solo/r1.json").exists());
+    let (code, text) = probe(&env, "ready://solo?replica=r1");
+    assert_eq!(code, 0, "{text}");
+}
