@@ -102,12 +102,15 @@ pub(crate) async fn run(
             }
         };
         tokio::pin!(watcher);
+        // Once a signal is forwarded the command is stopping: the watcher stops too, so a port
+        // closing on the way down does not turn `stopping` into `not-ready`.
+        let mut stopping = false;
         loop {
             tokio::select! {
                 status = child.wait() => break status,
-                _ = term.recv() => forward(&handle, pid, Signal::SIGTERM),
-                _ = int.recv() => forward(&handle, pid, Signal::SIGINT),
-                () = &mut watcher => {}
+                _ = term.recv() => { stopping = true; forward(&handle, pid, Signal::SIGTERM) }
+                _ = int.recv() => { stopping = true; forward(&handle, pid, Signal::SIGINT) }
+                () = &mut watcher, if !stopping => {}
             }
         }
     };
@@ -148,7 +151,8 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     async fn round(&mut self) {
-        if self.progressing() {
+        let progressing = self.progressing();
+        if progressing {
             self.handle.tick();
         }
         let verdict = if self.targets.is_empty() {
@@ -161,7 +165,9 @@ impl Watch<'_> {
                 Err(report.to_string())
             }
         };
-        if self.ready.as_ref() == Some(&verdict) {
+        // Publishing a state counts as progress: a command whose progress file is stale must not
+        // be kept alive (or made ready) by its targets passing.
+        if self.ready.as_ref() == Some(&verdict) || (verdict.is_ok() && !progressing) {
             return;
         }
         match &verdict {
