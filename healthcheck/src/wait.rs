@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use ready_signal::{Name, Observer};
+use ready_signal::{Name, StoreConfig};
 use tokio::sync::Notify;
 
 use crate::report::{Outcome, Report};
@@ -21,6 +21,8 @@ use crate::target::{Kind, Target};
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 /// Longest pause between attempts of one target.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait for NATS to take a subscription before trying again.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest single attempt, so a silent peer is retried rather than waited on forever.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -32,19 +34,19 @@ pub async fn wait_until_healthy(targets: &[Target], timeout: Duration) -> Result
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let wakers: Vec<Rc<Notify>> = targets.iter().map(|_| Rc::new(Notify::new())).collect();
-    let listener = listen_for_ready_events(targets, &wakers, deadline).await;
     let waits = targets
         .iter()
         .zip(&wakers)
         .map(|(t, w)| until_healthy(t, w, deadline, timeout));
-    let outcomes = match listener {
-        Some(listener) => {
-            tokio::select! {
-                outcomes = join_all(waits) => outcomes,
-                () = listener => unreachable_listener_end(),
-            }
+    let listeners = event_listeners(targets, &wakers);
+    // The listeners run beside the retries and never finish; the retries decide the outcome.
+    let outcomes = if listeners.is_empty() {
+        join_all(waits).await
+    } else {
+        tokio::select! {
+            outcomes = join_all(waits) => outcomes,
+            _ = join_all(listeners) => Vec::new(),
         }
-        None => join_all(waits).await,
     };
     let report = Report {
         outcomes,
@@ -55,12 +57,6 @@ pub async fn wait_until_healthy(targets: &[Target], timeout: Duration) -> Result
     } else {
         Err(report)
     }
-}
-
-/// The event listener never finishes on its own (it parks when events end); this keeps the
-/// `select!` total without an `unreachable!` panic path.
-fn unreachable_listener_end() -> Vec<Outcome> {
-    Vec::new()
 }
 
 /// Retries one target until it is healthy or the deadline passes; returns its last outcome.
@@ -106,48 +102,74 @@ fn jitter(backoff: Duration) -> Duration {
     backoff.mul_f64(fraction)
 }
 
-/// Subscribes to the NATS events of every agent named by a `ready://` target and returns a future
-/// that wakes those targets' retry loops on each event. `None` when there is nothing to listen to
-/// (no ready targets, NATS not configured or not reachable): polling alone then does the work.
-async fn listen_for_ready_events(
-    targets: &[Target],
-    wakers: &[Rc<Notify>],
-    deadline: tokio::time::Instant,
-) -> Option<impl std::future::Future<Output = ()>> {
-    let mut interested: Vec<(Vec<Name>, Rc<Notify>)> = Vec::new();
-    let mut store = None;
+/// Agents of `ready://` targets sharing one store (one namespace), and whom to wake.
+struct Interest {
+    store: StoreConfig,
+    agents: Vec<Name>,
+    wakers: Vec<(Vec<Name>, Rc<Notify>)>,
+}
+
+/// One listener per store that `ready://` targets read (when NATS is configured): each wakes the
+/// retry loops of the targets whose agents publish an event. Polling does the work meanwhile.
+fn event_listeners(targets: &[Target], wakers: &[Rc<Notify>]) -> Vec<impl Future<Output = ()>> {
+    let mut interests: Vec<Interest> = Vec::new();
     for (t, w) in targets.iter().zip(wakers) {
-        if let Kind::Ready(r) = &t.kind {
-            store.get_or_insert(r.store().ok()?);
-            interested.push((r.agents.clone(), Rc::clone(w)));
+        let Kind::Ready(r) = &t.kind else { continue };
+        let Ok(store) = r.store() else { continue };
+        if !store.has_nats() {
+            continue;
         }
+        let i = match interests
+            .iter()
+            .position(|i| i.store.namespace_name() == store.namespace_name())
+        {
+            Some(i) => i,
+            None => {
+                interests.push(Interest {
+                    store,
+                    agents: Vec::new(),
+                    wakers: Vec::new(),
+                });
+                interests.len() - 1
+            }
+        };
+        let interest = &mut interests[i];
+        for agent in &r.agents {
+            if !interest.agents.contains(agent) {
+                interest.agents.push(agent.clone());
+            }
+        }
+        interest.wakers.push((r.agents.clone(), Rc::clone(w)));
     }
-    let store = store?;
-    let agents: Vec<Name> = interested
-        .iter()
-        .flat_map(|(a, _)| a.iter().cloned())
-        .collect();
-    // Subscribing must not eat the budget: give it a short slice, then fall back to polling.
-    let setup = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
-    let (observer, events) = tokio::time::timeout_at(setup, async {
-        let observer = Observer::connect(&store).await.ok()?;
-        let events = observer.subscribe(&agents).await.ok()?;
-        Some((observer, events))
-    })
-    .await
-    .ok()
-    .flatten()?;
-    Some(async move {
-        let _observer = observer;
-        let mut events = events;
-        while let Some(event) = events.next().await {
-            for (names, waker) in &interested {
-                if names.contains(&event.agent) {
-                    waker.notify_one();
+    interests.into_iter().map(listen).collect()
+}
+
+/// Subscribes (trying again with backoff while NATS is not there yet, as is normal while Compose
+/// starts) and turns events into wake-ups, for ever. Right after each subscription every target
+/// is woken once, so a ready event published before the subscription existed is not waited for.
+async fn listen(interest: Interest) {
+    let first = FIRST_BACKOFF * 4;
+    let mut backoff = first;
+    loop {
+        let subscribed = tokio::time::timeout(
+            SUBSCRIBE_TIMEOUT,
+            ready_signal::subscribe(&interest.store, &interest.agents),
+        )
+        .await;
+        if let Ok(Ok(mut events)) = subscribed {
+            backoff = first;
+            for (_, waker) in &interest.wakers {
+                waker.notify_one();
+            }
+            while let Some(event) = events.next().await {
+                for (names, waker) in &interest.wakers {
+                    if names.contains(&event.agent) {
+                        waker.notify_one();
+                    }
                 }
             }
         }
-        // NATS went away: polling carries on; this future just never completes.
-        std::future::pending::<()>().await;
-    })
+        tokio::time::sleep(jitter(backoff)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF * 2);
+    }
 }
