@@ -27,7 +27,11 @@ fi
 prepare
 say "starting the stack (project $PROJECT)"
 started=$(now)
-compose up -d --quiet-pull 2>&1 | grep -v '^$' >&2 || { compose logs --tail 20 >&2; die "compose up failed"; }
+if ! compose up -d --quiet-pull >"$STAGE/up.log" 2>&1; then
+    cat "$STAGE/up.log" >&2
+    compose logs --tail 20 >&2
+    die "compose up failed"
+fi
 wait_all_healthy 180 || { compose logs --tail 30 >&2; die "the stack did not become healthy"; }
 awk -v a="$started" -v b="$(now)" 'BEGIN { printf "\nAll healthy after %.1f s. Services and their latest probe:\n\n", b - a }'
 for id in $(compose ps -q); do

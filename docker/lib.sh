@@ -153,6 +153,9 @@ CONF
 
 prepare() {
     require_docker
+    # The services read the mounted configs as their own users (redis runs as uid 999 in the
+    # official image); a clone made under umask 077 would leave them unreadable.
+    chmod a+r "$ROOT"/config/*.conf
     build_binaries
     build_images
     ensure_service_images
