@@ -91,6 +91,7 @@ pub(crate) async fn run(
             targets,
             progress_file: args.progress_file,
             stall_after: args.stall_after,
+            started: std::time::Instant::now(),
             ready: None,
         };
         let mut ticker = tokio::time::interval(args.interval.min(Duration::from_secs(1)));
@@ -145,6 +146,7 @@ struct Watch<'a> {
     targets: Vec<Target>,
     progress_file: Option<PathBuf>,
     stall_after: Duration,
+    started: std::time::Instant,
     /// The last published verdict: `Some(Ok)` ready, `Some(Err(reason))` not ready.
     ready: Option<Result<(), String>>,
 }
@@ -183,10 +185,15 @@ impl Watch<'_> {
     }
 
     /// Without a progress file, a live child is progress; with one, its mtime must be fresh.
+    /// Until the command first writes the file it gets `stall_after` from its start, as the
+    /// library counts a stall from the start.
     fn progressing(&self) -> bool {
         match &self.progress_file {
             None => true,
-            Some(path) => fresh(path, self.stall_after),
+            Some(path) => {
+                fresh(path, self.stall_after)
+                    || (!path.exists() && self.started.elapsed() <= self.stall_after)
+            }
         }
     }
 }
