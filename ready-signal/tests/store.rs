@@ -338,7 +338,11 @@ async fn an_older_instance_never_overwrites_a_newer_one() {
     .await
     .unwrap_err();
     assert!(refused.is_fenced_off(), "{refused}");
-    assert!(refused.to_string().contains("a newer instance owns the record of worker/r1"));
+    assert!(
+        refused
+            .to_string()
+            .contains("a newer instance owns the record of worker/r1")
+    );
     let s = observer
         .replica(&name("worker"), &name("r1"))
         .await

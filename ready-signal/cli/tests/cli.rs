@@ -319,8 +319,16 @@ fn nats_without_redis_keeps_records_in_files() {
         .args(["ready", "solo"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(tmp.path().join("ready-signal/natsonly/solo/r1.json").exists());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tmp.path()
+            .join("ready-signal/natsonly/solo/r1.json")
+            .exists()
+    );
     let (code, text) = probe(&env, "ready://solo?replica=r1");
     assert_eq!(code, 0, "{text}");
 }
