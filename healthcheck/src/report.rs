@@ -134,7 +134,7 @@ impl fmt::Display for Report {
         for o in &ordered {
             let mut text = o.text();
             if text.len() > 400 {
-                text = crate::checks::redis::truncate(&text, 400);
+                text = crate::checks::truncate(&text, 400);
             }
             if out.len() + text.len() + 2 + reserve > OUTPUT_LIMIT {
                 break;

@@ -65,6 +65,14 @@ fn redis_without_auth_is_healthy() {
     assert_eq!(out.lines().count(), 1, "{out}");
 }
 
+/// A `+` in a URL password is a plus sign (only `%XX` is decoded in userinfo), not a space.
+#[test]
+fn redis_url_password_keeps_plus_signs() {
+    let redis = RedisServer::builder().requirepass("p+w!").start();
+    let (code, out) = probe(&[&format!("redis://:p+w%21@127.0.0.1:{}", redis.port())]);
+    assert_eq!(code, 0, "{out}");
+}
+
 /// requirepass: no password is NOAUTH, a wrong one WRONGPASS; the right one from URL, env or
 /// file is healthy, and the password is never printed.
 #[test]

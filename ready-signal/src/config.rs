@@ -159,11 +159,11 @@ impl StoreConfig {
         let addr = addr_of(&parsed, 4222)?;
         // Credentials leave the URL here and reach async-nats as options, so that no URL this
         // crate hands over (async-nats logs its server URLs at debug level) carries a secret.
+        // Only `%XX` is decoded: in userinfo a `+` is a plus sign, not a space.
         let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let user = Some(decode(parsed.username())).filter(|u| !u.is_empty());
         let auth = match (&user, parsed.password().map(decode)) {
@@ -373,6 +373,10 @@ mod tests {
         let nats = s.nats.as_ref().unwrap();
         assert!(!nats.url.contains("canary"), "{}", nats.url);
         assert!(matches!(&nats.auth, NatsAuth::UserPassword(u, p) if u == "u" && p == "canary@pw"));
+        let s = StoreConfig::new().nats("nats://u:a+b@nats").unwrap();
+        assert!(
+            matches!(&s.nats.as_ref().unwrap().auth, NatsAuth::UserPassword(_, p) if p == "a+b")
+        );
         let s = StoreConfig::new().nats("nats://tok-canary@nats").unwrap();
         assert!(matches!(&s.nats.as_ref().unwrap().auth, NatsAuth::Token(t) if t == "tok-canary"));
         assert!(!s.nats.as_ref().unwrap().url.contains("canary"));

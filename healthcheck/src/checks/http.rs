@@ -10,7 +10,7 @@ use reqwest::redirect;
 use url::Url;
 
 use super::Progress;
-use super::redis::truncate;
+use super::truncate;
 use crate::net::TlsOptions;
 use crate::target::Options;
 

@@ -45,3 +45,31 @@ pub(crate) async fn run(kind: &Kind, progress: &Progress) -> Result<Option<Strin
         Kind::Ready(t) => ready::check(t, progress).await,
     }
 }
+
+/// The user or password of a URL's userinfo, percent-decoded. Only `%XX` is decoded: a `+` is a
+/// plus sign here (form decoding would turn it into a space and break the password).
+pub(crate) fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn userinfo_decoding_keeps_plus_signs() {
+        assert_eq!(super::percent_decode("a+b%21%40"), "a+b!@");
+    }
+}

@@ -11,7 +11,7 @@ use async_nats::{ConnectErrorKind, ConnectOptions};
 use url::Url;
 
 use super::Progress;
-use super::redis::{percent_decode, truncate};
+use super::{percent_decode, truncate};
 use crate::net::TlsOptions;
 use crate::secret::{self, Secret};
 use crate::target::{Options, host_port};

@@ -8,7 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisError};
 use url::Url;
 
-use super::Progress;
+use super::{Progress, percent_decode, truncate};
 use crate::net::{self, TlsOptions};
 use crate::secret::{self, Secret};
 use crate::target::{Options, host_port};
@@ -96,13 +96,6 @@ impl RedisTarget {
             tls,
         })
     }
-}
-
-pub(crate) fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 pub(crate) async fn check(t: &RedisTarget, progress: &Progress) -> Result<Option<String>, String> {
@@ -205,17 +198,6 @@ fn reason(e: RedisError) -> String {
         }
         _ => truncate(&e.to_string(), 300),
     }
-}
-
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
