@@ -191,10 +191,13 @@ impl Builder {
 
 /// The replica name from `READY_SIGNAL_REPLICA`, else the host name.
 pub fn default_replica() -> Result<Name, Error> {
-    match std::env::var("READY_SIGNAL_REPLICA")
-        .ok()
-        .filter(|r| !r.is_empty())
-    {
+    default_replica_from(|name| std::env::var(name).ok())
+}
+
+/// As [`default_replica`], with `READY_SIGNAL_REPLICA` looked up by `env`: the one rule that
+/// publishers and observers (`replica=self`) share.
+pub fn default_replica_from(env: impl Fn(&str) -> Option<String>) -> Result<Name, Error> {
+    match env("READY_SIGNAL_REPLICA").filter(|r| !r.is_empty()) {
         Some(r) => Name::new(&r).map_err(|e| Error::Config(format!("READY_SIGNAL_REPLICA: {e}"))),
         None => {
             let host = hostname()

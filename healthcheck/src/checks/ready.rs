@@ -6,6 +6,7 @@
 //! - `replica=NAME` (or `self`, this container's replica name): that replica must be ready and fresh;
 //! - otherwise at least `min` (default 1) replicas of each agent must be ready and fresh.
 
+use futures_util::future::join_all;
 use ready_signal::{Name, Observed, Observer, ReplicaStatus, StoreConfig};
 use url::Url;
 
@@ -61,15 +62,10 @@ impl ReadyTarget {
                     ));
                 }
             },
-            (None, Some(r)) if r == "self" => {
-                let own = env("READY_SIGNAL_REPLICA")
-                    .filter(|r| !r.is_empty())
-                    .or_else(hostname);
-                let own = own.ok_or(
-                    "replica=self: READY_SIGNAL_REPLICA is not set and the hostname is unknown",
-                )?;
-                Which::Replica(Name::new(&own).map_err(|e| format!("replica=self (`{own}`): {e}"))?)
-            }
+            (None, Some(r)) if r == "self" => Which::Replica(
+                ready_signal::default_replica_from(env)
+                    .map_err(|e| format!("replica=self: {e}"))?,
+            ),
             (None, Some(r)) => {
                 Which::Replica(Name::new(&r).map_err(|e| format!("replica `{r}`: {e}"))?)
             }
@@ -96,15 +92,6 @@ impl ReadyTarget {
     }
 }
 
-/// The container's host name, which Docker sets to the container id (the default replica name).
-fn hostname() -> Option<String> {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, String> {
     let store = t.store()?;
     progress.set("connecting to the ready-signal store");
@@ -112,10 +99,10 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
         .await
         .map_err(|e| format!("unknown: {e}"))?;
     progress.set("reading ready records");
-    let mut details = Vec::new();
-    let mut problems = Vec::new();
-    for agent in &t.agents {
-        let verdict = match &t.which {
+    // All agents at once: their reads share the multiplexed connection, one round trip in all.
+    let observer = &observer;
+    let verdicts = join_all(t.agents.iter().map(|agent| async move {
+        match &t.which {
             Which::Replica(replica) => match observer.replica(agent, replica).await {
                 Ok(status) => judge_one(&status),
                 Err(e) => Err(format!("{agent}: unknown: {e}")),
@@ -124,12 +111,12 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
                 Ok(all) => judge_quorum(agent, &all, *min),
                 Err(e) => Err(format!("{agent}: unknown: {e}")),
             },
-        };
-        match verdict {
-            Ok(d) => details.push(d),
-            Err(p) => problems.push(p),
         }
-    }
+    }))
+    .await;
+    let (details, problems): (Vec<_>, Vec<_>) = verdicts.into_iter().partition(Result::is_ok);
+    let details: Vec<String> = details.into_iter().flatten().collect();
+    let problems: Vec<String> = problems.into_iter().filter_map(Result::err).collect();
     if problems.is_empty() {
         Ok(Some(details.join(", ")))
     } else {
