@@ -360,7 +360,15 @@ pub async fn subscribe(store: &StoreConfig, agents: &[Name]) -> Result<Events, E
                 .map_err(|e| nats_error(&e))?,
         );
     }
-    client.flush().await.map_err(|e| nats_error(&e))?;
+    // The flush waits for the server's PONG; a server that stops answering must not hold the
+    // caller forever.
+    tokio::time::timeout(CONNECT_TIMEOUT, client.flush())
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("subscribing at nats at {}", nats.addr),
+            after: CONNECT_TIMEOUT,
+        })?
+        .map_err(|e| nats_error(&e))?;
     Ok(Events {
         _client: client,
         subscriptions,
