@@ -10,6 +10,10 @@ install_deps() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     command -v musl-gcc >/dev/null || missing+=(musl-tools)
     [ -x /bin/busybox ] || missing+=(busybox-static)
+    # Compose for docker/e2e.sh: the plugin if the engine has it, else Debian's docker-compose.
+    if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
+        command -v docker-compose >/dev/null || missing+=(docker-compose)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then
         echo "==> installing ${missing[*]}" >&2
         local sudo=()
