@@ -53,13 +53,15 @@ trap cleanup EXIT
 # ---------------------------------------------------------------- build
 log "building (release, static musl) healthcheck and ready-signal"
 cargo build --release --target x86_64-unknown-linux-musl -p healthcheck -p ready-signal-cli
-MUSL=target/x86_64-unknown-linux-musl/release
-HC=$ROOT/$MUSL/healthcheck
-RS=$ROOT/$MUSL/ready-signal
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+MUSL=$TARGET_DIR/x86_64-unknown-linux-musl/release
+HC=$MUSL/healthcheck
+RS=$MUSL/ready-signal
 log "building bench programs (ready-signal examples bench_heartbeats, bench_gate)"
 cargo build --release -p ready-signal --example bench_heartbeats --example bench_gate
-BENCH_HB=$ROOT/target/release/examples/bench_heartbeats
-BENCH_GATE=$ROOT/target/release/examples/bench_gate
+BENCH_HB=$TARGET_DIR/release/examples/bench_heartbeats
+BENCH_GATE=$TARGET_DIR/release/examples/bench_gate
 
 # The floor: a static no-op (process creation, exec and exit; nothing else).
 printf 'int main(void){return 0;}\n' > "$TMP/noop.c"

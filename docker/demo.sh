@@ -19,7 +19,14 @@ if [[ "${1:-up}" == down ]]; then
     # The images only matter for the Compose file to parse; any value will do for `down`.
     export REDIS_IMAGE=${REDIS_IMAGE:-none} NATS_IMAGE=${NATS_IMAGE:-none}
     teardown
-    docker image ls -q --filter label=org.healthcheck.demo=1 | sort -u | xargs -r docker image rm -f >/dev/null
+    # Only the images this project built, and only those no container (of any project) still uses.
+    for image in $(docker image ls -q --filter "label=org.healthcheck.demo.project=$PROJECT" | sort -u); do
+        if [[ -z "$(docker ps -aq --filter "ancestor=$image")" ]]; then
+            docker image rm "$image" >/dev/null 2>&1 || true
+        else
+            say "kept image $image: a container still uses it"
+        fi
+    done
     say "removed the $PROJECT stack, its volumes and its images"
     exit 0
 fi
@@ -37,7 +44,8 @@ awk -v a="$started" -v b="$(now)" 'BEGIN { printf "\nAll healthy after %.1f s. S
 for id in $(compose ps -q); do
     name=$(docker inspect -f '{{.Name}}' "$id" | sed 's#^/##')
     health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}} (exit {{.State.ExitCode}}){{end}}' "$id")
-    line=$(docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}' "$id" | grep -v '^$' | tail -n 1)
+    # Services without a healthcheck (the init service) have no log: no line, not an error.
+    line=$(docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}' "$id" | { grep -v '^$' || true; } | tail -n 1)
     printf '  %-28s %-22s %s\n' "$name" "$health" "$line"
 done
 agent_a=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-a)" | sed 's#^/##')

@@ -4,7 +4,10 @@
 
 DOCKER_DIR="$ROOT/docker"
 MUSL_TARGET=x86_64-unknown-linux-musl
-RELEASE="$ROOT/target/$MUSL_TARGET/release"
+# Cargo builds into CARGO_TARGET_DIR when it is set (relative to the repository, as cargo reads it).
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+RELEASE="$TARGET_DIR/$MUSL_TARGET/release"
 STAGE="$ROOT/target/docker"
 export SECRETS_DIR="${SECRETS_DIR:-$DOCKER_DIR/.secrets}"
 
@@ -46,7 +49,7 @@ build_binaries() {
 # Builds one image from a staged context directory.
 build_image() { # tag dockerfile context
     local log="$STAGE/build.log"
-    docker build --quiet --label "org.healthcheck.demo=1" -t "$1" -f "$2" "$3" >"$log" 2>&1 \
+    docker build --quiet --label "org.healthcheck.demo=1" --label "org.healthcheck.demo.project=$PROJECT" -t "$1" -f "$2" "$3" >"$log" 2>&1 \
         || { cat "$log" >&2; die "docker build of $1 failed"; }
 }
 
