@@ -25,13 +25,53 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::{Process, free_port, server_binary};
+use crate::{Process, server_binary};
 
 /// How long a single question to a server may take (connect, write, read).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often convergence is polled.
 const POLL: Duration = Duration::from_millis(50);
+
+/// A free loopback port *below* the kernel's ephemeral range (32768 and up on Linux).
+///
+/// A cluster's ports are chosen before its servers start, and its servers open many outgoing
+/// connections (routes, the cluster bus, replication), each from an ephemeral port: a port
+/// chosen from that range (as [`crate::free_port`] does) can be taken by one of those
+/// connections before its own server binds it. Below the range only another listener competes.
+pub fn cluster_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default()
+        ^ (u64::from(std::process::id()) << 32);
+    // The ephemeral range's start (Linux); 12000 ports below it, or 20000..32000 if unknown.
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|&low| low > 13024)
+        .unwrap_or(32000);
+    let (base, span) = (low - 12000, 12000u16);
+    for attempt in 0..1000u64 {
+        // A cheap spread (splitmix64) of seed, call and attempt over the range.
+        let mut x = seed
+            .wrapping_add(
+                SEQ.fetch_add(1, Ordering::Relaxed)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+            .wrapping_add(attempt);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let port = base + (x % u64::from(span)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {base}..{low}")
+}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -307,12 +347,12 @@ impl RedisClusterBuilder {
         let count = self.masters * (1 + self.replicas);
         let nodes = (0..count)
             .map(|i| {
-                let port = free_port();
+                let port = cluster_port();
                 let mut node = Node::new(dir.path(), format!("redis-cluster-{i}"), port);
                 node.name = format!("redis-server (cluster node {i}) on port {port}");
                 ClusterNode {
                     node,
-                    bus_port: free_port(),
+                    bus_port: cluster_port(),
                 }
             })
             .collect();
@@ -692,7 +732,7 @@ impl RedisSentinelBuilder {
             .unwrap();
         let data = (0..2)
             .map(|i| {
-                let port = free_port();
+                let port = cluster_port();
                 let mut n = Node::new(dir.path(), format!("data-{i}"), port);
                 n.name = format!("redis-server (sentinel data node {i}) on port {port}");
                 n
@@ -700,7 +740,7 @@ impl RedisSentinelBuilder {
             .collect();
         let sentinels = (0..self.sentinels)
             .map(|i| {
-                let port = free_port();
+                let port = cluster_port();
                 let mut n = Node::new(dir.path(), format!("sentinel-{i}"), port);
                 n.name = format!("redis-server --sentinel {i} on port {port}");
                 n
@@ -807,7 +847,7 @@ impl RedisSentinel {
         let addr = self.data_addr(i);
         match &self.opts.password {
             // One connection: AUTH then the command, over the same stream.
-            Some(p) => redis_command_authed(addr, p, args).ok(),
+            Some(p) => redis_command_as(addr, None, p, args).ok(),
             None => redis_command(addr, args).ok(),
         }
     }
@@ -1054,24 +1094,27 @@ impl RedisSentinel {
     }
 }
 
-/// [`redis_command`] after `AUTH password` on the same connection.
-pub fn redis_command_authed(addr: SocketAddr, password: &str, args: &[&str]) -> io::Result<Reply> {
+/// [`redis_command`] after `AUTH [user] password` on the same connection; a refused `AUTH`
+/// is returned as its error reply.
+pub fn redis_command_as(
+    addr: SocketAddr,
+    user: Option<&str>,
+    password: &str,
+    args: &[&str],
+) -> io::Result<Reply> {
     let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    for cmd in [&["AUTH", password][..], args] {
+    let auth: Vec<&str> = ["AUTH"].into_iter().chain(user).chain([password]).collect();
+    for (i, cmd) in [&auth[..], args].into_iter().enumerate() {
         let mut req = format!("*{}\r\n", cmd.len());
         for a in cmd {
             let _ = write!(req, "${}\r\n{a}\r\n", a.len());
         }
         (&stream).write_all(req.as_bytes())?;
         let reply = read_reply(&mut reader)?;
-        if cmd[0] == "AUTH" {
-            if let Reply::Error(e) = reply {
-                return Ok(Reply::Error(e));
-            }
-        } else {
+        if i == 1 || reply.error().is_some() {
             return Ok(reply);
         }
     }
@@ -1086,6 +1129,8 @@ pub fn redis_command_authed(addr: SocketAddr, password: &str, args: &[&str]) -> 
 pub struct NatsClusterBuilder {
     size: usize,
     jetstream: bool,
+    config: String,
+    env: Vec<(String, String)>,
 }
 
 impl Default for NatsClusterBuilder {
@@ -1093,6 +1138,8 @@ impl Default for NatsClusterBuilder {
         NatsClusterBuilder {
             size: 3,
             jetstream: false,
+            config: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -1110,6 +1157,21 @@ impl NatsClusterBuilder {
         self
     }
 
+    /// Appends raw configuration to every node's file (an `authorization { ... }` block,
+    /// limits). Client authorization applies to clients only; routes stay open on loopback.
+    pub fn config(mut self, text: &str) -> Self {
+        self.config.push_str(text);
+        self.config.push('\n');
+        self
+    }
+
+    /// Sets an environment variable of every node: nats-server resolves `$NAME` in its
+    /// configuration from the environment, so a password can stay out of the file.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// Starts every node, each with routes to all the others and a monitoring port, and waits
     /// until every node has a route to every other (and, with JetStream, a meta leader).
     pub fn start(self) -> NatsCluster {
@@ -1119,13 +1181,13 @@ impl NatsClusterBuilder {
             .unwrap();
         let nodes = (0..self.size)
             .map(|i| {
-                let port = free_port();
+                let port = cluster_port();
                 let mut node = Node::new(dir.path(), format!("n{i}"), port);
                 node.name = format!("nats-server n{i} on port {port}");
                 NatsNode {
                     node,
-                    route_port: free_port(),
-                    monitor_port: free_port(),
+                    route_port: cluster_port(),
+                    monitor_port: cluster_port(),
                 }
             })
             .collect();
@@ -1198,6 +1260,7 @@ impl NatsCluster {
                 n.node.dir.join("js").display()
             );
         }
+        conf.push_str(&self.opts.config);
         fs::write(n.node.dir.join("nats.conf"), conf).unwrap();
     }
 
@@ -1206,6 +1269,7 @@ impl NatsCluster {
         let n = &mut self.nodes[i];
         let mut cmd = Command::new(bin);
         cmd.arg("-c").arg(n.node.dir.join("nats.conf"));
+        cmd.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
         n.node.spawn(cmd, &[n.monitor_port]);
     }
 

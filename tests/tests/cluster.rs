@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 
-use harness::cluster::{NatsCluster, RedisCluster, RedisSentinel, Reply, redis_command};
+use harness::cluster::{
+    NatsCluster, RedisCluster, RedisSentinel, Reply, redis_command, redis_command_as,
+};
 
 /// A failover with a 1 s node timeout / down-after takes a few seconds; this bounds it with
 /// room for a loaded machine.
@@ -118,7 +120,13 @@ fn redis_cluster_promotes_the_replica_of_a_killed_master() {
     );
     assert_eq!(c.owner_of(&key), Some(replica));
     let got = redis_command(c.addr(replica), &["GET", &key]).unwrap();
-    assert_eq!(got, Reply::Bulk(Some("v".into())));
+    assert_eq!(
+        got,
+        Reply::Bulk(Some("v".into())),
+        "master {master} replica {replica} key {key}\n{:?}\n{}",
+        c.nodes_seen_by(replica),
+        c.logs()
+    );
 
     c.restart(master);
     c.wait_converged(FAILOVER);
@@ -156,18 +164,16 @@ fn sentinels_fail_over_to_the_replica_when_the_master_is_killed() {
     let mut s = RedisSentinel::builder().requirepass("s3cret").start();
     eprintln!("sentinels up after {:?}", start.elapsed());
     let old = s.data_addr(0);
-    let set = harness::cluster::redis_command_authed(old, "s3cret", &["SET", "k", "v"]).unwrap();
+    let set = redis_command_as(old, None, "s3cret", &["SET", "k", "v"]).unwrap();
     assert_eq!(set, Reply::Status("OK".into()));
-    wait_acked(|| {
-        harness::cluster::redis_command_authed(old, "s3cret", &["WAIT", "1", "500"]).unwrap()
-    });
+    wait_acked(|| redis_command_as(old, None, "s3cret", &["WAIT", "1", "500"]).unwrap());
 
     s.kill_data(0);
     let start = Instant::now();
     let new = s.wait_failover(old, FAILOVER);
     eprintln!("sentinels named {new} after {:?}", start.elapsed());
     assert_eq!(new, s.data_addr(1));
-    let got = harness::cluster::redis_command_authed(new, "s3cret", &["GET", "k"]).unwrap();
+    let got = redis_command_as(new, None, "s3cret", &["GET", "k"]).unwrap();
     assert_eq!(got, Reply::Bulk(Some("v".into())));
 
     s.restart_data(0);
