@@ -33,13 +33,42 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often convergence is polled.
 const POLL: Duration = Duration::from_millis(50);
 
-/// A free loopback port *below* the kernel's ephemeral range (32768 and up on Linux).
+/// A free loopback port *below* the kernel's ephemeral range (32768 and up on Linux),
+/// reserved for the rest of this process.
 ///
 /// A cluster's ports are chosen before its servers start, and its servers open many outgoing
 /// connections (routes, the cluster bus, replication), each from an ephemeral port: a port
 /// chosen from that range (as [`crate::free_port`] does) can be taken by one of those
 /// connections before its own server binds it. Below the range only another listener competes.
+///
+/// The reservation matters as much: a test kills a node and its port is free again. If another
+/// test's server took it, this cluster's replicas, still retrying their dead master's address,
+/// would connect to that stranger and full-sync its (empty) dataset (seen once: a promoted
+/// replica without the acknowledged write). So each port handed out is locked (`flock`) in a
+/// file under the temp dir until this process exits, and every process skips locked ports.
 pub fn cluster_port() -> u16 {
+    use std::sync::Mutex;
+    static RESERVED: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
+    let locks = std::env::temp_dir().join("harness-cluster-ports");
+    let _ = fs::create_dir_all(&locks);
+    let reserve = |port: u16| -> bool {
+        let Ok(file) = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(format!("{port}.lock")))
+        else {
+            return false;
+        };
+        if file.try_lock().is_err() {
+            return false;
+        }
+        RESERVED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(file);
+        true
+    };
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seed = std::time::SystemTime::now()
@@ -66,7 +95,7 @@ pub fn cluster_port() -> u16 {
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         x ^= x >> 31;
         let port = base + (x % u64::from(span)) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && reserve(port) {
             return port;
         }
     }
@@ -769,6 +798,12 @@ impl RedisSentinelBuilder {
 ///
 /// Data nodes are indexed 0 (the first master) and 1 (its replica); which one is master
 /// changes with failovers: ask [`master_addr`](RedisSentinel::master_addr).
+///
+/// With `down-after-milliseconds` at 1 s on a loaded machine, a Sentinel can flag a freshly
+/// promoted master down within a second of the switch and fail over again, to whatever replica
+/// it knows, even an old master just restarted empty (seen here: an acknowledged write lost).
+/// After [`wait_failover`](RedisSentinel::wait_failover), call
+/// [`wait_monitoring`](RedisSentinel::wait_monitoring) before restarting the old master.
 #[derive(Debug)]
 pub struct RedisSentinel {
     opts: RedisSentinelBuilder,
