@@ -658,8 +658,8 @@ impl RedisCluster {
         )
     }
 
-    /// The node index that owns the slot of `key` (asked with `CLUSTER KEYSLOT` and
-    /// `CLUSTER SHARDS`-free `CLUSTER SLOTS`).
+    /// The node index that owns the slot of `key`, from `CLUSTER KEYSLOT` and `CLUSTER SLOTS`
+    /// asked of the first live node.
     pub fn owner_of(&self, key: &str) -> Option<usize> {
         let at = self.addr(self.first_alive());
         let Reply::Int(slot) = redis_command(at, &["CLUSTER", "KEYSLOT", key]).ok()? else {
@@ -688,10 +688,9 @@ impl RedisCluster {
 
     /// The tail of every node's log.
     pub fn logs(&self) -> String {
-        let nodes: Vec<&Node> = self.nodes.iter().map(|n| &n.node).collect();
-        nodes
+        self.nodes
             .iter()
-            .map(|n| n.log_tail())
+            .map(|n| n.node.log_tail())
             .collect::<Vec<_>>()
             .join("\n")
     }
