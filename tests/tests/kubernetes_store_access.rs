@@ -35,8 +35,7 @@ fn is_noperm(r: &Reply) -> bool {
     r.error().is_some_and(|e| e.starts_with("NOPERM"))
 }
 
-/// The sidecar's Redis user reads records, TTLs, indexes and the server clock, and every
-/// write, script, foreign key and publish is refused with NOPERM.
+/// The sidecar's Redis user reads ready-signal keys; writes, scripts, other keys get NOPERM.
 #[test]
 fn redis_sidecar_user_reads_ready_signal_keys_and_writes_nothing() {
     let redis = RedisServer::builder()
@@ -96,8 +95,7 @@ fn redis_sidecar_user_reads_ready_signal_keys_and_writes_nothing() {
     );
 }
 
-/// An agent's Redis user writes its own record and the namespace index, and cannot touch
-/// another agent's record or any other key.
+/// An agent's Redis user writes its own record and the index, and nothing of another agent's.
 #[test]
 fn redis_agent_user_writes_only_its_own_record() {
     let redis = RedisServer::builder()
@@ -206,8 +204,7 @@ async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     .expect("no message within 5 s")
 }
 
-/// The sidecar's NATS user receives every agent's events, and what it publishes is refused:
-/// once the server has answered the refusal, the worker's message is the first one delivered.
+/// The sidecar's NATS user receives agents' events, and the server drops what it publishes.
 #[tokio::test(flavor = "current_thread")]
 async fn nats_sidecar_user_subscribes_to_events_and_publishes_nothing() {
     let nats = nats_with_shipped_authorization();
@@ -236,8 +233,7 @@ async fn nats_sidecar_user_subscribes_to_events_and_publishes_nothing() {
     assert_eq!(&next(&mut worker_events).await.payload[..], b"real");
 }
 
-/// The sidecar's NATS user may not subscribe outside `ready-signal.>`: the server answers a
-/// permissions violation naming the subject.
+/// The sidecar's NATS user may not subscribe outside `ready-signal.>` (permissions violation).
 #[tokio::test(flavor = "current_thread")]
 async fn nats_sidecar_user_cannot_subscribe_elsewhere() {
     let nats = nats_with_shipped_authorization();
@@ -247,8 +243,7 @@ async fn nats_sidecar_user_cannot_subscribe_elsewhere() {
     assert!(refused.contains("app.jobs"), "{refused}");
 }
 
-/// An agent's NATS user publishes only its own events: once its publish on another agent's
-/// subject is refused, the sidecar's first message is the agent's own later event.
+/// An agent's NATS user cannot publish another agent's events; its own reach the sidecar.
 #[tokio::test(flavor = "current_thread")]
 async fn nats_agent_user_publishes_only_its_own_events() {
     let nats = nats_with_shipped_authorization();
