@@ -43,9 +43,9 @@ const POLL: Duration = Duration::from_millis(50);
 ///
 /// The reservation matters as much: a test kills a node and its port is free again. If another
 /// test's server took it, this cluster's replicas, still retrying their dead master's address,
-/// would connect to that stranger and full-sync its (empty) dataset (seen once: a promoted
-/// replica without the acknowledged write). So each port handed out is locked (`flock`) in a
-/// file under the temp dir until this process exits, and every process skips locked ports.
+/// would connect to that stranger and full-sync its dataset. So each port handed out is locked
+/// (`flock`) in a file under the temp dir until this process exits, and every process skips
+/// locked ports.
 pub fn cluster_port() -> u16 {
     use std::sync::Mutex;
     static RESERVED: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
@@ -143,15 +143,30 @@ impl Reply {
 /// by a 2 s timeout. An error *reply* is `Ok(Reply::Error)`; only I/O and protocol failures
 /// are `Err`.
 pub fn redis_command(addr: SocketAddr, args: &[&str]) -> io::Result<Reply> {
+    let mut replies = redis_session(addr, &[args])?;
+    Ok(replies.remove(0))
+}
+
+/// Sends `commands` one after another on **one** connection and returns their replies.
+///
+/// Some commands mean something only on the connection that wrote: `WAIT n ms` counts the
+/// replicas that acknowledged *this connection's* writes (on a fresh connection it counts
+/// every connected replica and proves nothing), and `AUTH` authenticates only its connection.
+pub fn redis_session(addr: SocketAddr, commands: &[&[&str]]) -> io::Result<Vec<Reply>> {
     let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut replies = Vec::with_capacity(commands.len());
+    for args in commands {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in *args {
+            let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+        }
+        (&stream).write_all(req.as_bytes())?;
+        replies.push(read_reply(&mut reader)?);
     }
-    (&stream).write_all(req.as_bytes())?;
-    read_reply(&mut BufReader::new(stream))
+    Ok(replies)
 }
 
 fn read_reply(r: &mut impl BufRead) -> io::Result<Reply> {
@@ -800,7 +815,7 @@ impl RedisSentinelBuilder {
 ///
 /// With `down-after-milliseconds` at 1 s on a loaded machine, a Sentinel can flag a freshly
 /// promoted master down within a second of the switch and fail over again, to whatever replica
-/// it knows, even an old master just restarted empty (seen here: an acknowledged write lost).
+/// it knows, even an old master just restarted empty (seen here: the dataset was lost).
 /// After [`wait_failover`](RedisSentinel::wait_failover), call
 /// [`wait_monitoring`](RedisSentinel::wait_monitoring) before restarting the old master.
 #[derive(Debug)]
@@ -1136,23 +1151,13 @@ pub fn redis_command_as(
     password: &str,
     args: &[&str],
 ) -> io::Result<Reply> {
-    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
     let auth: Vec<&str> = ["AUTH"].into_iter().chain(user).chain([password]).collect();
-    for (i, cmd) in [&auth[..], args].into_iter().enumerate() {
-        let mut req = format!("*{}\r\n", cmd.len());
-        for a in cmd {
-            let _ = write!(req, "${}\r\n{a}\r\n", a.len());
-        }
-        (&stream).write_all(req.as_bytes())?;
-        let reply = read_reply(&mut reader)?;
-        if i == 1 || reply.error().is_some() {
-            return Ok(reply);
-        }
+    let mut replies = redis_session(addr, &[&auth, args])?;
+    let reply = replies.pop().unwrap_or(Reply::Array(None));
+    match replies.pop() {
+        Some(refused @ Reply::Error(_)) => Ok(refused),
+        _ => Ok(reply),
     }
-    unreachable!("the loop returns on the second command")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,27 +7,41 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 
 use harness::cluster::{
-    NatsCluster, RedisCluster, RedisSentinel, Reply, redis_command, redis_command_as,
+    NatsCluster, RedisCluster, RedisSentinel, Reply, redis_command, redis_command_as, redis_session,
 };
 
 /// A failover with a 1 s node timeout / down-after takes a few seconds; this bounds it with
 /// room for a loaded machine.
 const FAILOVER: Duration = Duration::from_secs(30);
 
-/// Repeats a `WAIT 1 500` until one replica acknowledged, within [`FAILOVER`].
-fn wait_acked(mut wait: impl FnMut() -> Reply) {
+/// Writes `key` and waits, on the same connection, until one replica acknowledged it.
+fn set_acked(addr: SocketAddr, auth: Option<&str>, key: &str) {
     let deadline = Instant::now() + FAILOVER;
     loop {
-        match wait() {
-            Reply::Int(n) if n >= 1 => return,
+        // WAIT counts acknowledgements of this connection's writes only: SET and WAIT share it.
+        let (auth_cmd, set, wait) = (
+            ["AUTH", auth.unwrap_or("")],
+            ["SET", key, "v"],
+            ["WAIT", "1", "1000"],
+        );
+        let mut session: Vec<&[&str]> = Vec::new();
+        if auth.is_some() {
+            session.push(&auth_cmd);
+        }
+        session.push(&set);
+        session.push(&wait);
+        let replies = redis_session(addr, &session).unwrap();
+        match &replies[..] {
+            [.., Reply::Status(ok), Reply::Int(n)] if ok == "OK" && *n >= 1 => return,
             other => assert!(
                 Instant::now() < deadline,
-                "no replica acknowledged: {other:?}"
+                "no replica acknowledged SET {key}: {other:?}"
             ),
         }
     }
@@ -102,11 +116,9 @@ fn redis_cluster_promotes_the_replica_of_a_killed_master() {
         .map(|i| format!("k{i}"))
         .find(|k| c.owner_of(k) == Some(master))
         .unwrap();
-    let set = redis_command(c.addr(master), &["SET", &key, "v"]).unwrap();
-    assert_eq!(set, Reply::Status("OK".into()));
-    // The write reaches the replica before the kill: WAIT for one replica acknowledgement
-    // (the replica may still be finishing its first sync right after the cluster formed).
-    wait_acked(|| redis_command(c.addr(master), &["WAIT", "1", "500"]).unwrap());
+    // The write reaches the replica before the kill (the replica may still be finishing its
+    // first sync right after the cluster formed).
+    set_acked(c.addr(master), None, &key);
 
     c.kill(master);
     let start = Instant::now();
@@ -161,9 +173,7 @@ fn sentinels_fail_over_to_the_replica_when_the_master_is_killed() {
     let mut s = RedisSentinel::builder().requirepass("s3cret").start();
     eprintln!("sentinels up after {:?}", start.elapsed());
     let old = s.data_addr(0);
-    let set = redis_command_as(old, None, "s3cret", &["SET", "k", "v"]).unwrap();
-    assert_eq!(set, Reply::Status("OK".into()));
-    wait_acked(|| redis_command_as(old, None, "s3cret", &["WAIT", "1", "500"]).unwrap());
+    set_acked(old, Some("s3cret"), "k");
 
     s.kill_data(0);
     let start = Instant::now();
