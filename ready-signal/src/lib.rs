@@ -55,11 +55,11 @@ pub use file_store::record_path;
 pub use name::{MAX_NAME_LEN, Name};
 pub use observer::{CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe};
 pub use publisher::{
-    Builder, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle, ReadySignal,
-    default_replica, default_replica_from, instance_id, new_instance_id, publish_once, remove_once,
-    shutdown_on_signal,
+    Builder, CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle,
+    ReadySignal, default_replica, default_replica_from, instance_id, new_instance_id, publish_once,
+    remove_once, running_instance, shutdown_on_signal,
 };
 pub use record::{
     EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record, State, decode_record,
 };
-pub use redis_store::{KEY_PREFIX, agents_key, record_key, replicas_key};
+pub use redis_store::{KEY_PREFIX, agents_key, epoch_key, record_key, replicas_key};
