@@ -288,6 +288,8 @@ fn a_python_agent_written_from_protocol_md_interoperates_and_honours_the_fence()
         "READY_SIGNAL_REDIS_PASSWORD_FILE",
         password_file.display().to_string(),
     ));
+    // The CLI's epoch memory lives under $TMPDIR: this test's own.
+    env.push(("TMPDIR", tmp.path().display().to_string()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let agent = root.join("examples/python_agent.py");
     // The agent in the test is the one printed in PROTOCOL.md, and it uses the crate's script.
@@ -441,6 +443,47 @@ fn the_cli_inside_a_publishers_process_tree_does_not_fence_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("newer instance"), "{agent}: {stderr}");
     }
+}
+
+/// One-shot writers remember their epoch on the host: once a newer instance took the replica, a
+/// later call of the older script is refused (exit 1, saying why) instead of taking it back,
+/// whatever their instance ids say.
+#[test]
+fn a_late_call_of_an_older_script_is_refused() {
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut base = env(&redis, "late");
+    base.push(("TMPDIR", tmp.path().display().to_string()));
+    let as_instance = |id: &str| {
+        let mut e = base.clone();
+        e.push(("READY_SIGNAL_INSTANCE", id.to_string()));
+        e
+    };
+    // The old script's id sorts after the new one's: ids order nothing.
+    let (old, new) = (
+        as_instance("0000000000009-0000000a"),
+        as_instance("0000000000001-0000000b"),
+    );
+    let ok = |o: &Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&cli(&old, &["ready", "late"]));
+    ok(&cli(
+        &old,
+        &["not-ready", "late", "--reason", "old, second call"],
+    ));
+    ok(&cli(&new, &["ready", "late"]));
+    let out = cli(&old, &["not-ready", "late", "--reason", "old comes back"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a newer instance owns the record of late/r1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        hget(&redis, None, "ready-signal:late:late:r:r1", "instance"),
+        "0000000000001-0000000b"
+    );
+    let (code, out) = probe(&base, "ready://late");
+    assert_eq!(code, 0, "{out}");
 }
 
 /// With NATS alone (events, no state), records go to the local files, where the probe finds them.

@@ -119,6 +119,23 @@ impl Sink {
         self
     }
 
+    /// Continues with epochs a one-shot writer of this instance was given before (0: none).
+    pub(crate) fn with_epochs(mut self, redis: u64, file: u64) -> Sink {
+        self.redis_fence.epoch = redis;
+        self.file_fence.epoch = file;
+        self
+    }
+
+    /// The epochs the stores gave this instance (0 where none, or fenced).
+    pub(crate) fn epochs(&self) -> (u64, u64) {
+        (self.redis_fence.epoch, self.file_fence.epoch)
+    }
+
+    /// Where the file backend keeps this replica's record.
+    pub(crate) fn record_file(&self) -> std::path::PathBuf {
+        self.file_path()
+    }
+
     /// Each store operation gets this long: the interval, within [100 ms, 2 s].
     pub(crate) fn op_timeout(&self) -> Duration {
         self.id
