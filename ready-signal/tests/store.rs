@@ -763,3 +763,35 @@ async fn the_sets_shrink_and_the_agents_score_is_the_latest_live_expiry() {
     stays.close().await;
     short.close().await;
 }
+
+/// Against a Redis that accepts and never answers (FAKE: a hung server), dropping the last
+/// handle returns at once and `close()` returns within its bound, so neither can hold an async
+/// runtime's worker past Docker's stop grace period.
+#[tokio::test(flavor = "current_thread")]
+async fn drop_never_blocks_and_close_is_bounded_when_the_store_hangs() {
+    let hung = harness::fake::FakePeer::silent();
+    let store = StoreConfig::new()
+        .redis(&format!("redis://{}", hung.addr()))
+        .unwrap()
+        .namespace(name("hung"));
+    let handle = start(&store, "worker", "r1", 2000);
+    handle.ready();
+    let clone = handle.clone();
+    let dropping = Instant::now();
+    drop(handle);
+    drop(clone);
+    assert!(
+        dropping.elapsed() < Duration::from_millis(100),
+        "drop took {:?}",
+        dropping.elapsed()
+    );
+    let other = start(&store, "worker", "r2", 2000);
+    let closing = Instant::now();
+    other.close().await;
+    let took = closing.elapsed();
+    assert!(
+        took <= ready_signal::CLOSE_TIMEOUT + Duration::from_millis(500),
+        "close took {took:?}"
+    );
+    other.close().await; // a second close (any clone) returns too
+}

@@ -189,3 +189,33 @@ fn after_panic(store: StoreConfig, identity: Identity, panic: &(dyn std::any::An
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.write(true)).await;
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::file_store;
+
+    /// After a panic on the publisher thread, the record says `not-ready` with the panic's
+    /// message, so observers learn why the heartbeat ended before the record expires.
+    #[test]
+    fn a_panic_marks_the_record_not_ready_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreConfig::new().dir(dir.path());
+        let identity = Builder::new("worker").replica("r1").identity().unwrap();
+        let path = file_store::record_path(
+            dir.path(),
+            store.namespace_name(),
+            &identity.agent,
+            &identity.replica,
+        );
+        after_panic(store, identity, &"index out of bounds");
+        let record = file_store::read(&path).unwrap().unwrap();
+        assert_eq!(record.state, State::NotReady);
+        assert_eq!(
+            record.reason,
+            "the ready-signal publisher panicked: index out of bounds"
+        );
+    }
+}
