@@ -18,9 +18,12 @@ if op == 'del' then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[11])
 else
-  local last = tonumber(redis.call('GET', KEYS[4])) or 0
-  if epoch == 0 then epoch = math.max(last + 1, now) end
-  if epoch > last then redis.call('SET', KEYS[4], string.format('%d', epoch)) end
+  if epoch == 0 or not mine then
+    -- A new epoch is above every one handed out; a known one never leaves the counter behind.
+    local last = tonumber(redis.call('GET', KEYS[4])) or 0
+    if epoch == 0 then epoch = math.max(last + 1, now) end
+    if epoch > last then redis.call('SET', KEYS[4], string.format('%d', epoch)) end
+  end
   local ttl = tonumber(ARGV[9])
   local since, seq, pid, host = now, 1, ARGV[6], ARGV[7]
   if mine then
