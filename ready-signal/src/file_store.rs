@@ -158,3 +158,76 @@ fn names_in(dir: &Path, suffix: &str) -> Result<Vec<Name>, Error> {
     names.sort();
     Ok(names)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::State;
+
+    fn record(instance: &str, epoch: u64, beat_ms: u64) -> Record {
+        Record {
+            v: 1,
+            agent: "worker".into(),
+            replica: "r1".into(),
+            instance: instance.into(),
+            epoch,
+            state: State::Ready,
+            reason: String::new(),
+            pid: 7,
+            host: "h".into(),
+            interval_ms: 100,
+            ttl_ms: 300,
+            since_ms: beat_ms,
+            beat_ms,
+            seq: 1,
+        }
+    }
+
+    fn epoch_of(applied: Applied) -> u64 {
+        match applied {
+            Applied::Yes { epoch } => epoch,
+            Applied::FencedOff => 0,
+        }
+    }
+
+    /// The file fence: a later first write wins; the older instance's writes and retakes are
+    /// refused while the newer record is live, and its retake succeeds, with a higher epoch,
+    /// once that record expired; removal leaves another instance's file alone.
+    #[test]
+    fn files_are_fenced_by_epoch_like_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns/worker/r1.json");
+        let (old, new) = ("9999999999999-0000000a", "0000000000001-0000000b");
+        let t = 1_732_540_000_000;
+        let e_old = epoch_of(write(&path, &record(old, 0, t), Op::Put).unwrap());
+        assert!(e_old > 0);
+        assert_eq!(
+            epoch_of(write(&path, &record(old, e_old, t + 100), Op::Put).unwrap()),
+            e_old,
+            "the same instance continues its epoch"
+        );
+        let e_new = epoch_of(write(&path, &record(new, 0, t + 150), Op::Put).unwrap());
+        assert!(
+            e_new > e_old,
+            "a first write takes a higher epoch: {e_new} <= {e_old}"
+        );
+        assert_eq!(
+            write(&path, &record(old, e_old, t + 200), Op::Put).unwrap(),
+            Applied::FencedOff
+        );
+        assert_eq!(
+            write(&path, &record(old, 0, t + 250), Op::Retake).unwrap(),
+            Applied::FencedOff,
+            "no retake while the newer record is live"
+        );
+        remove(&path, old).unwrap();
+        assert_eq!(read(&path).unwrap().unwrap().instance, new);
+        // The newer record's beat + ttl has passed: the old instance retakes with a new epoch.
+        let e_back = epoch_of(write(&path, &record(old, 0, t + 500), Op::Retake).unwrap());
+        assert!(e_back > e_new, "{e_back} <= {e_new}");
+        let stored = read(&path).unwrap().unwrap();
+        assert_eq!((stored.instance.as_str(), stored.epoch), (old, e_back));
+    }
+}

@@ -179,8 +179,12 @@ where
     };
     let num = |k: &str| -> Result<u64, String> {
         let raw = get(k)?;
-        raw.parse::<u64>()
-            .map_err(|_| format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)))
+        // Decimal digits only: `parse` alone would also take a leading `+`.
+        raw.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| raw.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(|| format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)))
     };
     let v = num("v")?;
     if v != u64::from(PROTOCOL_VERSION) {
@@ -381,6 +385,7 @@ mod tests {
             ("interval_ms", "0", "`interval_ms` must be positive"),
             ("ttl_ms", "3999", "less than 2 x `interval_ms`"),
             ("epoch", "x", "field `epoch` is not a whole number"),
+            ("seq", "+3", "field `seq` is not a whole number"),
             ("agent", "a:b", "field `agent`"),
         ] {
             let mut f = good();
