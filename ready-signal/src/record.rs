@@ -133,9 +133,10 @@ pub struct Record {
     pub state: State,
     /// Why (for `not-ready`); may be empty.
     pub reason: String,
-    /// Process id of the writer, in its own PID namespace.
+    /// Process id of the instance's first writer, in its own PID namespace (kept while the
+    /// instance holds the record, so a script of the instance's process tree does not change it).
     pub pid: u32,
-    /// Host name of the writer (the container id under Docker).
+    /// Host name of the instance's first writer (the container id under Docker).
     pub host: String,
     /// Heartbeat interval the writer promised, in milliseconds.
     pub interval_ms: u64,

@@ -228,3 +228,13 @@ pub async fn shutdown_on_signal(handle: Handle) -> Result<&'static str, Error> {
     handle.close().await;
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    /// A handle can be cloned into and shared between threads (PyO3 and worker pools need it).
+    #[test]
+    fn handles_are_clone_send_and_sync() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<super::Handle>();
+    }
+}
