@@ -486,6 +486,47 @@ fn a_late_call_of_an_older_script_is_refused() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// PROTOCOL.md stands alone: it names every `READY_SIGNAL_*` variable the crate and the CLI read.
+#[test]
+fn protocol_md_documents_every_environment_variable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let protocol = std::fs::read_to_string(root.join("PROTOCOL.md")).unwrap();
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("src"), root.join("cli/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("READY_SIGNAL_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            if name.len() > "READY_SIGNAL_".len() {
+                seen.insert(name);
+            }
+        }
+    }
+    assert!(seen.len() >= 9, "found only {seen:?}");
+    let missing: Vec<&String> = seen
+        .iter()
+        .filter(|v| !protocol.contains(&format!("`{v}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "PROTOCOL.md does not document {missing:?}"
+    );
+}
+
 /// With NATS alone (events, no state), records go to the local files, where the probe finds them.
 #[test]
 fn nats_without_redis_keeps_records_in_files() {
