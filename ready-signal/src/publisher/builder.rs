@@ -57,7 +57,7 @@ impl Builder {
 
     /// Uses a given instance id (`{13 digits}-{8 lowercase hex}`) instead of a fresh one. The id
     /// names the process; which instance is newer is decided by the store (PROTOCOL.md,
-    /// "Fencing"), never by the id.
+    /// "Writing"), never by the id.
     pub fn instance(mut self, instance: &str) -> Builder {
         self.instance = Some(instance.to_string());
         self
