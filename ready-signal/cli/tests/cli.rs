@@ -245,6 +245,60 @@ fn run_stops_the_heartbeat_when_the_child_stops_touching_its_progress_file() {
     assert_eq!(status.code(), Some(143));
 }
 
+/// `run --progress-file` dates progress by the file's modification time: the probe reads the
+/// wrapped command stale within stall-after + the stale threshold (2 intervals) + one interval
+/// of its last touch (plus slack for this loaded machine), not after a second stall-after.
+#[test]
+fn run_is_read_stale_within_stall_after_plus_the_stale_threshold_of_the_last_touch() {
+    let redis = RedisServer::start();
+    let env = env(&redis, "stalltime");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("progress");
+    let file_s = file.display().to_string();
+    let script = format!(
+        "i=0; while [ $i -lt 20 ]; do touch {file_s}; sleep 0.1; i=$((i+1)); done; exec sleep 30"
+    );
+    let (interval, stall_after) = (Duration::from_millis(100), Duration::from_secs(2));
+    let mut child = spawn_run(
+        &env,
+        &[
+            "late",
+            "--progress-file",
+            &file_s,
+            "--interval",
+            "100ms",
+            "--stall-after",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let (code, out) = probe_until(&env, "ready://late", 0, Duration::from_secs(5));
+    assert_eq!(code, 0, "ready while the file is fresh: {out}");
+    let stale_at = loop {
+        let before = std::time::SystemTime::now();
+        let (code, out) = probe(&env, "ready://late");
+        if code == 1 {
+            assert!(out.contains("stale") || out.contains("dead"), "{out}");
+            break before;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let touched = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let took = stale_at.duration_since(touched).unwrap_or_default();
+    // Promised: stall_after + 2 intervals + 1 interval. Counting the stall from when the wrapper
+    // noticed the touch instead would take at least another stall_after (4.2 s here).
+    let bound = stall_after + interval * 3 + Duration::from_millis(1000);
+    assert!(
+        took <= bound,
+        "read stale {took:?} after the last touch (bound {bound:?})"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// `HGET` of one field of a record, through `redis-cli` (the password, if any, from a file
 /// via `REDISCLI_AUTH`, never argv).
 fn hget(redis: &RedisServer, password: Option<&str>, key: &str, field: &str) -> String {
