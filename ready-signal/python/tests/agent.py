@@ -7,8 +7,8 @@ Files created in DIR steer it (checked on every iteration of the work loop):
 - ``block``: the loop thread blocks in ``time.sleep`` while the file exists (a blocking call on
   the loop: every task stops, the watchdog included);
 - ``deadlock``: the work awaits two tasks that deadlock on two locks (the loop keeps turning);
-- ``ccall``: the loop thread calls libc ``sleep(2)`` through ``ctypes.PyDLL``, which keeps the
-  GIL for the whole call (a C call that never returns, for two seconds); ``ccall-busy`` first
+- ``ccall``: the loop thread calls libc ``sleep(3)`` through ``ctypes.PyDLL``, which keeps the
+  GIL for the whole call (a C call that never returns, for three seconds); ``ccall-busy`` first
   declares ``busy(10)``.
 Ticks come from the work loop (``--ticks work``) or only from ``watch_loop()`` (``watch``).
 SIGTERM: ``handle_sigterm()``; the current item then takes ``--finish`` seconds before exit.
@@ -76,7 +76,7 @@ async def main() -> None:
                 if has("ccall-busy"):
                     signal.busy(10)
                 os.unlink(os.path.join(control, "ccall" if has("ccall") else "ccall-busy"))
-                ctypes.PyDLL(None).sleep(2)  # holds the GIL for two seconds
+                ctypes.PyDLL(None).sleep(3)  # holds the GIL for three seconds
                 print("ccall returned", flush=True)
             if args.ticks == "work":
                 signal.tick()
