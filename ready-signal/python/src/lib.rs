@@ -201,10 +201,7 @@ impl Publisher {
                 f(h);
                 Ok(())
             }
-            None => Err(publisher_error(
-                py,
-                format!("of {} is closed", self.agent),
-            )),
+            None => Err(publisher_error(py, format!("of {} is closed", self.agent))),
         }
     }
 }
@@ -254,7 +251,11 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
 }
 
 fn publisher_error(py: Python<'_>, message: String) -> PyErr {
-    raise(py, "PublisherError", format!("the ready-signal publisher {message}"))
+    raise(
+        py,
+        "PublisherError",
+        format!("the ready-signal publisher {message}"),
+    )
 }
 
 fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
@@ -357,7 +358,10 @@ fn install_log_capture() {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Publisher>()?;
-    m.add("DEFAULT_INTERVAL", ready_signal::DEFAULT_INTERVAL.as_secs_f64())?;
+    m.add(
+        "DEFAULT_INTERVAL",
+        ready_signal::DEFAULT_INTERVAL.as_secs_f64(),
+    )?;
     m.add(
         "DEFAULT_STALL_AFTER",
         ready_signal::DEFAULT_STALL_AFTER.as_secs_f64(),

@@ -61,6 +61,11 @@ def test_protocol_example_and_package_share_one_fence(stack, tmp_path) -> None:
                      namespace=stack.namespace, interval=0.1, ttl=1.5, stall_after=60) as signal:
         assert signal.instance > theirs
         signal.ready()
+        # The publisher's first write is asynchronous: wait until the record is ours.
+        deadline = time.monotonic() + 5
+        while r.hget(key, "instance") != signal.instance:
+            assert time.monotonic() < deadline, "the package never took over the record"
+            time.sleep(0.02)
         stack.wait_healthy(target)
         # The example heartbeats every second: give it two chances to overwrite.
         deadline = time.monotonic() + 2.5
