@@ -208,15 +208,19 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        let handle = self.handle.get_mut().map(Option::take).unwrap_or(None);
-        if let Some(handle) = handle {
-            if std::process::id() != self.pid {
-                // Joining a thread that only exists in the parent would wait forever.
-                std::mem::forget(handle);
-            }
-            // Otherwise the crate's Drop publishes `stopping` and joins its thread, which never
-            // needs the GIL: bounded, and it cannot deadlock. The Python side closes explicitly
-            // (context managers, atexit) so that this rarely runs.
+        let handle = self
+            .handle
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // In a forked child, joining a thread that only exists in the parent would wait
+        // forever: let go of the handle instead. Otherwise the crate's Drop publishes `stopping`
+        // and joins its thread, which never needs the GIL: bounded, and it cannot deadlock. The
+        // Python side closes explicitly (context managers, atexit) so that this rarely runs.
+        if let Some(handle) = handle
+            && std::process::id() != self.pid
+        {
+            std::mem::forget(handle);
         }
     }
 }
