@@ -40,6 +40,9 @@ cargo nextest run --workspace --no-fail-fast
 echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
 cargo test --doc --workspace --quiet
 
+echo "==> ready-signal/python/tests/run.sh (the Python package: wheel in a virtualenv, pytest)"
+bash ready-signal/python/tests/run.sh
+
 if [ "$docker" = 1 ]; then
     echo "==> docker/e2e.sh"
     bash docker/e2e.sh
