@@ -46,9 +46,10 @@ def test_every_state_reaches_the_probe_and_nats(stack, monkeypatch) -> None:
             assert "py-states: starting" in line
             signal.ready()
             await asyncio.to_thread(stack.wait_healthy, target)
-            signal.not_ready("warming cache\nsecond line is dropped")
+            signal.not_ready("warming cache\nsecond line")
             line = await asyncio.to_thread(stack.wait_says, target, "not-ready")
-            assert "(warming cache)" in line and "second line" not in line
+            # PROTOCOL.md: one-line reasons, control characters escaped at write time.
+            assert "(warming cache\\nsecond line)" in line and "\n" not in line
             signal.starting()
             await asyncio.to_thread(stack.wait_says, target, "starting")
             signal.stopping()
@@ -64,7 +65,7 @@ def test_every_state_reaches_the_probe_and_nats(stack, monkeypatch) -> None:
                   if i == 0 or events[i - 1]["state"] != e["state"]]
         assert states == ["starting", "ready", "not-ready", "starting", "stopping"], events
         assert {e["instance"] for e in events} == {instance}
-        assert events[2]["reason"] == "warming cache"
+        assert events[2]["reason"] == "warming cache\\nsecond line"
 
     asyncio.run(run())
 
