@@ -144,8 +144,14 @@ impl Observer {
     /// Connects to the store records are read from. An unreachable Redis is not an error here:
     /// every read then reports it (with what the local record file says, if there is one).
     pub async fn connect(store: &StoreConfig) -> Result<Observer, Error> {
+        Observer::connect_within(store, CONNECT_TIMEOUT).await
+    }
+
+    /// Like [`Observer::connect`], with `timeout` instead of [`CONNECT_TIMEOUT`] bounding the
+    /// connection and every later read: a caller with its own deadline passes the time it has left.
+    pub async fn connect_within(store: &StoreConfig, timeout: Duration) -> Result<Observer, Error> {
         let redis = match &store.redis {
-            Some(r) => Some(RedisConn::connect(r, CONNECT_TIMEOUT).await),
+            Some(r) => Some(RedisConn::connect(r, timeout).await),
             None => None,
         };
         Ok(Observer {

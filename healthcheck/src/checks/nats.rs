@@ -10,17 +10,24 @@ use std::time::Duration;
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use url::Url;
 
-use super::Progress;
-use super::{percent_decode, truncate};
+use crate::failure::{Failure, FailureKind, Phase};
 use crate::net::TlsOptions;
+use crate::options::{Options, host_port, percent_decode, read_named_file};
+use crate::progress::Progress;
 use crate::secret::{self, Secret};
-use crate::target::{Options, host_port};
+use crate::text::truncate;
+
+/// Longer than any deadline a probe is given: async-nats's own connect timeout (5 s by default)
+/// must never be the one that ends a check; the caller's deadline is.
+const NO_LIBRARY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// A validated `nats://` or `tls://` target.
 #[derive(Debug, Clone)]
 pub(crate) struct NatsTarget {
     /// `nats://host:port` or `tls://host:port`, without credentials.
     server: String,
+    /// `host:port`, for messages.
+    address: String,
     auth: Auth,
     jetstream: bool,
     tls: Option<TlsOptions>,
@@ -33,7 +40,8 @@ enum Auth {
     UserPassword(String, Secret),
     Token(Secret),
     NkeySeed(Secret),
-    CredsFile(PathBuf),
+    /// The creds file's contents (a JWT and a seed), read when the target is parsed.
+    Creds(Secret),
 }
 
 impl NatsTarget {
@@ -41,10 +49,10 @@ impl NatsTarget {
         url: &Url,
         opts: &mut Options,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<NatsTarget, String> {
+    ) -> Result<NatsTarget, Failure> {
         let (host, port) = host_port(url, 4222)?;
         if !matches!(url.path(), "" | "/") {
-            return Err(format!("nats targets take no path (got `{}`)", url.path()));
+            return Err(Failure::config("nats targets take no path"));
         }
         let host_in_url = if host.contains(':') {
             format!("[{host}]")
@@ -52,16 +60,22 @@ impl NatsTarget {
             host
         };
         let server = format!("{}://{host_in_url}:{port}", url.scheme());
+        let address = format!("{host_in_url}:{port}");
 
         let user = percent_decode(url.username());
         let url_password = url.password().map(|p| Secret::new(percent_decode(p)));
         let password_file = opts.take_secret_file("password_file")?;
         let token_file = opts.take_secret_file("token_file")?;
         let nkey_file = opts.take_secret_file("nkey_file")?;
-        let creds_file = opts.take_path("creds_file")?;
+        let creds_file = match opts.take_path("creds_file")? {
+            Some(path) => Some(read_creds(&path)?),
+            None => None,
+        };
 
         if url_password.is_some() && password_file.is_some() {
-            return Err("password given both in the URL and as password_file".into());
+            return Err(Failure::config(
+                "password given both in the URL and as password_file",
+            ));
         }
         let mut given = Vec::new();
         match (user.is_empty(), url_password.or(password_file)) {
@@ -70,17 +84,20 @@ impl NatsTarget {
             (false, None) => given.push(Auth::Token(Secret::new(user))),
             (true, Some(password)) => {
                 let user = env("NATS_USER").filter(|u| !u.is_empty());
-                let user =
-                    user.ok_or("password_file needs a user: nats://USER@host or NATS_USER")?;
+                let user = user.ok_or_else(|| {
+                    Failure::config("password_file needs a user: nats://USER@host or NATS_USER")
+                })?;
                 given.push(Auth::UserPassword(user, password));
             }
             (true, None) => {}
         }
         given.extend(token_file.map(Auth::Token));
         given.extend(nkey_file.map(Auth::NkeySeed));
-        given.extend(creds_file.map(Auth::CredsFile));
+        given.extend(creds_file.map(Auth::Creds));
         if given.len() > 1 {
-            return Err("give one of user:password, token, nkey_file or creds_file".into());
+            return Err(Failure::config(
+                "give one of user:password, token, nkey_file or creds_file",
+            ));
         }
         let auth = match given.pop() {
             Some(a) => a,
@@ -96,12 +113,13 @@ impl NatsTarget {
         let tls = if url.scheme() == "tls" {
             Some(tls_opts)
         } else if tls_opts.ca_file.is_some() || tls_opts.insecure {
-            return Err("tls options need the tls:// scheme".into());
+            return Err(Failure::config("tls options need the tls:// scheme"));
         } else {
             None
         };
         Ok(NatsTarget {
             server,
+            address,
             auth,
             jetstream,
             tls,
@@ -110,26 +128,53 @@ impl NatsTarget {
 }
 
 /// Credentials from the environment, for targets whose URL carries none.
-fn auth_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, String> {
+fn auth_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, Failure> {
     if let Some(token) = secret::from_env("NATS_TOKEN", env)? {
         return Ok(Auth::Token(token));
     }
     if let Some(password) = secret::from_env("NATS_PASSWORD", env)? {
         let user = env("NATS_USER")
             .filter(|u| !u.is_empty())
-            .ok_or("NATS_PASSWORD is set but NATS_USER is not")?;
+            .ok_or_else(|| Failure::config("NATS_PASSWORD is set but NATS_USER is not"))?;
         return Ok(Auth::UserPassword(user, password));
     }
     if let Some(seed) = secret::from_env("NATS_NKEY", env)? {
         return Ok(Auth::NkeySeed(seed));
     }
     if let Some(path) = env("NATS_CREDS_FILE").filter(|p| !p.is_empty()) {
-        return Ok(Auth::CredsFile(PathBuf::from(path)));
+        return Ok(Auth::Creds(read_creds(&PathBuf::from(path))?));
     }
     Ok(Auth::None)
 }
 
-pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<String>, String> {
+/// A creds file, bounded and never blocking like every secret file.
+fn read_creds(path: &std::path::Path) -> Result<Secret, Failure> {
+    let bytes = read_named_file("creds_file", path, crate::files::SECRET_LIMIT)?;
+    String::from_utf8(bytes)
+        .map(Secret::new)
+        .map_err(|_| Failure::config(format!("creds_file {}: not a creds file", path.display())))
+}
+
+impl NatsTarget {
+    /// The secrets this target holds, for scrubbing what a server says back.
+    pub(crate) fn secrets(&self, out: &mut Vec<String>) {
+        match &self.auth {
+            Auth::None => {}
+            Auth::UserPassword(_, s) | Auth::Token(s) | Auth::NkeySeed(s) => {
+                out.push(s.expose().trim().to_string())
+            }
+            Auth::Creds(s) => out.extend(
+                s.expose()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.len() >= 16 && !l.starts_with("---") && !l.starts_with('*'))
+                    .map(str::to_string),
+            ),
+        }
+    }
+}
+
+pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     let mut options = match &t.auth {
         Auth::None => ConnectOptions::new(),
         Auth::UserPassword(user, password) => {
@@ -137,17 +182,8 @@ pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<
         }
         Auth::Token(token) => ConnectOptions::with_token(token.expose().to_string()),
         Auth::NkeySeed(seed) => ConnectOptions::with_nkey(seed.expose().trim().to_string()),
-        Auth::CredsFile(path) => {
-            let creds = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "cannot read creds_file {}: {}",
-                    path.display(),
-                    secret::io_reason(&e)
-                )
-            })?;
-            ConnectOptions::with_credentials(&creds)
-                .map_err(|_| format!("creds_file {}: not a creds file", path.display()))?
-        }
+        Auth::Creds(creds) => ConnectOptions::with_credentials(creds.expose())
+            .map_err(|_| Failure::config("creds_file: not a creds file"))?,
     };
     // One attempt: the caller owns the deadline, and a probe must not reconnect in the background.
     // Choosing the server ourselves with a zero delay skips async-nats's `sleep(0)` before the
@@ -161,53 +197,79 @@ pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<
                 delay: Some(Duration::ZERO),
             })
         })
-        .name("healthcheck");
+        .name("healthcheck")
+        // Our deadline, not the library's: only `--timeout` ends a check.
+        .connection_timeout(NO_LIBRARY_TIMEOUT)
+        .request_timeout(None);
     if let Some(tls) = &t.tls {
         options = options
             .require_tls(true)
             .tls_client_config(tls.client_config()?);
     }
-    progress.set("nats handshake");
+    progress.step(Phase::Protocol, "in the nats handshake with");
+    progress.talking_to(t.address.clone());
     let client = options
         .connect(t.server.as_str())
         .await
-        .map_err(|e| match e.kind() {
-            ConnectErrorKind::AuthorizationViolation => {
-                "-ERR 'Authorization Violation'".to_string()
-            }
-            ConnectErrorKind::Dns => format!("cannot resolve: {}", source_text(&e)),
-            _ => truncate(&source_text(&e), 300),
-        })?;
+        .map_err(|e| connect_failure(&e, progress))?;
     if !t.jetstream {
         return Ok(None);
     }
     // A raw `$JS.API.INFO` request rather than async-nats's typed account query: the typed
     // response tracks the newest server and fails to decode older servers' answers.
-    progress.set("jetstream account info");
+    progress.step(Phase::Read, "waiting for jetstream account info from");
     let reply = client
         .request("$JS.API.INFO", bytes::Bytes::new())
         .await
         .map_err(|e| {
-            format!(
-                "jetstream: {}",
-                truncate(&e.to_string().to_lowercase(), 300)
+            progress.fail(
+                FailureKind::Unhealthy,
+                format!(
+                    "jetstream: {}",
+                    truncate(&e.to_string().to_lowercase(), 300)
+                ),
             )
         })?;
     let info: serde_json::Value = serde_json::from_slice(&reply.payload)
-        .map_err(|_| "jetstream: account info is not JSON".to_string())?;
+        .map_err(|_| progress.fail(FailureKind::Protocol, "jetstream: account info is not JSON"))?;
     if let Some(error) = info.get("error") {
         let text = error
             .get("description")
             .and_then(|d| d.as_str())
             .unwrap_or("error");
-        return Err(format!("jetstream: {}", truncate(text, 200)));
+        return Err(progress.fail(
+            FailureKind::Unhealthy,
+            format!("jetstream: {}", truncate(text, 200)),
+        ));
     }
     let streams = info.get("streams").and_then(|s| s.as_u64()).unwrap_or(0);
     Ok(Some(format!("jetstream {streams} streams")))
 }
 
-/// async-nats errors say `kind: source`; the source is what a human needs.
-fn source_text(e: &async_nats::ConnectError) -> String {
-    let s = e.to_string();
-    s.to_lowercase()
+/// async-nats's connect error, typed by its kind (never by its text).
+fn connect_failure(e: &async_nats::ConnectError, progress: &Progress) -> Failure {
+    let text = truncate(&e.to_string().to_lowercase(), 300);
+    let (kind, phase) = match e.kind() {
+        ConnectErrorKind::AuthorizationViolation => {
+            return Failure::new(FailureKind::Auth, "-ERR 'Authorization Violation'")
+                .at(Phase::Auth, progress.address());
+        }
+        ConnectErrorKind::Authentication => (FailureKind::Auth, Phase::Auth),
+        ConnectErrorKind::Dns => (FailureKind::Dns, Phase::Resolve),
+        ConnectErrorKind::TimedOut => (FailureKind::Timeout, Phase::Connect),
+        ConnectErrorKind::Tls => (FailureKind::Tls, Phase::Tls),
+        ConnectErrorKind::ServerParse => (FailureKind::Config, Phase::Protocol),
+        ConnectErrorKind::Io | ConnectErrorKind::MaxReconnects => {
+            let io = std::error::Error::source(e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .map(std::io::Error::kind);
+            match io {
+                Some(std::io::ErrorKind::ConnectionRefused) => {
+                    (FailureKind::Refused, Phase::Connect)
+                }
+                _ => (FailureKind::Io, Phase::Protocol),
+            }
+        }
+    };
+    Failure::new(kind, text).at(phase, progress.address())
 }

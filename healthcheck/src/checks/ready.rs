@@ -10,8 +10,20 @@ use futures_util::future::join_all;
 use ready_signal::{Name, Observed, Observer, ReplicaStatus, StoreConfig};
 use url::Url;
 
-use super::Progress;
-use crate::target::Options;
+use crate::failure::{Failure, FailureKind, Phase};
+use crate::options::Options;
+use crate::progress::Progress;
+use crate::text::truncate;
+
+/// Longer than any deadline: the probe's deadline, not the observer's, ends a read.
+const NO_LIBRARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The variables naming files ready-signal reads; checked here first, so a FIFO or a device
+/// named in one is refused at once instead of blocking the probe.
+const FILE_VARIABLES: [&str; 2] = [
+    "READY_SIGNAL_REDIS_PASSWORD_FILE",
+    "READY_SIGNAL_NATS_PASSWORD_FILE",
+];
 
 /// A validated `ready://` target.
 #[derive(Debug, Clone)]
@@ -35,17 +47,19 @@ impl ReadyTarget {
         url: &Url,
         opts: &mut Options,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<ReadyTarget, String> {
+    ) -> Result<ReadyTarget, Failure> {
         if url.port().is_some() || !url.username().is_empty() || !matches!(url.path(), "" | "/") {
-            return Err("write ready://AGENT[,AGENT...]?options (no port, user or path)".into());
+            return Err(Failure::config(
+                "write ready://AGENT[,AGENT...]?options (no port, user or path)",
+            ));
         }
         let list = url.host_str().unwrap_or_default();
         if list.is_empty() {
-            return Err("no agent name: write ready://AGENT".into());
+            return Err(Failure::config("no agent name: write ready://AGENT"));
         }
         let mut agents = Vec::new();
         for raw in list.split(',') {
-            let name = Name::new(raw).map_err(|e| format!("agent `{raw}`: {e}"))?;
+            let name = Name::new(raw).map_err(|e| Failure::config(format!("agent: {e}")))?;
             if !agents.contains(&name) {
                 agents.push(name);
             }
@@ -53,26 +67,31 @@ impl ReadyTarget {
         let min = opts.take("min")?;
         let replica = opts.take("replica")?;
         let which = match (min, replica) {
-            (Some(_), Some(_)) => return Err("give either `min` or `replica`, not both".into()),
+            (Some(_), Some(_)) => {
+                return Err(Failure::config("give either `min` or `replica`, not both"));
+            }
             (Some(m), None) => match m.parse::<usize>() {
                 Ok(n) if n >= 1 => Which::AtLeast(n),
                 _ => {
-                    return Err(format!(
-                        "option `min` must be a whole number of at least 1, not `{m}`"
-                    ));
+                    return Err(Failure::config(format!(
+                        "option `min` must be a whole number of at least 1, not `{}`",
+                        truncate(&m, 20)
+                    )));
                 }
             },
             (None, Some(r)) if r == "self" => Which::Replica(
                 ready_signal::default_replica_from(env)
-                    .map_err(|e| format!("replica=self: {e}"))?,
+                    .map_err(|e| Failure::config(format!("replica=self: {e}")))?,
             ),
             (None, Some(r)) => {
-                Which::Replica(Name::new(&r).map_err(|e| format!("replica `{r}`: {e}"))?)
+                Which::Replica(Name::new(&r).map_err(|e| Failure::config(format!("replica: {e}")))?)
             }
             (None, None) => Which::AtLeast(1),
         };
         let namespace = match opts.take("namespace")? {
-            Some(ns) => Some(Name::new(&ns).map_err(|e| format!("namespace `{ns}`: {e}"))?),
+            Some(ns) => {
+                Some(Name::new(&ns).map_err(|e| Failure::config(format!("namespace: {e}")))?)
+            }
             None => None,
         };
         Ok(ReadyTarget {
@@ -83,8 +102,20 @@ impl ReadyTarget {
     }
 
     /// The store these agents publish to: the environment, with this target's namespace.
-    pub(crate) fn store(&self) -> Result<StoreConfig, String> {
-        let store = StoreConfig::from_env().map_err(|e| e.to_string())?;
+    pub(crate) fn store(&self) -> Result<StoreConfig, Failure> {
+        for var in FILE_VARIABLES {
+            if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+                crate::files::read_bounded(path.as_ref(), crate::files::SECRET_LIMIT).map_err(
+                    |e| {
+                        Failure::config(format!(
+                            "{var}: {}: {e}",
+                            std::path::Path::new(&path).display()
+                        ))
+                    },
+                )?;
+            }
+        }
+        let store = StoreConfig::from_env().map_err(|e| Failure::config(e.to_string()))?;
         Ok(match &self.namespace {
             Some(ns) => store.namespace(ns.clone()),
             None => store,
@@ -92,35 +123,48 @@ impl ReadyTarget {
     }
 }
 
-pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, String> {
+pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     let store = t.store()?;
-    progress.set("connecting to the ready-signal store");
-    let observer = Observer::connect(&store)
+    progress.step(Phase::Connect, "connecting to the ready-signal store,");
+    progress.talking_to(store.describe());
+    let observer = Observer::connect_within(&store, NO_LIBRARY_TIMEOUT)
         .await
-        .map_err(|e| format!("unknown: {e}"))?;
-    progress.set("reading ready records");
+        .map_err(|e| progress.fail(error_kind(&e), format!("unknown: {e}")))?;
+    progress.step(Phase::Read, "reading ready records from");
     // All agents at once: their reads share the multiplexed connection, one round trip in all.
     let observer = &observer;
     let verdicts = join_all(t.agents.iter().map(|agent| async move {
         match &t.which {
             Which::Replica(replica) => match observer.replica(agent, replica).await {
-                Ok(status) => judge_one(&status),
-                Err(e) => Err(format!("{agent}: unknown: {e}")),
+                Ok(status) => judge_one(&status).map_err(|m| (FailureKind::Unhealthy, m)),
+                Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
             Which::AtLeast(min) => match observer.replicas(agent).await {
-                Ok(all) => judge_quorum(agent, &all, *min),
-                Err(e) => Err(format!("{agent}: unknown: {e}")),
+                Ok(all) => judge_quorum(agent, &all, *min).map_err(|m| (FailureKind::Unhealthy, m)),
+                Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
         }
     }))
     .await;
     let (details, problems): (Vec<_>, Vec<_>) = verdicts.into_iter().partition(Result::is_ok);
     let details: Vec<String> = details.into_iter().flatten().collect();
-    let problems: Vec<String> = problems.into_iter().filter_map(Result::err).collect();
-    if problems.is_empty() {
-        Ok(Some(details.join(", ")))
-    } else {
-        Err(problems.join(", "))
+    let problems: Vec<(FailureKind, String)> =
+        problems.into_iter().filter_map(Result::err).collect();
+    match problems.first() {
+        None => Ok(Some(details.join(", "))),
+        Some((kind, _)) => {
+            let texts: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
+            Err(progress.fail(*kind, texts.join(", ")))
+        }
+    }
+}
+
+/// The store's error, typed by its variant.
+fn error_kind(e: &ready_signal::Error) -> FailureKind {
+    match e {
+        ready_signal::Error::Config(_) => FailureKind::Config,
+        ready_signal::Error::Timeout { .. } => FailureKind::Timeout,
+        _ => FailureKind::Io,
     }
 }
 
@@ -153,10 +197,14 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
         .filter(|s| s.state != Observed::Ready)
         .map(describe_replica)
         .collect();
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", others.join("; "))
+    };
     Err(format!(
-        "{agent}: {ready} of {} replicas ready, need {min} ({})",
+        "{agent}: {ready} of {} replicas ready, need {min}{others}",
         all.len(),
-        others.join("; ")
     ))
 }
 
@@ -233,7 +281,7 @@ mod tests {
         assert!(
             parse("ready://a?namespace=x.y")
                 .unwrap_err()
-                .contains("namespace `x.y`")
+                .contains("namespace: invalid name `x.y`")
         );
         assert!(parse("ready://").is_err());
     }
