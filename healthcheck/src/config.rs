@@ -132,7 +132,7 @@ impl Config {
                 .map(PathBuf::from)
         });
         let file = match &config_path {
-            Some(path) => read_config(path).map_err(ConfigError::one)?,
+            Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
 
@@ -196,7 +196,7 @@ impl Config {
             (None, None, None) => Ok(default_timeout),
         };
         let timeout = timeout.unwrap_or_else(|e| {
-            errors.0.push(e);
+            errors.0.extend(e.0);
             default_timeout
         });
         let format = arg_format.or(file.format).unwrap_or_default();
@@ -208,15 +208,15 @@ impl Config {
     }
 }
 
-fn read_config(path: &Path) -> Result<FileConfig, String> {
+fn read_config(path: &Path) -> Result<FileConfig, ConfigError> {
     let bytes = crate::files::read_bounded(path, CONFIG_LIMIT)
-        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        .map_err(|e| ConfigError::one(format!("cannot read config {}: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        format!(
+        ConfigError::one(format!(
             "config {}: not UTF-8 at byte {}",
             path.display(),
             e.utf8_error().valid_up_to()
-        )
+        ))
     })?;
     toml::from_str(&text).map_err(|e| {
         // toml's message spans lines (it quotes the offending line); keep the output to one.
@@ -226,11 +226,11 @@ fn read_config(path: &Path) -> Result<FileConfig, String> {
             .map(|s| line_col(&text, s.start))
             .map(|(l, c)| format!(" at line {l} column {c}"))
             .unwrap_or_default();
-        format!(
+        ConfigError::one(format!(
             "config {}{at}: {}",
             path.display(),
             crate::text::truncate(&crate::text::one_line(&msg), 300)
-        )
+        ))
     })
 }
 
@@ -242,17 +242,24 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// `2s`, `500ms`, `1m`, or a bare number of seconds (`5`, as Docker and Kubernetes write them).
-pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, String> {
+pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, ConfigError> {
     let s = s.trim();
+    let shown = crate::text::truncate(&crate::text::one_line(s), 40);
     let d = match s.parse::<f64>() {
         Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
-        Ok(_) => return Err(format!("{place}: `{s}` is out of range")),
+        Ok(_) => {
+            return Err(ConfigError::one(format!(
+                "{place}: `{shown}` is out of range"
+            )));
+        }
         Err(_) => humantime::parse_duration(s).map_err(|e| {
-            format!("{place}: `{s}` is not a duration ({e}); write e.g. 2s or 500ms")
+            ConfigError::one(format!(
+                "{place}: `{shown}` is not a duration ({e}); write e.g. 2s or 500ms"
+            ))
         })?,
     };
     if d.is_zero() {
-        return Err(format!("{place}: must be more than zero"));
+        return Err(ConfigError::one(format!("{place}: must be more than zero")));
     }
     Ok(d)
 }
@@ -373,11 +380,13 @@ mod tests {
         assert!(
             parse_timeout("0", "t")
                 .unwrap_err()
+                .to_string()
                 .contains("more than zero")
         );
         assert!(
             parse_timeout("soon", "--timeout")
                 .unwrap_err()
+                .to_string()
                 .starts_with("--timeout: `soon`")
         );
     }

@@ -94,15 +94,18 @@ pub(crate) async fn connect(
     } else {
         FailureKind::Io
     };
-    Err(Failure::new(kind, describe_failures(&failures))
-        .at(Phase::Connect, Some(format!("{host}:{port}"))))
+    let address = match failures.as_slice() {
+        [(one, _)] => one.to_string(),
+        _ => format!("{host}:{port}"),
+    };
+    Err(Failure::new(kind, describe_failures(&failures)).at(Phase::Connect, Some(address)))
 }
 
 fn describe_failures(failures: &[(SocketAddr, io::Error)]) -> String {
     let reasons: Vec<(SocketAddr, String)> =
         failures.iter().map(|(a, e)| (*a, io_reason(e))).collect();
     match reasons.as_slice() {
-        [(addr, reason)] => format!("{reason} ({addr})"),
+        [(_, reason)] => reason.clone(),
         _ if reasons.iter().all(|(_, r)| r == &reasons[0].1) => {
             let each: Vec<String> = reasons.iter().map(|(a, _)| a.to_string()).collect();
             format!("{} (all of {})", reasons[0].1, each.join(", "))

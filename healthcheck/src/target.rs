@@ -77,7 +77,10 @@ impl Target {
         if let Some(at) = raw.find(|c: char| c.is_control()) {
             return Err(unparsed(format!("control character at byte {at}")));
         }
-        let (expanded, from_env) = expand(raw, env).map_err(unparsed)?;
+        let (expanded, from_env) = expand(raw, env).map_err(|problem| TargetError {
+            target: secret::scheme_only(raw),
+            problem,
+        })?;
         let unparsed = |problem: String| TargetError {
             target: secret::scheme_only(raw),
             problem: Failure::config(problem),
@@ -251,7 +254,7 @@ impl fmt::Display for Target {
 pub(crate) fn expand(
     raw: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, Vec<String>), String> {
+) -> Result<(String, Vec<String>), Failure> {
     let mut out = String::with_capacity(raw.len());
     let mut from_env = Vec::new();
     let mut rest = raw;
@@ -265,16 +268,16 @@ pub(crate) fn expand(
             let at = raw.len() - rest.len() + i;
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unterminated `${{` at byte {at}"))?;
+                .ok_or_else(|| Failure::config(format!("unterminated `${{` at byte {at}")))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
+                return Err(Failure::config(format!(
                     "`${{` at byte {at} is not followed by a variable name (letters, digits, _)"
-                ));
+                )));
             }
             match (env(name).filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => {
@@ -282,7 +285,11 @@ pub(crate) fn expand(
                     from_env.push(v);
                 }
                 (None, Some(d)) => out.push_str(d),
-                (None, None) => return Err(format!("environment variable {name} is not set")),
+                (None, None) => {
+                    return Err(Failure::config(format!(
+                        "environment variable {name} is not set"
+                    )));
+                }
             }
             rest = &body[end + 1..];
         } else {
@@ -319,12 +326,19 @@ mod tests {
         assert!(
             expand("${MISSING}", &env)
                 .unwrap_err()
+                .message()
                 .contains("MISSING is not set")
         );
-        assert!(expand("${HOST", &env).unwrap_err().contains("unterminated"));
+        assert!(
+            expand("${HOST", &env)
+                .unwrap_err()
+                .message()
+                .contains("unterminated")
+        );
         assert!(
             expand("${a b}", &env)
                 .unwrap_err()
+                .message()
                 .contains("not followed by a variable name")
         );
     }

@@ -136,11 +136,13 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
     let verdicts = join_all(t.agents.iter().map(|agent| async move {
         match &t.which {
             Which::Replica(replica) => match observer.replica(agent, replica).await {
-                Ok(status) => judge_one(&status).map_err(|m| (FailureKind::Unhealthy, m)),
+                Ok(status) => judge_one(&status).map_err(|n| (FailureKind::Unhealthy, n.0)),
                 Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
             Which::AtLeast(min) => match observer.replicas(agent).await {
-                Ok(all) => judge_quorum(agent, &all, *min).map_err(|m| (FailureKind::Unhealthy, m)),
+                Ok(all) => {
+                    judge_quorum(agent, &all, *min).map_err(|n| (FailureKind::Unhealthy, n.0))
+                }
                 Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
         }
@@ -169,16 +171,20 @@ fn error_kind(e: &ready_signal::Error) -> FailureKind {
 }
 
 /// One replica: ready and fresh, or the state, reason and age that say why not.
-fn judge_one(s: &ReplicaStatus) -> Result<String, String> {
+/// Why an agent's replicas do not make the verdict: their states, described.
+#[derive(Debug)]
+struct NotReady(String);
+
+fn judge_one(s: &ReplicaStatus) -> Result<String, NotReady> {
     if s.state == Observed::Ready {
         Ok(format!("{} ready{}", s.agent, beat(s)))
     } else {
-        Err(describe(s))
+        Err(NotReady(describe(s)))
     }
 }
 
 /// At least `min` replicas of `agent` ready; the others are described.
-fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<String, String> {
+fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<String, NotReady> {
     let ready = all.iter().filter(|s| s.state == Observed::Ready).count();
     if ready >= min {
         return Ok(match all {
@@ -187,10 +193,10 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
         });
     }
     if all.is_empty() {
-        return Err(format!("{agent}: dead (no record)"));
+        return Err(NotReady(format!("{agent}: dead (no record)")));
     }
     if let ([one], 1) = (all, min) {
-        return Err(describe(one));
+        return Err(NotReady(describe(one)));
     }
     let others: Vec<String> = all
         .iter()
@@ -202,10 +208,10 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
     } else {
         format!(" ({})", others.join("; "))
     };
-    Err(format!(
+    Err(NotReady(format!(
         "{agent}: {ready} of {} replicas ready, need {min}{others}",
         all.len(),
-    ))
+    )))
 }
 
 fn beat(s: &ReplicaStatus) -> String {
