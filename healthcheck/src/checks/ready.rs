@@ -125,7 +125,7 @@ impl ReadyTarget {
 
 pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     let store = t.store()?;
-    progress.step(Phase::Connect, "connecting to the ready-signal store,");
+    progress.step(Phase::Connect, "opening (connect, auth) the ready-signal store,");
     progress.talking_to(store.describe());
     let observer = Observer::connect_within(&store, NO_LIBRARY_TIMEOUT)
         .await
