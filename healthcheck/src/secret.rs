@@ -66,12 +66,14 @@ pub(crate) fn from_env(
 /// path and query. The fragment is dropped.
 pub(crate) fn redact_parsed(url: &Url, harmless: &dyn Fn(&str) -> bool, hide: &[String]) -> String {
     let scheme = url.scheme();
-    let token_scheme = matches!(scheme, "nats" | "tls");
+    // A NATS user alone is a token; an HTTP user is often a token too (basic auth with an API key).
+    let token_scheme = matches!(scheme, "nats" | "tls" | "http" | "https");
     let mut out = format!("{scheme}://");
     let user = url.username();
     match url.password() {
         // `nats://TOKEN:@host`: no password, so the NATS check uses the user as a token.
         Some("") | None if token_scheme && !user.is_empty() => out.push_str("***@"),
+        Some(_) if matches!(scheme, "http" | "https") => out.push_str("***:***@"),
         Some(_) => out.push_str(&format!("{}:***@", crate::text::scrub(user, hide))),
         None if !user.is_empty() => out.push_str(&format!("{}@", crate::text::scrub(user, hide))),
         None => {}

@@ -77,7 +77,11 @@ impl Target {
         if let Some(at) = raw.find(|c: char| c.is_control()) {
             return Err(unparsed(format!("control character at byte {at}")));
         }
-        let (expanded, from_env) = expand(raw, env).map_err(|problem| TargetError {
+        let Expanded {
+            text: expanded,
+            from_env,
+            masked,
+        } = expand(raw, env).map_err(|problem| TargetError {
             target: secret::scheme_only(raw),
             problem,
         })?;
@@ -108,7 +112,13 @@ impl Target {
         }
         let url = Url::parse(&expanded).map_err(|e| unparsed(format!("not a valid URL: {e}")))?;
         let harmless = harmless_options(&scheme);
-        let display = secret::redact_parsed(&url, &harmless, &from_env);
+        // Printed from the masked expansion: a value from the environment that lands in the path
+        // or query prints as `***` whatever characters it holds (a `?` in it would otherwise
+        // split it between path and query, beyond the reach of a search for the whole value).
+        let display = match Url::parse(&masked) {
+            Ok(m) if masked != expanded => secret::redact_parsed(&m, &harmless, &from_env),
+            _ => secret::redact_parsed(&url, &harmless, &from_env),
+        };
         let mut secrets = from_env;
         if let Some(p) = url.password() {
             secrets.push(p.to_string());
@@ -246,26 +256,42 @@ impl fmt::Display for Target {
     }
 }
 
-/// Expands `${NAME}` and `${NAME:-default}` from `env`; `$$` is a literal `$`. Returns the text
-/// and the values that came from the environment (they are redacted wherever printed).
+/// A target after `${NAME}` expansion.
+#[derive(Debug)]
+pub(crate) struct Expanded {
+    /// The target to parse.
+    pub(crate) text: String,
+    /// The values that came from the environment (redacted wherever printed).
+    pub(crate) from_env: Vec<String>,
+    /// The same expansion with every value that lands after the authority replaced by `***`.
+    pub(crate) masked: String,
+}
+
+/// Expands `${NAME}` and `${NAME:-default}` from `env`; `$$` is a literal `$`.
 ///
 /// Exec-form HEALTHCHECK has no shell, so the binary does the expansion itself. An unset
 /// variable without a default is an error: silently checking `redis://:6379` would lie.
-pub(crate) fn expand(
-    raw: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, Vec<String>), Failure> {
+pub(crate) fn expand(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Expanded, Failure> {
+    // Where the path or query starts in what was written: values expanded from there on are masked.
+    let tail_start = raw
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| raw[start..].find(['/', '?', '#']).map(|j| start + j))
+        .unwrap_or(raw.len());
     let mut out = String::with_capacity(raw.len());
+    let mut masked = String::with_capacity(raw.len());
     let mut from_env = Vec::new();
     let mut rest = raw;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
+        masked.push_str(&rest[..i]);
+        let at = raw.len() - rest.len() + i;
         let after = &rest[i + 1..];
         if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
+            masked.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let at = raw.len() - rest.len() + i;
             let end = body
                 .find('}')
                 .ok_or_else(|| Failure::config(format!("unterminated `${{` at byte {at}")))?;
@@ -282,9 +308,13 @@ pub(crate) fn expand(
             match (env(name).filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => {
                     out.push_str(&v);
+                    masked.push_str(if at >= tail_start { "***" } else { &v });
                     from_env.push(v);
                 }
-                (None, Some(d)) => out.push_str(d),
+                (None, Some(d)) => {
+                    out.push_str(d);
+                    masked.push_str(d);
+                }
                 (None, None) => {
                     return Err(Failure::config(format!(
                         "environment variable {name} is not set"
@@ -294,11 +324,17 @@ pub(crate) fn expand(
             rest = &body[end + 1..];
         } else {
             out.push('$');
+            masked.push('$');
             rest = after;
         }
     }
     out.push_str(rest);
-    Ok((out, from_env))
+    masked.push_str(rest);
+    Ok(Expanded {
+        text: out,
+        from_env,
+        masked,
+    })
 }
 
 #[cfg(test)]
@@ -309,6 +345,7 @@ mod tests {
         match name {
             "HOST" => Some("cache".into()),
             "PW" => Some("s3cr3t-canary".into()),
+            "Q" => Some("a?b&c=d/e".into()),
             "EMPTY" => Some(String::new()),
             _ => None,
         }
@@ -318,11 +355,14 @@ mod tests {
     #[test]
     fn expands_variables_defaults_and_dollars() {
         assert_eq!(
-            expand("redis://${HOST}:6379", &env).unwrap().0,
+            expand("redis://${HOST}:6379", &env).unwrap().text,
             "redis://cache:6379"
         );
-        assert_eq!(expand("${MISSING:-x}/${EMPTY:-y}", &env).unwrap().0, "x/y");
-        assert_eq!(expand("a$$b$c", &env).unwrap().0, "a$b$c");
+        assert_eq!(
+            expand("${MISSING:-x}/${EMPTY:-y}", &env).unwrap().text,
+            "x/y"
+        );
+        assert_eq!(expand("a$$b$c", &env).unwrap().text, "a$b$c");
         assert!(
             expand("${MISSING}", &env)
                 .unwrap_err()
@@ -350,6 +390,10 @@ mod tests {
         assert_eq!(t.to_string(), "redis://:***@cache:6379");
         let t = Target::parse_with("http://${HOST}/h/${PW}/x", &env).unwrap();
         assert_eq!(t.to_string(), "http://cache/h/***/x");
+        let t = Target::parse_with("http://${HOST}/h/${Q}", &env).unwrap();
+        assert_eq!(t.to_string(), "http://cache/h/***");
+        let t = Target::parse_with("http://u:${PW}@${HOST}/?k=${Q}", &env).unwrap();
+        assert_eq!(t.to_string(), "http://***:***@cache/?k=***");
     }
 
     /// Unknown schemes and options are named; schemes compare case-insensitively.
