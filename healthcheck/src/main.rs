@@ -125,6 +125,9 @@ fn main() -> ExitCode {
     // costs least memory, in every container, every few seconds.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Blocking threads run only DNS lookups; a thousand names must not cost a thousand threads
+        // (lookups beyond these wait their turn, under the same deadline).
+        .max_blocking_threads(64)
         .build()
     {
         Ok(rt) => rt,

@@ -247,7 +247,7 @@ struct Conn<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     fn new(stream: S) -> Conn<S> {
         Conn {
-            io: BufReader::with_capacity(8 * 1024, stream),
+            io: BufReader::with_capacity(1024, stream),
         }
     }
 
