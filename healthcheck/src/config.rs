@@ -72,11 +72,17 @@ pub struct Config {
 /// Every problem found in the configuration, each naming where it came from.
 #[derive(Debug, Default, thiserror::Error)]
 #[error("{}", .0.join("; "))]
-pub struct ConfigError(Vec<String>);
+pub struct ConfigError(Vec<String>, Option<Format>);
 
 impl ConfigError {
     fn one(message: String) -> ConfigError {
-        ConfigError(vec![message])
+        ConfigError(vec![message], None)
+    }
+
+    /// The output format asked for, when it was found before the error (flag or config file):
+    /// a configuration error is printed in it.
+    pub fn format(&self) -> Option<Format> {
+        self.1
     }
 
     fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
@@ -132,7 +138,7 @@ impl Config {
                 .map(PathBuf::from)
         });
         let file = match &config_path {
-            Some(path) => read_config(path)?,
+            Some(path) => read_config(path).map_err(|e| ConfigError(e.0, arg_format))?,
             None => FileConfig::default(),
         };
 
@@ -147,9 +153,12 @@ impl Config {
             arg_targets.len()
         };
         if count > MAX_TARGETS {
-            return Err(ConfigError::one(format!(
-                "{count} targets: at most {MAX_TARGETS} are checked by one probe; split them"
-            )));
+            return Err(ConfigError(
+                vec![format!(
+                    "{count} targets: at most {MAX_TARGETS} are checked by one probe; split them"
+                )],
+                arg_format.or(file.format),
+            ));
         }
         let mut targets = Vec::new();
         let mut parse = |raw: &str, place: String| match Target::parse_with(raw, env) {
@@ -200,6 +209,7 @@ impl Config {
             default_timeout
         });
         let format = arg_format.or(file.format).unwrap_or_default();
+        errors.1 = arg_format.or(file.format);
         errors.into_result(Config {
             targets,
             timeout,

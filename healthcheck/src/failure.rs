@@ -81,7 +81,7 @@ impl Phase {
         match self {
             Phase::Resolve => "resolving",
             Phase::Connect => "connecting to",
-            Phase::Tls => "in the tls handshake with",
+            Phase::Tls => "tls handshake with",
             Phase::Auth => "authenticating with",
             Phase::Protocol => "talking to",
             Phase::Read => "reading from",
@@ -190,7 +190,7 @@ impl fmt::Display for Failure {
         let doing = self.doing.or(self.phase.map(Phase::doing)).unwrap_or("");
         match (self.kind, self.phase, &self.address) {
             (_, Some(Phase::Resolve), Some(a)) if self.kind != FailureKind::Timeout => {
-                write!(f, "cannot resolve {a}: {}", self.message)
+                write!(f, "resolving {a}: {}", self.message)
             }
             (FailureKind::Timeout, Some(_), Some(a)) => write!(f, "{} {doing} {a}", self.message),
             (FailureKind::Timeout, Some(p), None) => write!(f, "{} ({})", self.message, p.as_str()),

@@ -115,6 +115,11 @@ fn main() -> ExitCode {
             let deadline = started + healthcheck::config::DEFAULT_TIMEOUT;
             if code == 0 {
                 emit(Stream::Out, text, deadline);
+            } else if asks_for_json() {
+                // A usage error is a configuration error: JSON when JSON was asked for.
+                let first = text.lines().next().unwrap_or_default();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                emit(Stream::Out, config_error_json(first) + "\n", deadline);
             } else {
                 emit(Stream::Err, cap(&text), deadline);
             }
@@ -163,7 +168,7 @@ async fn probe(flags: ProbeFlags, started: Instant) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let reason = format!("{e}");
-            let line = if args.format == Some(Format::Json) {
+            let line = if args.format.or(e.format()) == Some(Format::Json) {
                 config_error_json(&reason)
             } else {
                 cap(&healthcheck::text::one_line(&format!(
@@ -340,6 +345,15 @@ fn emit(stream: Stream, text: String, deadline: Instant) {
             .max(WRITE_GRACE);
         let _ = done_rx.recv_timeout(wait);
     }
+}
+
+/// True when the raw arguments ask for `--format json` (read when clap itself failed).
+fn asks_for_json() -> bool {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    args.iter().any(|a| a == "--format=json")
+        || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
 }
 
 /// Docker keeps the first 4096 bytes of output; clap's and ours must fit.

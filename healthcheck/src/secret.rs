@@ -149,21 +149,45 @@ pub(crate) fn stray_at(raw: &str) -> Option<usize> {
     let start = raw.find("://")? + 3;
     let after = &raw[start..];
     let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    if after[..authority_end].contains('@') {
-        return None;
-    }
     let http = raw[..start].to_ascii_lowercase().starts_with("http");
-    // Option values may hold `@` (`password_file=/run/a@b`); a password's `?` or `#` may not
-    // have started them, so for non-HTTP targets look up to the first `=`.
+    // Option values may hold `@` (`password_file=/run/a@b`). A password's own `?`, `&` or `=`
+    // may look like an option, so only the probe's option names open a value.
     let end = if http {
         after.find(['?', '#']).unwrap_or(after.len())
     } else {
-        after[authority_end..]
-            .find('=')
-            .map_or(after.len(), |i| authority_end + i)
+        let tail = &after[authority_end..];
+        tail.match_indices(['?', '&'])
+            .find_map(|(i, _)| {
+                let (name, _) = tail[i + 1..].split_once('=')?;
+                OPTION_NAMES.contains(&name).then_some(authority_end + i)
+            })
+            .unwrap_or(after.len())
     };
-    after[..end].rfind('@').map(|i| start + i)
+    if end <= authority_end {
+        return None;
+    }
+    after[authority_end..end]
+        .rfind('@')
+        .map(|i| start + authority_end + i)
 }
+
+/// Every option name of the non-HTTP schemes (their values may hold an `@`).
+const OPTION_NAMES: [&str; 14] = [
+    "role",
+    "db",
+    "password_file",
+    "ca_file",
+    "server_name",
+    "insecure",
+    "jetstream",
+    "token_file",
+    "nkey_file",
+    "creds_file",
+    "min",
+    "replica",
+    "namespace",
+    "status",
+];
 
 #[cfg(test)]
 mod tests {
@@ -197,6 +221,10 @@ mod tests {
         assert_eq!(stray_at("http://user:pw/with/slash@host/"), Some(25));
         assert_eq!(stray_at("http://h/p?x=a@b"), None);
         assert_eq!(stray_at("redis://h?password_file=/a@b"), None);
+        assert!(stray_at("nats://Tok/en+x=@h:4222").is_some());
+        assert!(stray_at("nats://to?en=x@h:4222").is_some());
+        assert!(stray_at("redis://u:p@s/s@host").is_some());
+        assert_eq!(stray_at("redis://u:p@ss@host/0"), None);
     }
 
     /// `Debug` never shows the secret.

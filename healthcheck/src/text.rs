@@ -35,59 +35,72 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
-/// `text` with every occurrence of every secret replaced by `***`, compared case-insensitively
-/// (a server may upper-case what it quotes). Secrets are also looked for percent-encoded.
+/// Secrets this long or longer are also scrubbed piecewise: any run of [`PIECE`] characters
+/// found in one is hidden (a server may quote only a prefix: Redis cuts quoted args at 128 bytes).
+const PIECE: usize = 6;
+
+/// `text` with every secret hidden: each occurrence (compared case-insensitively, a server may
+/// upper-case what it quotes, and also percent-encoded) becomes `***`, and so does any run of
+/// text sharing [`PIECE`] or more consecutive characters with a secret.
 pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
-    let mut out = text.to_string();
+    let mut forms: Vec<Vec<char>> = Vec::new();
     for secret in secrets {
         let secret = secret.as_ref();
         if secret.is_empty() {
             continue;
         }
-        out = replace_ci(&out, secret);
         let encoded =
             percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
                 .to_string();
-        if encoded != secret {
-            out = replace_ci(&out, &encoded);
+        for form in [secret, encoded.as_str()] {
+            let chars: Vec<char> = form.chars().map(lower).collect();
+            if !forms.contains(&chars) {
+                forms.push(chars);
+            }
         }
+    }
+    if forms.is_empty() {
+        return text.to_string();
+    }
+    let hay: Vec<char> = text.chars().collect();
+    let low: Vec<char> = hay.iter().copied().map(lower).collect();
+    let mut hidden = vec![false; hay.len()];
+    let mut pieces = std::collections::HashSet::new();
+    for form in &forms {
+        if form.len() >= PIECE {
+            pieces.extend(form.windows(PIECE));
+        } else {
+            // Short secrets: whole occurrences only.
+            for start in 0..low.len().saturating_sub(form.len() - 1) {
+                if low[start..start + form.len()] == form[..] {
+                    hidden[start..start + form.len()].iter_mut().for_each(|h| *h = true);
+                }
+            }
+        }
+    }
+    if !pieces.is_empty() {
+        for (start, window) in low.windows(PIECE).enumerate() {
+            if pieces.contains(window) {
+                hidden[start..start + PIECE].iter_mut().for_each(|h| *h = true);
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_hidden = false;
+    for (c, h) in hay.iter().zip(&hidden) {
+        match (h, in_hidden) {
+            (true, false) => out.push_str("***"),
+            (true, true) => {}
+            (false, _) => out.push(*c),
+        }
+        in_hidden = *h;
     }
     out
 }
 
-/// Replaces `needle` in `hay` by `***`, comparing characters case-insensitively.
-fn replace_ci(hay: &str, needle: &str) -> String {
-    let needle: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
-    let hay_chars: Vec<(usize, char)> = hay.char_indices().collect();
-    let mut out = String::with_capacity(hay.len());
-    let mut i = 0;
-    'outer: while i < hay_chars.len() {
-        // Compare lowercased characters from position i against the needle.
-        let mut n = 0;
-        let mut j = i;
-        while n < needle.len() {
-            let Some(&(_, c)) = hay_chars.get(j) else {
-                break;
-            };
-            for lc in c.to_lowercase() {
-                if needle.get(n) != Some(&lc) {
-                    out.push(hay_chars[i].1);
-                    i += 1;
-                    continue 'outer;
-                }
-                n += 1;
-            }
-            j += 1;
-        }
-        if n == needle.len() {
-            out.push_str("***");
-            i = j;
-        } else {
-            out.push(hay_chars[i].1);
-            i += 1;
-        }
-    }
-    out
+/// One character lower-cased to one character (the first of its lower-case mapping).
+fn lower(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
 }
 
 #[cfg(test)]
@@ -106,5 +119,9 @@ mod tests {
         let s = scrub("ERR args: 'AUTH' 'HUNTER2' x%2Fy", &["hunter2", "x/y"]);
         assert_eq!(s, "ERR args: 'AUTH' '***' ***");
         assert_eq!(scrub("ÄBC äbc", &["äbc"]), "*** ***");
+        // A quoted prefix of a long secret is hidden too.
+        let long = "Zq9x-0123456789abcdef";
+        assert_eq!(scrub("args: 'ZQ9X-01234'", &[long]), "args: '***'");
+        assert_eq!(scrub("nothing here", &[long]), "nothing here");
     }
 }

@@ -236,6 +236,12 @@ impl StoreConfig {
         self.dir.is_some() || self.redis.is_none()
     }
 
+    /// `host:port` of the Redis store, when there is one (a probe resolves it first, to say
+    /// "resolving HOST" rather than a client library's message).
+    pub fn redis_addr(&self) -> Option<&str> {
+        self.redis.as_ref().map(|r| r.addr.as_str())
+    }
+
     /// One line naming the stores, for logs and probe output; no credentials.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();

@@ -187,7 +187,7 @@ pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<
         return Ok(Some(format!("status {}", status.as_u16())));
     };
 
-    progress.set(Phase::Read);
+    progress.step(Phase::Read, "reading body from");
     let mut body = Vec::new();
     while body.len() < BODY_LIMIT {
         match response

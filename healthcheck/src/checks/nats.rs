@@ -382,8 +382,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 FailureKind::Protocol,
                 if line.len() > LINE_LIMIT {
                     format!(
-                        "protocol line longer than {} KiB: not NATS?",
-                        LINE_LIMIT / 1024
+                        "protocol line longer than {} KiB: `{}`",
+                        LINE_LIMIT / 1024,
+                        truncate(&String::from_utf8_lossy(&line[..200]), 200)
                     )
                 } else {
                     "line cut short: connection closed by peer".into()

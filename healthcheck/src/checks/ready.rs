@@ -11,6 +11,7 @@ use ready_signal::{Name, Observed, Observer, ReplicaStatus, StoreConfig};
 use url::Url;
 
 use crate::failure::{Failure, FailureKind, Phase};
+use crate::net;
 use crate::options::Options;
 use crate::progress::Progress;
 use crate::text::truncate;
@@ -125,6 +126,15 @@ impl ReadyTarget {
 
 pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     let store = t.store()?;
+    // Resolve the store's name here: a name that does not resolve is then a DNS failure saying
+    // "resolving HOST", and the address talked to is known.
+    if let Some((host, port)) = store
+        .redis_addr()
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+    {
+        net::resolve(host, port, progress).await?;
+    }
     progress.step(Phase::Connect, "opening (connect, auth) the ready-signal store,");
     progress.talking_to(store.describe());
     let observer = Observer::connect_within(&store, NO_LIBRARY_TIMEOUT)

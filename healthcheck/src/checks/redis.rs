@@ -278,7 +278,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         if !line.ends_with(b"\r\n") {
             return Err(protocol(if line.len() > LINE_LIMIT {
-                format!("reply line longer than {LINE_LIMIT} bytes: not Redis?")
+                format!(
+                    "reply line longer than {LINE_LIMIT} bytes: `{}`",
+                    truncate(&String::from_utf8_lossy(&line[..200]), 200)
+                )
             } else {
                 "reply cut short: connection closed by peer".into()
             }));
