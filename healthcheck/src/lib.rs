@@ -29,6 +29,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod checks;
 pub mod config;
 pub mod failure;

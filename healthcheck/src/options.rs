@@ -10,6 +10,7 @@ use url::Url;
 use crate::failure::Failure;
 use crate::files;
 use crate::secret::{self, Secret};
+pub(crate) use crate::text::{percent_decode, split_query};
 
 /// The query options of one target, in the order written.
 #[derive(Debug)]
@@ -79,21 +80,6 @@ impl Options {
             ))),
         }
     }
-}
-
-/// The `&`-separated items of a raw query: (decoded key, decoded value, raw item).
-pub(crate) fn split_query(query: &str) -> impl Iterator<Item = (String, String, &str)> {
-    query.split('&').filter(|s| !s.is_empty()).map(|item| {
-        let (k, v) = item.split_once('=').unwrap_or((item, ""));
-        (percent_decode(k), percent_decode(v), item)
-    })
-}
-
-/// Percent-decoding only: a `+` is a plus sign (form decoding would turn it into a space).
-pub(crate) fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 /// Host and port of a network target, with the scheme's default port.

@@ -103,7 +103,7 @@ pub(crate) fn redact_query(
     harmless: &dyn Fn(&str) -> bool,
     hide: &[String],
 ) -> String {
-    let items: Vec<String> = crate::options::split_query(query)
+    let items: Vec<String> = crate::text::split_query(query)
         .map(|(key, _, raw)| match raw.split_once('=') {
             Some((k, v)) if harmless(&key) => format!("{k}={}", crate::text::scrub(v, hide)),
             Some((k, _)) => format!("{}=***", crate::text::scrub(k, hide)),

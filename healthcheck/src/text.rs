@@ -1,5 +1,6 @@
-//! Text that reaches the output: cut to a size, kept on one line, and scrubbed of secrets.
-//! A leaf module: peers and users control much of what is printed, so every path goes here.
+//! Text that reaches the output: cut to a size, kept on one line, and scrubbed of secrets; and
+//! the percent-decoding of URL parts. A leaf module: peers and users control much of what is
+//! printed, so every path goes here.
 
 /// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
@@ -41,7 +42,7 @@ const PIECE: usize = 6;
 
 /// `text` with every secret hidden: each occurrence (compared case-insensitively, a server may
 /// upper-case what it quotes, and also percent-encoded) becomes `***`, and so does any run of
-/// text sharing [`PIECE`] or more consecutive characters with a secret.
+/// text sharing six or more consecutive characters with a secret.
 pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     let mut forms: Vec<Vec<char>> = Vec::new();
     for secret in secrets {
@@ -101,6 +102,21 @@ pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
 /// One character lower-cased to one character (the first of its lower-case mapping).
 fn lower(c: char) -> char {
     c.to_lowercase().next().unwrap_or(c)
+}
+
+/// The `&`-separated items of a raw query: (decoded key, decoded value, raw item).
+pub(crate) fn split_query(query: &str) -> impl Iterator<Item = (String, String, &str)> {
+    query.split('&').filter(|s| !s.is_empty()).map(|item| {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        (percent_decode(k), percent_decode(v), item)
+    })
+}
+
+/// Percent-decoding only: a `+` is a plus sign (form decoding would turn it into a space).
+pub(crate) fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
