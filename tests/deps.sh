@@ -9,6 +9,8 @@ install_deps() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     command -v musl-gcc >/dev/null || missing+=(musl-tools)
+    # GNU time: the fault matrix (healthcheck/tests/faults.rs) reads a probe's peak RSS with it.
+    [ -x /usr/bin/time ] || missing+=(time)
     [ -x /bin/busybox ] || missing+=(busybox-static)
     # Compose for docker/e2e.sh: the plugin if the engine has it, else Debian's docker-compose.
     if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then

@@ -370,6 +370,7 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
         config: Some(path.to_path_buf()),
         targets: Vec::new(),
     })
+    .map_err(|e| e.to_string())
 }
 
 /// Cases the fuzzer found: a password with an unencoded `#`, `?` or `/` made the URL invalid,
@@ -402,8 +403,9 @@ fn regression_secret_parsed_as_host_or_option() {
         assert!(e.contains("percent-encode"), "{raw}: {e}");
     }
     // An `@` inside an option value or an HTTP query is not userinfo.
+    // (Every HTTP query value is redacted in output: the probe cannot know which are harmless.)
     let t = Target::parse_with("http://h:8080/p?email=a@b", &|_| None).unwrap();
-    assert_eq!(t.to_string(), "http://h:8080/p?email=a@b");
+    assert!(t.to_string().starts_with("http://h:8080/p?email="), "{t}");
     let e = Target::parse_with("redis://h:6379?password_file=/nonexistent/a@b", &|_| None)
         .unwrap_err()
         .to_string();
