@@ -321,22 +321,55 @@ enum Stream {
 
 /// Writes `text` to stdout or stderr, waiting at most until `deadline` (plus a short grace).
 ///
-/// The write runs on its own thread: if the pipe is full and nobody reads it, that thread stays
-/// blocked and the process exits anyway (`process::exit` ends every thread). Errors, EPIPE from a
-/// closed stdout included, are ignored: the exit status is the verdict, whatever the output.
+/// The write is tried non-blocking first (a verdict is far below a pipe's capacity, so this is
+/// the whole job almost always, with no thread). If the pipe is full and nobody reads it, the rest
+/// is written on a helper thread and waited for until the deadline: that thread may stay blocked,
+/// and `process::exit` ends it. Errors, EPIPE from a closed stdout included, are ignored: the exit
+/// status is the verdict, whatever happens to the output.
 fn emit(stream: Stream, text: String, deadline: Instant) {
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
+    let fd = match stream {
+        Stream::Out => std::io::stdout().as_fd().try_clone_to_owned(),
+        Stream::Err => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    let Ok(fd) = fd else { return };
+    // `UnixStream` only to reach ioctl(FIONBIO), which works on any descriptor (pipe, file, tty)
+    // without unsafe code; the writes go through `File`, a plain write(2).
+    let set_nonblocking = |fd: OwnedFd, on: bool| -> (OwnedFd, bool) {
+        let s = UnixStream::from(fd);
+        let ok = s.set_nonblocking(on).is_ok();
+        (OwnedFd::from(s), ok)
+    };
+    let (fd, nonblocking) = set_nonblocking(fd, true);
+    let bytes = text.into_bytes();
+    let mut file = std::fs::File::from(fd);
+    let mut written = 0;
+    let mut failed = false;
+    while nonblocking && written < bytes.len() {
+        match file.write(&bytes[written..]) {
+            Ok(0) => failed = true,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => failed = true,
+        }
+        if failed {
+            break;
+        }
+    }
+    // The descriptor's flags are shared with whoever else holds it: restore them.
+    let (fd, _) = set_nonblocking(OwnedFd::from(file), false);
+    if failed || written == bytes.len() {
+        return;
+    }
+    let mut file = std::fs::File::from(fd);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("output".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let _ = match stream {
-                Stream::Out => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(text.as_bytes()).and_then(|()| out.flush())
-                }
-                Stream::Err => std::io::stderr().lock().write_all(text.as_bytes()),
-            };
+            let _ = file.write_all(&bytes[written..]);
             let _ = done_tx.send(());
         });
     if spawned.is_ok() {
