@@ -1451,6 +1451,30 @@ rows!(secrets {
         .env("HEALTHCHECK_TARGETS", format!("redis:/:{c}@h:1 NATS://{c}@{}", dead(), c = canary()));
     /// `--format json` with a target that does not parse: JSON, kind config, no secret.
     json_config_error_with_secret => probe("1s", &[format!("redis://:{}@h:1", b64())]).json().kind("config");
+    /// An `nkey_file=` holding something that is not a seed (the canary): not quoted.
+    nats_nkey_file_not_a_seed => {
+        let fake = FakePeer::nats_quoting_connect();
+        let files = Files::new();
+        let f = files.write("seed", format!("SUA{}\n", canary()));
+        probe("1s", &[format!("nats://{}?nkey_file={f}", fake.addr())]).keep(fake).keep(files)
+    };
+    /// A `creds_file=` that is not a creds file (a JWT-looking canary): not quoted.
+    nats_creds_file_not_creds => {
+        let fake = FakePeer::nats_quoting_connect();
+        let files = Files::new();
+        let f = files.write("user.creds", format!("-----BEGIN NATS USER JWT-----\n{c}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUA{c}\n------END USER NKEY SEED------\n", c = canary()));
+        probe("1s", &[format!("nats://{}?creds_file={f}", fake.addr())]).keep(fake).keep(files)
+    };
+    /// A relative redirect (followed: same host) whose query carries a token, back to itself:
+    /// the loop is reported, the token is not.
+    http_relative_redirect_query_secret => {
+        let fake = FakePeer::replying(format!("HTTP/1.1 302 Found\r\nlocation: /login?next=%2F&token={}\r\ncontent-length: 0\r\n\r\n", canary()).as_bytes());
+        probe("1s", &[format!("http://{}/", fake.addr())]).says("redirect").keep(fake)
+    };
+    /// `wait` on ready:// with the store's password and the NATS token in their URLs (refused).
+    wait_ready_store_and_nats_credentials => wait("1s", &["ready://worker".to_string()])
+        .env("READY_SIGNAL_REDIS_URL", format!("redis://:{}@{}", b64().replace('/', "%2F"), dead()))
+        .env("READY_SIGNAL_NATS_URL", format!("nats://{}@{}", canary(), dead()));
     /// `wait` with a target that does not parse: stops at once, no secret.
     wait_config_error_with_secret => wait("1s", &[format!("redis:/:{}@127.0.0.1:6379", canary())]);
 });
@@ -1650,7 +1674,28 @@ rows!(timeouts {
     wait_on_silent_peer_reports_true_timeout => {
         let fake = FakePeer::silent();
         wait("3s", &[format!("redis://{}", fake.addr())]).says("3s").says(fake.addr().to_string())
-            .check(|out| out.contains("60s").then(|| "says 60s".to_string())).keep(fake)
+            .check(|out| out.contains("60s").then(|| "says 60s".to_string()))
+            .check(|out| out.contains("after 2s").then(|| "blames a 2 s attempt cap".to_string()))
+            .check(|out| out.contains("connecting").then(|| "blames connecting: TCP had connected".to_string()))
+            .keep(fake)
+    };
+    /// `wait` against a real Redis with a wrong password gives up at once (auth will not fix
+    /// itself), well before its 10 s timeout.
+    wait_gives_up_at_once_on_auth => {
+        let redis = RedisServer::builder().requirepass("the-real-password").start();
+        let args = ["wait", "--timeout", "10s", &format!("redis://:{}@{}", canary(), redis.addr()), "--", "true"];
+        Case::new(args.map(String::from).to_vec(), "1s").says("WRONGPASS").keep(redis)
+    };
+    /// `wait` against a real NATS refusing the token gives up at once.
+    wait_gives_up_at_once_on_nats_auth => {
+        let nats = NatsServer::builder().token("the-real-token").start();
+        let args = ["wait", "--timeout", "10s", &format!("nats://{}@{}", canary(), nats.addr()), "--", "true"];
+        Case::new(args.map(String::from).to_vec(), "1s").keep(nats)
+    };
+    /// `wait` with an unknown option gives up at once.
+    wait_gives_up_at_once_on_config => {
+        let args = ["wait", "--timeout", "10s", "redis://127.0.0.1:6379?colour=red", "--", "true"];
+        Case::new(args.map(String::from).to_vec(), "1s").says("colour")
     };
     /// `wait --timeout 2s` on a paused real Redis: names the address.
     wait_on_paused_redis_names_address => {
@@ -1716,6 +1761,22 @@ rows!(memory {
         &[b"10000\r\n".as_slice(), &[b'x'; 65536], b"\r\n"].concat(),
         "/health?body=needle",
     );
+    /// A Redis array of 60 kB bulk strings, for ever (each element under any per-reply bound).
+    redis_endless_array_of_large_strings => endless_redis(
+        b"*2147483647\r\n",
+        &[b"$60000\r\n".as_slice(), &[b'x'; 60000], b"\r\n"].concat(),
+    );
+    /// A NATS server that sends PING after PING, for ever, after its INFO.
+    nats_endless_pings => {
+        let info = harness::fake::NATS_INFO;
+        let fake = FakePeer::streaming_at_accept(info, &b"PING\r\n".repeat(8192));
+        probe("2s", &[format!("nats://{}", fake.addr())]).rss().keep(fake)
+    };
+    /// A TLS handshake answered with endless garbage.
+    rediss_endless_garbage_handshake => {
+        let fake = FakePeer::streaming(b"", &[0x16; 65536]);
+        probe("2s", &[format!("rediss://{}", fake.addr())]).rss().says(fake.addr().to_string()).keep(fake)
+    };
     /// The ready-signal store streams an endless reply.
     ready_store_endless_reply => {
         let fake = FakePeer::streaming(b"$1073741824\r\n", &[b'x'; 65536]);
@@ -1785,6 +1846,13 @@ rows!(huge_inputs {
     };
     /// One 100 kB target argument.
     one_huge_target => probe("1s", &[format!("redis://{}:6379/0", "h".repeat(100_000))]).rss();
+    /// 1,000 targets at a peer that never accepts: at the cap, the deadline holds.
+    a_thousand_hanging_targets => {
+        let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = hole.local_addr().unwrap();
+        let targets: Vec<String> = (0..1000).map(|_| format!("tcp://{addr}")).collect();
+        probe("1s", &targets).rss().keep(hole)
+    };
     /// A 5 MB password file.
     password_file_5_mb => {
         let files = Files::new();
@@ -1853,6 +1921,9 @@ rows!(reasons {
     /// `--format json` and a bad `--timeout`: JSON, kind config.
     json_config_error_bad_timeout => Case::new(["--timeout", "soon", "tcp://a:1"].map(String::from).to_vec(), "1s")
         .json().kind("config").says("soon");
+    /// `--format json` and an unknown flag: JSON, kind config.
+    json_usage_error_unknown_flag => Case::new(["--format", "json", "--bogus", "tcp://a:1"].map(String::from).to_vec(), "1s")
+        .json_output().kind("config").says("bogus");
     /// `--format json` and a missing config file: JSON, kind config, naming the file.
     json_config_error_missing_file => probe("1s", &[]).arg("/nonexistent/hc.toml").arg("--config")
         .json().kind("config").says("/nonexistent/hc.toml");

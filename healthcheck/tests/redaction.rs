@@ -258,7 +258,7 @@ proptest! {
             0 => format!("{redis}://:{s}@{}", *REFUSED),
             // (A token holding `:` is `user:password` by URL rules, and a user name is shown.)
             1 => format!("{nats}://{}@{}", s.replace(':', ""), *REFUSED),
-            2 => format!("{http}://probe:{s}@{}/h", *REFUSED),
+            2 => format!("{http}://probe:{s}@{}/h", HTTP_503.addr()),
             _ => format!("{http}://{}/h?access_token={}", *REFUSED, s.replace('&', "")),
         };
         let run = if by_env {
