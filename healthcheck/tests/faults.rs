@@ -2033,3 +2033,46 @@ fn trust_matrix_covers_every_class() {
     assert!(classes.iter().all(|(_, n)| *n >= 5), "{classes:?}");
     assert!(total >= 60, "{total}");
 }
+
+/// The trust rows' judge can fail: each broken promise in a run is caught, alone (a matrix whose
+/// assertions cannot fail would prove nothing).
+#[test]
+fn trust_judge_catches_what_it_guards_against() {
+    let case = || {
+        Case::new(vec!["tcp://a:1".into()], "1s")
+            .says("refused")
+            .json_output()
+            .kind("refused")
+            .one_line()
+    };
+    let good = "{\"healthy\":false,\"targets\":[{\"kind\":\"refused\",\"phase\":\"connect\",\"reason\":\"connection refused\"}]}\n";
+    let ran = |code: Option<i32>, ms: u64, stdout: &str, stderr: &str| Ran {
+        code,
+        elapsed: Duration::from_millis(ms),
+        stdout: stdout.to_string(),
+        stderr: stderr.to_string(),
+        raw: [stdout.as_bytes(), stderr.as_bytes()].concat(),
+        rss_kb: Some(8000),
+    };
+    assert!(case().judge(&ran(Some(1), 10, good, "")).is_empty());
+    let upper = canary().to_uppercase();
+    let broken = [
+        ran(Some(0), 10, good, ""),
+        ran(Some(2), 10, good, ""),
+        ran(None, 10, good, ""),
+        ran(Some(1), 1101, good, ""),
+        ran(Some(1), 10, good, &upper),
+        ran(Some(1), 10, good, &"x".repeat(4096)),
+        ran(Some(1), 10, good, "thread 'main' panicked at src/main.rs"),
+        ran(Some(1), 10, good, "\x1b[31m"),
+        ran(Some(1), 10, good, "second line\n"),
+        ran(Some(1), 10, &good.replace("refused", "timeout"), ""),
+        ran(Some(1), 10, "unhealthy: refused\n", ""),
+    ];
+    for r in &broken {
+        assert!(!case().judge(r).is_empty(), "not caught: {r:?}");
+    }
+    let mut fat = ran(Some(1), 10, good, "");
+    fat.rss_kb = Some(RSS_LIMIT_KB + 1);
+    assert!(!case().judge(&fat).is_empty());
+}
