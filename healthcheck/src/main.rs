@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -184,13 +185,56 @@ async fn probe(flags: ProbeFlags, started: Instant) -> i32 {
         }
     };
     let deadline = started + config.timeout;
+    watchdog(&config, deadline);
     let report = healthcheck::probe_until(&config.targets, deadline, config.timeout).await;
     let line = match config.format {
         Format::Text => report.to_string(),
         Format::Json => report.to_json(),
     };
-    emit(Stream::Out, line + "\n", deadline);
+    if !REPORTED.swap(true, Ordering::SeqCst) {
+        emit(Stream::Out, line + "\n", deadline);
+    } else {
+        // The watchdog has reported and is ending the process.
+        std::thread::sleep(Duration::from_secs(1));
+    }
     if report.healthy() { 0 } else { 1 }
+}
+
+/// Set by whoever prints the verdict first: the probe, or its watchdog.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// How long after the deadline the watchdog waits for the probe's own report.
+const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
+
+/// A thread that ends the process shortly after the deadline if the runtime has not reported by
+/// then. The checks run under the deadline on the runtime, but a peer can keep that one thread
+/// busy (an endless stream of HTTP 1xx responses is parsed without a pause) and a loaded machine
+/// can starve it; the promise "done within the deadline" must not depend on either.
+fn watchdog(config: &Config, deadline: Instant) {
+    let names: Vec<String> = config.targets.iter().map(ToString::to_string).collect();
+    let json = config.format == Format::Json;
+    let timeout = config.timeout;
+    let _ = std::thread::Builder::new()
+        .name("watchdog".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            std::thread::sleep((deadline + WATCHDOG_GRACE).saturating_duration_since(Instant::now()));
+            if REPORTED.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let reason = format!(
+                "timed out after {}: the checks could not report in time (a peer keeping the probe busy, or an overloaded machine); targets: {}",
+                healthcheck::format_duration(timeout),
+                names.join(", ")
+            );
+            let line = if json {
+                healthcheck::report::failure_json("timeout", &reason)
+            } else {
+                cap(&healthcheck::text::one_line(&format!("unhealthy: {reason}")))
+            };
+            emit(Stream::Out, line + "\n", Instant::now() + WRITE_GRACE);
+            std::process::exit(1);
+        });
 }
 
 async fn wait(flags: WaitFlags, started: Instant) -> i32 {

@@ -186,9 +186,15 @@ fn ms(d: Duration) -> String {
 /// The JSON printed when the configuration is wrong: the same shape as a report, with no
 /// targets, `kind` `config` and the reason.
 pub fn config_error_json(reason: &str) -> String {
+    failure_json("config", reason)
+}
+
+/// A report with no targets, only a kind and a reason: for failures of the whole probe
+/// (configuration, or the watchdog that ends a probe whose checks could not report in time).
+pub fn failure_json(kind: &str, reason: &str) -> String {
     let v = serde_json::json!({
         "healthy": false,
-        "kind": "config",
+        "kind": kind,
         "phase": null,
         "reason": truncate(&one_line(reason), OUTPUT_LIMIT - 200),
         "unhealthy": 0,

@@ -143,17 +143,21 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 /// In a target, the byte offset of an `@` that is not in the authority by URL rules: the end of a
-/// userinfo whose password holds an unencoded `/`, `?` or `#`. For HTTP, where a path may hold
-/// an `@`, any `@` before the query counts (an `@` in a path must be written `%40` in a target).
+/// userinfo whose password holds an unencoded `/`, `?` or `#`. For HTTP any `@` after the host
+/// counts (an `@` in a path or query must be written `%40` in a target).
 pub(crate) fn stray_at(raw: &str) -> Option<usize> {
     let start = raw.find("://")? + 3;
     let after = &raw[start..];
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
     let http = raw[..start].to_ascii_lowercase().starts_with("http");
+    // For http(s), URL parsers treat `\` as `/`: it ends the authority too.
+    let delimiters: &[char] = if http { &['/', '?', '#', '\\'] } else { &['/', '?', '#'] };
+    let authority_end = after.find(delimiters).unwrap_or(after.len());
     // Option values may hold `@` (`password_file=/run/a@b`). A password's own `?`, `&` or `=`
     // may look like an option, so only the probe's option names open a value.
+    // HTTP: an `@` anywhere after the host, query included, may end a password holding `/`, `?`,
+    // `#` or `\`, so it must be written `%40` there.
     let end = if http {
-        after.find(['?', '#']).unwrap_or(after.len())
+        after.len()
     } else {
         let tail = &after[authority_end..];
         tail.match_indices(['?', '&'])
@@ -219,7 +223,10 @@ mod tests {
         assert_eq!(redact_url("Redis:/:pw@h"), "redis://…");
         assert_eq!(redact_url("garbage pw@"), "target");
         assert_eq!(stray_at("http://user:pw/with/slash@host/"), Some(25));
-        assert_eq!(stray_at("http://h/p?x=a@b"), None);
+        assert!(stray_at("http://h/p?x=a@b").is_some());
+        assert!(stray_at("http://M?M:pw@127.0.0.1:1/health").is_some());
+        assert!(stray_at("http://M\\M:pw@127.0.0.1:1/health").is_some());
+        assert_eq!(stray_at("http://u:p@h/p?x=a%40b"), None);
         assert_eq!(stray_at("redis://h?password_file=/a@b"), None);
         assert!(stray_at("nats://Tok/en+x=@h:4222").is_some());
         assert!(stray_at("nats://to?en=x@h:4222").is_some());

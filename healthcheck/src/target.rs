@@ -49,6 +49,13 @@ impl TargetError {
     }
 }
 
+/// The longest target accepted: far beyond any real URL, short enough that a pasted file or a
+/// runaway variable fails at once instead of being resolved as a host name.
+pub const MAX_TARGET_LEN: usize = 4096;
+
+/// The longest host name DNS allows.
+const MAX_HOST_LEN: usize = 253;
+
 /// The schemes a target may have, compared case-insensitively.
 const SCHEMES: &str = "redis, rediss, nats, tls, http, https, tcp or ready";
 
@@ -73,6 +80,12 @@ impl Target {
             target: secret::scheme_only(raw),
             problem: Failure::config(problem),
         };
+        if raw.len() > MAX_TARGET_LEN {
+            return Err(unparsed(format!(
+                "{} bytes: a target is at most {MAX_TARGET_LEN} bytes",
+                raw.len()
+            )));
+        }
         // The URL parser silently drops tabs and newlines; a target holding one is a mistake.
         if let Some(at) = raw.find(|c: char| c.is_control()) {
             return Err(unparsed(format!("control character at byte {at}")));
@@ -111,6 +124,18 @@ impl Target {
             )));
         }
         let url = Url::parse(&expanded).map_err(|e| unparsed(format!("not a valid URL: {e}")))?;
+        // (`ready://` lists agent names where a host would be: no DNS limit there.)
+        if scheme != "ready" && url.host_str().is_some_and(|h| h.len() > MAX_HOST_LEN) {
+            return Err(unparsed(format!(
+                "the host name is longer than {MAX_HOST_LEN} bytes"
+            )));
+        }
+        if expanded.len() > MAX_TARGET_LEN {
+            return Err(unparsed(format!(
+                "{} bytes after expansion: a target is at most {MAX_TARGET_LEN} bytes",
+                expanded.len()
+            )));
+        }
         let harmless = harmless_options(&scheme);
         // Printed from the masked expansion: a value from the environment that lands in the path
         // or query prints as `***` whatever characters it holds (a `?` in it would otherwise
@@ -394,6 +419,18 @@ mod tests {
         assert_eq!(t.to_string(), "http://cache/h/***");
         let t = Target::parse_with("http://u:${PW}@${HOST}/?k=${Q}", &env).unwrap();
         assert_eq!(t.to_string(), "http://***:***@cache/?k=***");
+    }
+
+    /// A huge target or host name is a config error at once, naming no text.
+    #[test]
+    fn huge_target_and_host_are_config_errors() {
+        let e = Target::parse_with(&format!("redis://{}:6379", "h".repeat(300)), &env)
+            .unwrap_err();
+        assert!(e.failure().is_config() && e.to_string().contains("longer than 253"), "{e}");
+        let e = Target::parse_with(&format!("redis://h:1?db={}", "1".repeat(5000)), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 4096 bytes") && e.len() < 200, "{e}");
     }
 
     /// Unknown schemes and options are named; schemes compare case-insensitively.
