@@ -721,6 +721,7 @@ struct Case {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdout: Stdout,
+    stderr: Stdout,
     deadline: Duration,
     want: i32,
     says: Vec<String>,
@@ -760,6 +761,7 @@ impl Case {
             args,
             env: Vec::new(),
             stdout: Stdout::Piped,
+            stderr: Stdout::Piped,
             deadline: humantime::parse_duration(deadline).unwrap(),
             want: 1,
             says: Vec::new(),
@@ -835,6 +837,10 @@ impl Case {
         self.stdout = s;
         self
     }
+    fn stderr(mut self, s: Stdout) -> Case {
+        self.stderr = s;
+        self
+    }
     /// Sends SIGCONT to `pid` this long after the probe started (a paused server that answers late).
     fn resume_after(mut self, after: Duration, pid: u32) -> Case {
         self.resume = Some((after, pid));
@@ -898,6 +904,9 @@ impl Case {
         if self.stdout == Stdout::Closed {
             script.push_str(" >&-");
         }
+        if self.stderr == Stdout::Closed {
+            script.push_str(" 2>&-");
+        }
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(script).arg("sh");
         if self.rss {
@@ -917,9 +926,26 @@ impl Case {
         clean_env(&mut cmd);
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut held = None;
+            .stdin(Stdio::null());
+        let mut held = Vec::new();
+        match self.stderr {
+            Stdout::Piped => {
+                cmd.stderr(Stdio::piped());
+            }
+            Stdout::Full => {
+                let (reader, writer) = full_pipe();
+                cmd.stderr(writer);
+                held.push(reader);
+            }
+            Stdout::Broken => {
+                let (reader, writer) = std::io::pipe().unwrap();
+                drop(reader);
+                cmd.stderr(writer);
+            }
+            Stdout::Closed => {
+                cmd.stderr(Stdio::null());
+            }
+        }
         match self.stdout {
             Stdout::Piped => {
                 cmd.stdout(Stdio::piped());
@@ -927,7 +953,7 @@ impl Case {
             Stdout::Full => {
                 let (reader, writer) = full_pipe();
                 cmd.stdout(writer);
-                held = Some(reader);
+                held.push(reader);
             }
             Stdout::Broken => {
                 let (reader, writer) = std::io::pipe().unwrap();
@@ -1629,6 +1655,18 @@ rows!(never_exits {
         let redis = RedisServer::start();
         probe("1s", &[redis.url()]).healthy().stdout(Stdout::Broken).keep(redis)
     };
+    /// `wait` with stderr closed: the command still runs, its status comes back (0).
+    wait_stderr_closed_healthy => {
+        let redis = RedisServer::start();
+        wait("2s", &[redis.url()]).healthy().stderr(Stdout::Closed).keep(redis)
+    };
+    /// `wait` timing out with stderr a full pipe nobody reads: exit 1 on time.
+    wait_stderr_full_pipe_timeout => wait("1s", &[format!("redis://{}", dead())]).stderr(Stdout::Full);
+    /// `wait` with a broken stderr and a bad target: exit 1, at once.
+    wait_stderr_broken_config_error => wait("1s", &["mysql://db".to_string()]).stderr(Stdout::Broken);
+    /// Both stdout and stderr closed, unhealthy: exit 1.
+    stdout_and_stderr_closed_unhealthy => probe("1s", &[format!("redis://{}", dead())])
+        .stdout(Stdout::Closed).stderr(Stdout::Closed);
     /// Stdout is closed and the config is bad: still exit 1, no panic.
     stdout_closed_config_error => probe("1s", &["mysql://db".to_string()]).stdout(Stdout::Closed);
 });
