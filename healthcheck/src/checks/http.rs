@@ -154,6 +154,20 @@ pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<
     if is_loopback(&t.url) {
         builder = builder.no_proxy();
     }
+    // reqwest connects (TCP, then TLS) inside its connector: the layer tells this check when that
+    // is done, so a deadline says "tls handshake with" or "waiting for the response from" truly.
+    let https = t.url.scheme() == "https";
+    if https {
+        // TCP first, ourselves (one extra connection, https only): then a connector still busy at
+        // the deadline is in the TLS handshake, and a refused port says so in TCP's own words.
+        let host = t.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        let port = t.url.port_or_known_default().unwrap_or(443);
+        drop(net::connect(host, port, progress).await?);
+    }
+    builder = builder.connector_layer(ConnectPhase {
+        phase: progress.phase_handle(),
+        connecting: if https { Phase::Tls } else { Phase::Connect },
+    });
     if t.url.scheme() == "https" {
         builder = builder.use_preconfigured_tls(t.tls.client_config()?);
     }
@@ -222,6 +236,63 @@ pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<
     ))
 }
 
+/// A connector layer that moves the check's phase: `connecting` while reqwest connects, then
+/// `Protocol` once the connection (and its TLS) is up.
+#[derive(Debug, Clone)]
+struct ConnectPhase {
+    phase: crate::progress::PhaseHandle,
+    connecting: Phase,
+}
+
+impl<S> tower_layer::Layer<S> for ConnectPhase {
+    type Service = ConnectPhaseService<S>;
+
+    fn layer(&self, inner: S) -> ConnectPhaseService<S> {
+        ConnectPhaseService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConnectPhaseService<S> {
+    inner: S,
+    layer: ConnectPhase,
+}
+
+impl<S, R> tower_service::Service<R> for ConnectPhaseService<S>
+where
+    S: tower_service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.layer.phase.set(self.layer.connecting);
+        let connecting = self.inner.call(request);
+        let phase = self.layer.phase.clone();
+        Box::pin(async move {
+            let connected = connecting.await;
+            if connected.is_ok() {
+                phase.set(Phase::Protocol);
+            }
+            connected
+        })
+    }
+}
+
 /// A `Location` as scheme, host and path only: its query may carry a token.
 fn location(base: &Url, to: &str) -> String {
     match base.join(to) {
@@ -241,34 +312,31 @@ fn location(base: &Url, to: &str) -> String {
     }
 }
 
-/// A request error typed by what its source chain holds (an I/O error kind, a TLS error).
+/// A request error typed by what its source chain holds (an I/O error kind, a TLS error) and by
+/// the phase the connector layer left (TLS for an HTTPS connect that failed after our TCP check).
 fn request_failure(e: &reqwest::Error, progress: &Progress) -> Failure {
     let mut source = std::error::Error::source(e);
-    let mut kind = FailureKind::Io;
+    let mut refused = false;
+    let mut tls = false;
     while let Some(s) = source {
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            kind = FailureKind::Tls;
-            progress.set(Phase::Tls);
-            break;
-        }
+        tls |= s.is::<rustls::Error>();
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                kind = FailureKind::Refused;
-                progress.set(Phase::Connect);
-            }
-            if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-                kind = FailureKind::Tls;
-                progress.set(Phase::Tls);
-            }
-            break;
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            tls |= io.get_ref().is_some_and(|i| i.is::<rustls::Error>());
         }
         source = s.source();
     }
-    if e.is_redirect() {
-        kind = FailureKind::Unhealthy;
-    } else if e.is_connect() && kind == FailureKind::Io {
+    let kind = if e.is_redirect() {
+        FailureKind::Unhealthy
+    } else if refused {
         progress.set(Phase::Connect);
-    }
+        FailureKind::Refused
+    } else if tls || (e.is_connect() && progress.phase() == Phase::Tls) {
+        progress.set(Phase::Tls);
+        FailureKind::Tls
+    } else {
+        FailureKind::Io
+    };
     progress.fail(kind, chain(e))
 }
 
