@@ -876,9 +876,10 @@ impl Case {
             .to_string();
         let r = self.spawn();
         println!(
-            "TRUST {name} exit={} ms={} bytes={} rss_kb={}: {}",
+            "TRUST {name} exit={} ms={} cpu_wait_ms={} bytes={} rss_kb={}: {}",
             r.code.map_or("signal".to_string(), |c| c.to_string()),
             r.elapsed.as_millis(),
+            r.run_delay.as_millis(),
             r.stdout.len() + r.stderr.len(),
             r.rss_kb.map_or("-".to_string(), |k| k.to_string()),
             format!("{}{}", r.stdout, r.stderr).trim_end()
@@ -993,9 +994,26 @@ impl Case {
                     .status();
             });
         }
+        let run_delay = {
+            // How long the probe waited for a CPU (the machine's time, not the probe's), sampled
+            // until it exits.
+            let done = Arc::clone(&done);
+            let pid = child.id();
+            std::thread::spawn(move || {
+                // What it waited before spawn returned is not in `elapsed` either.
+                let before = run_delay_ns(pid, 2);
+                let mut most = before;
+                while !done.load(Ordering::Relaxed) {
+                    most = most.max(run_delay_ns(pid, 2));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Duration::from_nanos(most - before)
+            })
+        };
         let out = child.wait_with_output().unwrap();
         let elapsed = started.elapsed();
         done.store(true, Ordering::Relaxed);
+        let run_delay = run_delay.join().unwrap();
         let _ = watchdog.join();
         drop(held);
         let rss_kb = self.rss.then(|| {
@@ -1008,6 +1026,7 @@ impl Case {
         Ran {
             code: out.status.code(),
             elapsed,
+            run_delay,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             raw: [out.stdout, out.stderr].concat(),
@@ -1023,10 +1042,12 @@ impl Case {
         if r.code != Some(self.want) {
             bad.push(format!("exit {:?}, want {}", r.code, self.want));
         }
-        if r.elapsed > self.deadline + SLACK {
+        // The contract is the probe's: time it spent waiting for a CPU on a loaded machine is
+        // not counted (and is printed), everything else is, sleeping and blocking included.
+        if r.elapsed.saturating_sub(r.run_delay) > self.deadline + SLACK {
             bad.push(format!(
-                "took {:?}, more than the deadline {:?} + {SLACK:?}",
-                r.elapsed, self.deadline
+                "took {:?} ({:?} of it waiting for a CPU), more than the deadline {:?} + {SLACK:?}",
+                r.elapsed, r.run_delay, self.deadline
             ));
         }
         if r.raw.len() >= DOCKER_OUTPUT_CAP {
@@ -1112,7 +1133,11 @@ impl Case {
 #[derive(Debug)]
 struct Ran {
     code: Option<i32>,
+    /// From the moment spawn returned to the exit.
     elapsed: Duration,
+    /// Of that, the time the probe was runnable but waited for a CPU (`run_delay` in
+    /// `/proc/PID/schedstat`): on a loaded machine, time the machine lost, not the probe.
+    run_delay: Duration,
     stdout: String,
     stderr: String,
     raw: Vec<u8>,
@@ -1137,6 +1162,25 @@ fn values_of(v: &serde_json::Value, key: &str) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+/// Nanoseconds `pid`'s main thread has waited on a run queue, plus its children's (GNU time or
+/// the shell in front of the probe), `depth` levels down; 0 once it is gone.
+fn run_delay_ns(pid: u32, depth: u32) -> u64 {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|d| d.parse().ok()))
+        .unwrap_or(0);
+    if depth == 0 {
+        return own;
+    }
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    own + children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .map(|c| run_delay_ns(c, depth - 1))
+        .sum::<u64>()
 }
 
 /// True when `output` holds the canary, in any case.
@@ -1735,6 +1779,11 @@ rows!(timeouts {
         let args = ["wait", "--timeout", "10s", "redis://127.0.0.1:6379?colour=red", "--", "true"];
         Case::new(args.map(String::from).to_vec(), "1s").says("colour")
     };
+    /// HTTPS to a peer that accepts and never answers: ends at the deadline, in the tls phase.
+    https_silent_peer_phase_tls => {
+        let fake = FakePeer::silent();
+        probe("1s", &[format!("https://{}/", fake.addr())]).json().kind("timeout").phase("tls").keep(fake)
+    };
     /// `wait --timeout 2s` on a paused real Redis: names the address.
     wait_on_paused_redis_names_address => {
         let redis = RedisServer::start();
@@ -1810,6 +1859,8 @@ rows!(memory {
         let fake = FakePeer::streaming_at_accept(info, &b"PING\r\n".repeat(8192));
         probe("2s", &[format!("nats://{}", fake.addr())]).rss().keep(fake)
     };
+    /// HTTP `100 Continue` answers, for ever.
+    http_endless_informational_responses => endless_http(b"", &b"HTTP/1.1 100 Continue\r\n\r\n".repeat(2048), "/");
     /// A TLS handshake answered with endless garbage.
     rediss_endless_garbage_handshake => {
         let fake = FakePeer::streaming(b"", &[0x16; 65536]);
@@ -1884,6 +1935,12 @@ rows!(huge_inputs {
     };
     /// One 100 kB target argument.
     one_huge_target => probe("1s", &[format!("redis://{}:6379/0", "h".repeat(100_000))]).rss();
+    /// A config file just under 1 MiB holding one huge target string.
+    config_one_huge_target_under_limit => {
+        let files = Files::new();
+        let f = files.write("hc.toml", format!("targets = [\"redis://{}:6379\"]\n", "h".repeat(1_000_000)));
+        probe("1s", &[]).arg(f).arg("--config").rss().keep(files)
+    };
     /// 1,000 targets at a peer that never accepts: at the cap, the deadline holds.
     a_thousand_hanging_targets => {
         let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -2087,6 +2144,7 @@ fn trust_judge_catches_what_it_guards_against() {
     let ran = |code: Option<i32>, ms: u64, stdout: &str, stderr: &str| Ran {
         code,
         elapsed: Duration::from_millis(ms),
+        run_delay: Duration::ZERO,
         stdout: stdout.to_string(),
         stderr: stderr.to_string(),
         raw: [stdout.as_bytes(), stderr.as_bytes()].concat(),
@@ -2110,6 +2168,10 @@ fn trust_judge_catches_what_it_guards_against() {
     for r in &broken {
         assert!(!case().judge(r).is_empty(), "not caught: {r:?}");
     }
+    // Time spent waiting for a CPU is the machine's: not counted.
+    let mut starved = ran(Some(1), 1500, good, "");
+    starved.run_delay = Duration::from_millis(500);
+    assert!(case().judge(&starved).is_empty());
     let mut fat = ran(Some(1), 10, good, "");
     fat.rss_kb = Some(RSS_LIMIT_KB + 1);
     assert!(!case().judge(&fat).is_empty());

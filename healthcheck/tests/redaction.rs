@@ -247,6 +247,24 @@ proptest! {
         run.check()?;
     }
 
+    /// HTTP user, password, query value and `${VAR}` path segment, any scheme case.
+    #[test]
+    fn http_user_password_query_and_path(s in secret().prop_filter("argv", |s| no_nul(s)),
+                                         position in 0u8..5, scheme in any_case("http"),
+                                         encode in any::<bool>(), answered in any::<bool>(),
+                                         key in prop::sample::select(vec!["access_token", "api_key", "sig", "code", "x"])) {
+        let host = if answered { HTTP_503.addr().to_string() } else { REFUSED.clone() };
+        let w = written(&s, encode);
+        let run = match position {
+            0 => Run::target(format!("{scheme}://{w}:pw@{host}/health")),
+            1 => Run::target(format!("{scheme}://probe:{w}@{host}/health")),
+            // An unencoded `&` ends the value by the grammar of a query: not this position.
+            2 => Run::target(format!("{scheme}://{host}/health?{key}={}", if encode { w } else { w.replace('&', "") })),
+            3 => Run::target(format!("{scheme}://{host}/v1/${{HC_SECRET}}/health")).env("HC_SECRET", &s),
+            _ => Run::target(format!("{scheme}://probe:${{HC_SECRET}}@{host}/health")).env("HC_SECRET", &s),
+        };
+        run.check()?;
+    }
 
     /// Every position through a `--config` TOML file, and through HEALTHCHECK_TARGETS.
     #[test]
