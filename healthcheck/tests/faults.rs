@@ -999,21 +999,27 @@ impl Case {
             // until it exits.
             let done = Arc::clone(&done);
             let pid = child.id();
+            // Under GNU time the probe is time's child; otherwise it is `pid` itself.
+            let wrapped = self.rss;
             std::thread::spawn(move || {
                 // What it waited before spawn returned is not in `elapsed` either.
                 let before = run_delay_ns(pid, 2);
                 let mut most = before;
+                let mut children = Vec::new();
                 while !done.load(Ordering::Relaxed) {
                     most = most.max(run_delay_ns(pid, 2));
+                    if !wrapped {
+                        children.extend(children_of(pid));
+                    }
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Duration::from_nanos(most - before)
+                (Duration::from_nanos(most - before), children)
             })
         };
         let out = child.wait_with_output().unwrap();
         let elapsed = started.elapsed();
         done.store(true, Ordering::Relaxed);
-        let run_delay = run_delay.join().unwrap();
+        let (run_delay, children) = run_delay.join().unwrap();
         let _ = watchdog.join();
         drop(held);
         let rss_kb = self.rss.then(|| {
@@ -1027,6 +1033,7 @@ impl Case {
             code: out.status.code(),
             elapsed,
             run_delay,
+            children,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             raw: [out.stdout, out.stderr].concat(),
@@ -1052,6 +1059,9 @@ impl Case {
         }
         if r.raw.len() >= DOCKER_OUTPUT_CAP {
             bad.push(format!("{} bytes of output", r.raw.len()));
+        }
+        if !r.children.is_empty() {
+            bad.push(format!("the probe started processes {:?}", r.children));
         }
         if leaks(&all) {
             bad.push("the output holds the canary".into());
@@ -1138,6 +1148,8 @@ struct Ran {
     /// Of that, the time the probe was runnable but waited for a CPU (`run_delay` in
     /// `/proc/PID/schedstat`): on a loaded machine, time the machine lost, not the probe.
     run_delay: Duration,
+    /// Processes the probe was seen to start (it must start none).
+    children: Vec<u32>,
     stdout: String,
     stderr: String,
     raw: Vec<u8>,
@@ -1181,6 +1193,15 @@ fn run_delay_ns(pid: u32, depth: u32) -> u64 {
         .filter_map(|c| c.parse().ok())
         .map(|c| run_delay_ns(c, depth - 1))
         .sum::<u64>()
+}
+
+/// The children of `pid`'s main thread (the probe must start no process).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
 }
 
 /// True when `output` holds the canary, in any case.
@@ -2145,6 +2166,7 @@ fn trust_judge_catches_what_it_guards_against() {
         code,
         elapsed: Duration::from_millis(ms),
         run_delay: Duration::ZERO,
+        children: Vec::new(),
         stdout: stdout.to_string(),
         stderr: stderr.to_string(),
         raw: [stdout.as_bytes(), stderr.as_bytes()].concat(),
@@ -2172,6 +2194,9 @@ fn trust_judge_catches_what_it_guards_against() {
     let mut starved = ran(Some(1), 1500, good, "");
     starved.run_delay = Duration::from_millis(500);
     assert!(case().judge(&starved).is_empty());
+    let mut parent = ran(Some(1), 10, good, "");
+    parent.children = vec![4242];
+    assert!(!case().judge(&parent).is_empty());
     let mut fat = ran(Some(1), 10, good, "");
     fat.rss_kb = Some(RSS_LIMIT_KB + 1);
     assert!(!case().judge(&fat).is_empty());
