@@ -430,7 +430,9 @@ fn asks_for_json() -> bool {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     args.iter().any(|a| a == "--format=json")
-        || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
 }
 
 /// Docker keeps the first 4096 bytes of output; clap's and ours must fit.

@@ -150,7 +150,11 @@ pub(crate) fn stray_at(raw: &str) -> Option<usize> {
     let after = &raw[start..];
     let http = raw[..start].to_ascii_lowercase().starts_with("http");
     // For http(s), URL parsers treat `\` as `/`: it ends the authority too.
-    let delimiters: &[char] = if http { &['/', '?', '#', '\\'] } else { &['/', '?', '#'] };
+    let delimiters: &[char] = if http {
+        &['/', '?', '#', '\\']
+    } else {
+        &['/', '?', '#']
+    };
     let authority_end = after.find(delimiters).unwrap_or(after.len());
     // Option values may hold `@` (`password_file=/run/a@b`). A password's own `?`, `&` or `=`
     // may look like an option, so only the probe's option names open a value.

@@ -424,9 +424,11 @@ mod tests {
     /// A huge target or host name is a config error at once, naming no text.
     #[test]
     fn huge_target_and_host_are_config_errors() {
-        let e = Target::parse_with(&format!("redis://{}:6379", "h".repeat(300)), &env)
-            .unwrap_err();
-        assert!(e.failure().is_config() && e.to_string().contains("longer than 253"), "{e}");
+        let e = Target::parse_with(&format!("redis://{}:6379", "h".repeat(300)), &env).unwrap_err();
+        assert!(
+            e.failure().is_config() && e.to_string().contains("longer than 253"),
+            "{e}"
+        );
         let e = Target::parse_with(&format!("redis://h:1?db={}", "1".repeat(5000)), &env)
             .unwrap_err()
             .to_string();

@@ -74,7 +74,9 @@ pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
             // Short secrets: whole occurrences only.
             for start in 0..low.len().saturating_sub(form.len() - 1) {
                 if low[start..start + form.len()] == form[..] {
-                    hidden[start..start + form.len()].iter_mut().for_each(|h| *h = true);
+                    hidden[start..start + form.len()]
+                        .iter_mut()
+                        .for_each(|h| *h = true);
                 }
             }
         }
@@ -82,7 +84,9 @@ pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     if !pieces.is_empty() {
         for (start, window) in low.windows(PIECE).enumerate() {
             if pieces.contains(window) {
-                hidden[start..start + PIECE].iter_mut().for_each(|h| *h = true);
+                hidden[start..start + PIECE]
+                    .iter_mut()
+                    .for_each(|h| *h = true);
             }
         }
     }

@@ -146,7 +146,10 @@ mod bounded_read_tests {
     fn fifo_and_device_are_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("r.json");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         assert!(read(&fifo).is_err());
         assert!(read_bounded(Path::new("/dev/zero")).is_err());

@@ -160,7 +160,11 @@ pub(crate) async fn check(t: &HttpTarget, progress: &Progress) -> Result<Option<
     if https {
         // TCP first, ourselves (one extra connection, https only): then a connector still busy at
         // the deadline is in the TLS handshake, and a refused port says so in TCP's own words.
-        let host = t.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        let host = t
+            .url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']']);
         let port = t.url.port_or_known_default().unwrap_or(443);
         drop(net::connect(host, port, progress).await?);
     }

@@ -135,7 +135,10 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
     {
         net::resolve(host, port, progress).await?;
     }
-    progress.step(Phase::Connect, "opening (connect, auth) the ready-signal store,");
+    progress.step(
+        Phase::Connect,
+        "opening (connect, auth) the ready-signal store,",
+    );
     progress.talking_to(store.describe());
     let observer = Observer::connect_within(&store, NO_LIBRARY_TIMEOUT)
         .await
