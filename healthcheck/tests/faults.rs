@@ -525,24 +525,15 @@ fn healthcheck() -> Command {
 
 /// Spawns the probe and measures spawn to exit.
 fn run_probe(probe: &Probe) -> RunResult {
-    let mut cmd = healthcheck();
-    cmd.arg("--timeout")
-        .arg(format!("{}ms", DEADLINE.as_millis()))
-        .args(&probe.targets)
-        .envs(probe.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let child = cmd.spawn().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let elapsed = started.elapsed();
-    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    // The trust rows' runner: spawned under an address-space limit and a watchdog, timed from
+    // the child's start, its waits for a CPU not charged to it.
+    let mut case = self::probe(&format!("{}ms", DEADLINE.as_millis()), &probe.targets);
+    case.env.clone_from(&probe.env);
+    let r = case.spawn();
     RunResult {
-        code: out.status.code(),
-        elapsed,
-        output,
+        code: r.code,
+        elapsed: r.elapsed.saturating_sub(r.run_delay),
+        output: format!("{}{}", r.stdout, r.stderr),
     }
 }
 
