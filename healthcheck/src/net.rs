@@ -38,21 +38,10 @@ pub(crate) async fn resolve(
     Ok(addrs)
 }
 
-/// getaddrinfo's messages are long and vary by libc (glibc "Name or service not known", musl
-/// "Name does not resolve"); keep the gist. Its errors carry no code std exposes, so the text is
-/// all there is; the kind is DNS whatever it says.
+/// getaddrinfo's own words, as the system gives them (glibc "Name or service not known", musl
+/// "Name does not resolve"): nothing is decided on them, the kind is DNS whatever they say.
 fn dns_reason(e: &io::Error) -> String {
-    let s = e.to_string().to_lowercase();
-    if s.contains("not known")
-        || s.contains("does not resolve")
-        || s.contains("nodename nor servname")
-    {
-        "name not known".into()
-    } else if s.contains("temporary failure") || s.contains("try again") {
-        "temporary failure in name resolution".into()
-    } else {
-        crate::text::truncate(&io_reason(e), 200)
-    }
+    crate::text::truncate(&io_reason(e).to_lowercase(), 200)
 }
 
 /// Connects to the first of `host`'s addresses that accepts.

@@ -787,6 +787,18 @@ impl Case {
         self
     }
     /// `--format json`: stdout must be one JSON object.
+    /// The deadline the row holds the probe to, when `--timeout` is not it.
+    fn deadline_of(mut self, d: &str) -> Case {
+        self.deadline = humantime::parse_duration(d).unwrap();
+        self
+    }
+    /// Drops `--timeout T` from the arguments (the timeout comes from elsewhere).
+    fn no_timeout_flag(mut self) -> Case {
+        if let Some(i) = self.args.iter().position(|a| a == "--timeout") {
+            self.args.drain(i..i + 2);
+        }
+        self
+    }
     fn json(mut self) -> Case {
         self.args.insert(0, "json".into());
         self.args.insert(0, "--format".into());
@@ -1557,6 +1569,16 @@ rows!(secrets {
     wait_ready_store_and_nats_credentials => wait("1s", &["ready://worker".to_string()])
         .env("READY_SIGNAL_REDIS_URL", format!("redis://:{}@{}", b64().replace('/', "%2F"), dead()))
         .env("READY_SIGNAL_NATS_URL", format!("nats://{}@{}", canary(), dead()));
+    /// A healthy Redis with a password, in JSON: the `target` field is redacted too.
+    json_healthy_target_with_password => {
+        let redis = RedisServer::builder().requirepass(canary()).start();
+        probe("2s", &[format!("redis://:{}@{}", canary(), redis.addr())]).json().healthy().keep(redis)
+    };
+    /// An ACL user whose password (from REDIS_PASSWORD) is wrong: WRONGPASS, password not quoted.
+    redis_acl_user_wrong_env_password => {
+        let redis = RedisServer::builder().requirepass("x").acl_user("probe", "the-real-one", "~* +@all").start();
+        probe("1s", &[format!("redis://probe@{}", redis.addr())]).env("REDIS_PASSWORD", b64()).says("WRONGPASS").keep(redis)
+    };
     /// `wait` with a target that does not parse: stops at once, no secret.
     wait_config_error_with_secret => wait("1s", &[format!("redis:/:{}@127.0.0.1:6379", canary())]);
 });
@@ -1694,6 +1716,18 @@ rows!(never_exits {
         f.dir("records/faults/worker");
         f.huge(p, 100 << 20)
     }).rss();
+    /// `password_file=` is a symbolic link to itself (ELOOP): an error at once, naming it.
+    password_file_symlink_loop => {
+        let files = Files::new();
+        let f = files.path("loop");
+        std::os::unix::fs::symlink(&f, &f).unwrap();
+        let target = format!("redis://{}?password_file={f}", dead());
+        probe("1s", std::slice::from_ref(&target)).reason_names(target, &f).keep(files)
+    };
+    /// READY_SIGNAL_REDIS_PASSWORD_FILE is /dev/urandom.
+    ready_store_password_file_dev_urandom => probe("1s", &["ready://worker".to_string()])
+        .env("READY_SIGNAL_REDIS_URL", format!("redis://{}", dead()))
+        .env("READY_SIGNAL_REDIS_PASSWORD_FILE", "/dev/urandom").says("/dev/urandom").rss();
     /// Stdout is a full pipe nobody reads: a healthy verdict is still exit 0, on time.
     stdout_full_pipe_healthy => {
         let redis = RedisServer::start();
@@ -1733,6 +1767,21 @@ fn fresh_ready_record(conn: &mut redis::Connection) {
         write_record(conn, NEW_INSTANCE, "ready", "", 10_000, 60_000),
         1
     );
+}
+
+/// A listener whose accept backlog is full (the test's own connections fill it): the kernel
+/// drops further SYNs, so a connect hangs. Returns the listener and the connections holding it.
+fn full_backlog() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hole.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4096 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(s) => held.push(s),
+            Err(_) => return (hole, held),
+        }
+    }
+    panic!("the backlog of {addr} never filled");
 }
 
 rows!(timeouts {
@@ -1796,6 +1845,26 @@ rows!(timeouts {
         let fake = FakePeer::silent();
         probe("1s", &[format!("https://{}/", fake.addr())]).json().kind("timeout").phase("tls").keep(fake)
     };
+    /// A listener whose backlog is full drops the SYN: the connect itself hangs; the probe ends
+    /// at its deadline and says the phase was connect.
+    connect_to_full_backlog_phase_connect => {
+        let (hole, held) = full_backlog();
+        probe("1s", &[format!("tcp://{}", hole.local_addr().unwrap())]).json().kind("timeout").phase("connect").keep(hole).keep(held)
+    };
+    /// The same for a Redis target.
+    redis_connect_to_full_backlog_phase_connect => {
+        let (hole, held) = full_backlog();
+        probe("1s", &[format!("redis://{}", hole.local_addr().unwrap())]).json().kind("timeout").phase("connect").keep(hole).keep(held)
+    };
+    /// `--timeout 1ns`: the probe ends at once, unhealthy, no panic.
+    timeout_one_nanosecond => probe("1ns", &[format!("redis://{}", dead())]).deadline_of("1s");
+    /// `--timeout -1`: a config error.
+    timeout_negative => Case::new(["--timeout", "-1", "tcp://a:1"].map(String::from).to_vec(), "1s");
+    /// HEALTHCHECK_TIMEOUT of 1e300 seconds: a config error, no panic.
+    timeout_env_huge => probe("1s", &[format!("tcp://{}", dead())]).env("HEALTHCHECK_TIMEOUT", "1e300")
+        .no_timeout_flag();
+    /// `wait` on a name that does not resolve: the reason says resolving it.
+    wait_dns_reason => wait("1s", &[format!("tcp://{NOWHERE}:80")]).says("resolving").says(NOWHERE);
     /// `wait --timeout 2s` on a paused real Redis: names the address.
     wait_on_paused_redis_names_address => {
         let redis = RedisServer::start();
@@ -1878,6 +1947,14 @@ rows!(memory {
         let fake = FakePeer::streaming(b"", &[0x16; 65536]);
         probe("2s", &[format!("rediss://{}", fake.addr())]).rss().says(fake.addr().to_string()).keep(fake)
     };
+    /// A RESP3 map of two billion entries.
+    redis_endless_map => endless_redis(b"%2147483647\r\n", &b"+a\r\n+b\r\n".repeat(8192));
+    /// An HTTP chunk announcing 2^64-1 bytes, then streaming.
+    http_chunk_of_huge_size => endless_http(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+        &[b'x'; 65536],
+        "/health?body=needle",
+    );
     /// The ready-signal store streams an endless reply.
     ready_store_endless_reply => {
         let fake = FakePeer::streaming(b"$1073741824\r\n", &[b'x'; 65536]);
@@ -1960,6 +2037,8 @@ rows!(huge_inputs {
         let targets: Vec<String> = (0..1000).map(|_| format!("tcp://{addr}")).collect();
         probe("1s", &targets).rss().keep(hole)
     };
+    /// A `${VAR}` expanding to a 100 kB host name: a config error at once.
+    expanded_host_of_100_kb => probe("1s", &["redis://${HC_HOST}:6379".to_string()]).env("HC_HOST", "h".repeat(100_000)).rss();
     /// A 5 MB password file.
     password_file_5_mb => {
         let files = Files::new();
@@ -2113,6 +2192,14 @@ rows!(control_chars {
             .env("READY_SIGNAL_NAMESPACE", NS)
             .env("READY_SIGNAL_REDIS_URL", format!("redis://:{}@{}", canary(), server.addr()))
             .one_line().says("not-ready").keep(server)
+    };
+    /// In JSON, a target whose `${VAR}` holds escape sequences: valid JSON, no raw control byte.
+    json_expanded_target_with_escapes => probe("1s", &["tcp://${HC_HOST}:1".to_string()])
+        .env("HC_HOST", "a\x1b[2Jb\x07").json().one_line();
+    /// A redirect `Location` holding an escaped escape sequence and a raw tab.
+    http_location_with_escapes => {
+        let fake = FakePeer::replying(b"HTTP/1.1 302 Found\r\nlocation: http://evil.example/%1B[2J\tx\r\ncontent-length: 0\r\n\r\n");
+        probe("1s", &[format!("http://{}/", fake.addr())]).one_line().keep(fake)
     };
     /// A config path holding a newline and an escape sequence (missing file).
     config_path_with_control_chars => probe("1s", &[]).arg("/nonexistent/a\nb\x1b[31m.toml").arg("--config").one_line();
