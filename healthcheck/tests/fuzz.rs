@@ -448,7 +448,11 @@ fn peer_bytes(prefixes: Vec<&'static str>) -> impl Strategy<Value = Vec<u8>> {
 /// Runs the real probe against `target` with a 300 ms deadline (many cases wait for more); the output must be one line, under
 /// 4096 bytes, with every control character escaped, and the exit status 0 or 1.
 fn probe_peer(target: &str) -> Result<(), TestCaseError> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_healthcheck"))
+    // `$HC_BIN` runs these against another build (the static musl release binary).
+    let bin = std::env::var_os("HC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_healthcheck")));
+    let out = std::process::Command::new(bin)
         .args(["--timeout", "300ms", target])
         .env_remove("HEALTHCHECK_TARGETS")
         .env_remove("HEALTHCHECK_CONFIG")
