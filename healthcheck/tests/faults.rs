@@ -1063,6 +1063,14 @@ impl Case {
         if r.raw.len() >= DOCKER_OUTPUT_CAP {
             bad.push(format!("{} bytes of output", r.raw.len()));
         }
+        // An unhealthy verdict says why, wherever its output can be read.
+        if self.want != 0
+            && self.stdout == Stdout::Piped
+            && self.stderr == Stdout::Piped
+            && all.trim().is_empty()
+        {
+            bad.push("an unhealthy verdict with no reason printed".into());
+        }
         if !r.children.is_empty() {
             bad.push(format!("the probe started processes {:?}", r.children));
         }
@@ -2264,6 +2272,7 @@ fn trust_judge_catches_what_it_guards_against() {
         ran(Some(1), 10, good, "second line\n"),
         ran(Some(1), 10, &good.replace("refused", "timeout"), ""),
         ran(Some(1), 10, "unhealthy: refused\n", ""),
+        ran(Some(1), 10, "", ""),
     ];
     for r in &broken {
         assert!(!case().judge(r).is_empty(), "not caught: {r:?}");
