@@ -1,15 +1,22 @@
 //! The fault matrix: every row is a real server in a bad state, or a named fake peer for a fault a
 //! real server will not produce on demand, with the verdict the probe must give.
 //!
-//! For every row and every way of giving the canary secret (in the URL, in the environment, in a
-//! file named by an option, in a file named by a `*_FILE` variable) the probe must:
-//! - exit with status 1 (never 2, never a signal);
-//! - exit by itself within the deadline (`--timeout 1s`) plus 100 ms, measured from spawn to exit;
-//! - print less than 4096 bytes (stdout and stderr together), containing the row's expected words;
-//! - never print the canary.
+//! Two tables share one runner:
+//! - `row::*` (the first matrix): for every row and every way of giving the canary secret (in the
+//!   URL, in the environment, in a file named by an option, in a file named by a `*_FILE`
+//!   variable) the probe exits 1, within `--timeout 1s` plus 100 ms, under 4096 bytes, saying the
+//!   row's expected words, never printing the canary.
+//! - the trust matrix of issue 11 (`secrets::*`, `never_exits::*`, `timeouts::*`, `memory::*`,
+//!   `huge_inputs::*`, `reasons::*`, `control_chars::*`): argv, environment, files, how stdout
+//!   and stderr are connected and the true verdict per row; see [`Case`] for what every row
+//!   asserts (exact exit 0 or 1, deadline plus 100 ms from the child's start with its waits for a
+//!   CPU not charged, under 4096 bytes, the canary absent case-insensitively, no raw control
+//!   byte, no panic, no child process, the reason naming what and where, JSON kind and phase,
+//!   peak RSS under 16 MB where marked).
 //!
-//! Each row prints one line per canary channel (`FAULT row via exit ms bytes: output`), which
-//! `cargo nextest run -p healthcheck --test faults --no-capture` shows and RELIABILITY.md quotes.
+//! `cargo nextest run -p healthcheck --test faults --no-capture` prints one `FAULT` or `TRUST`
+//! line per run; `HC_BIN=target/x86_64-unknown-linux-musl/release/healthcheck` runs the same
+//! rows against the static binary that ships.
 
 #![allow(clippy::unwrap_used)]
 
