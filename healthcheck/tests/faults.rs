@@ -1880,6 +1880,30 @@ rows!(timeouts {
         .no_timeout_flag();
     /// `wait` on a name that does not resolve: the reason says resolving it.
     wait_dns_reason => wait("1s", &[format!("tcp://{NOWHERE}:80")]).says("resolving").says(NOWHERE);
+    /// A Redis whose `+PONG` arrives one byte every 150 ms (about 1 s): healthy under 3 s.
+    redis_trickled_pong_is_healthy => {
+        let fake = FakePeer::trickling(b"+PONG\r\n", Duration::from_millis(150));
+        probe("3s", &[format!("redis://{}", fake.addr())]).healthy().keep(fake)
+    };
+    /// An HTTP 200 arriving one byte every 20 ms (about 1 s): healthy under 3 s.
+    http_trickled_response_is_healthy => {
+        let fake = FakePeer::trickling(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", Duration::from_millis(20));
+        probe("3s", &[format!("http://{}/health?body=ok", fake.addr())]).healthy().keep(fake)
+    };
+    /// A 200 with an endless body, status only: healthy (the body is not the check).
+    http_200_endless_body_status_only_is_healthy => {
+        let fake = FakePeer::http_endless_body();
+        probe("2s", &[format!("http://{}/health", fake.addr())]).healthy().rss().keep(fake)
+    };
+    /// An 8 kB password in a file authenticates against a real Redis (which itself refuses
+    /// bulk strings over 16 kB before authentication).
+    large_password_file_is_healthy => {
+        let pw = canary().repeat(8_000 / canary().len());
+        let redis = RedisServer::builder().requirepass(&pw).start();
+        let files = Files::new();
+        let f = files.write("pw", format!("{pw}\n"));
+        probe("2s", &[format!("redis://{}?password_file={f}", redis.addr())]).healthy().keep(redis).keep(files)
+    };
     /// `wait --timeout 2s` on a paused real Redis: names the address.
     wait_on_paused_redis_names_address => {
         let redis = RedisServer::start();

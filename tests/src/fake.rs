@@ -28,6 +28,8 @@ enum Behaviour {
         at_accept: bool,
         greeting: Vec<u8>,
     },
+    /// Answers every read with `reply`, one byte every `every` (a slow link, but a whole answer).
+    Trickle { reply: Vec<u8>, every: Duration },
     /// Sends `greeting` at once; answers every line the client sends that starts with `trigger`
     /// with `prefix`, the line itself (CR and LF removed) and `suffix`: a server quoting what the
     /// client sent in its error reply.
@@ -82,6 +84,15 @@ impl FakePeer {
         FakePeer::spawn(Behaviour::Reply {
             greeting: bytes.to_vec(),
             reply: Vec::new(),
+        })
+    }
+
+    /// FAKE: a peer that answers anything with these bytes one byte at a time, `every` apart
+    /// (a whole, valid answer over a slow link: a reader must put the pieces together).
+    pub fn trickling(bytes: &[u8], every: Duration) -> FakePeer {
+        FakePeer::spawn(Behaviour::Trickle {
+            reply: bytes.to_vec(),
+            every,
         })
     }
 
@@ -276,6 +287,15 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(_) => {
+                if let Behaviour::Trickle { reply, every } = &behaviour {
+                    for byte in reply {
+                        if stream.write_all(std::slice::from_ref(byte)).is_err() {
+                            return;
+                        }
+                        thread::sleep(*every);
+                    }
+                    continue;
+                }
                 if let Behaviour::Delayed { reply, delay } = &behaviour {
                     thread::sleep(*delay);
                     if stream.write_all(reply).is_err() {
