@@ -1396,6 +1396,30 @@ rows!(secrets {
         let redis = RedisServer::builder().requirepass(&pw).start();
         probe("2s", &[format!("redis://:{pw}@{}", redis.addr())]).healthy().keep(redis)
     };
+    /// The same base64 password percent-encoded (the documented way): healthy, not printed.
+    b64_password_encoded_in_redis_url_is_healthy => {
+        let redis = RedisServer::builder().requirepass(&b64()).start();
+        let encoded = b64().replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
+        probe("2s", &[format!("redis://:{encoded}@{}", redis.addr())]).healthy().keep(redis)
+    };
+    /// A base64 password in REDIS_PASSWORD needs no encoding: healthy.
+    b64_password_in_env_is_healthy => {
+        let redis = RedisServer::builder().requirepass(&b64()).start();
+        probe("2s", &[format!("redis://{}", redis.addr())]).env("REDIS_PASSWORD", b64()).healthy().keep(redis)
+    };
+    /// A base64 NATS token from NATS_TOKEN_FILE (with its trailing newline): healthy.
+    b64_token_file_is_healthy => {
+        let nats = NatsServer::builder().token(&b64()).start();
+        let files = Files::new();
+        let f = files.write("token", format!("{}\n", b64()));
+        probe("2s", &[nats.url()]).env("NATS_TOKEN_FILE", f).healthy().keep(nats).keep(files)
+    };
+    /// A base64 NATS token percent-encoded in the URL: healthy.
+    b64_token_encoded_in_nats_url_is_healthy => {
+        let nats = NatsServer::builder().token(&b64()).start();
+        let encoded = b64().replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
+        probe("2s", &[format!("nats://{encoded}@{}", nats.addr())]).healthy().keep(nats)
+    };
     /// A base64 NATS token with `/` unencoded: a config error, the token never printed.
     b64_token_unencoded_in_nats_url => {
         let nats = NatsServer::builder().token(&b64()).start();
