@@ -2153,6 +2153,22 @@ rows!(reasons {
         probe("1s", &[redis.url()]).json().kind("timeout").phase_not(&["resolve", "connect"])
             .says(redis.addr().to_string()).keep(redis)
     };
+    /// A paused real nats-server's monitoring port, probed over HTTP: kind timeout, a phase past
+    /// connect, the address.
+    paused_http_names_address_and_phase => {
+        let (nats, base) = nats_monitor();
+        nats.pause();
+        probe("1s", &[format!("http://{base}/healthz")]).json().kind("timeout")
+            .phase_not(&["resolve", "connect"]).says(base).keep(nats)
+    };
+    /// `wait` on a paused real nats-server: names the address, not connecting.
+    wait_on_paused_nats_names_address => {
+        let nats = NatsServer::start();
+        nats.pause();
+        wait("1s", &[nats.url()]).says(nats.addr().to_string())
+            .check(|out| out.contains("connecting").then(|| "blames connecting: TCP had connected".to_string()))
+            .keep(nats)
+    };
     /// A redis name that does not resolve.
     dns_redis => unresolvable_target(format!("redis://{NOWHERE}:6379")).json().kind("dns").phase("resolve");
     /// A NATS name that does not resolve (text).
