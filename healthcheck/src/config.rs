@@ -21,6 +21,10 @@ pub const MAX_TARGETS: usize = 1000;
 /// the probe gives its own reason before the kubelet kills it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(900);
 
+/// The longest deadline accepted: a deadline is a point in time, and one centuries away does not
+/// fit the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How long `wait` waits by default.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -271,6 +275,11 @@ pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, ConfigError> {
     if d.is_zero() {
         return Err(ConfigError::one(format!("{place}: must be more than zero")));
     }
+    if d > MAX_TIMEOUT {
+        return Err(ConfigError::one(format!(
+            "{place}: `{shown}` is out of range (at most 365 days)"
+        )));
+    }
     Ok(d)
 }
 
@@ -392,6 +401,12 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("more than zero")
+        );
+        assert!(
+            parse_timeout("580000000000y", "t")
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
         );
         assert!(
             parse_timeout("soon", "--timeout")
