@@ -1895,6 +1895,13 @@ rows!(timeouts {
         let (hole, held) = full_backlog();
         probe("1s", &[format!("redis://{}", hole.local_addr().unwrap())]).json().kind("timeout").phase("connect").keep(hole).keep(held)
     };
+    /// `--timeout` of 2^64-1 seconds: a config error or a probe that ends, never a panic.
+    timeout_overflowing => probe("18446744073709551615s", &[format!("tcp://{}", dead())]).deadline_of("1s");
+    /// `wait --timeout` of 2^64-1 seconds, against a peer refusing auth (gives up at once).
+    wait_timeout_overflowing => {
+        let redis = RedisServer::builder().requirepass("the-real-password").start();
+        wait("18446744073709551615s", &[format!("redis://:{}@{}", canary(), redis.addr())]).deadline_of("1s").keep(redis)
+    };
     /// `--timeout 1ns`: the probe ends at once, unhealthy, no panic.
     timeout_one_nanosecond => probe("1ns", &[format!("redis://{}", dead())]).deadline_of("1s");
     /// `--timeout -1`: a config error.
