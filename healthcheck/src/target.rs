@@ -15,7 +15,9 @@ use crate::progress::Progress;
 use crate::secret;
 
 /// One thing to check, parsed from a URL such as `redis://cache:6379?role=master`.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the redacted URL only: the parsed options hold secrets.
+#[derive(Clone)]
 pub struct Target {
     /// The URL as printed: secrets replaced by `***`.
     display: String,
@@ -186,6 +188,7 @@ impl Target {
         match &kind {
             Kind::Redis(r) => r.secrets(&mut secrets),
             Kind::Nats(n) => n.secrets(&mut secrets),
+            Kind::Ready(r) => r.secrets(&mut secrets),
             _ => {}
         }
         secrets.retain(|s| !s.is_empty());
@@ -273,6 +276,15 @@ fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
         _ => &[],
     };
     move |k: &str| names.contains(&k)
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.display)
+            .field("check", &self.check())
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Display for Target {
@@ -406,6 +418,14 @@ mod tests {
                 .message()
                 .contains("not followed by a variable name")
         );
+    }
+
+    /// `Debug` shows no secret either.
+    #[test]
+    fn debug_is_redacted() {
+        let t = Target::parse_with("http://u:hunter2@h/p?token=hunter3", &env).unwrap();
+        let d = format!("{t:?}");
+        assert!(!d.contains("hunter"), "{d}");
     }
 
     /// A password or path segment that came from the environment is never printed.

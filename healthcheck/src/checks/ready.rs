@@ -21,9 +21,10 @@ const NO_LIBRARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2
 
 /// The variables naming files ready-signal reads; checked here first, so a FIFO or a device
 /// named in one is refused at once instead of blocking the probe.
-const FILE_VARIABLES: [&str; 2] = [
+const FILE_VARIABLES: [&str; 3] = [
     "READY_SIGNAL_REDIS_PASSWORD_FILE",
     "READY_SIGNAL_NATS_PASSWORD_FILE",
+    "READY_SIGNAL_NATS_TOKEN_FILE",
 ];
 
 /// A validated `ready://` target.
@@ -32,6 +33,9 @@ pub(crate) struct ReadyTarget {
     pub(crate) agents: Vec<Name>,
     which: Which,
     namespace: Option<Name>,
+    /// The store's credentials, as far as the environment shows them: scrubbed from whatever the
+    /// store (or the library reading it) says back.
+    secrets: Vec<crate::secret::Secret>,
 }
 
 /// Which replicas of each agent must be ready.
@@ -99,6 +103,7 @@ impl ReadyTarget {
             agents,
             which,
             namespace,
+            secrets: store_secrets(env),
         })
     }
 
@@ -171,6 +176,40 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
             let texts: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
             Err(progress.fail(*kind, texts.join(", ")))
         }
+    }
+}
+
+/// The store's passwords and tokens from the environment: URL userinfo and secret files (read
+/// bounded; one that cannot be read is reported when the store is opened, not here).
+fn store_secrets(env: &dyn Fn(&str) -> Option<String>) -> Vec<crate::secret::Secret> {
+    let mut out = Vec::new();
+    for var in ["READY_SIGNAL_REDIS_URL", "READY_SIGNAL_NATS_URL"] {
+        if let Some(url) = env(var).and_then(|u| Url::parse(&u).ok()) {
+            if let Some(p) = url.password() {
+                out.push(p.to_string());
+                out.push(crate::options::percent_decode(p));
+            }
+            if url.scheme() != "redis" && !url.username().is_empty() {
+                out.push(crate::options::percent_decode(url.username()));
+            }
+        }
+    }
+    for var in FILE_VARIABLES {
+        if let Some(path) = env(var).filter(|p| !p.is_empty())
+            && let Ok(bytes) =
+                crate::files::read_bounded(std::path::Path::new(&path), crate::files::SECRET_LIMIT)
+        {
+            out.push(String::from_utf8_lossy(&bytes).trim_end().to_string());
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out.into_iter().map(crate::secret::Secret::new).collect()
+}
+
+impl ReadyTarget {
+    /// The secrets this target holds, for scrubbing what a store says back.
+    pub(crate) fn secrets(&self, out: &mut Vec<String>) {
+        out.extend(self.secrets.iter().map(|s| s.expose().to_string()));
     }
 }
 
