@@ -113,6 +113,7 @@ pass "frozen agent-a unhealthy after ${took}s (bound ${bound}s), same process: $
 docker kill -s USR2 "$(id_of agent-a)" >/dev/null
 took=$(wait_health agent-a healthy 30)
 pass "thawed agent-a healthy again after ${took}s"
+source "$ROOT/docker/e2e-python.sh" # agent-py: the Python package in the stack
 
 # --- redis stopped: agents unhealthy naming redis; started again: healthy, nobody restarted.
 declare -A before
