@@ -185,34 +185,39 @@ async fn probe(flags: ProbeFlags, started: Instant) -> i32 {
         }
     };
     let deadline = started + config.timeout;
-    watchdog(&config, deadline);
+    watchdog(&config, deadline, false);
     let report = healthcheck::probe_until(&config.targets, deadline, config.timeout).await;
     let line = match config.format {
         Format::Text => report.to_string(),
         Format::Json => report.to_json(),
     };
-    if !REPORTED.swap(true, Ordering::SeqCst) {
-        emit(Stream::Out, line + "\n", deadline);
-    } else {
-        // The watchdog has reported and is ending the process.
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    claim();
+    emit(Stream::Out, line + "\n", deadline);
     if report.healthy() { 0 } else { 1 }
 }
 
 /// Set by whoever prints the verdict first: the probe, or its watchdog.
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// Claims the right to print the verdict; when the watchdog has it already, waits for the
+/// watchdog to end the process.
+fn claim() {
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_secs(5));
+        std::process::exit(1);
+    }
+}
+
 /// How long after the deadline the watchdog waits for the probe's own report.
 const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
 
 /// A thread that ends the process shortly after the deadline if the runtime has not reported by
-/// then. The checks run under the deadline on the runtime, but a peer can keep that one thread
+/// then (for `wait`, on stderr, as `wait` reports). The checks run under the deadline on the runtime, but a peer can keep that one thread
 /// busy (an endless stream of HTTP 1xx responses is parsed without a pause) and a loaded machine
 /// can starve it; the promise "done within the deadline" must not depend on either.
-fn watchdog(config: &Config, deadline: Instant) {
+fn watchdog(config: &Config, deadline: Instant, waiting: bool) {
     let names: Vec<String> = config.targets.iter().map(ToString::to_string).collect();
-    let json = config.format == Format::Json;
+    let json = config.format == Format::Json && !waiting;
     let timeout = config.timeout;
     let _ = std::thread::Builder::new()
         .name("watchdog".into())
@@ -227,12 +232,16 @@ fn watchdog(config: &Config, deadline: Instant) {
                 healthcheck::format_duration(timeout),
                 names.join(", ")
             );
-            let line = if json {
-                healthcheck::report::failure_json("timeout", &reason)
+            let (stream, line) = if waiting {
+                let text = format!("healthcheck wait: {reason}");
+                (Stream::Err, cap(&healthcheck::text::one_line(&text)))
+            } else if json {
+                (Stream::Out, healthcheck::report::failure_json("timeout", &reason))
             } else {
-                cap(&healthcheck::text::one_line(&format!("unhealthy: {reason}")))
+                let text = format!("unhealthy: {reason}");
+                (Stream::Out, cap(&healthcheck::text::one_line(&text)))
             };
-            emit(Stream::Out, line + "\n", Instant::now() + WRITE_GRACE);
+            emit(stream, line + "\n", Instant::now() + WRITE_GRACE);
             std::process::exit(1);
         });
 }
@@ -259,6 +268,7 @@ async fn wait(flags: WaitFlags, started: Instant) -> i32 {
         }
     };
     let deadline = started + config.timeout;
+    watchdog(&config, deadline, true);
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -274,6 +284,7 @@ async fn wait(flags: WaitFlags, started: Instant) -> i32 {
         _ = term.recv() => return interrupted("SIGTERM", &config, deadline),
         _ = int.recv() => return interrupted("SIGINT", &config, deadline),
     };
+    claim();
     match result {
         Ok(report) => {
             say(
@@ -310,6 +321,7 @@ async fn wait(flags: WaitFlags, started: Instant) -> i32 {
 }
 
 fn interrupted(signal: &str, config: &Config, deadline: Instant) -> i32 {
+    claim();
     let names: Vec<String> = config.targets.iter().map(ToString::to_string).collect();
     emit(
         Stream::Err,
