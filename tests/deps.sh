@@ -10,6 +10,8 @@ install_deps() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     command -v musl-gcc >/dev/null || missing+=(musl-tools)
+    # GNU time: the fault matrix (healthcheck/tests/faults.rs) reads a probe's peak RSS with it.
+    [ -x /usr/bin/time ] || missing+=(time)
     [ -x /bin/busybox ] || missing+=(busybox-static)
     # Virtualenvs of Debian's python3: the Python package's tests and its agent-py image, and
     # kubernetes-validate (deploy/kubernetes/validate.sh). Debian splits out ensurepip.

@@ -1,4 +1,5 @@
-//! Raw flags ([`Cli`]) and the validated [`Config`] built from them, the environment and a TOML file.
+//! Flags as plain values ([`ProbeArgs`]; clap parses them in the binary) and the validated
+//! [`Config`] built from them, the environment and a TOML file.
 //!
 //! An image can bake `HEALTHCHECK ["CMD", "/healthcheck"]` and let users choose targets with
 //! `HEALTHCHECK_TARGETS` or `HEALTHCHECK_CONFIG`, with no shell anywhere. Every problem found is
@@ -7,93 +8,41 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
+use crate::files::CONFIG_LIMIT;
 use crate::target::Target;
+
+/// The most targets one probe takes: beyond it the deadline cannot be kept (each target costs a
+/// socket and memory), and no real stack has that many dependencies.
+pub const MAX_TARGETS: usize = 1000;
 
 /// The probe's deadline when none is given. Below Kubernetes' default `timeoutSeconds` (1 s), so
 /// the probe gives its own reason before the kubelet kills it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(900);
 
+/// The longest deadline accepted: a deadline is a point in time, and one centuries away does not
+/// fit the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How long `wait` waits by default.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TARGET_HELP: &str = "\
-Targets (URLs; options in the query string, documented in the README):
-  redis://[user[:password]@]host[:port][/db]   ?role=master|replica password_file=PATH db=N
-  rediss://...                                  ?ca_file=PATH server_name=NAME insecure=true
-  nats://[user[:password]@|token@]host[:port]  ?jetstream=true password_file= token_file= nkey_file= creds_file=
-  tls://...                                     NATS over TLS: ?ca_file=PATH insecure=true
-  http(s)://host[:port]/path                    ?status=200-299,301 body=TEXT ca_file=PATH insecure=true
-  tcp://host:port
-  ready://AGENT[,AGENT...]                      ?min=N replica=NAME|self namespace=NS
-${NAME} and ${NAME:-default} are expanded from the environment.
-Environment: HEALTHCHECK_TARGETS, HEALTHCHECK_CONFIG, HEALTHCHECK_TIMEOUT; REDIS_PASSWORD[_FILE],
-NATS_TOKEN[_FILE], NATS_USER, NATS_PASSWORD[_FILE]; READY_SIGNAL_* for ready:// targets.
-Exit status: 0 if every target is healthy, 1 otherwise (never 2).";
-
-/// Command-line flags, as typed.
-#[derive(Debug, Parser)]
-#[command(name = "healthcheck", version, about = "Probe Redis, NATS, HTTP(S), TCP and agents' ready signals; exit 0 if all are healthy, 1 if not",
-    args_conflicts_with_subcommands = true, after_help = TARGET_HELP)]
-pub struct Cli {
-    /// `wait` or `install`; without one, probe once.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Flags of a one-shot probe.
-    #[command(flatten)]
-    pub probe: ProbeArgs,
-}
-
-/// Flags of a one-shot probe.
-#[derive(Debug, Args)]
+/// Flags of a one-shot probe (or of `wait`, without `format`), as typed.
+#[derive(Debug, Default, Clone)]
 pub struct ProbeArgs {
-    /// Overall deadline covering DNS, connect, TLS and protocol for all targets [default: 900ms]
-    #[arg(long, value_name = "DURATION")]
+    /// `--timeout`.
     pub timeout: Option<String>,
-    /// Output format
-    #[arg(long, value_enum)]
+    /// `--format`.
     pub format: Option<Format>,
-    /// TOML file with `targets = [...]`, `timeout` and `format` [env: HEALTHCHECK_CONFIG]
-    #[arg(long, value_name = "FILE")]
+    /// `--config`.
     pub config: Option<PathBuf>,
-    /// Targets to check (or HEALTHCHECK_TARGETS, whitespace-separated)
-    #[arg(value_name = "TARGET")]
+    /// Target arguments.
     pub targets: Vec<String>,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Wait until every target is healthy, then exec CMD (or exit 0)
-    Wait(WaitArgs),
-    /// Copy healthcheck and ready-signal into DIR (for an init container filling a shared volume)
-    Install {
-        /// Directory to copy the binaries into (created if missing)
-        dir: PathBuf,
-    },
-}
-
-/// Flags of `wait`.
-#[derive(Debug, Args)]
-pub struct WaitArgs {
-    /// Give up after this long [default: 60s]
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
-    /// TOML file with targets [env: HEALTHCHECK_CONFIG]
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Targets to wait for
-    #[arg(value_name = "TARGET")]
-    pub targets: Vec<String>,
-    /// Command to exec once every target is healthy
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
 }
 
 /// Output format of a probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// One line: the verdict, then each target with its latency or reason.
@@ -124,23 +73,34 @@ pub struct Config {
     pub format: Format,
 }
 
-/// Where a setting came from, for error messages.
-#[derive(Debug, Default)]
-struct Errors(Vec<String>);
+/// Every problem found in the configuration, each naming where it came from.
+#[derive(Debug, Default, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct ConfigError(Vec<String>, Option<Format>);
 
-impl Errors {
-    fn into_result<T>(self, value: T) -> Result<T, String> {
+impl ConfigError {
+    fn one(message: String) -> ConfigError {
+        ConfigError(vec![message], None)
+    }
+
+    /// The output format asked for, when it was found before the error (flag or config file):
+    /// a configuration error is printed in it.
+    pub fn format(&self) -> Option<Format> {
+        self.1
+    }
+
+    fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
         if self.0.is_empty() {
             Ok(value)
         } else {
-            Err(self.0.join("; "))
+            Err(self)
         }
     }
 }
 
 impl Config {
     /// Builds the configuration of a one-shot probe from flags and the real environment.
-    pub fn from_probe_args(args: &ProbeArgs) -> Result<Config, String> {
+    pub fn from_probe_args(args: &ProbeArgs) -> Result<Config, ConfigError> {
         let env = |n: &str| std::env::var(n).ok();
         Config::build(
             &args.targets,
@@ -153,12 +113,12 @@ impl Config {
     }
 
     /// Builds the configuration of `wait` from flags and the real environment.
-    pub fn from_wait_args(args: &WaitArgs) -> Result<Config, String> {
+    pub fn from_wait_args(args: &ProbeArgs) -> Result<Config, ConfigError> {
         let env = |n: &str| std::env::var(n).ok();
         Config::build(
             &args.targets,
             args.timeout.as_deref(),
-            None,
+            args.format,
             args.config.as_deref(),
             DEFAULT_WAIT_TIMEOUT,
             &env,
@@ -174,18 +134,36 @@ impl Config {
         arg_config: Option<&Path>,
         default_timeout: Duration,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, String> {
-        let mut errors = Errors::default();
+    ) -> Result<Config, ConfigError> {
+        let mut errors = ConfigError::default();
         let config_path = arg_config.map(Path::to_path_buf).or_else(|| {
             env("HEALTHCHECK_CONFIG")
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from)
         });
         let file = match &config_path {
-            Some(path) => read_config(path)?,
+            Some(path) => read_config(path).map_err(|e| ConfigError(e.0, arg_format))?,
             None => FileConfig::default(),
         };
 
+        // Counted before parsing: 20,000 targets must fail at once, not after parsing them all.
+        let env_list = env("HEALTHCHECK_TARGETS");
+        let count = if arg_targets.is_empty() {
+            file.targets.len()
+                + env_list
+                    .as_deref()
+                    .map_or(0, |l| l.split_whitespace().count())
+        } else {
+            arg_targets.len()
+        };
+        if count > MAX_TARGETS {
+            return Err(ConfigError(
+                vec![format!(
+                    "{count} targets: at most {MAX_TARGETS} are checked by one probe; split them"
+                )],
+                arg_format.or(file.format),
+            ));
+        }
         let mut targets = Vec::new();
         let mut parse = |raw: &str, place: String| match Target::parse_with(raw, env) {
             Ok(t) => targets.push(t),
@@ -201,7 +179,7 @@ impl Config {
                     parse(raw, format!("{} targets[{i}]", path.display()));
                 }
             }
-            if let Some(list) = env("HEALTHCHECK_TARGETS") {
+            if let Some(list) = &env_list {
                 for (i, raw) in list.split_whitespace().enumerate() {
                     parse(raw, format!("HEALTHCHECK_TARGETS item {}", i + 1));
                 }
@@ -231,10 +209,11 @@ impl Config {
             (None, None, None) => Ok(default_timeout),
         };
         let timeout = timeout.unwrap_or_else(|e| {
-            errors.0.push(e);
+            errors.0.extend(e.0);
             default_timeout
         });
         let format = arg_format.or(file.format).unwrap_or_default();
+        errors.1 = arg_format.or(file.format);
         errors.into_result(Config {
             targets,
             timeout,
@@ -243,13 +222,15 @@ impl Config {
     }
 }
 
-fn read_config(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read config {}: {}",
+fn read_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let bytes = crate::files::read_bounded(path, CONFIG_LIMIT)
+        .map_err(|e| ConfigError::one(format!("cannot read config {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError::one(format!(
+            "config {}: not UTF-8 at byte {}",
             path.display(),
-            crate::secret::io_reason(&e)
-        )
+            e.utf8_error().valid_up_to()
+        ))
     })?;
     toml::from_str(&text).map_err(|e| {
         // toml's message spans lines (it quotes the offending line); keep the output to one.
@@ -259,7 +240,11 @@ fn read_config(path: &Path) -> Result<FileConfig, String> {
             .map(|s| line_col(&text, s.start))
             .map(|(l, c)| format!(" at line {l} column {c}"))
             .unwrap_or_default();
-        format!("config {}{at}: {msg}", path.display())
+        ConfigError::one(format!(
+            "config {}{at}: {}",
+            path.display(),
+            crate::text::truncate(&crate::text::one_line(&msg), 300)
+        ))
     })
 }
 
@@ -271,17 +256,29 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// `2s`, `500ms`, `1m`, or a bare number of seconds (`5`, as Docker and Kubernetes write them).
-pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, String> {
+pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, ConfigError> {
     let s = s.trim();
+    let shown = crate::text::truncate(&crate::text::one_line(s), 40);
     let d = match s.parse::<f64>() {
         Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
-        Ok(_) => return Err(format!("{place}: `{s}` is out of range")),
+        Ok(_) => {
+            return Err(ConfigError::one(format!(
+                "{place}: `{shown}` is out of range"
+            )));
+        }
         Err(_) => humantime::parse_duration(s).map_err(|e| {
-            format!("{place}: `{s}` is not a duration ({e}); write e.g. 2s or 500ms")
+            ConfigError::one(format!(
+                "{place}: `{shown}` is not a duration ({e}); write e.g. 2s or 500ms"
+            ))
         })?,
     };
     if d.is_zero() {
-        return Err(format!("{place}: must be more than zero"));
+        return Err(ConfigError::one(format!("{place}: must be more than zero")));
+    }
+    if d > MAX_TIMEOUT {
+        return Err(ConfigError::one(format!(
+            "{place}: `{shown}` is out of range (at most 365 days)"
+        )));
     }
     Ok(d)
 }
@@ -301,7 +298,22 @@ mod tests {
             .collect();
         let env = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        Config::build(&args, None, None, config, DEFAULT_TIMEOUT, &env)
+        Config::build(&args, None, None, config, DEFAULT_TIMEOUT, &env).map_err(|e| e.to_string())
+    }
+
+    /// More targets than the cap is a config error naming the cap, before any is parsed.
+    #[test]
+    fn too_many_targets_is_a_config_error() {
+        let many = vec!["tcp://h:1"; MAX_TARGETS + 1];
+        let e = build(&many, &[], None).unwrap_err();
+        assert!(e.contains("at most 1000"), "{e}");
+        assert_eq!(
+            build(&many[..MAX_TARGETS], &[], None)
+                .unwrap()
+                .targets
+                .len(),
+            MAX_TARGETS
+        );
     }
 
     #[test]
@@ -334,7 +346,7 @@ mod tests {
     #[test]
     fn every_bad_target_is_reported_with_its_place() {
         let e = build(&["tcp://x:1", "bogus://y", "tcp://z"], &[], None).unwrap_err();
-        assert!(e.contains("target 2: bogus://y: unknown scheme"), "{e}");
+        assert!(e.contains("target 2: bogus://…: unknown scheme"), "{e}");
         assert!(
             e.contains("target 3: tcp://z: tcp targets need a port"),
             "{e}"
@@ -387,11 +399,19 @@ mod tests {
         assert!(
             parse_timeout("0", "t")
                 .unwrap_err()
+                .to_string()
                 .contains("more than zero")
+        );
+        assert!(
+            parse_timeout("580000000000y", "t")
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
         );
         assert!(
             parse_timeout("soon", "--timeout")
                 .unwrap_err()
+                .to_string()
                 .starts_with("--timeout: `soon`")
         );
     }

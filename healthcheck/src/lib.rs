@@ -6,10 +6,16 @@
 //! every target is. The binary maps that to exit 0 or 1 and prints one line saying why.
 //!
 //! Layout:
-//! - [`target`]: the URL grammar (`redis://`, `nats://`, `http://`, `tcp://`, `ready://` ...).
+//! - [`target`]: the URL grammar (`redis://`, `nats://`, `http://`, `tcp://`, `ready://` ...),
+//!   and the dispatch to one check per target.
+//! - [`failure`]: why a target is unhealthy, typed (kind, phase, address); `progress` and
+//!   `options` are the other leaves every check shares.
+//! - [`files`]: bounded, non-blocking reads of secret, CA and config files.
+//! - [`text`]: one-line escaping, truncation and secret scrubbing of what is printed.
 //! - `checks/`: one module per protocol behind one dispatching function.
 //! - [`report`]: the one-line (or JSON) verdict, capped below Docker's 4096-byte limit.
-//! - [`config`]: command line, environment and TOML file merged into one validated [`Config`].
+//! - [`config`]: flags (as plain values; clap lives in the binary), environment and TOML file
+//!   merged into one validated [`Config`].
 //! - [`wait`]: retry until healthy, ending early on agents' NATS ready events.
 //! - [`install`]: copy the binaries into a shared volume for images we did not build.
 //!
@@ -23,13 +29,20 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod checks;
 pub mod config;
+pub mod failure;
+pub mod files;
 pub mod install;
 mod net;
+mod options;
+mod progress;
 pub mod report;
 pub mod secret;
 pub mod target;
+pub mod text;
 pub mod wait;
 
 use std::time::{Duration, Instant};
@@ -37,16 +50,24 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 pub use config::Config;
+pub use failure::{Failure, FailureKind, Phase};
 pub use report::{Outcome, Report};
 pub use target::{Target, TargetError};
 
 /// Checks every target concurrently; each must finish before `timeout` from now.
 ///
 /// Never takes longer than `timeout` (plus scheduling): a check still running at the deadline
-/// is abandoned and reported as timed out, with what it was waiting for.
+/// is abandoned and reported as timed out, with the phase it was in and the address it was
+/// talking to.
 pub async fn probe(targets: &[Target], timeout: Duration) -> Report {
+    probe_until(targets, Instant::now() + timeout, timeout).await
+}
+
+/// Like [`probe`], with a deadline fixed earlier (the binary's starts when the process does);
+/// `timeout` is only for messages.
+pub async fn probe_until(targets: &[Target], deadline: Instant, timeout: Duration) -> Report {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::from_std(deadline);
     let outcomes = join_all(targets.iter().map(|t| check_until(t, deadline, timeout))).await;
     Report {
         outcomes,
@@ -60,26 +81,25 @@ pub(crate) async fn check_until(
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Outcome {
-    let progress = checks::Progress::new();
+    let progress = progress::Progress::new();
     let began = Instant::now();
-    let (result, timed_out) =
-        match tokio::time::timeout_at(deadline, checks::run(&target.kind, &progress)).await {
-            Ok(result) => (result, false),
-            Err(_) => (
-                Err(format!(
-                    "timed out after {} {}",
-                    format_duration(timeout),
-                    progress.get()
-                )),
-                true,
-            ),
-        };
+    let result = match tokio::time::timeout_at(deadline, target.run(&progress)).await {
+        Ok(result) => result,
+        Err(_) => Err(progress.fail(
+            FailureKind::Timeout,
+            format!("timed out after {}", format_duration(timeout)),
+        )),
+    };
+    // Whatever a peer said back is scrubbed of every secret this target holds.
+    let result = match result {
+        Ok(detail) => Ok(detail.map(|d| target.scrub(&d))),
+        Err(f) => Err(f.map_message(|m| target.scrub(m))),
+    };
     Outcome {
         target: target.to_string(),
         check: target.check(),
         elapsed: began.elapsed(),
         result,
-        timed_out,
     }
 }
 

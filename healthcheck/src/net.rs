@@ -13,42 +13,35 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::checks::Progress;
-use crate::secret::io_reason;
+use crate::failure::{Failure, FailureKind, Phase};
+use crate::files::io_reason;
+use crate::progress::Progress;
 
 /// Resolves `host:port` to every address it has.
 pub(crate) async fn resolve(
     host: &str,
     port: u16,
     progress: &Progress,
-) -> Result<Vec<SocketAddr>, String> {
-    progress.set("resolving");
+) -> Result<Vec<SocketAddr>, Failure> {
+    progress.set(Phase::Resolve);
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    progress.talking_to(host);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {}", dns_reason(&e)))?
+        .map_err(|e| progress.fail(FailureKind::Dns, dns_reason(&e)))?
         .collect();
     if addrs.is_empty() {
-        return Err(format!("cannot resolve {host}: no addresses"));
+        return Err(progress.fail(FailureKind::Dns, "no addresses"));
     }
     Ok(addrs)
 }
 
-/// getaddrinfo's messages are long and vary by libc; keep the gist.
+/// getaddrinfo's own words, as the system gives them (glibc "Name or service not known", musl
+/// "Name does not resolve"): nothing is decided on them, the kind is DNS whatever they say.
 fn dns_reason(e: &io::Error) -> String {
-    let s = e.to_string().to_lowercase();
-    if s.contains("name or service not known")
-        || s.contains("not known")
-        || s.contains("nodename nor servname")
-    {
-        "name not known".into()
-    } else if s.contains("temporary failure") || s.contains("try again") {
-        "temporary failure in name resolution".into()
-    } else {
-        io_reason(e)
-    }
+    crate::text::truncate(&io_reason(e).to_lowercase(), 200)
 }
 
 /// Connects to the first of `host`'s addresses that accepts.
@@ -56,9 +49,13 @@ pub(crate) async fn connect(
     host: &str,
     port: u16,
     progress: &Progress,
-) -> Result<TcpStream, String> {
+) -> Result<TcpStream, Failure> {
     let addrs = resolve(host, port, progress).await?;
-    progress.set("connecting");
+    progress.set(Phase::Connect);
+    progress.talking_to(match addrs.as_slice() {
+        [one] => one.to_string(),
+        _ => format!("{host}:{port}"),
+    });
     let mut attempts: FuturesUnordered<_> = addrs
         .iter()
         .map(|&addr| async move { (addr, TcpStream::connect(addr).await) })
@@ -68,27 +65,43 @@ pub(crate) async fn connect(
         match result {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
+                progress.talking_to(addr.to_string());
                 return Ok(stream);
             }
-            Err(e) => failures.push((addr, io_reason(&e))),
+            Err(e) => failures.push((addr, e)),
         }
     }
-    Err(describe_failures(host, port, &failures))
+    let kind = if failures.iter().all(|(_, e)| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::NetworkUnreachable
+        )
+    }) {
+        FailureKind::Refused
+    } else {
+        FailureKind::Io
+    };
+    let address = match failures.as_slice() {
+        [(one, _)] => one.to_string(),
+        _ => format!("{host}:{port}"),
+    };
+    Err(Failure::new(kind, describe_failures(&failures)).at(Phase::Connect, Some(address)))
 }
 
-fn describe_failures(host: &str, port: u16, failures: &[(SocketAddr, String)]) -> String {
-    match failures {
-        [(_, reason)] => format!("connect {host}:{port}: {reason}"),
-        _ if failures.iter().all(|(_, r)| r == &failures[0].1) => {
-            format!(
-                "connect {host}:{port}: {} (all {} addresses)",
-                failures[0].1,
-                failures.len()
-            )
+fn describe_failures(failures: &[(SocketAddr, io::Error)]) -> String {
+    let reasons: Vec<(SocketAddr, String)> =
+        failures.iter().map(|(a, e)| (*a, io_reason(e))).collect();
+    match reasons.as_slice() {
+        [(_, reason)] => reason.clone(),
+        _ if reasons.iter().all(|(_, r)| r == &reasons[0].1) => {
+            let each: Vec<String> = reasons.iter().map(|(a, _)| a.to_string()).collect();
+            format!("{} (all of {})", reasons[0].1, each.join(", "))
         }
         _ => {
-            let each: Vec<String> = failures.iter().map(|(a, r)| format!("{a} {r}")).collect();
-            format!("connect {host}:{port}: {}", each.join(", "))
+            let each: Vec<String> = reasons.iter().map(|(a, r)| format!("{a} {r}")).collect();
+            each.join(", ")
         }
     }
 }
@@ -106,11 +119,11 @@ pub(crate) struct TlsOptions {
 
 impl TlsOptions {
     /// Builds a rustls client configuration. Errors name the CA file.
-    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, Failure> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("tls setup: {e}"))?;
+            .map_err(|e| Failure::new(FailureKind::Tls, format!("tls setup: {e}")))?;
         if self.insecure {
             return Ok(builder
                 .dangerous()
@@ -120,22 +133,19 @@ impl TlsOptions {
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca_file {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    format!("cannot read ca_file {}: {}", path.display(), io_reason(&e))
-                })?;
+                let pem =
+                    crate::options::read_named_file("ca_file", path, crate::files::CONFIG_LIMIT)?;
+                let bad = |e: &dyn std::fmt::Display| {
+                    Failure::config(format!("ca_file {}: {e}", path.display()))
+                };
                 let mut added = 0;
                 for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                    let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let cert = cert.map_err(|e| bad(&e))?;
+                    roots.add(cert).map_err(|e| bad(&e))?;
                     added += 1;
                 }
                 if added == 0 {
-                    return Err(format!(
-                        "ca_file {}: no PEM certificates in it",
-                        path.display()
-                    ));
+                    return Err(bad(&"no PEM certificates in it"));
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -150,16 +160,23 @@ pub(crate) async fn tls(
     host: &str,
     options: &TlsOptions,
     progress: &Progress,
-) -> Result<TlsStream<TcpStream>, String> {
-    progress.set("tls handshake");
+) -> Result<TlsStream<TcpStream>, Failure> {
+    progress.set(Phase::Tls);
     let config = options.client_config()?;
     let name = options.server_name.as_deref().unwrap_or(host);
     let server_name = ServerName::try_from(name.to_string())
-        .map_err(|_| format!("`{name}` is not a valid tls server name"))?;
+        .map_err(|_| Failure::config(format!("`{name}` is not a valid tls server name")))?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, stream)
         .await
-        .map_err(|e| format!("tls handshake: {}", io_reason(&e)))
+        .map_err(|e| {
+            let kind = if e.kind() == io::ErrorKind::InvalidData {
+                FailureKind::Tls
+            } else {
+                FailureKind::Io
+            };
+            progress.fail(kind, crate::text::truncate(&io_reason(&e), 300))
+        })
 }
 
 /// The verifier behind `insecure=true`: accepts any certificate, still checks signatures.

@@ -6,6 +6,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::failure::Failure;
+use crate::text::{one_line, truncate};
+
 /// The most a report prints, newline included; below Docker's 4096-byte cap.
 pub const OUTPUT_LIMIT: usize = 4000;
 
@@ -18,10 +21,8 @@ pub struct Outcome {
     pub check: &'static str,
     /// How long the check took (up to the deadline).
     pub elapsed: Duration,
-    /// `Ok(detail)` when healthy, `Err(reason)` when not.
-    pub result: Result<Option<String>, String>,
-    /// True when the check hit the deadline.
-    pub timed_out: bool,
+    /// `Ok(detail)` when healthy, `Err(failure)` when not.
+    pub result: Result<Option<String>, Failure>,
 }
 
 impl Outcome {
@@ -30,27 +31,45 @@ impl Outcome {
         self.result.is_ok()
     }
 
-    fn text(&self) -> String {
+    /// True when the deadline ended the check.
+    pub fn timed_out(&self) -> bool {
+        self.result.as_ref().is_err_and(Failure::is_timeout)
+    }
+
+    /// The failure, when unhealthy.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.result.as_ref().err()
+    }
+
+    /// `TARGET ok 0.4ms`, or `TARGET REASON`, on one line.
+    pub fn text(&self) -> String {
+        let target = one_line(&self.target);
         match &self.result {
-            Ok(None) => format!("{} ok {}", self.target, ms(self.elapsed)),
-            Ok(Some(detail)) => format!("{} ok {} ({detail})", self.target, ms(self.elapsed)),
-            Err(reason) => format!("{} {}", self.target, one_line(reason)),
+            Ok(None) => format!("{target} ok {}", ms(self.elapsed)),
+            Ok(Some(detail)) => format!("{target} ok {} ({})", ms(self.elapsed), one_line(detail)),
+            Err(failure) => format!("{target} {}", one_line(&failure.to_string())),
         }
     }
 
-    fn json(&self) -> serde_json::Value {
+    /// One JSON object; the reason is cut to `reason_max` bytes.
+    fn json(&self, reason_max: usize) -> serde_json::Value {
         let mut v = serde_json::json!({
-            "target": self.target,
+            "target": one_line(&self.target),
             "check": self.check,
             "healthy": self.healthy(),
             "ms": (self.elapsed.as_secs_f64() * 1e4).round() / 10.0,
         });
         match &self.result {
-            Ok(Some(detail)) => v["detail"] = detail.as_str().into(),
+            Ok(Some(detail)) => v["detail"] = truncate(&one_line(detail), reason_max).into(),
             Ok(None) => {}
-            Err(reason) => v["reason"] = one_line(reason).into(),
+            Err(f) => {
+                v["reason"] = truncate(&one_line(&f.to_string()), reason_max).into();
+                v["kind"] = f.kind().as_str().into();
+                v["phase"] = f.phase().map(|p| p.as_str()).into();
+                v["address"] = f.address().map(one_line).into();
+            }
         }
-        if self.timed_out {
+        if self.timed_out() {
             v["timed_out"] = true.into();
         }
         v
@@ -90,10 +109,15 @@ impl Report {
         let mut targets = Vec::new();
         let mut used = head.to_string().len() + 40;
         for o in &ordered {
-            let item = o.json();
-            let len = item.to_string().len() + 1;
+            // A long reason is cut to fit rather than the target dropped.
+            let mut item = o.json(400);
+            let mut len = item.to_string().len() + 1;
             if used + len > OUTPUT_LIMIT {
-                break;
+                item = o.json(60);
+                len = item.to_string().len() + 1;
+                if used + len > OUTPUT_LIMIT {
+                    break;
+                }
             }
             used += len;
             targets.push(item);
@@ -134,7 +158,7 @@ impl fmt::Display for Report {
         for o in &ordered {
             let mut text = o.text();
             if text.len() > 400 {
-                text = crate::checks::truncate(&text, 400);
+                text = truncate(&text, 400);
             }
             if out.len() + text.len() + 2 + reserve > OUTPUT_LIMIT {
                 break;
@@ -159,11 +183,25 @@ fn ms(d: Duration) -> String {
     format!("{:.1}ms", d.as_secs_f64() * 1e3)
 }
 
-/// Reasons come from peers: keep them on one line.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// The JSON printed when the configuration is wrong: the same shape as a report, with no
+/// targets, `kind` `config` and the reason.
+pub fn config_error_json(reason: &str) -> String {
+    failure_json("config", reason)
+}
+
+/// A report with no targets, only a kind and a reason: for failures of the whole probe
+/// (configuration, or the watchdog that ends a probe whose checks could not report in time).
+pub fn failure_json(kind: &str, reason: &str) -> String {
+    let v = serde_json::json!({
+        "healthy": false,
+        "kind": kind,
+        "phase": null,
+        "reason": truncate(&one_line(reason), OUTPUT_LIMIT - 200),
+        "unhealthy": 0,
+        "total": 0,
+        "targets": [],
+    });
+    v.to_string()
 }
 
 #[cfg(test)]
@@ -178,12 +216,12 @@ mod tests {
             result: if ok {
                 Ok(None)
             } else {
-                Err(format!(
-                    "connect host-{i}:1: connection refused {}",
-                    "x".repeat(50)
-                ))
+                Err(Failure::new(
+                    crate::FailureKind::Refused,
+                    format!("connection refused {}", "x".repeat(50)),
+                )
+                .at(crate::Phase::Connect, Some(format!("host-{i}:1"))))
             },
-            timed_out: false,
         }
     }
 
@@ -195,7 +233,9 @@ mod tests {
         };
         let s = r.to_string();
         assert!(
-            s.starts_with("unhealthy: tcp://host-1:1 ok 1.5ms; tcp://host-2:1 connect"),
+            s.starts_with(
+                "unhealthy: tcp://host-1:1 ok 1.5ms; tcp://host-2:1 connecting to host-2:1"
+            ),
             "{s}"
         );
         assert!(!s.contains('\n'));
@@ -204,7 +244,10 @@ mod tests {
     #[test]
     fn hundreds_of_failures_fit_the_limit_and_are_counted() {
         let mut outcomes: Vec<Outcome> = (0..500).map(|i| outcome(i, i % 7 == 0)).collect();
-        outcomes[3].result = Err("\u{1b}[31mevil\nnewline".repeat(200));
+        outcomes[3].result = Err(Failure::new(
+            crate::FailureKind::Protocol,
+            "\u{1b}[31mevil\nnewline".repeat(200),
+        ));
         let r = Report {
             outcomes,
             elapsed: Duration::from_millis(2),
@@ -223,6 +266,12 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["healthy"], false);
         assert!(v["omitted"].as_u64().unwrap() > 0);
+        assert!(
+            !json.contains("\\u001b") && json.contains("\\\\x1b"),
+            "{json}"
+        );
+        assert_eq!(v["targets"][0]["kind"], "refused");
+        assert_eq!(v["targets"][0]["phase"], "connect");
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! Secrets (passwords, tokens, nkey seeds) and the redaction of everything we print.
+//! Secrets (passwords, tokens, nkey seeds) and the redaction of every URL we print.
 //!
 //! A HEALTHCHECK's command line and its output both end up in `docker inspect`, so secrets come
-//! from files or the environment, and no printed URL or error ever carries one.
+//! from files or the environment, and no printed URL or error ever carries one. Redaction works
+//! on the parsed URL: what does not parse is never printed beyond its scheme.
 
 use std::fmt;
 use std::path::Path;
+
+use url::Url;
+
+use crate::failure::Failure;
+use crate::files::{self, SECRET_LIMIT};
 
 /// A credential. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,15 +35,12 @@ impl fmt::Debug for Secret {
 }
 
 /// Reads a secret file (Docker and Kubernetes secrets), trimming one trailing newline.
-/// The error names the file, never its contents.
-pub(crate) fn read_file(path: &Path) -> Result<Secret, String> {
-    let mut s = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read secret file {}: {}",
-            path.display(),
-            io_reason(&e)
-        )
-    })?;
+/// The file must be regular and at most 64 KiB; the error names the file, never its contents.
+pub(crate) fn read_file(path: &Path) -> Result<Secret, Failure> {
+    let bytes = files::read_bounded(path, SECRET_LIMIT)
+        .map_err(|e| Failure::config(format!("cannot read secret file {}: {e}", path.display())))?;
+    let mut s = String::from_utf8(bytes)
+        .map_err(|_| Failure::config(format!("secret file {}: not UTF-8 text", path.display())))?;
     if s.ends_with('\n') {
         s.pop();
         if s.ends_with('\r') {
@@ -51,120 +54,197 @@ pub(crate) fn read_file(path: &Path) -> Result<Secret, String> {
 pub(crate) fn from_env(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Secret>, String> {
+) -> Result<Option<Secret>, Failure> {
     if let Some(path) = env(&format!("{name}_FILE")).filter(|p| !p.is_empty()) {
         return read_file(Path::new(&path)).map(Some);
     }
     Ok(env(name).filter(|v| !v.is_empty()).map(Secret))
 }
 
-/// An I/O error without the path noise std adds ("No such file or directory (os error 2)").
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_lowercase(),
-        None => s,
+/// A URL fit to print: passwords and tokens become `***`, and so does every query value except
+/// those `harmless` names; `hide` (values expanded from the environment) are redacted in the
+/// path and query. The fragment is dropped.
+pub(crate) fn redact_parsed(url: &Url, harmless: &dyn Fn(&str) -> bool, hide: &[String]) -> String {
+    let scheme = url.scheme();
+    // A NATS user alone is a token; an HTTP user is often a token too (basic auth with an API key).
+    let token_scheme = matches!(scheme, "nats" | "tls" | "http" | "https");
+    let mut out = format!("{scheme}://");
+    let user = url.username();
+    match url.password() {
+        // `nats://TOKEN:@host`: no password, so the NATS check uses the user as a token.
+        Some("") | None if token_scheme && !user.is_empty() => out.push_str("***@"),
+        Some(_) if matches!(scheme, "http" | "https") => out.push_str("***:***@"),
+        Some(_) => out.push_str(&format!("{}:***@", crate::text::scrub(user, hide))),
+        None if !user.is_empty() => out.push_str(&format!("{}@", crate::text::scrub(user, hide))),
+        None => {}
     }
+    match url.host() {
+        Some(url::Host::Ipv6(a)) => out.push_str(&format!("[{a}]")),
+        Some(h) => out.push_str(&h.to_string()),
+        None => {}
+    }
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    let path = url.path();
+    if path != "/" || url.query().is_some() {
+        out.push_str(&crate::text::scrub(path, hide));
+    }
+    if let Some(query) = url.query() {
+        out.push('?');
+        out.push_str(&redact_query(query, harmless, hide));
+    }
+    out
 }
 
-/// A URL fit to print: any password in the userinfo becomes `***`, as do secret query options.
-///
-/// Works on strings that do not parse as URLs too (it is used on bad input in error messages).
-pub fn redact_url(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else {
-        return redact_query(raw);
-    };
-    let after = &raw[scheme_end + 3..];
-    let mut authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    // A password holding an unencoded `/`, `?` or `#` ends the authority early by URL rules, so
-    // the password would be printed as a host, path or option (found by fuzzing): then the
-    // userinfo ends at the stray `@`. Only for HTTP can a valid URL hold an `@` after its host.
-    let http = raw.starts_with("http");
-    if let Some(at) = stray_at(after)
-        && (!http || url::Url::parse(raw).is_err())
-    {
-        let host = &after[at + 1..];
-        authority_end = at + 1 + host.find(['/', '?', '#']).unwrap_or(host.len());
-    }
-    let authority = &after[..authority_end];
-    let redacted_authority = match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let shown = match userinfo.split_once(':') {
-                // `nats://TOKEN:@host`: no password, so the NATS check uses the user as a token.
-                Some((_, "")) if raw.starts_with("nats") || raw.starts_with("tls") => {
-                    "***".to_string()
-                }
-                Some((user, _)) => format!("{user}:***"),
-                // `nats://TOKEN@host`: a lone userinfo on NATS is a token.
-                None if raw.starts_with("nats") || raw.starts_with("tls") => "***".to_string(),
-                None => userinfo.to_string(),
-            };
-            format!("{shown}@{}", &authority[at + 1..])
-        }
-        None => authority.to_string(),
-    };
-    let rest = redact_query(&after[authority_end..]);
-    format!("{}://{redacted_authority}{rest}", &raw[..scheme_end])
-}
-
-/// In the part of a URL after `scheme://`, an `@` that is not in the authority by URL rules and
-/// not inside an option value (`password_file=/run/a@b`): the end of a userinfo whose password
-/// holds an unencoded `/`, `?` or `#`.
-pub(crate) fn stray_at(after: &str) -> Option<usize> {
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    if after[..authority_end].contains('@') {
-        return None;
-    }
-    let value_start = after[authority_end..]
-        .find('=')
-        .map_or(after.len(), |i| authority_end + i);
-    after[..value_start].rfind('@')
-}
-
-/// Query options whose value is itself a secret (not a path to one).
-const SECRET_OPTIONS: [&str; 4] = ["password", "token", "nkey", "pass"];
-
-fn redact_query(s: &str) -> String {
-    let Some(q) = s.find('?') else {
-        return s.to_string();
-    };
-    let (head, query) = s.split_at(q + 1);
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) => {
-                format!("{k}=***")
-            }
-            _ => kv.to_string(),
+/// Query items with their values replaced by `***` unless the option is harmless.
+pub(crate) fn redact_query(
+    query: &str,
+    harmless: &dyn Fn(&str) -> bool,
+    hide: &[String],
+) -> String {
+    let items: Vec<String> = crate::text::split_query(query)
+        .map(|(key, _, raw)| match raw.split_once('=') {
+            Some((k, v)) if harmless(&key) => format!("{k}={}", crate::text::scrub(v, hide)),
+            Some((k, _)) => format!("{}=***", crate::text::scrub(k, hide)),
+            None => crate::text::scrub(raw, hide),
         })
         .collect();
-    format!("{head}{}", parts.join("&"))
+    items.join("&")
 }
+
+/// What may be printed of text that is not a valid target: its scheme (lower-cased) when it
+/// looks like one, never anything else.
+pub(crate) fn scheme_only(raw: &str) -> String {
+    let end = raw.find(':').unwrap_or(0);
+    let scheme = &raw[..end];
+    let looks_like_scheme = !scheme.is_empty()
+        && scheme.len() <= 16
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if looks_like_scheme {
+        format!("{}://…", scheme.to_ascii_lowercase())
+    } else {
+        "target".into()
+    }
+}
+
+/// A URL fit to print, from text that may not parse: the parsed URL redacted (every query value
+/// hidden), or only its scheme.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(url) if raw.contains("://") && stray_at(raw).is_none() => {
+            redact_parsed(&url, &|_| false, &[])
+        }
+        _ => scheme_only(raw),
+    }
+}
+
+/// In a target, the byte offset of an `@` that is not in the authority by URL rules: the end of a
+/// userinfo whose password holds an unencoded `/`, `?` or `#`. For HTTP any `@` after the host
+/// counts (an `@` in a path or query must be written `%40` in a target).
+pub(crate) fn stray_at(raw: &str) -> Option<usize> {
+    let start = raw.find("://")? + 3;
+    let after = &raw[start..];
+    let http = raw[..start].to_ascii_lowercase().starts_with("http");
+    // For http(s), URL parsers treat `\` as `/`: it ends the authority too.
+    let delimiters: &[char] = if http {
+        &['/', '?', '#', '\\']
+    } else {
+        &['/', '?', '#']
+    };
+    let authority_end = after.find(delimiters).unwrap_or(after.len());
+    // Option values may hold `@` (`password_file=/run/a@b`). A password's own `?`, `&` or `=`
+    // may look like an option, so only the probe's option names open a value.
+    // HTTP: an `@` anywhere after the host, query included, may end a password holding `/`, `?`,
+    // `#` or `\`, so it must be written `%40` there.
+    let end = if http {
+        after.len()
+    } else {
+        let tail = &after[authority_end..];
+        tail.match_indices(['?', '&'])
+            .find_map(|(i, _)| {
+                let (name, _) = tail[i + 1..].split_once('=')?;
+                OPTION_NAMES.contains(&name).then_some(authority_end + i)
+            })
+            .unwrap_or(after.len())
+    };
+    if end <= authority_end {
+        return None;
+    }
+    after[authority_end..end]
+        .rfind('@')
+        .map(|i| start + authority_end + i)
+}
+
+/// Every option name of the non-HTTP schemes (their values may hold an `@`).
+const OPTION_NAMES: [&str; 14] = [
+    "role",
+    "db",
+    "password_file",
+    "ca_file",
+    "server_name",
+    "insecure",
+    "jetstream",
+    "token_file",
+    "nkey_file",
+    "creds_file",
+    "min",
+    "replica",
+    "namespace",
+    "status",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn redacts_passwords_tokens_and_secret_options() {
-        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
-        assert_eq!(redact_url("nats://tok@h:4222"), "nats://***@h:4222");
-        assert_eq!(redact_url("redis://user@h"), "redis://user@h");
-        assert_eq!(
-            redact_url("http://h/p?token=abc&x=1"),
-            "http://h/p?token=***&x=1"
-        );
-        assert_eq!(redact_url("redis://u:p@ss@h"), "redis://u:***@h");
-        assert_eq!(redact_url("garbage:pw@"), "garbage:pw@");
+    fn redact(s: &str) -> String {
+        let url = Url::parse(s).unwrap();
+        redact_parsed(&url, &|k| k == "role", &[])
     }
 
+    /// Passwords, tokens and every query value not known harmless are hidden.
+    #[test]
+    fn redacts_passwords_tokens_and_query_values() {
+        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:pw@h"), "redis://:***@h");
+        assert_eq!(redact("nats://tok@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact("NATS://tok@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact("redis://user@h"), "redis://user@h");
+        assert_eq!(
+            redact("http://h/p?token=abc&x=1&role=m&v"),
+            "http://h/p?token=***&x=***&role=m&v"
+        );
+    }
+
+    /// Text that does not parse prints as its scheme alone.
+    #[test]
+    fn unparseable_prints_scheme_only() {
+        assert_eq!(redact_url("redis://u:p/ss@h"), "redis://…");
+        assert_eq!(redact_url("Redis:/:pw@h"), "redis://…");
+        assert_eq!(redact_url("garbage pw@"), "target");
+        assert_eq!(stray_at("http://user:pw/with/slash@host/"), Some(25));
+        assert!(stray_at("http://h/p?x=a@b").is_some());
+        assert!(stray_at("http://M?M:pw@127.0.0.1:1/health").is_some());
+        assert!(stray_at("http://M\\M:pw@127.0.0.1:1/health").is_some());
+        assert_eq!(stray_at("http://u:p@h/p?x=a%40b"), None);
+        assert_eq!(stray_at("redis://h?password_file=/a@b"), None);
+        assert!(stray_at("nats://Tok/en+x=@h:4222").is_some());
+        assert!(stray_at("nats://to?en=x@h:4222").is_some());
+        assert!(stray_at("redis://u:p@s/s@host").is_some());
+        assert_eq!(stray_at("redis://u:p@ss@host/0"), None);
+    }
+
+    /// `Debug` never shows the secret.
     #[test]
     fn secret_debug_is_redacted() {
         assert_eq!(format!("{:?}", Secret::new("canary")), "Secret(***)");
     }
 
+    /// `NAME_FILE` wins over `NAME`, one newline is trimmed, a missing file is named.
     #[test]
     fn file_wins_over_value_and_newline_is_trimmed() {
         let dir = tempfile::tempdir().unwrap();
@@ -177,7 +257,9 @@ mod tests {
             _ => None,
         };
         assert_eq!(from_env("P", &env).unwrap().unwrap().expose(), "from-file");
-        let e = read_file(Path::new("/nonexistent/pw")).unwrap_err();
+        let e = read_file(Path::new("/nonexistent/pw"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("/nonexistent/pw") && e.contains("no such file"),
             "{e}"

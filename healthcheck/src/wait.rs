@@ -5,6 +5,9 @@
 //! also listen to the agents' NATS events (when NATS is configured): a ready event triggers an
 //! immediate re-check, so the wait ends milliseconds after the agent says so. Polling remains,
 //! for when NATS is absent or an event is lost.
+//!
+//! Configuration and authentication failures will not fix themselves: the first one ends the
+//! wait at once. Each attempt runs until the one deadline, never a cap of its own.
 
 use std::hash::{BuildHasher, RandomState};
 use std::rc::Rc;
@@ -15,29 +18,40 @@ use ready_signal::{Name, StoreConfig};
 use tokio::sync::Notify;
 
 use crate::report::{Outcome, Report};
-use crate::target::{Kind, Target};
+use crate::target::Target;
 
 /// First pause between attempts; doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 /// Longest pause between attempts of one target.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Longest wait for NATS to take a subscription before trying again.
+/// Longest wait for NATS to take a subscription before trying again (only the event listener,
+/// which is an optimisation; the checks themselves run to the one deadline).
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest single attempt, so a silent peer is retried rather than waited on forever.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Waits until every target is healthy or `timeout` passes.
 ///
 /// `Ok` carries the report of the final, healthy round; `Err` the last outcome of every target,
-/// so the caller can say which are still not ready and why.
+/// so the caller can say which are still not ready and why ([`gave_up`] says whether a
+/// permanent failure ended it early).
 pub async fn wait_until_healthy(targets: &[Target], timeout: Duration) -> Result<Report, Report> {
+    wait_until(targets, Instant::now() + timeout, timeout).await
+}
+
+/// Like [`wait_until_healthy`], with a deadline fixed earlier (when the process started).
+pub async fn wait_until(
+    targets: &[Target],
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Report, Report> {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::from_std(deadline);
     let wakers: Vec<Rc<Notify>> = targets.iter().map(|_| Rc::new(Notify::new())).collect();
+    // Set by the first target whose failure is permanent; every other retry loop then stops.
+    let stop = Stop::default();
     let waits = targets
         .iter()
         .zip(&wakers)
-        .map(|(t, w)| until_healthy(t, w, deadline, timeout));
+        .map(|(t, w)| until_healthy(t, w, &stop, deadline, timeout));
     let listeners = event_listeners(targets, &wakers);
     // The listeners run beside the retries and never finish; the retries decide the outcome.
     let outcomes = if listeners.is_empty() {
@@ -59,39 +73,85 @@ pub async fn wait_until_healthy(targets: &[Target], timeout: Duration) -> Result
     }
 }
 
-/// Retries one target until it is healthy or the deadline passes; returns its last outcome.
+/// True when the wait ended early on a failure that retrying cannot fix (config, auth).
+pub fn gave_up(report: &Report) -> bool {
+    report
+        .failures()
+        .any(|o| o.failure().is_some_and(crate::Failure::is_permanent))
+}
+
+/// Retries one target until it is healthy, the deadline passes, or a target fails for good;
+/// returns its last outcome.
 async fn until_healthy(
     target: &Target,
     waker: &Notify,
+    stop: &Stop,
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Outcome {
     let mut backoff = FIRST_BACKOFF;
+    let mut last: Option<Outcome> = None;
     loop {
-        let attempt_deadline = deadline.min(tokio::time::Instant::now() + ATTEMPT_TIMEOUT);
-        let outcome = crate::check_until(target, attempt_deadline, timeout).await;
+        let attempt = crate::check_until(target, deadline, timeout);
+        let outcome = tokio::select! {
+            o = attempt => o,
+            () = stop.wait() => return last.unwrap_or_else(|| not_checked(target)),
+        };
         if outcome.healthy() {
+            return outcome;
+        }
+        if outcome.failure().is_some_and(crate::Failure::is_permanent) {
+            stop.stop();
             return outcome;
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Outcome {
-                timed_out: true,
-                ..outcome
-            };
+            return outcome;
         }
         let pause = jitter(backoff).min(deadline - now);
+        last = Some(outcome);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = waker.notified() => {}
+            () = stop.wait() => return last.unwrap_or_else(|| not_checked(target)),
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
         if tokio::time::Instant::now() >= deadline {
-            return Outcome {
-                timed_out: true,
-                ..outcome
-            };
+            return last.unwrap_or_else(|| not_checked(target));
         }
+    }
+}
+
+/// Ends every retry loop once one target has failed for good.
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: std::cell::Cell<bool>,
+    notify: Notify,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.stopped.set(true);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        if !self.stopped.get() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// The outcome of a target whose first attempt was cut short because another failed for good.
+fn not_checked(target: &Target) -> Outcome {
+    Outcome {
+        target: target.to_string(),
+        check: target.check(),
+        elapsed: Duration::ZERO,
+        result: Err(crate::Failure::new(
+            crate::FailureKind::Unhealthy,
+            "not checked to the end: another target failed for good",
+        )),
     }
 }
 
@@ -114,11 +174,9 @@ struct Interest {
 fn event_listeners(targets: &[Target], wakers: &[Rc<Notify>]) -> Vec<impl Future<Output = ()>> {
     let mut interests: Vec<Interest> = Vec::new();
     for (t, w) in targets.iter().zip(wakers) {
-        let Kind::Ready(r) = &t.kind else { continue };
-        let Ok(store) = r.store() else { continue };
-        if !store.has_nats() {
+        let Some((store, agents)) = t.ready_events() else {
             continue;
-        }
+        };
         let i = match interests
             .iter()
             .position(|i| i.store.namespace_name() == store.namespace_name())
@@ -134,12 +192,12 @@ fn event_listeners(targets: &[Target], wakers: &[Rc<Notify>]) -> Vec<impl Future
             }
         };
         let interest = &mut interests[i];
-        for agent in &r.agents {
+        for agent in &agents {
             if !interest.agents.contains(agent) {
                 interest.agents.push(agent.clone());
             }
         }
-        interest.wakers.push((r.agents.clone(), Rc::clone(w)));
+        interest.wakers.push((agents, Rc::clone(w)));
     }
     interests.into_iter().map(listen).collect()
 }

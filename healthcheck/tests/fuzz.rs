@@ -370,6 +370,7 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
         config: Some(path.to_path_buf()),
         targets: Vec::new(),
     })
+    .map_err(|e| e.to_string())
 }
 
 /// Cases the fuzzer found: a password with an unencoded `#`, `?` or `/` made the URL invalid,
@@ -401,9 +402,13 @@ fn regression_secret_parsed_as_host_or_option() {
         assert!(!e.contains("Zq9x"), "{raw}: {e}");
         assert!(e.contains("percent-encode"), "{raw}: {e}");
     }
-    // An `@` inside an option value or an HTTP query is not userinfo.
-    let t = Target::parse_with("http://h:8080/p?email=a@b", &|_| None).unwrap();
-    assert_eq!(t.to_string(), "http://h:8080/p?email=a@b");
+    // An `@` anywhere after an HTTP host is refused (write %40): it may end a userinfo whose
+    // password holds an unencoded `/`, `?` or `\`, and nothing of the text is echoed.
+    let e = Target::parse_with("http://h:8080/p?email=a@b", &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("%40") && !e.contains("email=a"), "{e}");
+    // An `@` inside a probe option's value is not userinfo.
     let e = Target::parse_with("redis://h:6379?password_file=/nonexistent/a@b", &|_| None)
         .unwrap_err()
         .to_string();
@@ -418,4 +423,96 @@ fn regression_secret_parsed_as_host_or_option() {
 fn regression_nats_user_with_empty_password_is_a_token() {
     let t = Target::parse_with("nats://Zq9x_A:@cache", &|_| None).unwrap();
     assert_eq!(t.to_string(), "nats://***@cache");
+}
+
+// ------------------------------------------------------------ whatever a peer answers
+
+/// What a peer sends, for the peer properties: arbitrary bytes, or protocol-shaped lines with
+/// arbitrary bytes inside (control characters, escape sequences, invalid UTF-8 included).
+fn peer_bytes(prefixes: Vec<&'static str>) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (
+            prop::sample::select(prefixes),
+            prop::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(|(head, body)| {
+                let mut v = head.as_bytes().to_vec();
+                v.extend(body);
+                v.extend_from_slice(b"\r\n\r\n");
+                v
+            }),
+    ]
+}
+
+/// Runs the real probe against `target` with a 300 ms deadline (many cases wait for more); the output must be one line, under
+/// 4096 bytes, with every control character escaped, and the exit status 0 or 1.
+fn probe_peer(target: &str) -> Result<(), TestCaseError> {
+    // `$HC_BIN` runs these against another build (the static musl release binary).
+    let bin = std::env::var_os("HC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_healthcheck")));
+    let out = std::process::Command::new(bin)
+        .args(["--timeout", "300ms", target])
+        .env_remove("HEALTHCHECK_TARGETS")
+        .env_remove("HEALTHCHECK_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let raw = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    let text = String::from_utf8_lossy(&raw);
+    prop_assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{:?}: {text}",
+        out.status
+    );
+    prop_assert!(raw.len() < 4096, "{} bytes", raw.len());
+    prop_assert!(
+        !raw.iter().any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f),
+        "a raw control byte in {text:?}"
+    );
+    prop_assert!(
+        !text.trim_end_matches('\n').contains('\n'),
+        "more than one line: {text:?}"
+    );
+    Ok(())
+}
+
+fn peer_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(32),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(peer_config())]
+
+    /// Whatever a "Redis" answers, the verdict is one clean line (FAKE peer, one per case).
+    #[test]
+    fn any_redis_reply_prints_one_clean_line(reply in peer_bytes(vec!["-ERR ", "-", "+", "$5\r\n", "*1\r\n-", ":"])) {
+        let fake = harness::fake::FakePeer::replying(&reply);
+        probe_peer(&format!("redis://{}", fake.addr()))?;
+    }
+
+    /// Whatever a "NATS server" says first, the verdict is one clean line (FAKE peer).
+    #[test]
+    fn any_nats_greeting_prints_one_clean_line(greeting in peer_bytes(vec!["INFO ", "-ERR '", "INFO {\"server_id\":\""])) {
+        let fake = harness::fake::FakePeer::greeting(&greeting);
+        probe_peer(&format!("nats://{}", fake.addr()))?;
+    }
+
+    /// Whatever an "HTTP server" answers (status line, headers, a Location), the verdict is one
+    /// clean line (FAKE peer).
+    #[test]
+    fn any_http_response_prints_one_clean_line(reply in peer_bytes(vec![
+        "HTTP/1.1 ", "HTTP/1.1 503 ", "HTTP/1.1 302 Found\r\nlocation: ", "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n",
+    ])) {
+        let fake = harness::fake::FakePeer::replying(&reply);
+        probe_peer(&format!("http://{}/?body=needle", fake.addr()))?;
+    }
 }

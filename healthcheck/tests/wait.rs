@@ -8,7 +8,40 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{RedisServer, free_port};
+use harness::{Monitor, MonitoredCommand, NatsServer, RedisServer, free_port};
+use ready_signal::{ReadySignal, StoreConfig};
+
+/// Waits until process `pid` has a SIGTERM handler installed (`SigCgt` in `/proc/PID/status`):
+/// `wait` installs it once its configuration is parsed, right before its first attempt. A
+/// condition, not a guess at how long starting takes.
+fn wait_until_catching_sigterm(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (15 - 1)) != 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never installed a SIGTERM handler:\n{status}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `cond` holds, or panics with `what` after `limit`.
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} (waited {limit:?})");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
 
 fn wait_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthcheck"));
@@ -48,7 +81,8 @@ fn waits_for_a_late_server_then_execs_with_its_status() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(800));
+    // The wait has begun (and found nothing listening) before the server starts.
+    wait_until_catching_sigterm(child.id());
     redis.restart();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -114,10 +148,7 @@ fn unresolvable_names_are_retried_until_timeout() {
         started.elapsed() >= Duration::from_millis(900),
         "gave up early: {out}"
     );
-    assert!(
-        out.contains("cannot resolve not-yet-started.invalid"),
-        "{out}"
-    );
+    assert!(out.contains("resolving not-yet-started.invalid"), "{out}");
 }
 
 /// SIGTERM while waiting ends the wait promptly with a clear message and exit 1.
@@ -129,7 +160,7 @@ fn sigterm_while_waiting() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(500));
+    wait_until_catching_sigterm(child.id());
     let sent = Instant::now();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -151,19 +182,46 @@ fn sigterm_while_waiting() {
     assert!(sent.elapsed() < Duration::from_secs(5));
 }
 
-/// A ready event published by the `ready-signal` CLI ends a wait on `ready://` (NATS configured),
-/// and the agent's record is what the wait checked.
+/// A ready event on NATS ends a wait on `ready://` sooner than polling can: once the waiter's
+/// polling has slowed to gaps of 400 ms or more (its backoff only grows), the agent says ready
+/// right after one poll, and the store read that sees it comes less than 400 ms after that
+/// poll. Times are the Redis server's own (`MONITOR`), so a loaded machine does not skew them.
 #[test]
 fn ready_event_ends_the_wait() {
     let redis = RedisServer::start();
-    let nats = harness::NatsServer::start();
-    let store = [
+    let nats = NatsServer::builder().monitor().start();
+    let monitor = redis.monitor();
+    let vars = [
         ("READY_SIGNAL_REDIS_URL", redis.url()),
         ("READY_SIGNAL_NATS_URL", nats.url()),
         ("READY_SIGNAL_NAMESPACE", "waittest".to_string()),
     ];
+    let store = StoreConfig::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    // The agent, started first so that its own connection is known before the waiter's reads.
+    let agent = ReadySignal::builder("late-agent")
+        .store(store)
+        .replica("r1")
+        .ttl(Duration::from_secs(30))
+        .start()
+        .unwrap();
+    wait_for(
+        "the agent never wrote its record",
+        Duration::from_secs(10),
+        || {
+            monitor
+                .commands()
+                .iter()
+                .any(|c| c.line.starts_with("\"EVAL"))
+        },
+    );
+
     let mut waiter = wait_cmd();
-    waiter.envs(store.clone()).args([
+    waiter.envs(vars.clone()).args([
         "--timeout",
         "30s",
         "ready://late-agent",
@@ -173,20 +231,94 @@ fn ready_event_ends_the_wait() {
         "exit 3",
     ]);
     let child = waiter.stderr(Stdio::piped()).spawn().unwrap();
-    thread::sleep(Duration::from_millis(1500));
-    let published = Command::new(harness::bin("ready-signal"))
-        .envs(store)
-        .env_remove("READY_SIGNAL_DIR")
-        .args(["ready", "late-agent", "--ttl", "30s"])
-        .output()
-        .unwrap();
-    assert!(
-        published.status.success(),
-        "{}",
-        String::from_utf8_lossy(&published.stderr)
+
+    // 1. The waiter listens for the agent's events.
+    wait_for(
+        "the waiter never subscribed on NATS",
+        Duration::from_secs(10),
+        || nats.subscriptions().unwrap_or(0) >= 1,
     );
+    // 2. Its polling has slowed: two reads at least 400 ms apart. 3. Right after its next read,
+    // the agent says ready.
+    wait_for(
+        "the waiter's polling never slowed to 400 ms",
+        Duration::from_secs(20),
+        || polls(&monitor).windows(2).any(|w| w[1] - w[0] >= SLOW_POLL),
+    );
+    let seen = polls(&monitor).len();
+    wait_for("the waiter stopped polling", Duration::from_secs(5), || {
+        polls(&monitor).len() > seen
+    });
+    agent.ready();
+
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("ready://late-agent ok"), "{err}");
+
+    // MONITOR lines arrive a little after the commands ran.
+    let written =
+        |c: &MonitoredCommand| c.line.starts_with("\"EVAL") && c.line.contains("\"ready\"");
+    wait_for(
+        "MONITOR never showed the ready write and a read after it",
+        Duration::from_secs(5),
+        || {
+            let published = monitor.commands().iter().find(|c| written(c)).map(|c| c.at);
+            published.is_some_and(|p| polls(&monitor).iter().any(|&t| t >= p))
+        },
+    );
+    let commands = monitor.commands();
+    let published = commands
+        .iter()
+        .find(|c| written(c))
+        .expect("the agent's ready write")
+        .at;
+    let reads = polls(&monitor);
+    let before = reads
+        .iter()
+        .rev()
+        .find(|&&t| t < published)
+        .copied()
+        .unwrap();
+    let after = reads.iter().find(|&&t| t >= published).copied().unwrap();
+    println!(
+        "EVENT ready written {:.0} ms after the waiter's last poll; the read that saw it came {:.0} ms after that poll ({:.0} ms after the write)",
+        (published - before) * 1e3,
+        (after - before) * 1e3,
+        (after - published) * 1e3
+    );
+    assert!(
+        after - before < SLOW_POLL,
+        "the read that ended the wait came {:.0} ms after the previous poll: polling could explain it \
+         (the agent wrote {:.0} ms after that poll)",
+        (after - before) * 1e3,
+        (published - before) * 1e3
+    );
+}
+
+/// A gap between polls that only a slowed-down poller leaves (its backoff at 800 ms or more).
+const SLOW_POLL: f64 = 0.4;
+
+/// When the waiter read the store: commands from any client but the agent's (those that ran the
+/// write script) and not run by a script; a read starts with a client's first command, or with
+/// one coming more than 50 ms after that client's previous command.
+fn polls(monitor: &Monitor) -> Vec<f64> {
+    let commands = monitor.commands();
+    let agent: Vec<&str> = commands
+        .iter()
+        .filter(|c| c.line.starts_with("\"EVAL") || c.line.starts_with("\"SCRIPT"))
+        .map(|c| c.client.as_str())
+        .collect();
+    let mut last: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    let mut reads: Vec<f64> = Vec::new();
+    for c in &commands {
+        if c.client == "lua" || agent.contains(&c.client.as_str()) {
+            continue;
+        }
+        if last.get(c.client.as_str()).is_none_or(|&t| c.at - t > 0.05) {
+            reads.push(c.at);
+        }
+        last.insert(c.client.as_str(), c.at);
+    }
+    reads
 }

@@ -236,6 +236,12 @@ impl StoreConfig {
         self.dir.is_some() || self.redis.is_none()
     }
 
+    /// `host:port` of the Redis store, when there is one (a probe resolves it first, to say
+    /// "resolving HOST" rather than a client library's message).
+    pub fn redis_addr(&self) -> Option<&str> {
+        self.redis.as_ref().map(|r| r.addr.as_str())
+    }
+
     /// One line naming the stores, for logs and probe output; no credentials.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -298,8 +304,10 @@ fn addr_of(url: &Url, default_port: u16) -> Result<String, Error> {
 }
 
 fn read_secret(var: &str, path: &str) -> Result<String, Error> {
-    let text = std::fs::read_to_string(Path::new(path))
+    let bytes = crate::file_store::read_bounded(Path::new(path))
         .map_err(|source| Error::Config(format!("{var}: cannot read {path}: {source}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Config(format!("{var}: {path} is not UTF-8 text")))?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
         return Err(Error::Config(format!("{var}: {path} is empty")));

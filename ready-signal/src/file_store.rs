@@ -109,9 +109,36 @@ pub(crate) fn remove(path: &Path, instance: &str) -> Result<(), Error> {
     }
 }
 
+/// The largest record or secret file read. A record is a few hundred bytes; a FIFO, a device or
+/// a huge file in its place must neither block the reader nor fill its memory.
+pub(crate) const READ_LIMIT: u64 = 64 * 1024;
+
+/// Reads a regular file of at most [`READ_LIMIT`] bytes; anything else is an error, at once.
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    // Stat before opening: opening a FIFO for reading blocks until a writer appears.
+    let meta = std::fs::metadata(path)?;
+    let refuse =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
+    if !meta.is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    if meta.len() > READ_LIMIT {
+        return Err(refuse("larger than 64 KiB"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(READ_LIMIT + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > READ_LIMIT {
+        return Err(refuse("larger than 64 KiB"));
+    }
+    Ok(bytes)
+}
+
 /// Reads a record file; `Ok(None)` when there is none.
 pub(crate) fn read(path: &Path) -> Result<Option<Record>, Error> {
-    match std::fs::read(path) {
+    match read_bounded(path) {
         Ok(bytes) => Record::from_json(&bytes)
             .map(Some)
             .map_err(|reason| malformed(path.display().to_string(), reason)),
@@ -229,5 +256,27 @@ mod tests {
         assert!(e_back > e_new, "{e_back} <= {e_new}");
         let stored = read(&path).unwrap().unwrap();
         assert_eq!((stored.instance.as_str(), stored.epoch), (old, e_back));
+    }
+}
+
+#[cfg(test)]
+mod bounded_read_tests {
+    use super::*;
+
+    /// A FIFO with no writer and a device are refused at once instead of blocking or filling memory.
+    #[test]
+    fn fifo_and_device_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("r.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(read(&fifo).is_err());
+        assert!(read_bounded(Path::new("/dev/zero")).is_err());
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; READ_LIMIT as usize + 1]).unwrap();
+        assert!(read_bounded(&big).is_err());
     }
 }

@@ -18,6 +18,10 @@ use crate::{Error, Name, Observed};
 /// How long an observer waits to connect to a store.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most an [`Observer::connect_within`] observer reads from Redis over its life: thousands
+/// of records, far less than a reply that would hurt a memory-limited container.
+pub(crate) const READ_BOUND: usize = 1 << 20;
+
 /// A record counts as stale once its heartbeat is this many intervals old.
 pub const STALE_INTERVALS: u32 = 2;
 
@@ -144,8 +148,16 @@ impl Observer {
     /// Connects to the store records are read from. An unreachable Redis is not an error here:
     /// every read then reports it (with what the local record file says, if there is one).
     pub async fn connect(store: &StoreConfig) -> Result<Observer, Error> {
+        Observer::connect_within(store, CONNECT_TIMEOUT).await
+    }
+
+    /// Like [`Observer::connect`], for a one-shot reader such as a probe: `timeout` instead of
+    /// [`CONNECT_TIMEOUT`] bounds the connection and every later read (a caller with its own
+    /// deadline passes a longer one), and at most 1 MiB is read from Redis, so a
+    /// server streaming an endless reply fails the read instead of filling memory.
+    pub async fn connect_within(store: &StoreConfig, timeout: Duration) -> Result<Observer, Error> {
         let redis = match &store.redis {
-            Some(r) => Some(RedisConn::connect(r, CONNECT_TIMEOUT).await),
+            Some(r) => Some(RedisConn::connect_bounded(r, timeout, READ_BOUND).await),
             None => None,
         };
         Ok(Observer {

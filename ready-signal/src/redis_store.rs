@@ -127,6 +127,47 @@ impl RedisConn {
         Ok(RedisConn { conn, addr })
     }
 
+    /// Like [`RedisConn::connect`], for a one-shot reader: at most `read_bound` bytes are read
+    /// from the server over the connection's life, so a server (or impostor) streaming an endless
+    /// reply cannot grow the reader's memory past about that much. redis-rs buffers a reply of
+    /// whatever length the peer announces; the bound sits under it, on the stream.
+    pub(crate) async fn connect_bounded(
+        store: &RedisStore,
+        timeout: Duration,
+        read_bound: usize,
+    ) -> Result<RedisConn, Error> {
+        let addr = store.addr.clone();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|e| Error::Redis {
+                    addr: addr.clone(),
+                    message: e.to_string(),
+                })?;
+            let _ = tcp.set_nodelay(true);
+            let stream = ReadBound {
+                inner: tcp,
+                left: read_bound,
+            };
+            let (conn, driver) =
+                MultiplexedConnection::new_with_config(store.info.redis_settings(), stream, config)
+                    .await
+                    .map_err(|e| redis_error(&addr, &e))?;
+            tokio::spawn(driver);
+            Ok(conn)
+        };
+        let conn = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("connecting to redis at {addr}"),
+                after: timeout,
+            })??;
+        Ok(RedisConn { conn, addr })
+    }
+
     /// Writes, retakes or removes a record through the fenced script.
     pub(crate) async fn write(&mut self, w: &Write<'_>, op: Op) -> Result<Applied, Error> {
         let mut invocation = WRITE_SCRIPT.prepare_invoke();
@@ -300,5 +341,62 @@ impl RedisConn {
                     .collect())
             })
             .collect()
+    }
+}
+
+/// A stream that reads at most `left` more bytes, then fails every read.
+#[derive(Debug)]
+struct ReadBound<S> {
+    inner: S,
+    left: usize,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ReadBound<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "the server sent more than the read bound (an endless reply?)",
+            )));
+        }
+        let mut chunk = [0u8; 4096];
+        let max = self.left.min(buf.remaining()).min(chunk.len());
+        let mut sub = tokio::io::ReadBuf::new(&mut chunk[..max]);
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut sub) {
+            std::task::Poll::Ready(Ok(())) => {
+                let n = sub.filled().len();
+                buf.put_slice(sub.filled());
+                self.left -= n;
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ReadBound<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -19,14 +19,30 @@ enum Behaviour {
     Reply { greeting: Vec<u8>, reply: Vec<u8> },
     /// Answers every read with `reply`, each time after `delay` (a slow but working server).
     Delayed { reply: Vec<u8>, delay: Duration },
-    /// Once the client has written something: sends `head`, then `chunk` every `every`, forever
-    /// (until the client goes away or the fake is dropped).
+    /// Once the client has written something (or at once when `at_accept`): sends `head`, then
+    /// `chunk` every `every`, forever (until the client goes away or the fake is dropped).
     Stream {
         head: Vec<u8>,
         chunk: Vec<u8>,
         every: Duration,
+        at_accept: bool,
+        greeting: Vec<u8>,
+    },
+    /// Answers every read with `reply`, one byte every `every` (a slow link, but a whole answer).
+    Trickle { reply: Vec<u8>, every: Duration },
+    /// Sends `greeting` at once; answers every line the client sends that starts with `trigger`
+    /// with `prefix`, the line itself (CR and LF removed) and `suffix`: a server quoting what the
+    /// client sent in its error reply.
+    Echo {
+        greeting: Vec<u8>,
+        trigger: Vec<u8>,
+        prefix: Vec<u8>,
+        suffix: Vec<u8>,
     },
 }
+
+/// The INFO line a NATS 2.9 server sends first (no auth required, no TLS).
+pub const NATS_INFO: &[u8] = b"INFO {\"server_id\":\"FAKE\",\"server_name\":\"fake\",\"version\":\"2.9.10\",\"proto\":1,\"go\":\"go1.19\",\"host\":\"127.0.0.1\",\"port\":4222,\"headers\":true,\"max_payload\":1048576}\r\n";
 
 /// A fake TCP peer on 127.0.0.1; it stops accepting when dropped.
 #[derive(Debug)]
@@ -71,6 +87,15 @@ impl FakePeer {
         })
     }
 
+    /// FAKE: a peer that answers anything with these bytes one byte at a time, `every` apart
+    /// (a whole, valid answer over a slow link: a reader must put the pieces together).
+    pub fn trickling(bytes: &[u8], every: Duration) -> FakePeer {
+        FakePeer::spawn(Behaviour::Trickle {
+            reply: bytes.to_vec(),
+            every,
+        })
+    }
+
     /// FAKE: a peer that answers anything with these bytes, each time after `delay` (a slow
     /// server, to prove that no timeout shorter than the probe's own deadline applies).
     pub fn replying_after(bytes: &[u8], delay: Duration) -> FakePeer {
@@ -89,6 +114,8 @@ impl FakePeer {
                 .to_vec(),
             chunk: b"x".to_vec(),
             every: Duration::from_millis(100),
+            at_accept: false,
+            greeting: Vec::new(),
         })
     }
 
@@ -100,6 +127,82 @@ impl FakePeer {
                 .to_vec(),
             chunk: vec![b'x'; 64 * 1024],
             every: Duration::ZERO,
+            at_accept: false,
+            greeting: Vec::new(),
+        })
+    }
+
+    /// FAKE: once the client has written anything, sends `head` and then `chunk` again and
+    /// again, as fast as the client reads, forever (an endless reply: a Redis bulk string that
+    /// never ends, HTTP headers that never end...). Proves the reader bounds what it keeps.
+    pub fn streaming(head: &[u8], chunk: &[u8]) -> FakePeer {
+        FakePeer::spawn(Behaviour::Stream {
+            head: head.to_vec(),
+            chunk: chunk.to_vec(),
+            every: Duration::ZERO,
+            at_accept: false,
+            greeting: Vec::new(),
+        })
+    }
+
+    /// FAKE: as [`FakePeer::streaming`], but starts as soon as it accepts, before the client says
+    /// anything (a NATS server speaks first: an INFO line that never ends).
+    pub fn streaming_at_accept(head: &[u8], chunk: &[u8]) -> FakePeer {
+        FakePeer::spawn(Behaviour::Stream {
+            head: head.to_vec(),
+            chunk: chunk.to_vec(),
+            every: Duration::ZERO,
+            at_accept: true,
+            greeting: Vec::new(),
+        })
+    }
+
+    /// FAKE: a NATS server that sends a valid INFO, then, once the client has written anything,
+    /// an `-ERR '` line that never ends.
+    pub fn nats_endless_error() -> FakePeer {
+        FakePeer::spawn(Behaviour::Stream {
+            head: b"-ERR '".to_vec(),
+            chunk: vec![b'x'; 64 * 1024],
+            every: Duration::ZERO,
+            at_accept: false,
+            greeting: NATS_INFO.to_vec(),
+        })
+    }
+
+    /// FAKE: a NATS server that sends a valid INFO, then answers the client's CONNECT line with
+    /// `-ERR 'Invalid CONNECT: <the CONNECT line as received>'` (credentials included), as a
+    /// server quoting a rejected request would. nats-server does not quote CONNECT on demand.
+    pub fn nats_quoting_connect() -> FakePeer {
+        FakePeer::spawn(Behaviour::Echo {
+            greeting: NATS_INFO.to_vec(),
+            trigger: b"CONNECT".to_vec(),
+            prefix: b"-ERR 'Invalid CONNECT: ".to_vec(),
+            suffix: b"'\r\n".to_vec(),
+        })
+    }
+
+    /// FAKE: a Redis that answers every command with
+    /// `-ERR unknown command '<command as received>'`, quoting every byte it was sent (CR and
+    /// LF removed), AUTH and HELLO arguments included, with no length limit (a real redis-server
+    /// quotes at most 128 bytes of arguments; see the rows using `rename-command`).
+    pub fn redis_quoting_everything() -> FakePeer {
+        FakePeer::spawn(Behaviour::Echo {
+            greeting: Vec::new(),
+            trigger: Vec::new(),
+            prefix: b"-ERR unknown command '".to_vec(),
+            suffix: b"'\r\n".to_vec(),
+        })
+    }
+
+    /// FAKE: a NATS server that sends a valid INFO, then answers CONNECT with this `-ERR` line
+    /// (without `-ERR ` and CRLF), for reasons a real server will not send on demand.
+    pub fn nats_error(line: &[u8]) -> FakePeer {
+        let mut reply = b"-ERR ".to_vec();
+        reply.extend_from_slice(line);
+        reply.extend_from_slice(b"\r\n");
+        FakePeer::spawn(Behaviour::Reply {
+            greeting: NATS_INFO.to_vec(),
+            reply,
         })
     }
 
@@ -151,16 +254,48 @@ impl Drop for FakePeer {
 
 fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    if let Behaviour::Reply { greeting, .. } = &behaviour
+    if let Behaviour::Reply { greeting, .. }
+    | Behaviour::Echo { greeting, .. }
+    | Behaviour::Stream { greeting, .. } = &behaviour
         && !greeting.is_empty()
     {
         let _ = stream.write_all(greeting);
+    }
+    if let Behaviour::Stream {
+        head,
+        chunk,
+        every,
+        at_accept: true,
+        ..
+    } = &behaviour
+    {
+        stream_forever(&mut stream, head, chunk, *every, &stop);
+        return;
+    }
+    if let Behaviour::Echo {
+        trigger,
+        prefix,
+        suffix,
+        ..
+    } = &behaviour
+    {
+        echo_lines(&mut stream, trigger, prefix, suffix, &stop);
+        return;
     }
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(_) => {
+                if let Behaviour::Trickle { reply, every } = &behaviour {
+                    for byte in reply {
+                        if stream.write_all(std::slice::from_ref(byte)).is_err() {
+                            return;
+                        }
+                        thread::sleep(*every);
+                    }
+                    continue;
+                }
                 if let Behaviour::Delayed { reply, delay } = &behaviour {
                     thread::sleep(*delay);
                     if stream.write_all(reply).is_err() {
@@ -168,7 +303,10 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
                     }
                     continue;
                 }
-                if let Behaviour::Stream { head, chunk, every } = &behaviour {
+                if let Behaviour::Stream {
+                    head, chunk, every, ..
+                } = &behaviour
+                {
                     stream_forever(&mut stream, head, chunk, *every, &stop);
                     return;
                 }
@@ -215,4 +353,74 @@ fn stream_forever(
             thread::sleep(every);
         }
     }
+}
+
+/// Answers each line (up to LF) that starts with `trigger` with `prefix`, the line without CR
+/// and LF, and `suffix`; ignores other lines and answers `PING` with `PONG` (a NATS client pings
+/// after CONNECT).
+fn echo_lines(
+    stream: &mut TcpStream,
+    trigger: &[u8],
+    prefix: &[u8],
+    suffix: &[u8],
+    stop: &AtomicBool,
+) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                // A client that sent no newline yet (RESP arrays are CRLF-separated, so this
+                // only happens mid-write): answer what came so far.
+                if pending.is_empty() || !trigger.is_empty() {
+                    continue;
+                }
+                let line = std::mem::take(&mut pending);
+                if answer(stream, &line, prefix, suffix).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Err(_) => return,
+        }
+        if trigger.is_empty() {
+            // Quote everything received in one reply (a RESP command spans several lines).
+            continue;
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let reply = if line.starts_with(trigger) {
+                answer(stream, &line, prefix, suffix)
+            } else if line.starts_with(b"PING") {
+                stream.write_all(b"PONG\r\n")
+            } else {
+                Ok(())
+            };
+            if reply.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn answer(
+    stream: &mut TcpStream,
+    line: &[u8],
+    prefix: &[u8],
+    suffix: &[u8],
+) -> std::io::Result<()> {
+    let mut reply = prefix.to_vec();
+    reply.extend(
+        line.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    reply.extend_from_slice(suffix);
+    stream.write_all(&reply)
 }

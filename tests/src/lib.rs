@@ -18,10 +18,11 @@ pub mod cluster;
 pub mod fake;
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,23 @@ impl Process {
         s
     }
 
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) with kill(1): a paused server keeps its listening socket,
+    /// so the kernel still completes TCP handshakes, but nothing answers.
+    fn signal(&self, signal: &str) {
+        let pid = self.pid();
+        assert!(pid != 0, "{} is not running", self.what);
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -175,6 +193,15 @@ impl RedisBuilder {
     pub fn arg(mut self, name: &str, value: &str) -> Self {
         self.args.push(format!("--{name}"));
         self.args.push(value.to_string());
+        self
+    }
+
+    /// Disables `command` (`rename-command COMMAND ""`): a client sending it gets redis-server's
+    /// own `ERR unknown command 'COMMAND', with args beginning with: ...`, quoting its arguments.
+    pub fn disable_command(mut self, command: &str) -> Self {
+        self.args.push("--rename-command".into());
+        self.args.push(command.to_string());
+        self.args.push(String::new());
         self
     }
 
@@ -284,6 +311,31 @@ impl RedisServer {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Starts recording every command the server executes (`MONITOR`), with the server's own
+    /// timestamps, for tests that must tell who read what, and when.
+    pub fn monitor(&self) -> Monitor {
+        Monitor::start(self.addr())
+    }
+
+    /// Pauses the server (SIGSTOP): connections are still accepted by the kernel, never answered.
+    pub fn pause(&self) {
+        if let Some(p) = &self.process {
+            p.signal("STOP");
+        }
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            p.signal("CONT");
+        }
+    }
+
+    /// The server's process id (0 when stopped).
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, Process::pid)
+    }
 }
 
 /// Options for a real `nats-server`.
@@ -388,6 +440,25 @@ impl NatsServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// The number of subscriptions the server holds, from its monitoring endpoint (`/subsz`);
+    /// `None` without [`NatsBuilder::monitor`] or when the endpoint does not answer.
+    pub fn subscriptions(&self) -> Option<u64> {
+        let port = self.monitor_port?;
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /subsz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let at = body.find("\"num_subscriptions\":")? + "\"num_subscriptions\":".len();
+        let digits: String = body[at..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    }
+
     /// The client port.
     pub fn port(&self) -> u16 {
         self.port
@@ -401,6 +472,25 @@ impl NatsServer {
     /// `nats://127.0.0.1:PORT` (no credentials).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Pauses the server (SIGSTOP): connections are still accepted by the kernel, never answered.
+    pub fn pause(&self) {
+        if let Some(p) = &self.process {
+            p.signal("STOP");
+        }
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            p.signal("CONT");
+        }
+    }
+
+    /// The server's process id (0 when stopped).
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, Process::pid)
     }
 
     /// Kills the server.
@@ -422,5 +512,70 @@ impl NatsServer {
             .as_ref()
             .map(Process::log_text)
             .unwrap_or_default()
+    }
+}
+
+/// One command seen by `MONITOR`.
+#[derive(Debug, Clone)]
+pub struct MonitoredCommand {
+    /// The server's clock when it ran the command, in seconds since the epoch.
+    pub at: f64,
+    /// The client's address (`127.0.0.1:PORT`), or `lua` for commands a script ran.
+    pub client: String,
+    /// The command and its arguments as MONITOR quotes them (`"HGETALL" "key"`).
+    pub line: String,
+}
+
+/// Records what a real redis-server executes (`MONITOR`) on a thread of its own, until dropped.
+#[derive(Debug)]
+pub struct Monitor {
+    seen: Arc<Mutex<Vec<MonitoredCommand>>>,
+    stream: TcpStream,
+}
+
+impl Monitor {
+    fn start(addr: SocketAddr) -> Monitor {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut ok = String::new();
+        reader.read_line(&mut ok).unwrap();
+        assert!(ok.starts_with("+OK"), "MONITOR refused: {ok}");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                // +1764100000.123456 [0 127.0.0.1:5555] "HGETALL" "key"
+                let Some(rest) = line.strip_prefix('+') else {
+                    continue;
+                };
+                let Some((at, rest)) = rest.split_once(' ') else {
+                    continue;
+                };
+                let Some((client, command)) = rest.split_once("] ") else {
+                    continue;
+                };
+                let client = client.rsplit(' ').next().unwrap_or_default().to_string();
+                let Ok(at) = at.parse::<f64>() else { continue };
+                sink.lock().unwrap().push(MonitoredCommand {
+                    at,
+                    client,
+                    line: command.to_string(),
+                });
+            }
+        });
+        Monitor { seen, stream }
+    }
+
+    /// Every command seen so far.
+    pub fn commands(&self) -> Vec<MonitoredCommand> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 }

@@ -10,8 +10,22 @@ use futures_util::future::join_all;
 use ready_signal::{Name, Observed, Observer, ReplicaStatus, StoreConfig};
 use url::Url;
 
-use super::Progress;
-use crate::target::Options;
+use crate::failure::{Failure, FailureKind, Phase};
+use crate::net;
+use crate::options::Options;
+use crate::progress::Progress;
+use crate::text::truncate;
+
+/// Longer than any deadline: the probe's deadline, not the observer's, ends a read.
+const NO_LIBRARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The variables naming files ready-signal reads; checked here first, so a FIFO or a device
+/// named in one is refused at once instead of blocking the probe.
+const FILE_VARIABLES: [&str; 3] = [
+    "READY_SIGNAL_REDIS_PASSWORD_FILE",
+    "READY_SIGNAL_NATS_PASSWORD_FILE",
+    "READY_SIGNAL_NATS_TOKEN_FILE",
+];
 
 /// A validated `ready://` target.
 #[derive(Debug, Clone)]
@@ -19,6 +33,9 @@ pub(crate) struct ReadyTarget {
     pub(crate) agents: Vec<Name>,
     which: Which,
     namespace: Option<Name>,
+    /// The store's credentials, as far as the environment shows them: scrubbed from whatever the
+    /// store (or the library reading it) says back.
+    secrets: Vec<crate::secret::Secret>,
 }
 
 /// Which replicas of each agent must be ready.
@@ -35,17 +52,19 @@ impl ReadyTarget {
         url: &Url,
         opts: &mut Options,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<ReadyTarget, String> {
+    ) -> Result<ReadyTarget, Failure> {
         if url.port().is_some() || !url.username().is_empty() || !matches!(url.path(), "" | "/") {
-            return Err("write ready://AGENT[,AGENT...]?options (no port, user or path)".into());
+            return Err(Failure::config(
+                "write ready://AGENT[,AGENT...]?options (no port, user or path)",
+            ));
         }
         let list = url.host_str().unwrap_or_default();
         if list.is_empty() {
-            return Err("no agent name: write ready://AGENT".into());
+            return Err(Failure::config("no agent name: write ready://AGENT"));
         }
         let mut agents = Vec::new();
         for raw in list.split(',') {
-            let name = Name::new(raw).map_err(|e| format!("agent `{raw}`: {e}"))?;
+            let name = Name::new(raw).map_err(|e| Failure::config(format!("agent: {e}")))?;
             if !agents.contains(&name) {
                 agents.push(name);
             }
@@ -53,38 +72,56 @@ impl ReadyTarget {
         let min = opts.take("min")?;
         let replica = opts.take("replica")?;
         let which = match (min, replica) {
-            (Some(_), Some(_)) => return Err("give either `min` or `replica`, not both".into()),
+            (Some(_), Some(_)) => {
+                return Err(Failure::config("give either `min` or `replica`, not both"));
+            }
             (Some(m), None) => match m.parse::<usize>() {
                 Ok(n) if n >= 1 => Which::AtLeast(n),
                 _ => {
-                    return Err(format!(
-                        "option `min` must be a whole number of at least 1, not `{m}`"
-                    ));
+                    return Err(Failure::config(format!(
+                        "option `min` must be a whole number of at least 1, not `{}`",
+                        truncate(&m, 20)
+                    )));
                 }
             },
             (None, Some(r)) if r == "self" => Which::Replica(
                 ready_signal::default_replica_from(env)
-                    .map_err(|e| format!("replica=self: {e}"))?,
+                    .map_err(|e| Failure::config(format!("replica=self: {e}")))?,
             ),
             (None, Some(r)) => {
-                Which::Replica(Name::new(&r).map_err(|e| format!("replica `{r}`: {e}"))?)
+                Which::Replica(Name::new(&r).map_err(|e| Failure::config(format!("replica: {e}")))?)
             }
             (None, None) => Which::AtLeast(1),
         };
         let namespace = match opts.take("namespace")? {
-            Some(ns) => Some(Name::new(&ns).map_err(|e| format!("namespace `{ns}`: {e}"))?),
+            Some(ns) => {
+                Some(Name::new(&ns).map_err(|e| Failure::config(format!("namespace: {e}")))?)
+            }
             None => None,
         };
         Ok(ReadyTarget {
             agents,
             which,
             namespace,
+            secrets: store_secrets(env),
         })
     }
 
     /// The store these agents publish to: the environment, with this target's namespace.
-    pub(crate) fn store(&self) -> Result<StoreConfig, String> {
-        let store = StoreConfig::from_env().map_err(|e| e.to_string())?;
+    pub(crate) fn store(&self) -> Result<StoreConfig, Failure> {
+        for var in FILE_VARIABLES {
+            if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+                crate::files::read_bounded(path.as_ref(), crate::files::SECRET_LIMIT).map_err(
+                    |e| {
+                        Failure::config(format!(
+                            "{var}: {}: {e}",
+                            std::path::Path::new(&path).display()
+                        ))
+                    },
+                )?;
+            }
+        }
+        let store = StoreConfig::from_env().map_err(|e| Failure::config(e.to_string()))?;
         Ok(match &self.namespace {
             Some(ns) => store.namespace(ns.clone()),
             None => store,
@@ -92,49 +129,114 @@ impl ReadyTarget {
     }
 }
 
-pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, String> {
+pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     let store = t.store()?;
-    progress.set("connecting to the ready-signal store");
-    let observer = Observer::connect(&store)
+    // Resolve the store's name here: a name that does not resolve is then a DNS failure saying
+    // "resolving HOST", and the address talked to is known.
+    if let Some((host, port)) = store
+        .redis_addr()
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+    {
+        net::resolve(host, port, progress).await?;
+    }
+    progress.step(
+        Phase::Connect,
+        "opening (connect, auth) the ready-signal store,",
+    );
+    progress.talking_to(store.describe());
+    let observer = Observer::connect_within(&store, NO_LIBRARY_TIMEOUT)
         .await
-        .map_err(|e| format!("unknown: {e}"))?;
-    progress.set("reading ready records");
+        .map_err(|e| progress.fail(error_kind(&e), format!("unknown: {e}")))?;
+    progress.step(Phase::Read, "reading ready records from");
     // All agents at once: their reads share the multiplexed connection, one round trip in all.
     let observer = &observer;
     let verdicts = join_all(t.agents.iter().map(|agent| async move {
         match &t.which {
             Which::Replica(replica) => match observer.replica(agent, replica).await {
-                Ok(status) => judge_one(&status),
-                Err(e) => Err(format!("{agent}: unknown: {e}")),
+                Ok(status) => judge_one(&status).map_err(|n| (FailureKind::Unhealthy, n.0)),
+                Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
             Which::AtLeast(min) => match observer.replicas(agent).await {
-                Ok(all) => judge_quorum(agent, &all, *min),
-                Err(e) => Err(format!("{agent}: unknown: {e}")),
+                Ok(all) => {
+                    judge_quorum(agent, &all, *min).map_err(|n| (FailureKind::Unhealthy, n.0))
+                }
+                Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
         }
     }))
     .await;
     let (details, problems): (Vec<_>, Vec<_>) = verdicts.into_iter().partition(Result::is_ok);
     let details: Vec<String> = details.into_iter().flatten().collect();
-    let problems: Vec<String> = problems.into_iter().filter_map(Result::err).collect();
-    if problems.is_empty() {
-        Ok(Some(details.join(", ")))
-    } else {
-        Err(problems.join(", "))
+    let problems: Vec<(FailureKind, String)> =
+        problems.into_iter().filter_map(Result::err).collect();
+    match problems.first() {
+        None => Ok(Some(details.join(", "))),
+        Some((kind, _)) => {
+            let texts: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
+            Err(progress.fail(*kind, texts.join(", ")))
+        }
+    }
+}
+
+/// The store's passwords and tokens from the environment: URL userinfo and secret files (read
+/// bounded; one that cannot be read is reported when the store is opened, not here).
+fn store_secrets(env: &dyn Fn(&str) -> Option<String>) -> Vec<crate::secret::Secret> {
+    let mut out = Vec::new();
+    for var in ["READY_SIGNAL_REDIS_URL", "READY_SIGNAL_NATS_URL"] {
+        if let Some(url) = env(var).and_then(|u| Url::parse(&u).ok()) {
+            if let Some(p) = url.password() {
+                out.push(p.to_string());
+                out.push(crate::options::percent_decode(p));
+            }
+            if url.scheme() != "redis" && !url.username().is_empty() {
+                out.push(crate::options::percent_decode(url.username()));
+            }
+        }
+    }
+    for var in FILE_VARIABLES {
+        if let Some(path) = env(var).filter(|p| !p.is_empty())
+            && let Ok(bytes) =
+                crate::files::read_bounded(std::path::Path::new(&path), crate::files::SECRET_LIMIT)
+        {
+            out.push(String::from_utf8_lossy(&bytes).trim_end().to_string());
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out.into_iter().map(crate::secret::Secret::new).collect()
+}
+
+impl ReadyTarget {
+    /// The secrets this target holds, for scrubbing what a store says back.
+    pub(crate) fn secrets(&self, out: &mut Vec<String>) {
+        out.extend(self.secrets.iter().map(|s| s.expose().to_string()));
+    }
+}
+
+/// The store's error, typed by its variant.
+fn error_kind(e: &ready_signal::Error) -> FailureKind {
+    match e {
+        ready_signal::Error::Config(_) => FailureKind::Config,
+        ready_signal::Error::Timeout { .. } => FailureKind::Timeout,
+        _ => FailureKind::Io,
     }
 }
 
 /// One replica: ready and fresh, or the state, reason and age that say why not.
-fn judge_one(s: &ReplicaStatus) -> Result<String, String> {
+/// Why an agent's replicas do not make the verdict: their states, described.
+#[derive(Debug)]
+struct NotReady(String);
+
+fn judge_one(s: &ReplicaStatus) -> Result<String, NotReady> {
     if s.state == Observed::Ready {
         Ok(format!("{} ready{}", s.agent, beat(s)))
     } else {
-        Err(describe(s))
+        Err(NotReady(describe(s)))
     }
 }
 
 /// At least `min` replicas of `agent` ready; the others are described.
-fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<String, String> {
+fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<String, NotReady> {
     let ready = all.iter().filter(|s| s.state == Observed::Ready).count();
     if ready >= min {
         return Ok(match all {
@@ -143,21 +245,25 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
         });
     }
     if all.is_empty() {
-        return Err(format!("{agent}: dead (no record)"));
+        return Err(NotReady(format!("{agent}: dead (no record)")));
     }
     if let ([one], 1) = (all, min) {
-        return Err(describe(one));
+        return Err(NotReady(describe(one)));
     }
     let others: Vec<String> = all
         .iter()
         .filter(|s| s.state != Observed::Ready)
         .map(describe_replica)
         .collect();
-    Err(format!(
-        "{agent}: {ready} of {} replicas ready, need {min} ({})",
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", others.join("; "))
+    };
+    Err(NotReady(format!(
+        "{agent}: {ready} of {} replicas ready, need {min}{others}",
         all.len(),
-        others.join("; ")
-    ))
+    )))
 }
 
 fn beat(s: &ReplicaStatus) -> String {
@@ -233,7 +339,7 @@ mod tests {
         assert!(
             parse("ready://a?namespace=x.y")
                 .unwrap_err()
-                .contains("namespace `x.y`")
+                .contains("namespace: invalid name `x.y`")
         );
         assert!(parse("ready://").is_err());
     }

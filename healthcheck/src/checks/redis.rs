@@ -2,16 +2,27 @@
 //!
 //! `redis-cli ping` exits 0 on NOAUTH and LOADING; here every error reply is unhealthy and the
 //! server's own words are the reason. The TCP (and TLS) stream is ours, so every resolved address
-//! is tried and the CA file and server name are under the target's control; redis-rs speaks RESP.
+//! is tried and the CA file and server name are under the target's control.
+//!
+//! The four commands the probe sends (AUTH, SELECT, PING, INFO) are spoken here over a bounded
+//! reader rather than through redis-rs: redis-rs's parser buffers a reply of whatever length the
+//! peer announces, so a peer streaming an endless bulk reply drove the probe past 1 GB. Here a
+//! line is at most [`LINE_LIMIT`] bytes and a bulk reply at most [`BULK_LIMIT`].
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisError};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use url::Url;
 
-use super::{Progress, percent_decode, truncate};
+use crate::failure::{Failure, FailureKind, Phase};
 use crate::net::{self, TlsOptions};
+use crate::options::{Options, host_port, percent_decode};
+use crate::progress::Progress;
 use crate::secret::{self, Secret};
-use crate::target::{Options, host_port};
+use crate::text::truncate;
+
+/// The longest status or error line read from a peer.
+const LINE_LIMIT: usize = 4096;
+/// The largest bulk reply (INFO replication is well under 1 KiB).
+const BULK_LIMIT: usize = 64 * 1024;
 
 /// A validated `redis://` or `rediss://` target.
 #[derive(Debug, Clone)]
@@ -37,13 +48,15 @@ impl RedisTarget {
         url: &Url,
         opts: &mut Options,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<RedisTarget, String> {
+    ) -> Result<RedisTarget, Failure> {
         let (host, port) = host_port(url, 6379)?;
         let username = Some(percent_decode(url.username())).filter(|u| !u.is_empty());
         let mut password = url.password().map(|p| Secret::new(percent_decode(p)));
         if let Some(p) = opts.take_secret_file("password_file")? {
             if password.is_some() {
-                return Err("password given both in the URL and as password_file".into());
+                return Err(Failure::config(
+                    "password given both in the URL and as password_file",
+                ));
             }
             password = Some(p);
         }
@@ -57,20 +70,25 @@ impl RedisTarget {
             ("", None) => 0,
             (p, None) => p
                 .parse()
-                .map_err(|_| format!("database `{p}` in the path is not a number"))?,
-            ("", Some(d)) => d
-                .parse()
-                .map_err(|_| format!("option `db` must be a number, not `{d}`"))?,
-            (_, Some(_)) => return Err("database given both in the path and as option `db`".into()),
+                .map_err(|_| Failure::config("the database in the path is not a number"))?,
+            ("", Some(d)) => d.parse().map_err(|_| {
+                Failure::config(format!(
+                    "option `db` must be a number, not `{}`",
+                    truncate(&d, 20)
+                ))
+            })?,
+            (_, Some(_)) => {
+                return Err(Failure::config(
+                    "database given both in the path and as option `db`",
+                ));
+            }
         };
         let role = match opts.take("role")?.as_deref() {
             None => None,
             Some("master") | Some("primary") => Some(Role::Master),
             Some("replica") | Some("slave") => Some(Role::Replica),
-            Some(other) => {
-                return Err(format!(
-                    "option `role` must be master or replica, not `{other}`"
-                ));
+            Some(_) => {
+                return Err(Failure::config("option `role` must be master or replica"));
             }
         };
         let tls_opts = TlsOptions {
@@ -82,7 +100,7 @@ impl RedisTarget {
             Some(tls_opts)
         } else if tls_opts.ca_file.is_some() || tls_opts.server_name.is_some() || tls_opts.insecure
         {
-            return Err("tls options need the rediss:// scheme".into());
+            return Err(Failure::config("tls options need the rediss:// scheme"));
         } else {
             None
         };
@@ -98,105 +116,219 @@ impl RedisTarget {
     }
 }
 
-pub(crate) async fn check(t: &RedisTarget, progress: &Progress) -> Result<Option<String>, String> {
+impl RedisTarget {
+    /// The secrets this target holds, for scrubbing what a server says back.
+    pub(crate) fn secrets(&self, out: &mut Vec<String>) {
+        out.extend(self.password.iter().map(|p| p.expose().to_string()));
+    }
+}
+
+pub(crate) async fn check(t: &RedisTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     let tcp = net::connect(&t.host, t.port, progress).await?;
-    // AUTH and SELECT are sent by us, not by redis-rs's connection setup, so that a refusal
-    // comes back in the server's own words (`WRONGPASS ...`) rather than a generic auth error.
-    let info = RedisConnectionInfo::default().set_skip_set_lib_name();
-    // No timeouts of redis-rs's own: the probe's one deadline covers everything. Its default
-    // 500 ms response timeout judged a Redis answering in 600 ms unhealthy under `--timeout 2s`,
-    // with a bare "timed out" that did not say what was awaited.
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(None)
-        .set_response_timeout(None);
-    let mut conn = match &t.tls {
+    match &t.tls {
         Some(tls) => {
             let stream = net::tls(tcp, &t.host, tls, progress).await?;
-            start(&info, stream, config).await?
+            converse(t, Conn::new(stream), progress).await
         }
-        None => start(&info, tcp, config).await?,
-    };
+        None => converse(t, Conn::new(tcp), progress).await,
+    }
+}
+
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    t: &RedisTarget,
+    mut conn: Conn<S>,
+    progress: &Progress,
+) -> Result<Option<String>, Failure> {
     if let Some(password) = &t.password {
-        progress.set("authenticating");
-        let mut auth = redis::cmd("AUTH");
+        progress.set(Phase::Auth);
+        let mut args: Vec<&[u8]> = vec![b"AUTH"];
         if let Some(user) = &t.username {
-            auth.arg(user);
+            args.push(user.as_bytes());
         }
-        auth.arg(password.expose());
-        let () = auth.query_async(&mut conn).await.map_err(reason)?;
+        args.push(password.expose().as_bytes());
+        conn.call(&args, progress).await?.ok(progress)?;
     }
     if t.db != 0 {
-        progress.set("selecting the database");
-        let () = redis::cmd("SELECT")
-            .arg(t.db)
-            .query_async(&mut conn)
-            .await
-            .map_err(reason)?;
+        progress.set(Phase::Protocol);
+        let db = t.db.to_string();
+        conn.call(&[b"SELECT", db.as_bytes()], progress)
+            .await?
+            .ok(progress)?;
     }
 
-    progress.set("waiting for PONG");
-    let pong: String = redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .map_err(reason)?;
+    progress.step(Phase::Protocol, "waiting for PONG from");
+    let pong = conn.call(&[b"PING"], progress).await?.text(progress)?;
     if pong != "PONG" {
-        return Err(format!("PING answered `{}`, not PONG", truncate(&pong, 80)));
+        return Err(progress.fail(
+            FailureKind::Protocol,
+            format!("PING answered `{}`, not PONG", truncate(&pong, 80)),
+        ));
     }
     let Some(want) = t.role else { return Ok(None) };
 
-    progress.set("reading INFO replication");
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut conn)
-        .await
-        .map_err(reason)?;
+    progress.step(Phase::Read, "reading INFO replication from");
+    let info = conn
+        .call(&[b"INFO", b"replication"], progress)
+        .await?
+        .text(progress)?;
     let field = |name: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
             .map(str::trim)
     };
     let role = field("role").unwrap_or("unknown");
+    let unhealthy = |m: String| progress.fail(FailureKind::Unhealthy, m);
     match (want, role) {
         (Role::Master, "master") => Ok(Some("role master".into())),
         (Role::Replica, "slave") => match field("master_link_status") {
             Some("up") => Ok(Some("role replica, link up".into())),
-            status => Err(format!(
+            status => Err(unhealthy(format!(
                 "replica with master_link_status {}",
-                status.unwrap_or("unknown")
-            )),
+                truncate(status.unwrap_or("unknown"), 40)
+            ))),
         },
-        (Role::Master, _) => Err(format!("role is {}, want master", display_role(role))),
-        (Role::Replica, _) => Err(format!("role is {}, want replica", display_role(role))),
+        (Role::Master, _) => Err(unhealthy(format!(
+            "role is {}, want master",
+            truncate(display_role(role), 40)
+        ))),
+        (Role::Replica, _) => Err(unhealthy(format!(
+            "role is {}, want replica",
+            truncate(display_role(role), 40)
+        ))),
     }
-}
-
-async fn start<C>(
-    info: &RedisConnectionInfo,
-    stream: C,
-    config: AsyncConnectionConfig,
-) -> Result<MultiplexedConnection, String>
-where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (conn, driver) = MultiplexedConnection::new_with_config(info, stream, config)
-        .await
-        .map_err(reason)?;
-    tokio::spawn(driver);
-    Ok(conn)
 }
 
 fn display_role(role: &str) -> &str {
     if role == "slave" { "replica" } else { role }
 }
 
-/// The server's own words: `LOADING Redis is loading the dataset in memory`.
-fn reason(e: RedisError) -> String {
-    match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => truncate(&format!("{code} {detail}"), 300),
-        _ if e.is_connection_dropped() || e.is_unrecoverable_error() && e.is_io_error() => {
-            "connection closed by peer".into()
+/// One RESP2 reply, as far as the probe needs it.
+#[derive(Debug)]
+enum Reply {
+    Simple(String),
+    Error(String),
+    Bulk(Option<Vec<u8>>),
+    Integer,
+}
+
+impl Reply {
+    /// `+OK` (or any non-error reply); an error reply is the reason, in the server's words.
+    fn ok(self, progress: &Progress) -> Result<(), Failure> {
+        self.text(progress).map(drop)
+    }
+
+    /// The reply as text; an error reply is the reason.
+    fn text(self, progress: &Progress) -> Result<String, Failure> {
+        match self {
+            Reply::Simple(s) => Ok(s),
+            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            Reply::Bulk(None) | Reply::Integer => Ok(String::new()),
+            Reply::Error(e) => {
+                // NOAUTH and WRONGPASS are the credentials; an error to AUTH itself too.
+                let code = e.split_whitespace().next().unwrap_or_default();
+                let kind = if progress.phase() == Phase::Auth
+                    || matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM")
+                {
+                    FailureKind::Auth
+                } else {
+                    FailureKind::Unhealthy
+                };
+                Err(progress.fail(kind, truncate(&e, 300)))
+            }
         }
-        _ => truncate(&e.to_string(), 300),
+    }
+}
+
+/// A RESP connection whose every read is bounded.
+struct Conn<S> {
+    io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    fn new(stream: S) -> Conn<S> {
+        Conn {
+            io: BufReader::with_capacity(1024, stream),
+        }
+    }
+
+    async fn call(&mut self, args: &[&[u8]], progress: &Progress) -> Result<Reply, Failure> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        let io_fail = |e: std::io::Error| progress.fail(io_kind(&e), io_text(&e));
+        self.io.get_mut().write_all(&out).await.map_err(io_fail)?;
+        self.io.get_mut().flush().await.map_err(io_fail)?;
+        self.read_reply(progress).await
+    }
+
+    async fn read_reply(&mut self, progress: &Progress) -> Result<Reply, Failure> {
+        let io_fail = |e: std::io::Error| progress.fail(io_kind(&e), io_text(&e));
+        let protocol = |m: String| progress.fail(FailureKind::Protocol, m);
+        let mut line = Vec::new();
+        (&mut self.io)
+            .take(LINE_LIMIT as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(io_fail)?;
+        if line.is_empty() {
+            return Err(progress.fail(FailureKind::Io, "connection closed by peer"));
+        }
+        if !line.ends_with(b"\r\n") {
+            return Err(protocol(if line.len() > LINE_LIMIT {
+                format!(
+                    "reply line longer than {LINE_LIMIT} bytes: `{}`",
+                    truncate(&String::from_utf8_lossy(&line[..200]), 200)
+                )
+            } else {
+                "reply cut short: connection closed by peer".into()
+            }));
+        }
+        let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+        match line[0] {
+            b'+' => Ok(Reply::Simple(body)),
+            b'-' => Ok(Reply::Error(body)),
+            b':' => Ok(Reply::Integer),
+            b'$' => {
+                let len: i64 = body
+                    .parse()
+                    .map_err(|_| protocol("bad bulk length: not Redis?".into()))?;
+                if len < 0 {
+                    return Ok(Reply::Bulk(None));
+                }
+                let len = len as usize;
+                if len > BULK_LIMIT {
+                    return Err(protocol(format!(
+                        "reply of {len} bytes is over the {} KiB bound",
+                        BULK_LIMIT / 1024
+                    )));
+                }
+                let mut data = vec![0; len + 2];
+                self.io.read_exact(&mut data).await.map_err(io_fail)?;
+                data.truncate(len);
+                Ok(Reply::Bulk(Some(data)))
+            }
+            _ => Err(protocol(format!(
+                "unexpected reply `{}`: not Redis?",
+                truncate(&body, 40)
+            ))),
+        }
+    }
+}
+
+fn io_kind(e: &std::io::Error) -> FailureKind {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => FailureKind::Protocol,
+        _ => FailureKind::Io,
+    }
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "reply cut short: connection closed by peer".into(),
+        _ => crate::files::io_reason(e),
     }
 }
 

@@ -5,9 +5,10 @@
 
 use url::Url;
 
-use super::Progress;
+use crate::failure::Failure;
 use crate::net;
-use crate::target::{Options, host_port};
+use crate::options::{Options, host_port};
+use crate::progress::Progress;
 
 /// A validated `tcp://` target.
 #[derive(Debug, Clone)]
@@ -17,19 +18,19 @@ pub(crate) struct TcpTarget {
 }
 
 impl TcpTarget {
-    pub(crate) fn from_url(url: &Url, _opts: &mut Options) -> Result<TcpTarget, String> {
+    pub(crate) fn from_url(url: &Url, _opts: &mut Options) -> Result<TcpTarget, Failure> {
         if url.port().is_none() {
-            return Err("tcp targets need a port: tcp://host:port".into());
+            return Err(Failure::config("tcp targets need a port: tcp://host:port"));
         }
         if !matches!(url.path(), "" | "/") {
-            return Err(format!("tcp targets take no path (got `{}`)", url.path()));
+            return Err(Failure::config("tcp targets take no path"));
         }
         let (host, port) = host_port(url, 0)?;
         Ok(TcpTarget { host, port })
     }
 }
 
-pub(crate) async fn check(t: &TcpTarget, progress: &Progress) -> Result<Option<String>, String> {
+pub(crate) async fn check(t: &TcpTarget, progress: &Progress) -> Result<Option<String>, Failure> {
     net::connect(&t.host, t.port, progress).await?;
     Ok(None)
 }
