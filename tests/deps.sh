@@ -1,6 +1,7 @@
 # Installs what building and testing need when it is missing: the Debian packages of the real
-# servers, redis-cli, musl (static builds) and a static busybox (the script-agent image), and the
-# musl Rust target. Sourced by tests/run.sh and docker/lib.sh.
+# servers, redis-cli, musl (static builds), a static busybox (the script-agent image),
+# python3-venv (the Kubernetes manifests' validator), and the musl Rust target. Sourced by
+# tests/run.sh and docker/lib.sh.
 # shellcheck shell=bash
 
 install_deps() {
@@ -12,6 +13,8 @@ install_deps() {
     # GNU time: the fault matrix (healthcheck/tests/faults.rs) reads a probe's peak RSS with it.
     [ -x /usr/bin/time ] || missing+=(time)
     [ -x /bin/busybox ] || missing+=(busybox-static)
+    # A venv for kubernetes-validate (deploy/kubernetes/validate.sh); Debian splits out ensurepip.
+    python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
     # Compose for docker/e2e.sh: the plugin if the engine has it, else Debian's docker-compose.
     if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
         command -v docker-compose >/dev/null || missing+=(docker-compose)
