@@ -9,4 +9,5 @@ pub(crate) mod http;
 pub(crate) mod nats;
 pub(crate) mod ready;
 pub(crate) mod redis;
+pub(crate) mod sentinel;
 pub(crate) mod tcp;

@@ -1,0 +1,190 @@
+//! The `healthcheck` binary against real clustered servers on loopback (the harness's Redis under
+//! Sentinel, Redis Cluster and NATS cluster): verdicts while healthy, during a failover or a node
+//! loss, and after it; reasons naming the target and address; no secret printed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use harness::cluster::RedisSentinel;
+
+const CANARY: &str = "canary-Pw-5e1b27";
+
+fn healthcheck() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthcheck"));
+    for var in [
+        "HEALTHCHECK_TARGETS",
+        "HEALTHCHECK_CONFIG",
+        "HEALTHCHECK_TIMEOUT",
+        "REDIS_PASSWORD",
+        "REDIS_PASSWORD_FILE",
+        "NATS_TOKEN",
+        "NATS_USER",
+        "NATS_PASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs the probe on `targets` with a 2 s deadline; returns (exit code, stdout + stderr).
+fn probe(targets: &[&str]) -> (i32, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = healthcheck()
+        .args(["--timeout", "2s"])
+        .args(targets)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    (status.code().expect("exited with a code"), text)
+}
+
+/// Probes until `done` holds for a verdict, at most `limit`; returns the last verdict.
+fn probe_until(
+    targets: &[&str],
+    limit: Duration,
+    done: impl Fn(i32, &str) -> bool,
+) -> (i32, String) {
+    let start = Instant::now();
+    loop {
+        let (code, out) = probe(targets);
+        if done(code, &out) || start.elapsed() > limit {
+            return (code, out);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every Sentinel names the same live master: healthy, naming the master and the agreement.
+#[test]
+fn sentinel_healthy_names_master_and_agreement() {
+    let s = RedisSentinel::start();
+    let url = s.url();
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 0, "{out}");
+    let master = s.data_addr(0).to_string();
+    assert!(
+        out.contains(&format!("master {master} (3 of 3 sentinels agree)")),
+        "{out}"
+    );
+    let (code, out) = probe(&[&format!("{url}?quorum=true")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("quorum ok"), "{out}");
+}
+
+/// Sentinels that monitor no master of that name make the target unhealthy, naming a Sentinel.
+#[test]
+fn sentinel_unknown_master_name_is_unhealthy() {
+    let s = RedisSentinel::start();
+    let url = s
+        .url()
+        .replace(&format!("/{}", s.master_name()), "/nosuchmaster");
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("monitors no master named `nosuchmaster`"),
+        "{out}"
+    );
+}
+
+/// Two real Sentinel groups monitoring different masters under one name disagree: unhealthy,
+/// naming what each Sentinel said.
+#[test]
+fn sentinels_that_disagree_are_unhealthy() {
+    let a = RedisSentinel::start();
+    let b = RedisSentinel::start();
+    let url = format!(
+        "redis+sentinel://{},{}/{}",
+        a.sentinel_addr(0),
+        b.sentinel_addr(0),
+        a.master_name()
+    );
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("sentinels disagree"), "{out}");
+    assert!(out.contains(&a.data_addr(0).to_string()), "{out}");
+    assert!(out.contains(&b.data_addr(0).to_string()), "{out}");
+}
+
+/// No Sentinel reachable: unhealthy, each Sentinel's address and reason in the line.
+#[test]
+fn sentinel_none_answering_is_unhealthy() {
+    let mut s = RedisSentinel::start();
+    for i in 0..3 {
+        s.kill_sentinel(i);
+    }
+    let (code, out) = probe(&[&s.url()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no sentinel answered"), "{out}");
+    for a in s.sentinel_addrs() {
+        assert!(out.contains(&a.to_string()), "{out}");
+    }
+}
+
+/// One Sentinel down: still healthy (the others agree), and the line names the silent one;
+/// with two down, quorum=true fails on CKQUORUM.
+#[test]
+fn sentinel_lost_still_healthy_quorum_lost_unhealthy() {
+    let mut s = RedisSentinel::start();
+    s.kill_sentinel(2);
+    let (code, out) = probe(&[&s.url()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 of 3 sentinels agree"), "{out}");
+    assert!(
+        out.contains(&format!("no answer from {}", s.sentinel_addr(2))),
+        "{out}"
+    );
+    s.kill_sentinel(1);
+    let quorum = format!("{}?quorum=true", s.url());
+    let (code, out) = probe_until(&[&quorum], Duration::from_secs(15), |c, _| c == 1);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("CKQUORUM failed"), "{out}");
+}
+
+/// The master killed: unhealthy with the reason (the named master refuses) while the Sentinels
+/// fail over, then healthy again naming the new master.
+#[test]
+fn sentinel_master_killed_unhealthy_then_new_master_healthy() {
+    let mut s = RedisSentinel::start();
+    let url = s.url();
+    let old = s.data_addr(0);
+    s.kill_data(0);
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("connecting to {old}")), "{out}");
+    assert!(
+        out.contains("master `mymaster` named by 3 of 3 sentinels"),
+        "{out}"
+    );
+    let new = s.wait_failover(old, Duration::from_secs(30));
+    let (code, out) = probe_until(&[&url], Duration::from_secs(10), |c, _| c == 0);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("master {new} ")), "{out}");
+}
+
+/// The master's password from the URL authenticates; a wrong one is an auth failure; the
+/// password is printed nowhere.
+#[test]
+fn sentinel_master_password_never_printed() {
+    let s = RedisSentinel::builder().requirepass(CANARY).start();
+    let with = |pw: &str| s.url().replacen("://", &format!("://:{pw}@"), 1);
+    let (code, out) = probe(&[&with(CANARY)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("redis+sentinel://:***@"), "{out}");
+    assert!(!out.contains(CANARY), "{out}");
+    let (code, out) = probe(&[&with(&format!("x{CANARY}"))]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("WRONGPASS"), "{out}");
+    assert!(!out.contains(CANARY), "{out}");
+    let (code, out) = probe(&[&s.url()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NOAUTH"), "{out}");
+}
