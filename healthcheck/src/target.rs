@@ -8,7 +8,7 @@ use std::fmt;
 
 use url::Url;
 
-use crate::checks::{http, nats, ready, redis, sentinel, tcp};
+use crate::checks::{cluster, http, nats, ready, redis, sentinel, tcp};
 use crate::failure::Failure;
 use crate::options::Options;
 use crate::progress::Progress;
@@ -29,6 +29,7 @@ pub struct Target {
 enum Kind {
     Redis(redis::RedisTarget),
     Sentinel(sentinel::SentinelTarget),
+    Cluster(cluster::ClusterTarget),
     Nats(nats::NatsTarget),
     Http(http::HttpTarget),
     Tcp(tcp::TcpTarget),
@@ -194,7 +195,16 @@ impl Target {
         let mut opts = Options::new(&url);
         let kind = match scheme.as_str() {
             "redis" | "rediss" => {
-                Kind::Redis(redis::RedisTarget::from_url(&url, &mut opts, env).map_err(err)?)
+                let in_cluster = opts.take_bool("cluster").map_err(err)?;
+                let all_masters = opts.take_bool("all_masters").map_err(err)?;
+                let node = redis::RedisTarget::from_url(&url, &mut opts, env).map_err(err)?;
+                match (in_cluster, all_masters) {
+                    (false, false) => Kind::Redis(node),
+                    (false, true) => {
+                        return Err(err(Failure::config("all_masters needs cluster=true")));
+                    }
+                    (true, _) => Kind::Cluster(cluster::ClusterTarget { node, all_masters }),
+                }
             }
             "redis+sentinel" => Kind::Sentinel(
                 sentinel::SentinelTarget::from_url(&url, seed_addrs(&seeds, 26379), &mut opts, env)
@@ -213,6 +223,7 @@ impl Target {
         match &kind {
             Kind::Redis(r) => r.secrets(&mut secrets),
             Kind::Sentinel(r) => r.secrets(&mut secrets),
+            Kind::Cluster(r) => r.secrets(&mut secrets),
             Kind::Nats(n) => n.secrets(&mut secrets),
             _ => {}
         }
@@ -229,6 +240,7 @@ impl Target {
         match self.kind {
             Kind::Redis(_) => "redis",
             Kind::Sentinel(_) => "redis-sentinel",
+            Kind::Cluster(_) => "redis-cluster",
             Kind::Nats(_) => "nats",
             Kind::Http(_) => "http",
             Kind::Tcp(_) => "tcp",
@@ -262,6 +274,7 @@ impl Target {
         match &self.kind {
             Kind::Redis(t) => redis::check(t, progress).await,
             Kind::Sentinel(t) => sentinel::check(t, progress).await,
+            Kind::Cluster(t) => cluster::check(t, progress).await,
             Kind::Nats(t) => nats::check(t, progress).await,
             Kind::Http(t) => http::check(t, progress).await,
             Kind::Tcp(t) => tcp::check(t, progress).await,
@@ -282,6 +295,8 @@ impl Target {
 fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
     let names: &'static [&'static str] = match scheme {
         "redis" | "rediss" => &[
+            "cluster",
+            "all_masters",
             "role",
             "db",
             "password_file",

@@ -7,7 +7,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use harness::cluster::RedisSentinel;
+use harness::cluster::{RedisCluster, RedisSentinel};
 
 const CANARY: &str = "canary-Pw-5e1b27";
 
@@ -187,4 +187,57 @@ fn sentinel_master_password_never_printed() {
     let (code, out) = probe(&[&s.url()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("NOAUTH"), "{out}");
+}
+
+/// A converged 3-master cluster: every node healthy with its own role; all_masters=true proves
+/// every master answers; role=replica on a master is unhealthy.
+#[test]
+fn cluster_healthy_reports_role_and_all_masters() {
+    let c = RedisCluster::start();
+    let masters = c.masters();
+    let master = masters[0];
+    let replica = c.replica_of(master).unwrap();
+    let m = format!("redis://{}?cluster=true", c.addr(master));
+    let (code, out) = probe(&[&m, &format!("{m}&all_masters=true")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cluster ok, 3 masters, role master"), "{out}");
+    assert!(out.contains("every master answers"), "{out}");
+    let r = format!("redis://{}?cluster=true&role=replica", c.addr(replica));
+    let (code, out) = probe(&[&r]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("role replica"), "{out}");
+    let (code, out) = probe(&[&format!("{m}&role=replica")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("role is master, want replica"), "{out}");
+}
+
+/// A master killed: all_masters=true names it at once; then the other nodes report the slots in
+/// fail (cluster_state:fail) with the node's address; after the replica's promotion, healthy.
+#[test]
+fn cluster_master_killed_unhealthy_then_healthy_after_failover() {
+    let mut c = RedisCluster::start();
+    let masters = c.masters();
+    let (victim, watcher) = (masters[1], masters[0]);
+    let promoted = c.replica_of(victim).unwrap();
+    let dead = c.addr(victim);
+    let url = format!("redis://{}?cluster=true", c.addr(watcher));
+    c.kill(victim);
+    let (code, out) = probe(&[&format!("{url}&all_masters=true")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("master {dead}: connecting to {dead}")),
+        "{out}"
+    );
+    // First fail? (pfail) in this node's view, then fail: either names the dead master.
+    let named = format!("master {dead} fail");
+    let (code, out) = probe_until(&[&url], Duration::from_secs(20), |c, o| {
+        c == 1 && o.contains(&named)
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("slots ok") && out.contains(&named), "{out}");
+    c.wait_master(promoted, Duration::from_secs(30));
+    c.wait_converged(Duration::from_secs(30));
+    let (code, out) = probe_until(&[&url], Duration::from_secs(10), |c, _| c == 0);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cluster ok, 3 masters"), "{out}");
 }

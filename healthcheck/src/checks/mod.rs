@@ -5,6 +5,7 @@
 //! applied by the caller ([`crate::probe`]), which reads [`crate::progress::Progress`] to say
 //! what a timed-out check was waiting for. Checks import only leaf modules and `net`.
 
+pub(crate) mod cluster;
 pub(crate) mod http;
 pub(crate) mod nats;
 pub(crate) mod ready;

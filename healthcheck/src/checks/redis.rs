@@ -116,7 +116,49 @@ impl RedisTarget {
     }
 }
 
+/// A Redis connection after TLS and AUTH, whatever the transport.
+pub(crate) type Session = Conn<Box<dyn Stream>>;
+
+/// A plain or TLS stream.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
 impl RedisTarget {
+    /// The same credentials and TLS options, for another node of the same deployment (a Redis
+    /// Cluster's other masters).
+    pub(crate) fn at(&self, host: &str, port: u16) -> RedisTarget {
+        RedisTarget {
+            host: host.to_string(),
+            port,
+            ..self.clone()
+        }
+    }
+
+    /// The role the target requires: Some(true) for master, Some(false) for replica.
+    pub(crate) fn wants_master(&self) -> Option<bool> {
+        self.role.map(|r| r == Role::Master)
+    }
+
+    /// Connects (TLS when `rediss://`) and authenticates: for checks that say more than PING.
+    pub(crate) async fn open(&self, progress: &Progress) -> Result<Session, Failure> {
+        let tcp = net::connect(&self.host, self.port, progress).await?;
+        let stream: Box<dyn Stream> = match &self.tls {
+            Some(tls) => Box::new(net::tls(tcp, &self.host, tls, progress).await?),
+            None => Box::new(tcp),
+        };
+        let mut conn = Conn::new(stream);
+        if let Some(password) = &self.password {
+            progress.set(Phase::Auth);
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &self.username {
+                args.push(user.as_bytes());
+            }
+            args.push(password.expose().as_bytes());
+            conn.call(&args, progress).await?.ok(progress)?;
+        }
+        Ok(conn)
+    }
+
     /// The secrets this target holds, for scrubbing what a server says back.
     pub(crate) fn secrets(&self, out: &mut Vec<String>) {
         out.extend(self.password.iter().map(|p| p.expose().to_string()));
