@@ -210,9 +210,11 @@ impl Target {
                 sentinel::SentinelTarget::from_url(&url, seed_addrs(&seeds, 26379), &mut opts, env)
                     .map_err(err)?,
             ),
-            "nats" | "tls" => {
-                Kind::Nats(nats::NatsTarget::from_url(&url, &mut opts, env).map_err(err)?)
-            }
+            "nats" | "tls" => Kind::Nats(
+                nats::NatsTarget::from_url(&url, &mut opts, env)
+                    .map_err(err)?
+                    .with_seeds(seed_addrs(&seeds, 4222)),
+            ),
             "http" | "https" => {
                 Kind::Http(http::HttpTarget::from_url(&url, &mut opts).map_err(err)?)
             }
@@ -306,6 +308,8 @@ fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
         ],
         "nats" | "tls" => &[
             "jetstream",
+            "cluster",
+            "monitor",
             "password_file",
             "token_file",
             "nkey_file",

@@ -7,7 +7,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use harness::cluster::{RedisCluster, RedisSentinel};
+use harness::cluster::{NatsCluster, RedisCluster, RedisSentinel};
 
 const CANARY: &str = "canary-Pw-5e1b27";
 
@@ -240,4 +240,116 @@ fn cluster_master_killed_unhealthy_then_healthy_after_failover() {
     let (code, out) = probe_until(&[&url], Duration::from_secs(10), |c, _| c == 0);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("cluster ok, 3 masters"), "{out}");
+}
+
+/// A 3-node NATS cluster given as a seed list: healthy, naming the server that answered;
+/// cluster=3 holds from INFO and from /routez.
+#[test]
+fn nats_seed_list_healthy_with_cluster_size() {
+    let n = NatsCluster::start();
+    let seeds = n.seed_url();
+    let (code, out) = probe(&[&seeds]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("via 127.0.0.1:"), "{out}");
+    let monitor = format!("http://127.0.0.1:{}", n.monitor_port(1));
+    let (code, out) = probe(&[
+        &format!("{seeds}?cluster=3"),
+        &format!("{seeds}?cluster=3&monitor={monitor}"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cluster of 3 servers"), "{out}");
+}
+
+/// A node killed: the seed list (the dead node first) stays healthy via a live one; cluster=3
+/// turns unhealthy with the count, from INFO and from /routez.
+#[test]
+fn nats_node_killed_seed_list_healthy_cluster_three_unhealthy() {
+    let mut n = NatsCluster::start();
+    let seeds = n.seed_url();
+    n.kill(0);
+    let (code, out) = probe(&[&seeds]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains(&format!("via 127.0.0.1:{} ", n.port(0))),
+        "{out}"
+    );
+    let by_info = format!("{seeds}?cluster=3");
+    let (code, out) = probe_until(&[&by_info], Duration::from_secs(10), |c, _| c == 1);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cluster of 2 servers, want 3 (connect_urls in INFO)"),
+        "{out}"
+    );
+    let by_routes = format!(
+        "{seeds}?cluster=3&monitor=http://127.0.0.1:{}",
+        n.monitor_port(2)
+    );
+    let (code, out) = probe_until(&[&by_routes], Duration::from_secs(10), |c, _| c == 1);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cluster of 2 servers, want 3 (routes in /routez)"),
+        "{out}"
+    );
+    let (code, out) = probe(&[&format!("{seeds}?cluster=2")]);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// No seed reachable: unhealthy, every seed's address and reason in the line.
+#[test]
+fn nats_no_seed_answering_is_unhealthy() {
+    let mut n = NatsCluster::start();
+    for i in 0..n.len() {
+        n.kill(i);
+    }
+    let (code, out) = probe(&[&n.seed_url()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no seed answered"), "{out}");
+    for i in 0..n.len() {
+        assert!(out.contains(&format!("127.0.0.1:{}", n.port(i))), "{out}");
+    }
+}
+
+/// Clustered JetStream: jetstream=true with monitor= names the meta leader from /jsz; with two
+/// of three nodes killed the meta group has no leader and the target is unhealthy saying so.
+#[test]
+fn nats_jetstream_meta_leader_from_jsz() {
+    let mut n = NatsCluster::builder().jetstream().start();
+    let leader = n.wait_jetstream_leader(Duration::from_secs(30));
+    let url = format!(
+        "{}?jetstream=true&monitor=http://127.0.0.1:{}",
+        n.seed_url(),
+        n.monitor_port(0)
+    );
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("meta leader {}", n.server_name(leader))),
+        "{out}"
+    );
+    n.kill(1);
+    n.kill(2);
+    let (code, out) = probe_until(&[&url], Duration::from_secs(30), |c, _| c == 1);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("jetstream meta leader unknown"), "{out}");
+}
+
+/// A seed list with a user and password: the password is never printed, healthy or not.
+#[test]
+fn nats_seed_list_password_never_printed() {
+    let n = NatsCluster::builder()
+        .config("authorization { user: app, password: $NATS_PW }\n")
+        .env("NATS_PW", CANARY)
+        .start();
+    let hosts = n.seed_url().replacen("nats://", "", 1);
+    let (code, out) = probe(&[&format!("nats://app:{CANARY}@{hosts}")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("nats://***@127.0.0.1:") || out.contains("nats://app:***@"),
+        "{out}"
+    );
+    assert!(!out.contains(CANARY), "{out}");
+    let (code, out) = probe(&[&format!("nats://app:x{CANARY}@{hosts}")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Authorization Violation"), "{out}");
+    assert!(!out.contains(CANARY), "{out}");
 }
