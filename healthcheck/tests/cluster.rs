@@ -353,3 +353,51 @@ fn nats_seed_list_password_never_printed() {
     assert!(out.contains("Authorization Violation"), "{out}");
     assert!(!out.contains(CANARY), "{out}");
 }
+
+/// A FAKE Sentinel that accepts and never answers (a real one will not hang on demand) beside
+/// two real ones: the verdict does not wait for the deadline, and names the silent one.
+#[test]
+fn sentinel_silent_one_does_not_hold_the_verdict() {
+    let s = RedisSentinel::start();
+    let silent = harness::fake::FakePeer::silent();
+    let url = format!(
+        "redis+sentinel://{},{},{}/{}",
+        s.sentinel_addr(0),
+        s.sentinel_addr(1),
+        silent.addr(),
+        s.master_name()
+    );
+    // Healthy at all proves it: waiting for the silent one would end at the deadline.
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 of 3 sentinels agree"), "{out}");
+    assert!(
+        out.contains(&format!("no answer from {}", silent.addr())),
+        "{out}"
+    );
+}
+
+/// A FAKE Sentinel announcing an array of 99,999,999 elements: refused by the bound, not
+/// allocated, and the reason names it.
+#[test]
+fn sentinel_huge_array_is_refused_by_the_bound() {
+    let fake = harness::fake::FakePeer::replying(b"*99999999\r\n");
+    let (code, out) = probe(&[&format!("redis+sentinel://{}/mymaster", fake.addr())]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("over the 1024 bound"), "{out}");
+    assert!(out.contains(&fake.addr().to_string()), "{out}");
+}
+
+/// A FAKE NATS seed that never answers beside a real server: healthy via the real one at once.
+#[test]
+fn nats_silent_seed_beside_a_real_one_is_healthy() {
+    let n = NatsCluster::builder().size(1).start();
+    let silent = harness::fake::FakePeer::silent();
+    let url = format!("nats://{},127.0.0.1:{}", silent.addr(), n.port(0));
+    let (code, out) = probe(&[&url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("via 127.0.0.1:{}", n.port(0))),
+        "{out}"
+    );
+}
