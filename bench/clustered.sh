@@ -118,3 +118,15 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" \
   -n "nats:// seeds ?cluster=3 (INFO)" "$HC $NATS_SEEDS?cluster=3" \
   -n "nats:// seeds ?cluster=3&monitor= (/routez)" "$HC $NATS_SEEDS?cluster=3&monitor=$MONITOR"
 cat "$OUT/clustered.md"
+
+# Peak RSS, median of 21 runs per target.
+if [[ -x /usr/bin/time ]]; then
+  echo
+  echo "| target | peak RSS (median of 21) |"
+  echo "|---|---:|"
+  for t in "$REDIS" "$SENTINEL" "$SENTINEL?quorum=true" "$CLUSTER" "$CLUSTER&all_masters=true" \
+           "$NATS" "$NATS_SEEDS" "$NATS_SEEDS?cluster=3" "$NATS_SEEDS?cluster=3&monitor=$MONITOR"; do
+    rss=$(for _ in $(seq 21); do /usr/bin/time -f %M "$HC" "$t" 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 11p)
+    echo "| \`${t//127.0.0.1:/}\` | $rss KiB |"
+  done | tee "$OUT/clustered-rss.md"
+fi
