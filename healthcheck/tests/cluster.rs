@@ -458,3 +458,42 @@ fn sentinel_verdicts_across_failover_never_name_the_old_master() {
     assert!(verdicts.iter().any(|(c, _)| *c == 1), "{verdicts:?}");
     assert_eq!(verdicts.last().unwrap().0, 0, "{verdicts:?}");
 }
+
+/// A real Sentinel that monitors nothing (started with no `sentinel monitor` line) answers PING,
+/// which is all `redis-cli ping` checks; the probe says it is unhealthy and why.
+#[test]
+fn sentinel_monitoring_nothing_is_unhealthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = harness::free_port();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+    let mut sentinel = Command::new(bin)
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("redis+sentinel://127.0.0.1:{port}/mymaster");
+    // Until it listens the reason is `connection refused`; then it answers, monitoring nothing.
+    let (code, out) = probe_until(&[&url], Duration::from_secs(10), |_, o| {
+        !o.contains("refused")
+    });
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "sentinel 127.0.0.1:{port} monitors no master named `mymaster`"
+        )),
+        "{out}"
+    );
+}
