@@ -140,6 +140,15 @@ impl Target {
         } else {
             (expanded, Vec::new())
         };
+        if matches!(scheme.as_str(), "redis" | "rediss")
+            && split_seeds(&expanded, &scheme).is_ok_and(|(_, hosts)| hosts.len() > 1)
+        {
+            return Err(unparsed(
+                "a host list is for redis+sentinel:// (and nats://); a Redis Cluster node is checked \
+                 alone: redis://host:port?cluster=true"
+                    .into(),
+            ));
+        }
         let masked = match seeds.len() {
             0 | 1 => masked,
             _ => split_seeds(&masked, &scheme)

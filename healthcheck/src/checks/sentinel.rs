@@ -390,5 +390,10 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown option")
         );
+        assert!(
+            parse("redis://a:1,b:2?cluster=true")
+                .unwrap_err()
+                .contains("checked alone")
+        );
     }
 }
