@@ -497,3 +497,17 @@ fn sentinel_monitoring_nothing_is_unhealthy() {
         "{out}"
     );
 }
+
+/// A FAKE silent NATS seed beside a refused one: at the deadline the reason names the seed that
+/// got furthest (connected, waiting for INFO), not only the list.
+#[test]
+fn nats_seed_list_deadline_names_the_furthest_seed() {
+    let silent = harness::fake::FakePeer::silent();
+    let refused = format!("127.0.0.1:{}", harness::free_port());
+    let (code, out) = probe(&[&format!("nats://{refused},{}", silent.addr())]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("timed out after 2s talking to {}", silent.addr())),
+        "{out}"
+    );
+}

@@ -324,26 +324,51 @@ async fn any_seed(
     let listed: Vec<String> = t.seeds.iter().map(|(h, p)| seed_name(h, *p)).collect();
     progress.step(Phase::Connect, "waiting for a handshake with any of");
     progress.talking_to(listed.join(","));
+    let own: Vec<Progress> = t.seeds.iter().map(|_| Progress::new()).collect();
     let mut trying: futures_util::stream::FuturesUnordered<_> = t
         .seeds
         .iter()
         .zip(&listed)
-        .map(|((host, port), name)| async move {
-            let own = Progress::new();
-            (name, handshake(t, host, *port, &own).await)
+        .zip(&own)
+        .enumerate()
+        .map(|(i, (((host, port), name), own))| async move {
+            (i, name, handshake(t, host, *port, own).await)
         })
         .collect();
+    let mut done = vec![false; own.len()];
     let mut failures = Vec::new();
-    while let Some((name, result)) = futures_util::StreamExt::next(&mut trying).await {
-        match result {
-            Ok((detail, info)) => {
-                let mut via = Some(format!("via {name}"));
-                if let Some(d) = detail {
-                    push_detail(&mut via, d);
+    // Should the deadline end the wait, the seed that got furthest (past connecting) speaks for
+    // the target: its phase and address are copied to the target's progress as they move.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            next = futures_util::StreamExt::next(&mut trying) => match next {
+                Some((_, name, Ok((detail, info)))) => {
+                    let mut via = Some(format!("via {name}"));
+                    if let Some(d) = detail {
+                        push_detail(&mut via, d);
+                    }
+                    return Ok((name.clone(), via, info));
                 }
-                return Ok((name.clone(), via, info));
+                Some((i, _, Err(f))) => {
+                    done[i] = true;
+                    failures.push(f);
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let furthest = own
+                    .iter()
+                    .zip(&done)
+                    .filter(|(p, d)| !**d && rank(p.phase()) > rank(Phase::Connect))
+                    .max_by_key(|(p, _)| rank(p.phase()));
+                if let Some((p, _)) = furthest {
+                    progress.set(p.phase());
+                    if let Some(a) = p.address() {
+                        progress.talking_to(a);
+                    }
+                }
             }
-            Err(f) => failures.push(f),
         }
     }
     let kind = match failures.first() {
@@ -355,6 +380,18 @@ async fn any_seed(
         kind,
         truncate(&format!("no seed answered: {}", each.join("; ")), 900),
     ))
+}
+
+/// How far along a check a phase is.
+fn rank(phase: Phase) -> u8 {
+    match phase {
+        Phase::Resolve => 0,
+        Phase::Connect => 1,
+        Phase::Tls => 2,
+        Phase::Auth => 3,
+        Phase::Protocol => 4,
+        Phase::Read => 5,
+    }
 }
 
 fn seed_name(host: &str, port: u16) -> String {
