@@ -19,7 +19,10 @@ const TARGET_HELP: &str = "\
 Targets (URLs; options in the query string, documented in the README):
   redis://[user[:password]@]host[:port][/db]   ?role=master|replica password_file=PATH db=N
   rediss://...                                  ?ca_file=PATH server_name=NAME insecure=true
+  redis://host:port?cluster=true                a Redis Cluster node: ?all_masters=true
+  redis+sentinel://[cred@]s1:26379,s2/MASTER    ?quorum=true password_file= sentinel_password_file=
   nats://[user[:password]@|token@]host[:port]  ?jetstream=true password_file= token_file= nkey_file= creds_file=
+  nats://h1:4222,h2:4222,h3:4222               a seed list: ?cluster=N monitor=http://h:8222
   tls://...                                     NATS over TLS: ?ca_file=PATH insecure=true
   http(s)://host[:port]/path                    ?status=200-299,301 body=TEXT ca_file=PATH insecure=true
   tcp://host:port

@@ -8,7 +8,7 @@ use std::fmt;
 
 use url::Url;
 
-use crate::checks::{http, nats, ready, redis, tcp};
+use crate::checks::{cluster, http, nats, ready, redis, sentinel, tcp};
 use crate::failure::Failure;
 use crate::options::Options;
 use crate::progress::Progress;
@@ -30,6 +30,8 @@ pub struct Target {
 #[derive(Debug, Clone)]
 enum Kind {
     Redis(redis::RedisTarget),
+    Sentinel(sentinel::SentinelTarget),
+    Cluster(cluster::ClusterTarget),
     Nats(nats::NatsTarget),
     Http(http::HttpTarget),
     Tcp(tcp::TcpTarget),
@@ -59,7 +61,7 @@ pub const MAX_TARGET_LEN: usize = 4096;
 const MAX_HOST_LEN: usize = 253;
 
 /// The schemes a target may have, compared case-insensitively.
-const SCHEMES: &str = "redis, rediss, nats, tls, http, https, tcp or ready";
+const SCHEMES: &str = "redis, rediss, redis+sentinel, nats, tls, http, https, tcp or ready";
 
 impl Target {
     /// Parses one target after expanding `${NAME}` references from the environment.
@@ -113,7 +115,15 @@ impl Target {
         let scheme = expanded[..scheme_end].to_ascii_lowercase();
         if !matches!(
             scheme.as_str(),
-            "redis" | "rediss" | "nats" | "tls" | "http" | "https" | "tcp" | "ready"
+            "redis"
+                | "rediss"
+                | "redis+sentinel"
+                | "nats"
+                | "tls"
+                | "http"
+                | "https"
+                | "tcp"
+                | "ready"
         ) {
             return Err(unparsed(format!("unknown scheme (expected {SCHEMES})")));
         }
@@ -125,6 +135,28 @@ impl Target {
                  or path (%2F, %3F, %23, %40)"
             )));
         }
+        // A seed list (`nats://a,b,c`, `redis+sentinel://a,b/name`) is not URL syntax: the URL is
+        // parsed with the first host, and every host is parsed on its own.
+        let (expanded, seeds) = if matches!(scheme.as_str(), "redis+sentinel" | "nats" | "tls") {
+            split_seeds(&expanded, &scheme).map_err(unparsed)?
+        } else {
+            (expanded, Vec::new())
+        };
+        if matches!(scheme.as_str(), "redis" | "rediss")
+            && split_seeds(&expanded, &scheme).is_ok_and(|(_, hosts)| hosts.len() > 1)
+        {
+            return Err(unparsed(
+                "a host list is for redis+sentinel:// (and nats://); a Redis Cluster node is checked \
+                 alone: redis://host:port?cluster=true"
+                    .into(),
+            ));
+        }
+        let masked = match seeds.len() {
+            0 | 1 => masked,
+            _ => split_seeds(&masked, &scheme)
+                .map(|(m, _)| m)
+                .unwrap_or(masked),
+        };
         let url = Url::parse(&expanded).map_err(|e| unparsed(format!("not a valid URL: {e}")))?;
         // (`ready://` lists agent names where a host would be: no DNS limit there.)
         if scheme != "ready" && url.host_str().is_some_and(|h| h.len() > MAX_HOST_LEN) {
@@ -146,6 +178,7 @@ impl Target {
             Ok(m) if masked != expanded => secret::redact_parsed(&m, &harmless, &from_env),
             _ => secret::redact_parsed(&url, &harmless, &from_env),
         };
+        let display = with_seeds(display, &seeds);
         let mut secrets = from_env;
         if let Some(p) = url.password() {
             secrets.push(p.to_string());
@@ -173,11 +206,26 @@ impl Target {
         let mut opts = Options::new(&url);
         let kind = match scheme.as_str() {
             "redis" | "rediss" => {
-                Kind::Redis(redis::RedisTarget::from_url(&url, &mut opts, env).map_err(err)?)
+                let in_cluster = opts.take_bool("cluster").map_err(err)?;
+                let all_masters = opts.take_bool("all_masters").map_err(err)?;
+                let node = redis::RedisTarget::from_url(&url, &mut opts, env).map_err(err)?;
+                match (in_cluster, all_masters) {
+                    (false, false) => Kind::Redis(node),
+                    (false, true) => {
+                        return Err(err(Failure::config("all_masters needs cluster=true")));
+                    }
+                    (true, _) => Kind::Cluster(cluster::ClusterTarget { node, all_masters }),
+                }
             }
-            "nats" | "tls" => {
-                Kind::Nats(nats::NatsTarget::from_url(&url, &mut opts, env).map_err(err)?)
-            }
+            "redis+sentinel" => Kind::Sentinel(
+                sentinel::SentinelTarget::from_url(&url, seed_addrs(&seeds, 26379), &mut opts, env)
+                    .map_err(err)?,
+            ),
+            "nats" | "tls" => Kind::Nats(
+                nats::NatsTarget::from_url(&url, &mut opts, env)
+                    .map_err(err)?
+                    .with_seeds(seed_addrs(&seeds, 4222)),
+            ),
             "http" | "https" => {
                 Kind::Http(http::HttpTarget::from_url(&url, &mut opts).map_err(err)?)
             }
@@ -187,6 +235,8 @@ impl Target {
         opts.finish().map_err(err)?;
         match &kind {
             Kind::Redis(r) => r.secrets(&mut secrets),
+            Kind::Sentinel(r) => r.secrets(&mut secrets),
+            Kind::Cluster(r) => r.secrets(&mut secrets),
             Kind::Nats(n) => n.secrets(&mut secrets),
             Kind::Ready(r) => r.secrets(&mut secrets),
             _ => {}
@@ -203,6 +253,8 @@ impl Target {
     pub fn check(&self) -> &'static str {
         match self.kind {
             Kind::Redis(_) => "redis",
+            Kind::Sentinel(_) => "redis-sentinel",
+            Kind::Cluster(_) => "redis-cluster",
             Kind::Nats(_) => "nats",
             Kind::Http(_) => "http",
             Kind::Tcp(_) => "tcp",
@@ -235,6 +287,8 @@ impl Target {
     pub(crate) async fn run(&self, progress: &Progress) -> Result<Option<String>, Failure> {
         match &self.kind {
             Kind::Redis(t) => redis::check(t, progress).await,
+            Kind::Sentinel(t) => sentinel::check(t, progress).await,
+            Kind::Cluster(t) => cluster::check(t, progress).await,
             Kind::Nats(t) => nats::check(t, progress).await,
             Kind::Http(t) => http::check(t, progress).await,
             Kind::Tcp(t) => tcp::check(t, progress).await,
@@ -255,6 +309,8 @@ impl Target {
 fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
     let names: &'static [&'static str] = match scheme {
         "redis" | "rediss" => &[
+            "cluster",
+            "all_masters",
             "role",
             "db",
             "password_file",
@@ -264,6 +320,8 @@ fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
         ],
         "nats" | "tls" => &[
             "jetstream",
+            "cluster",
+            "monitor",
             "password_file",
             "token_file",
             "nkey_file",
@@ -271,6 +329,7 @@ fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
             "ca_file",
             "insecure",
         ],
+        "redis+sentinel" => &["quorum", "password_file", "sentinel_password_file"],
         "http" | "https" => &["status", "body", "ca_file", "insecure"],
         "ready" => &["min", "replica", "namespace"],
         _ => &[],
@@ -291,6 +350,82 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display)
     }
+}
+
+/// Splits a seed list out of a target's authority: the target with only the first host, and every
+/// host as written (`a:1`, `[::1]:2`, `b`). Errors name the problem, never the text.
+fn split_seeds(text: &str, scheme: &str) -> Result<(String, Vec<String>), String> {
+    let start = scheme.len() + 3;
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    let hosts_start = text[start..authority_end]
+        .rfind('@')
+        .map_or(start, |i| start + i + 1);
+    let hosts = &text[hosts_start..authority_end];
+    if !hosts.contains(',') {
+        return Ok((text.to_string(), vec![hosts.to_string()]));
+    }
+    let seeds: Vec<String> = hosts.split(',').map(str::to_string).collect();
+    if seeds.iter().any(|s| s.is_empty()) {
+        return Err("empty host in the seed list (write host1:port,host2:port)".into());
+    }
+    if seeds.len() > MAX_SEEDS {
+        return Err(format!("more than {MAX_SEEDS} hosts in the seed list"));
+    }
+    for (i, seed) in seeds.iter().enumerate() {
+        let parsed = Url::parse(&format!("{scheme}://{seed}"))
+            .map_err(|e| format!("host {} of the seed list: {e}", i + 1))?;
+        if parsed
+            .host_str()
+            .is_none_or(|h| h.is_empty() || h.len() > MAX_HOST_LEN)
+            || !matches!(parsed.path(), "" | "/")
+            || parsed.query().is_some()
+        {
+            return Err(format!("host {} of the seed list is not host:port", i + 1));
+        }
+    }
+    let first = format!(
+        "{}{}{}",
+        &text[..hosts_start],
+        seeds[0],
+        &text[authority_end..]
+    );
+    Ok((first, seeds))
+}
+
+/// The most hosts a seed list may name.
+const MAX_SEEDS: usize = 64;
+
+/// The printed target with its whole seed list where the first host is (hosts hold no secret).
+fn with_seeds(display: String, seeds: &[String]) -> String {
+    if seeds.len() < 2 {
+        return display;
+    }
+    let start = display.find("://").map_or(0, |i| i + 3);
+    let end = display[start..]
+        .find(['/', '?'])
+        .map_or(display.len(), |i| start + i);
+    let hosts_start = display[start..end]
+        .rfind('@')
+        .map_or(start, |i| start + i + 1);
+    format!(
+        "{}{}{}",
+        &display[..hosts_start],
+        seeds.join(","),
+        &display[end..]
+    )
+}
+
+/// Host and port of every seed (each parsed by [`split_seeds`] already).
+fn seed_addrs(seeds: &[String], default_port: u16) -> Vec<(String, u16)> {
+    seeds
+        .iter()
+        .filter_map(|s| {
+            let u = Url::parse(&format!("redis://{s}")).ok()?;
+            crate::options::host_port(&u, default_port).ok()
+        })
+        .collect()
 }
 
 /// A target after `${NAME}` expansion.

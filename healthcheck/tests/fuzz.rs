@@ -75,7 +75,19 @@ fn check_error(message: &str, input: &str, pw: Option<&str>) -> Result<(), TestC
 /// drawn from valid and invalid pieces.
 fn structured_target() -> impl Strategy<Value = (String, String)> {
     let scheme = prop::sample::select(vec![
-        "redis", "rediss", "nats", "tls", "http", "https", "tcp", "ready", "mysql", "REDIS", "",
+        "redis",
+        "rediss",
+        "nats",
+        "tls",
+        "http",
+        "https",
+        "tcp",
+        "ready",
+        "mysql",
+        "REDIS",
+        "",
+        "redis+sentinel",
+        "Redis+Sentinel",
     ]);
     let host = prop::sample::select(vec![
         "cache",
@@ -84,6 +96,10 @@ fn structured_target() -> impl Strategy<Value = (String, String)> {
         "::1",
         "",
         "a,b",
+        "a:1,b:2,[::1]:3",
+        "a,,b",
+        "a:1,b:x",
+        ",",
         "host.invalid",
         "${HOST}",
         "${MISSING}",
@@ -112,6 +128,11 @@ fn structured_target() -> impl Strategy<Value = (String, String)> {
         "min",
         "replica",
         "namespace",
+        "cluster",
+        "all_masters",
+        "quorum",
+        "monitor",
+        "sentinel_password_file",
         "colour",
         "",
     ]);
@@ -131,6 +152,8 @@ fn structured_target() -> impl Strategy<Value = (String, String)> {
         "ok",
         "x.y",
         "/nonexistent/ca.pem",
+        "3",
+        "http://h:8222",
     ]);
     let query = prop::collection::vec((key, value), 0..4);
     let creds = prop::sample::select(vec![0u8, 1, 2, 3, 4, 5]);

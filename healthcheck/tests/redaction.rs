@@ -290,6 +290,37 @@ proptest! {
         run.check()?;
     }
 
+    /// Sentinel and Cluster targets (issue 16): the master's password in the URL or
+    /// REDIS_PASSWORD, the Sentinels' own in `sentinel_password_file=`, a cluster node's in the
+    /// URL; seed lists of the echoing fake and a refused port.
+    #[test]
+    fn redis_sentinel_and_cluster_passwords(s in secret().prop_filter("argv", |s| no_nul(s)),
+                                            channel in 0u8..4, sentinel in any_case("redis+sentinel"),
+                                            redis in any_case("redis"), encode in any::<bool>(),
+                                            echo in any::<bool>()) {
+        let hosts = format!("{},{}", peer(echo, &ECHO_REDIS), *REFUSED);
+        let w = written(&s, encode);
+        let run = match channel {
+            0 => Run::target(format!("{sentinel}://:{w}@{hosts}/mymaster?quorum=true")),
+            1 => Run::target(format!("{sentinel}://{hosts}/mymaster")).env("REDIS_PASSWORD", &s),
+            2 => Run::target(format!("{sentinel}://{hosts}/mymaster?sentinel_password_file={{FILE:pw}}"))
+                .file("pw", s.as_bytes()),
+            _ => Run::target(format!("{redis}://:{w}@{}?cluster=true&all_masters=true",
+                                     peer(echo, &ECHO_REDIS))),
+        };
+        run.check()?;
+    }
+
+    /// NATS seed lists (issue 16) carry the same credentials as one host.
+    #[test]
+    fn nats_seed_list_credentials(s in secret(), user in any::<bool>(), encode in any::<bool>(),
+                                  echo in any::<bool>(), nats in any_case("nats")) {
+        let hosts = format!("{},{}", *REFUSED, peer(echo, &ECHO_NATS));
+        let token = if user || encode { s.clone() } else { s.replace(':', "") };
+        let auth = if user { format!("probe:{}", written(&s, encode)) } else { written(&token, encode) };
+        Run::target(format!("{nats}://{auth}@{hosts}?cluster=3")).check()?;
+    }
+
     /// The ready-signal store's password, in READY_SIGNAL_REDIS_URL or its password file.
     #[test]
     fn ready_store_password(s in secret().prop_filter("argv", |s| no_nul(s)), by_file in any::<bool>(),

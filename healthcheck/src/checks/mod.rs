@@ -5,8 +5,10 @@
 //! applied by the caller ([`crate::probe`]), which reads [`crate::progress::Progress`] to say
 //! what a timed-out check was waiting for. Checks import only leaf modules and `net`.
 
+pub(crate) mod cluster;
 pub(crate) mod http;
 pub(crate) mod nats;
 pub(crate) mod ready;
 pub(crate) mod redis;
+pub(crate) mod sentinel;
 pub(crate) mod tcp;

@@ -27,14 +27,23 @@ const LINE_LIMIT: usize = 64 * 1024;
 /// The largest message payload read (the JetStream account info is well under 1 KiB).
 const PAYLOAD_LIMIT: usize = 64 * 1024;
 
+/// The most a monitoring endpoint's answer may be (`/routez` of a large cluster is tens of KiB).
+const MONITOR_LIMIT: usize = 256 * 1024;
+
 /// A validated `nats://` or `tls://` target.
 #[derive(Debug, Clone)]
 pub(crate) struct NatsTarget {
     host: String,
     port: u16,
+    /// Every host of a seed list (`nats://a,b,c`), the first one included; empty for one host.
+    seeds: Vec<(String, u16)>,
     auth: Auth,
     jetstream: bool,
     tls: Option<TlsOptions>,
+    /// `cluster=N`: at least N servers in the cluster (this one and N-1 routed peers).
+    cluster: Option<usize>,
+    /// `monitor=http://host:8222`: the monitoring endpoint asked for routes and the meta leader.
+    monitor: Option<(String, u16)>,
 }
 
 /// How to authenticate; the nkey seed and creds are secrets like passwords.
@@ -102,6 +111,33 @@ impl NatsTarget {
         };
 
         let jetstream = opts.take_bool("jetstream")?;
+        let cluster = match opts.take("cluster")? {
+            None => None,
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if (1..=1024).contains(&n) => Some(n),
+                _ => {
+                    return Err(Failure::config(format!(
+                        "option `cluster` must be the number of servers (1 to 1024), not `{}`",
+                        truncate(&n, 20)
+                    )));
+                }
+            },
+        };
+        let monitor = match opts.take("monitor")? {
+            None => None,
+            Some(m) => {
+                let bad = || {
+                    Failure::config(
+                        "option `monitor` must be http://host:port (the monitoring port)",
+                    )
+                };
+                let u = Url::parse(&m).map_err(|_| bad())?;
+                if u.scheme() != "http" || !u.username().is_empty() || u.password().is_some() {
+                    return Err(bad());
+                }
+                Some(host_port(&u, 8222).map_err(|_| bad())?)
+            }
+        };
         let tls_opts = TlsOptions {
             ca_file: opts.take_path("ca_file")?,
             server_name: None,
@@ -128,9 +164,12 @@ impl NatsTarget {
         Ok(NatsTarget {
             host,
             port,
+            seeds: Vec::new(),
             auth,
             jetstream,
             tls,
+            cluster,
+            monitor,
         })
     }
 }
@@ -164,6 +203,15 @@ fn read_creds(path: &std::path::Path) -> Result<Secret, Failure> {
 }
 
 impl NatsTarget {
+    /// The hosts of a seed list (`nats://a,b,c`), tried concurrently: the first server to
+    /// complete the handshake answers for the target.
+    pub(crate) fn with_seeds(mut self, seeds: Vec<(String, u16)>) -> NatsTarget {
+        if seeds.len() > 1 {
+            self.seeds = seeds;
+        }
+        self
+    }
+
     /// The secrets this target holds, for scrubbing what a server says back.
     pub(crate) fn secrets(&self, out: &mut Vec<String>) {
         match &self.auth {
@@ -183,21 +231,238 @@ impl NatsTarget {
 }
 
 pub(crate) async fn check(t: &NatsTarget, progress: &Progress) -> Result<Option<String>, Failure> {
-    let tcp = net::connect(&t.host, t.port, progress).await?;
+    let (mut detail, info) = if t.seeds.is_empty() {
+        handshake(t, &t.host, t.port, progress).await?
+    } else {
+        let (name, detail, info) = any_seed(t, progress).await?;
+        // What follows (the server count) is that server's word.
+        progress.step(Phase::Protocol, "counting servers as seen by");
+        progress.talking_to(name);
+        (detail, info)
+    };
+    if let Some(want) = t.cluster {
+        let servers = match &t.monitor {
+            Some((host, port)) => {
+                progress.step(Phase::Read, "reading /routez from");
+                let routez = monitor_get(host, *port, "/routez", progress).await?;
+                let mut peers: Vec<&str> = routez
+                    .get("routes")
+                    .and_then(|r| r.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.get("remote_id").and_then(|i| i.as_str()))
+                    .collect();
+                peers.sort_unstable();
+                peers.dedup();
+                peers.len() + 1
+            }
+            None => {
+                let mut urls: Vec<&str> = info
+                    .get("connect_urls")
+                    .and_then(|u| u.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str())
+                    .collect();
+                urls.sort_unstable();
+                urls.dedup();
+                // A server alone advertises nothing; in a cluster it lists itself too.
+                urls.len().max(1)
+            }
+        };
+        let how = if t.monitor.is_some() {
+            "routes in /routez"
+        } else {
+            "connect_urls in INFO"
+        };
+        if servers < want {
+            return Err(progress.fail(
+                FailureKind::Unhealthy,
+                format!("cluster of {servers} servers, want {want} ({how})"),
+            ));
+        }
+        push_detail(&mut detail, format!("cluster of {servers} servers"));
+    }
+    if t.jetstream
+        && let Some((host, port)) = &t.monitor
+    {
+        progress.step(Phase::Read, "reading /jsz from");
+        let jsz = monitor_get(host, *port, "/jsz", progress).await?;
+        if jsz.get("disabled").and_then(|d| d.as_bool()) == Some(true) {
+            return Err(progress.fail(FailureKind::Unhealthy, "jetstream disabled (/jsz)"));
+        }
+        if let Some(meta) = jsz.get("meta_cluster") {
+            match meta.get("leader").and_then(|l| l.as_str()) {
+                Some(leader) if !leader.is_empty() => {
+                    push_detail(&mut detail, format!("meta leader {}", truncate(leader, 60)))
+                }
+                _ => {
+                    return Err(progress.fail(
+                        FailureKind::Unhealthy,
+                        "jetstream meta leader unknown (/jsz meta_cluster has no leader)",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(detail)
+}
+
+fn push_detail(detail: &mut Option<String>, more: String) {
+    *detail = Some(match detail.take() {
+        Some(d) => format!("{d}, {more}"),
+        None => more,
+    });
+}
+
+/// Every seed at once: the first to complete the handshake answers; when none does, every
+/// seed's reason.
+async fn any_seed(
+    t: &NatsTarget,
+    progress: &Progress,
+) -> Result<(String, Option<String>, serde_json::Value), Failure> {
+    let listed: Vec<String> = t.seeds.iter().map(|(h, p)| seed_name(h, *p)).collect();
+    progress.step(Phase::Connect, "waiting for a handshake with any of");
+    progress.talking_to(listed.join(","));
+    let own: Vec<Progress> = t.seeds.iter().map(|_| Progress::new()).collect();
+    let mut trying: futures_util::stream::FuturesUnordered<_> = t
+        .seeds
+        .iter()
+        .zip(&listed)
+        .zip(&own)
+        .enumerate()
+        .map(|(i, (((host, port), name), own))| async move {
+            (i, name, handshake(t, host, *port, own).await)
+        })
+        .collect();
+    let mut done = vec![false; own.len()];
+    let mut failures = Vec::new();
+    // Should the deadline end the wait, the seed that got furthest (past connecting) speaks for
+    // the target: its phase and address are copied to the target's progress as they move.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            next = futures_util::StreamExt::next(&mut trying) => match next {
+                Some((_, name, Ok((detail, info)))) => {
+                    let mut via = Some(format!("via {name}"));
+                    if let Some(d) = detail {
+                        push_detail(&mut via, d);
+                    }
+                    return Ok((name.clone(), via, info));
+                }
+                Some((i, _, Err(f))) => {
+                    done[i] = true;
+                    failures.push(f);
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let furthest = own
+                    .iter()
+                    .zip(&done)
+                    .filter(|(p, d)| !**d && rank(p.phase()) > rank(Phase::Connect))
+                    .max_by_key(|(p, _)| rank(p.phase()));
+                if let Some((p, _)) = furthest {
+                    progress.set(p.phase());
+                    if let Some(a) = p.address() {
+                        progress.talking_to(a);
+                    }
+                }
+            }
+        }
+    }
+    let kind = match failures.first() {
+        Some(f) if failures.iter().all(|g| g.kind() == f.kind()) => f.kind(),
+        _ => FailureKind::Unhealthy,
+    };
+    let each: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    Err(Failure::new(
+        kind,
+        truncate(&format!("no seed answered: {}", each.join("; ")), 900),
+    ))
+}
+
+/// How far along a check a phase is.
+fn rank(phase: Phase) -> u8 {
+    match phase {
+        Phase::Resolve => 0,
+        Phase::Connect => 1,
+        Phase::Tls => 2,
+        Phase::Auth => 3,
+        Phase::Protocol => 4,
+        Phase::Read => 5,
+    }
+}
+
+fn seed_name(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A bounded HTTP/1.0 GET of a monitoring endpoint's JSON.
+async fn monitor_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    progress: &Progress,
+) -> Result<serde_json::Value, Failure> {
+    let mut tcp = net::connect(host, port, progress).await?;
+    progress.set(Phase::Read);
+    let io_fail = |e: std::io::Error| progress.fail(FailureKind::Io, crate::files::io_reason(&e));
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .map_err(io_fail)?;
+    let mut raw = Vec::new();
+    (&mut tcp)
+        .take(MONITOR_LIMIT as u64 + 1)
+        .read_to_end(&mut raw)
+        .await
+        .map_err(io_fail)?;
+    if raw.len() > MONITOR_LIMIT {
+        return Err(progress.fail(
+            FailureKind::Protocol,
+            format!("{path}: answer over the {} KiB bound", MONITOR_LIMIT / 1024),
+        ));
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("none");
+    if status != "200" {
+        return Err(progress.fail(
+            FailureKind::Unhealthy,
+            format!("{path}: status {}", truncate(status, 10)),
+        ));
+    }
+    serde_json::from_str(body)
+        .map_err(|_| progress.fail(FailureKind::Protocol, format!("{path}: not JSON")))
+}
+
+/// The handshake with one server: its detail and its INFO.
+async fn handshake(
+    t: &NatsTarget,
+    host: &str,
+    port: u16,
+    progress: &Progress,
+) -> Result<(Option<String>, serde_json::Value), Failure> {
+    let tcp = net::connect(host, port, progress).await?;
     let mut plain = Conn::new(tcp);
     progress.step(Phase::Protocol, "waiting for INFO from");
     let info = plain.read_info(progress).await?;
     let server_wants_tls = info.get("tls_required").and_then(|v| v.as_bool()) == Some(true);
-    match &t.tls {
+    let detail = match &t.tls {
         Some(tls) => {
-            let stream = net::tls(plain.into_inner()?, &t.host, tls, progress).await?;
-            converse(t, Conn::new(stream), &info, true, progress).await
+            let stream = net::tls(plain.into_inner()?, host, tls, progress).await?;
+            converse(t, Conn::new(stream), &info, true, progress).await?
         }
         None if server_wants_tls => {
-            Err(progress.fail(FailureKind::Config, "the server requires TLS: use tls://"))
+            return Err(progress.fail(FailureKind::Config, "the server requires TLS: use tls://"));
         }
-        None => converse(t, plain, &info, false, progress).await,
-    }
+        None => converse(t, plain, &info, false, progress).await?,
+    };
+    Ok((detail, info))
 }
 
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
@@ -264,7 +529,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             Op::Msg { .. } => {}
         }
     }
-    if !t.jetstream {
+    // With a monitoring URL, JetStream is judged by /jsz (the meta leader) instead.
+    if !t.jetstream || t.monitor.is_some() {
         return Ok(None);
     }
 

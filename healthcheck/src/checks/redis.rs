@@ -116,7 +116,49 @@ impl RedisTarget {
     }
 }
 
+/// A Redis connection after TLS and AUTH, whatever the transport.
+pub(crate) type Session = Conn<Box<dyn Stream>>;
+
+/// A plain or TLS stream.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
 impl RedisTarget {
+    /// The same credentials and TLS options, for another node of the same deployment (a Redis
+    /// Cluster's other masters).
+    pub(crate) fn at(&self, host: &str, port: u16) -> RedisTarget {
+        RedisTarget {
+            host: host.to_string(),
+            port,
+            ..self.clone()
+        }
+    }
+
+    /// The role the target requires: Some(true) for master, Some(false) for replica.
+    pub(crate) fn wants_master(&self) -> Option<bool> {
+        self.role.map(|r| r == Role::Master)
+    }
+
+    /// Connects (TLS when `rediss://`) and authenticates: for checks that say more than PING.
+    pub(crate) async fn open(&self, progress: &Progress) -> Result<Session, Failure> {
+        let tcp = net::connect(&self.host, self.port, progress).await?;
+        let stream: Box<dyn Stream> = match &self.tls {
+            Some(tls) => Box::new(net::tls(tcp, &self.host, tls, progress).await?),
+            None => Box::new(tcp),
+        };
+        let mut conn = Conn::new(stream);
+        if let Some(password) = &self.password {
+            progress.set(Phase::Auth);
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &self.username {
+                args.push(user.as_bytes());
+            }
+            args.push(password.expose().as_bytes());
+            conn.call(&args, progress).await?.ok(progress)?;
+        }
+        Ok(conn)
+    }
+
     /// The secrets this target holds, for scrubbing what a server says back.
     pub(crate) fn secrets(&self, out: &mut Vec<String>) {
         out.extend(self.password.iter().map(|p| p.expose().to_string()));
@@ -202,27 +244,33 @@ fn display_role(role: &str) -> &str {
     if role == "slave" { "replica" } else { role }
 }
 
+/// The most elements an array reply may have (`SENTINEL get-master-addr-by-name` has 2, `ROLE`
+/// a few per replica): a peer announcing more is not the Redis the probe asked.
+const ARRAY_LIMIT: usize = 1024;
+
 /// One RESP2 reply, as far as the probe needs it.
 #[derive(Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Simple(String),
     Error(String),
     Bulk(Option<Vec<u8>>),
     Integer,
+    /// An array of simple, bulk, integer or error replies (one level: nested arrays are refused).
+    Array(Option<Vec<Reply>>),
 }
 
 impl Reply {
     /// `+OK` (or any non-error reply); an error reply is the reason, in the server's words.
-    fn ok(self, progress: &Progress) -> Result<(), Failure> {
+    pub(crate) fn ok(self, progress: &Progress) -> Result<(), Failure> {
         self.text(progress).map(drop)
     }
 
     /// The reply as text; an error reply is the reason.
-    fn text(self, progress: &Progress) -> Result<String, Failure> {
+    pub(crate) fn text(self, progress: &Progress) -> Result<String, Failure> {
         match self {
             Reply::Simple(s) => Ok(s),
             Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            Reply::Bulk(None) | Reply::Integer => Ok(String::new()),
+            Reply::Bulk(None) | Reply::Integer | Reply::Array(_) => Ok(String::new()),
             Reply::Error(e) => {
                 // NOAUTH and WRONGPASS are the credentials; an error to AUTH itself too.
                 let code = e.split_whitespace().next().unwrap_or_default();
@@ -240,18 +288,22 @@ impl Reply {
 }
 
 /// A RESP connection whose every read is bounded.
-struct Conn<S> {
+pub(crate) struct Conn<S> {
     io: BufReader<S>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(stream: S) -> Conn<S> {
+    pub(crate) fn new(stream: S) -> Conn<S> {
         Conn {
             io: BufReader::with_capacity(1024, stream),
         }
     }
 
-    async fn call(&mut self, args: &[&[u8]], progress: &Progress) -> Result<Reply, Failure> {
+    pub(crate) async fn call(
+        &mut self,
+        args: &[&[u8]],
+        progress: &Progress,
+    ) -> Result<Reply, Failure> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
@@ -265,6 +317,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn read_reply(&mut self, progress: &Progress) -> Result<Reply, Failure> {
+        self.read_reply_at(progress, true).await
+    }
+
+    /// One reply; an array only when `array` (its elements may not be arrays themselves).
+    async fn read_reply_at(&mut self, progress: &Progress, array: bool) -> Result<Reply, Failure> {
         let io_fail = |e: std::io::Error| progress.fail(io_kind(&e), io_text(&e));
         let protocol = |m: String| progress.fail(FailureKind::Protocol, m);
         let mut line = Vec::new();
@@ -309,6 +366,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.io.read_exact(&mut data).await.map_err(io_fail)?;
                 data.truncate(len);
                 Ok(Reply::Bulk(Some(data)))
+            }
+            b'*' if array => {
+                let len: i64 = body
+                    .parse()
+                    .map_err(|_| protocol("bad array length: not Redis?".into()))?;
+                if len < 0 {
+                    return Ok(Reply::Array(None));
+                }
+                if len as usize > ARRAY_LIMIT {
+                    return Err(protocol(format!(
+                        "array of {len} elements is over the {ARRAY_LIMIT} bound"
+                    )));
+                }
+                let mut items = Vec::with_capacity(len as usize);
+                // The elements together stay under the bound one bulk reply has.
+                let mut total = 0;
+                for _ in 0..len {
+                    let item = Box::pin(self.read_reply_at(progress, false)).await?;
+                    total += match &item {
+                        Reply::Bulk(Some(b)) => b.len(),
+                        Reply::Simple(s) | Reply::Error(s) => s.len(),
+                        _ => 0,
+                    };
+                    if total > BULK_LIMIT {
+                        return Err(protocol(format!(
+                            "array reply over the {} KiB bound",
+                            BULK_LIMIT / 1024
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(Reply::Array(Some(items)))
             }
             _ => Err(protocol(format!(
                 "unexpected reply `{}`: not Redis?",
