@@ -22,6 +22,11 @@ pub fn agent_subject(ns: &Name, agent: &Name) -> String {
     format!("ready-signal.{ns}.{agent}.*")
 }
 
+/// The subject of every event of namespace `ns`: `ready-signal.{ns}.*.*`.
+pub fn namespace_subject(ns: &Name) -> String {
+    format!("ready-signal.{ns}.*.*")
+}
+
 /// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own; every
 /// (re)connection sets `connected`, when given, so a publisher can republish its state.
 pub(crate) async fn connect(

@@ -1,0 +1,168 @@
+//! The heal governor (issue 14): restarts frozen containers with backoff, a budget and
+//! quarantine; never itself, never one-shot jobs, never on a shared outage. Off unless the
+//! sidecar runs with `--heal` (`--heal=dry-run` decides and reports, and does nothing).
+//!
+//! Layout, a pure policy and thin I/O:
+//! - [`policy`]: `decide(&Policy, &Input, &History, now) -> Vec<Decision>`, a pure function;
+//!   every rule of the issue is one of its unit tests.
+//! - [`history`]: restarts, quarantine and earn-back per container (a leaf).
+//! - [`labels`]: the `healthcheck.heal*` labels, parsed once.
+//! - [`selfid`]: finding the sidecar's own container.
+//! - [`act`]: the loop that reads snapshots, decides, restarts, and reports.
+//!
+//! This module turns a [`State`] snapshot into the policy's [`policy::Input`] ([`observe`]).
+
+pub mod act;
+pub mod history;
+pub mod labels;
+pub mod policy;
+pub mod selfid;
+
+use std::time::{Duration, SystemTime};
+
+use ready_signal::Observed;
+use tokio::time::Instant;
+
+use crate::state::{State, severity};
+use policy::{Condition, Input, Observation, Policy, Rules};
+
+/// The governor's configuration (from the sidecar's flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Stack-wide policy (mode, shared-outage brake, restarts under way at once).
+    pub policy: Policy,
+    /// Rules for containers whose labels do not say otherwise.
+    pub defaults: Rules,
+    /// How often decisions are re-evaluated when nothing changes (a backoff ends on its own).
+    pub tick: Duration,
+    /// The sidecar's own container id (see [`selfid::find`]).
+    pub self_id: Option<String>,
+}
+
+impl Config {
+    /// A configuration with the issue's defaults, in `mode`, finding its own container.
+    pub fn new(mode: policy::Mode) -> Config {
+        Config {
+            policy: Policy {
+                mode,
+                ..Policy::default()
+            },
+            defaults: Rules::default(),
+            tick: Duration::from_millis(500),
+            self_id: selfid::find(),
+        }
+    }
+}
+
+/// The NATS subject of heal events: `healthcheck.heal.{project}.{service}` (`_` for an empty
+/// project; characters NATS does not allow in a token become `_`).
+pub fn subject(project: &str, service: &str) -> String {
+    let token = |s: &str| {
+        let t: String = s
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || matches!(c, '.' | '*' | '>') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        if t.is_empty() { "_".to_owned() } else { t }
+    };
+    format!("healthcheck.heal.{}.{}", token(project), token(service))
+}
+
+/// The policy's view of a snapshot at `now` (`wall` is the same instant on the wall clock, for
+/// Docker's start times), and the containers whose heal labels cannot be used.
+pub fn observe(
+    state: &State,
+    cfg: &Config,
+    now: Instant,
+    wall: SystemTime,
+) -> (Input, Vec<(String, labels::LabelError)>) {
+    let mut bad_labels = Vec::new();
+    let mut containers = Vec::with_capacity(state.containers.len());
+    for c in &state.containers {
+        let mut opted_in = labels::opted_in(&c.labels);
+        let rules = match labels::rules(&c.labels, cfg.defaults) {
+            Ok(r) => r,
+            Err(e) => {
+                if opted_in {
+                    bad_labels.push((c.id.clone(), e));
+                }
+                opted_in = false;
+                cfg.defaults
+            }
+        };
+        let started_at = c
+            .started_at
+            .as_deref()
+            .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+            .and_then(|t| wall.duration_since(t).ok())
+            .and_then(|ago| now.checked_sub(ago))
+            .unwrap_or(state.built_at);
+        // The agent's word first (worst replica), Docker's health next.
+        let worst = state
+            .replicas_in(&c.id)
+            .min_by_key(|r| severity(r.observed));
+        let (mut condition, mut since) = match worst {
+            Some(r) => (
+                match r.observed {
+                    Observed::Ready => Condition::Healthy,
+                    Observed::Starting => Condition::Starting,
+                    Observed::NotReady => Condition::NotReady,
+                    Observed::Stopping => Condition::Stopping,
+                    Observed::Stale => Condition::Stale,
+                    Observed::Dead => Condition::Dead,
+                    _ => Condition::Unknown,
+                },
+                r.since,
+            ),
+            None => (Condition::Healthy, started_at),
+        };
+        let health_since = c.health_since.unwrap_or(started_at);
+        match (condition, c.health.as_deref()) {
+            (Condition::Healthy, Some("unhealthy")) => {
+                condition = Condition::Unhealthy;
+                since = health_since;
+            }
+            (Condition::Healthy, Some("starting")) if worst.is_none() => {
+                condition = Condition::Starting;
+                since = health_since;
+            }
+            _ => {}
+        }
+        containers.push(Observation {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            service: c.service.clone().unwrap_or_else(|| c.name.clone()),
+            opted_in,
+            running: c.running,
+            condition,
+            condition_since: since,
+            started_at,
+            start_period: c.start_period.unwrap_or(Duration::ZERO),
+            rules,
+        });
+    }
+    let self_id = state.self_container.clone().or_else(|| cfg.self_id.clone());
+    let input = Input {
+        containers,
+        self_id,
+        store_unknown: matches!(state.store, crate::state::Source::Unknown { .. }),
+    };
+    (input, bad_labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Subjects are built from the project and service, never broken by a dot or a wildcard.
+    #[test]
+    fn subject_tokens() {
+        assert_eq!(subject("demo", "agent-a"), "healthcheck.heal.demo.agent-a");
+        assert_eq!(subject("", "a.b*"), "healthcheck.heal._.a_b_");
+    }
+}

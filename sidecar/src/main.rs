@@ -1,0 +1,3 @@
+//! `healthcheck-sidecar`: parse flags, wire the sources, the writer and the HTTP server.
+
+fn main() {}
