@@ -1,0 +1,488 @@
+//! The governor's thin I/O: reads snapshots, asks the pure policy, carries out its decisions
+//! through the Docker API, and says every one of them four ways (a tracing line, a NATS event,
+//! a metric counted in the snapshot, and a line on the status page).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::Docker;
+use bollard::query_parameters::{EventsOptions, RestartContainerOptions};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::history::History;
+use super::policy::{self, Action, Decision, Mode, Why};
+use super::{Config, observe, subject};
+use crate::state::{ContainerHeal, HealCount, HealMode, HealSummary, State};
+use crate::writer::{Change, Changes, HealUpdate};
+
+/// Docker's stop timeout when a container sets none (the engine's own default).
+pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+/// Longer than any restart may take beyond its stop timeout (start-up included).
+const RESTART_SLACK: Duration = Duration::from_secs(60);
+
+/// The JSON published on `healthcheck.heal.{project}.{service}` for every decision said.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealEvent {
+    /// Format version.
+    pub v: u32,
+    /// Unix milliseconds on the sidecar's clock.
+    pub at_ms: u64,
+    /// Compose project (empty outside Compose).
+    pub project: String,
+    /// Compose service (the container name outside Compose).
+    pub service: String,
+    /// Container name.
+    pub container: String,
+    /// Container id.
+    pub id: String,
+    /// `restart`, `skip`, `quarantine`, `release`, `earn-back`, `restarted`, `restart-failed`.
+    pub decision: String,
+    /// A fixed word (the metric's `why` label).
+    pub why: String,
+    /// The same, in words.
+    pub detail: String,
+    /// Dry run: nothing was done.
+    pub dry_run: bool,
+    /// Restarts within the budget window, this one included.
+    pub restarts_in_window: u32,
+}
+
+/// What a finished restart reports back to the loop.
+#[derive(Debug)]
+struct Done {
+    id: String,
+    result: Result<Duration, String>,
+}
+
+/// The governor's mutable side: history, what it said last, its counts.
+struct Governor {
+    cfg: Config,
+    docker: Docker,
+    nats: Option<async_nats::Client>,
+    changes: Changes,
+    history: History,
+    /// Per container: the last (action, why) said, so a standing skip is said once.
+    said: HashMap<String, (&'static str, &'static str)>,
+    /// Per container: the line shown on the page.
+    lines: HashMap<String, String>,
+    counts: BTreeMap<(String, String, String), u64>,
+    outage: Option<String>,
+    last_update: Option<HealUpdate>,
+    done_tx: mpsc::Sender<Done>,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the governor until `shutdown` resolves: evaluates every new snapshot and at least every
+/// `cfg.tick` (a backoff ends without anything changing), one restart task per restart.
+pub async fn run(
+    cfg: Config,
+    docker: Docker,
+    mut snapshots: watch::Receiver<Arc<State>>,
+    changes: Changes,
+    nats: Option<async_nats::Client>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    if let Some(id) = cfg.self_id.clone() {
+        let _ = changes.send(Change::SelfContainer(id)).await;
+    }
+    let (done_tx, mut done_rx) = mpsc::channel(16);
+    let mut g = Governor {
+        history: History::new(),
+        cfg,
+        docker,
+        nats,
+        changes,
+        said: HashMap::new(),
+        lines: HashMap::new(),
+        counts: BTreeMap::new(),
+        outage: None,
+        last_update: None,
+        done_tx,
+    };
+    // Before any decision: what Docker remembers of recent restarts (survives our own restart).
+    let window = g.cfg.defaults.window;
+    match load_history(&g.docker, window, Instant::now(), SystemTime::now()).await {
+        Ok(h) => {
+            let n: usize = h.iter().map(|(_, m)| m.restarts.len()).sum();
+            tracing::info!(target: "heal", restarts = n, window_s = window.as_secs(), "history rebuilt from docker restart events");
+            g.history = h;
+        }
+        Err(e) => {
+            tracing::warn!(target: "heal", error = %e, "docker restart events could not be read: backoff starts afresh")
+        }
+    }
+    let mut tick = tokio::time::interval(g.cfg.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            changed = snapshots.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+            Some(done) = done_rx.recv() => g.finished(done, &snapshots.borrow().clone()).await,
+        }
+        let state = snapshots.borrow_and_update().clone();
+        g.round(&state, Instant::now(), SystemTime::now()).await;
+    }
+}
+
+impl Governor {
+    async fn round(&mut self, state: &State, now: Instant, wall: SystemTime) {
+        let (input, bad_labels) = observe(state, &self.cfg, now, wall);
+        // Docker unreadable: the container list is not known to be current; do nothing.
+        let decisions = if state.docker.is_ok() {
+            policy::decide(&self.cfg.policy, &input, &self.history, now)
+        } else {
+            Vec::new()
+        };
+        let outage = decisions.iter().find_map(|d| match d.why {
+            w @ Why::SharedOutage { .. } => Some(w.to_string()),
+            _ => None,
+        });
+        if outage.is_some() != self.outage.is_some() {
+            match &outage {
+                Some(o) => tracing::warn!(target: "heal", "{o}: every restart held"),
+                None => {
+                    tracing::info!(target: "heal", "shared outage over: restarts allowed again")
+                }
+            }
+        }
+        self.outage = outage;
+        let mut spoken: Vec<&str> = Vec::new();
+        for d in &decisions {
+            spoken.push(&d.id);
+            let window = input
+                .containers
+                .iter()
+                .find(|c| c.id == d.id)
+                .map_or(self.cfg.defaults.window, |c| c.rules.window);
+            self.carry_out(d, state, window, now, wall).await;
+        }
+        for (id, e) in &bad_labels {
+            let line = format!("not healed: {e}");
+            if self.lines.get(id) != Some(&line) {
+                tracing::warn!(target: "heal", container = %id, error = %e, "bad heal label");
+                self.lines.insert(id.clone(), line);
+            }
+            spoken.push(id);
+        }
+        // A container that went quiet (healthy, nothing to say) is "watching" again.
+        for c in &input.containers {
+            if !spoken.contains(&c.id.as_str()) && !self.history.is_in_flight(&c.id) {
+                self.said.remove(&c.id);
+                if c.opted_in {
+                    self.lines.insert(c.id.clone(), "watching".into());
+                } else {
+                    self.lines.remove(&c.id);
+                }
+            }
+        }
+        self.history.prune(
+            state.containers.iter().map(|c| c.id.as_str()),
+            now,
+            self.cfg.defaults.window.max(Duration::from_secs(3600)),
+        );
+        self.publish(state, &input, now).await;
+    }
+
+    async fn carry_out(
+        &mut self,
+        d: &Decision,
+        state: &State,
+        window: Duration,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let key = (d.action.as_str(), d.why.as_str());
+        let repeat = self.said.get(&d.id) == Some(&key) && d.action == Action::Skip;
+        let c = state.containers.iter().find(|c| c.id == d.id);
+        let project = c.and_then(|c| c.project.clone()).unwrap_or_default();
+        if let Action::Restart { dry_run: false, .. } = d.action {
+            let t = c
+                .and_then(|c| c.stop_timeout)
+                .unwrap_or(DEFAULT_STOP_TIMEOUT);
+            self.history.begin(&d.id, &d.service);
+            let docker = self.docker.clone();
+            let id = d.id.clone();
+            let tx = self.done_tx.clone();
+            tokio::spawn(async move {
+                let began = Instant::now();
+                let opts = RestartContainerOptions {
+                    t: Some(t.clamp(0, i64::from(i32::MAX)) as i32),
+                    signal: None,
+                };
+                let limit = Duration::from_secs(t.max(0) as u64) + RESTART_SLACK;
+                let result =
+                    match tokio::time::timeout(limit, docker.restart_container(&id, Some(opts)))
+                        .await
+                    {
+                        Ok(Ok(())) => Ok(began.elapsed()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("no answer within {}s", limit.as_secs())),
+                    };
+                let _ = tx.send(Done { id, result }).await;
+            });
+        }
+        policy::apply(&mut self.history, d, now);
+        let restarts = self
+            .history
+            .get(&d.id)
+            .map(|m| m.in_window(now, window))
+            .unwrap_or(0);
+        let line = match d.action {
+            Action::Restart {
+                dry_run: true,
+                attempt,
+            } => format!("dry run: would restart ({}; attempt {attempt})", d.why),
+            Action::Restart { attempt, .. } => format!("restarting ({}; attempt {attempt})", d.why),
+            Action::Skip => format!("left alone: {}", d.why),
+            Action::Quarantine => format!("quarantined: {}", d.why),
+            Action::Release => format!("released from quarantine: {}", d.why),
+            Action::EarnBack => format!("backoff earned back: {}", d.why),
+        };
+        self.lines.insert(d.id.clone(), line);
+        if repeat {
+            return;
+        }
+        self.said.insert(d.id.clone(), key);
+        let dry_run = matches!(d.action, Action::Restart { dry_run: true, .. });
+        tracing::info!(
+            target: "heal",
+            container = %d.name,
+            id = %short(&d.id),
+            service = %d.service,
+            decision = d.action.as_str(),
+            why = d.why.as_str(),
+            dry_run,
+            restarts_in_window = restarts,
+            "{}",
+            d.why
+        );
+        *self
+            .counts
+            .entry((
+                d.service.clone(),
+                d.action.as_str().to_owned(),
+                d.why.as_str().to_owned(),
+            ))
+            .or_default() += 1;
+        let event = HealEvent {
+            v: 1,
+            at_ms: unix_ms(wall),
+            project,
+            service: d.service.clone(),
+            container: d.name.clone(),
+            id: d.id.clone(),
+            decision: d.action.as_str().to_owned(),
+            why: d.why.as_str().to_owned(),
+            detail: d.why.to_string(),
+            dry_run,
+            restarts_in_window: restarts,
+        };
+        self.emit(event).await;
+    }
+
+    async fn finished(&mut self, done: Done, state: &State) {
+        self.history.end(&done.id);
+        let c = state.containers.iter().find(|c| c.id == done.id);
+        let name = c
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| short(&done.id).to_owned());
+        let service = c
+            .and_then(|c| c.service.clone())
+            .unwrap_or_else(|| name.clone());
+        let (decision, detail) = match &done.result {
+            Ok(took) => {
+                tracing::info!(target: "heal", container = %name, service = %service, took_ms = took.as_millis() as u64, decision = "restarted", "restart done");
+                self.lines.insert(
+                    done.id.clone(),
+                    format!("restarted in {:.1}s", took.as_secs_f64()),
+                );
+                (
+                    "restarted",
+                    format!("docker restart took {:.1}s", took.as_secs_f64()),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(target: "heal", container = %name, service = %service, error = %e, decision = "restart-failed", "restart failed");
+                self.lines
+                    .insert(done.id.clone(), format!("restart failed: {e}"));
+                ("restart-failed", e.clone())
+            }
+        };
+        *self
+            .counts
+            .entry((service.clone(), decision.to_owned(), "done".to_owned()))
+            .or_default() += 1;
+        self.said.remove(&done.id);
+        let event = HealEvent {
+            v: 1,
+            at_ms: unix_ms(SystemTime::now()),
+            project: c.and_then(|c| c.project.clone()).unwrap_or_default(),
+            service,
+            container: name,
+            id: done.id.clone(),
+            decision: decision.to_owned(),
+            why: "done".to_owned(),
+            detail,
+            dry_run: false,
+            restarts_in_window: 0,
+        };
+        self.emit(event).await;
+    }
+
+    async fn emit(&self, event: HealEvent) {
+        let Some(nats) = &self.nats else { return };
+        let subject = subject(&event.project, &event.service);
+        match serde_json::to_vec(&event) {
+            Ok(body) => {
+                if let Err(e) = nats.publish(subject.clone(), body.into()).await {
+                    tracing::warn!(target: "heal", subject, error = %e, "heal event not published");
+                }
+            }
+            Err(e) => tracing::warn!(target: "heal", error = %e, "heal event not encoded"),
+        }
+    }
+
+    /// Sends the page's view to the writer when it changed (latest wins there).
+    async fn publish(&mut self, state: &State, input: &policy::Input, now: Instant) {
+        let mut containers = BTreeMap::new();
+        for c in &input.containers {
+            let Some(line) = self.lines.get(&c.id) else {
+                continue;
+            };
+            let m = self.history.get(&c.id);
+            let restarts_in_window = m.map(|m| m.in_window(now, c.rules.window)).unwrap_or(0);
+            let next = m
+                .and_then(|m| policy::next_allowed(&c.rules, &c.id, m))
+                .filter(|t| *t > now);
+            let status = if self.history.is_in_flight(&c.id) {
+                "restarting"
+            } else if input.is_self(&c.id) {
+                "self (never restarted)"
+            } else if m.is_some_and(|m| m.quarantined.is_some()) {
+                "quarantined"
+            } else if !c.opted_in {
+                "not healed"
+            } else if next.is_some() {
+                "backoff"
+            } else {
+                "watching"
+            };
+            containers.insert(
+                c.id.clone(),
+                ContainerHeal {
+                    status: status.to_owned(),
+                    restarts_in_window,
+                    next_allowed_in: next.map(|t| t - now),
+                    last_decision: Some(line.clone()),
+                },
+            );
+        }
+        let summary = HealSummary {
+            mode: match self.cfg.policy.mode {
+                Mode::DryRun => HealMode::DryRun,
+                Mode::On => HealMode::On,
+            },
+            shared_outage: self.outage.clone(),
+            decisions: self
+                .counts
+                .iter()
+                .map(|((service, decision, why), count)| HealCount {
+                    service: service.clone(),
+                    decision: decision.clone(),
+                    why: why.clone(),
+                    count: *count,
+                })
+                .collect(),
+        };
+        let _ = state;
+        let update = HealUpdate {
+            summary,
+            containers,
+        };
+        // Only a change is sent (the countdown alone is not a change worth a snapshot).
+        let same = self.last_update.as_ref().is_some_and(|u| {
+            u.summary == update.summary
+                && u.containers.len() == update.containers.len()
+                && u.containers
+                    .iter()
+                    .zip(&update.containers)
+                    .all(|((ka, a), (kb, b))| {
+                        ka == kb
+                            && a.status == b.status
+                            && a.restarts_in_window == b.restarts_in_window
+                            && a.last_decision == b.last_decision
+                    })
+        });
+        if !same {
+            self.last_update = Some(update.clone());
+            let _ = self.changes.send(Change::Heal(update)).await;
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Rebuilds the history from Docker's `restart` events of the last `window`: every restart
+/// through the API counts (ours, or a person's `docker restart`: that can only make the governor
+/// more careful). Docker keeps a bounded number of recent events in memory, so on a busy engine
+/// the oldest restarts may be missing; the backoff of a recent restart is what matters most.
+pub async fn load_history(
+    docker: &Docker,
+    window: Duration,
+    now: Instant,
+    wall: SystemTime,
+) -> Result<History, bollard::errors::Error> {
+    let wall_s = wall
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let since = wall_s.saturating_sub(window.as_secs());
+    let mut filters = HashMap::new();
+    filters.insert("type".to_owned(), vec!["container".to_owned()]);
+    filters.insert("event".to_owned(), vec!["restart".to_owned()]);
+    filters.insert(
+        "label".to_owned(),
+        vec![format!("{}=true", super::labels::OPT_IN)],
+    );
+    let opts = EventsOptions {
+        since: Some(since.to_string()),
+        until: Some((wall_s + 1).to_string()),
+        filters: Some(filters),
+    };
+    let mut history = History::new();
+    let mut events = docker.events(Some(opts));
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        let next = tokio::select! {
+            e = events.next() => e,
+            _ = &mut deadline => break,
+        };
+        let Some(event) = next else { break };
+        let event = event?;
+        let Some(id) = event.actor.and_then(|a| a.id) else {
+            continue;
+        };
+        let at_ns = event
+            .time_nano
+            .unwrap_or(event.time.unwrap_or(0) * 1_000_000_000);
+        let at_wall = UNIX_EPOCH + Duration::from_nanos(at_ns.max(0) as u64);
+        let ago = wall.duration_since(at_wall).unwrap_or_default();
+        history.record_restart(&id, now.checked_sub(ago).unwrap_or(now));
+    }
+    Ok(history)
+}
