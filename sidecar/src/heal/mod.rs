@@ -159,10 +159,130 @@ pub fn observe(
 mod tests {
     use super::*;
 
+    use crate::state::{Container, Replica, Source};
+    use std::collections::BTreeMap;
+
     /// Subjects are built from the project and service, never broken by a dot or a wildcard.
     #[test]
     fn subject_tokens() {
         assert_eq!(subject("demo", "agent-a"), "healthcheck.heal.demo.agent-a");
         assert_eq!(subject("", "a.b*"), "healthcheck.heal._.a_b_");
+    }
+
+    fn container(
+        id: &str,
+        labels: &[(&str, &str)],
+        health: Option<&str>,
+        since: Instant,
+    ) -> Container {
+        Container {
+            id: id.into(),
+            name: format!("demo-{id}-1"),
+            project: Some("demo".into()),
+            service: Some(id.into()),
+            hostname: id.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            status: "running".into(),
+            running: true,
+            health: health.map(str::to_owned),
+            health_since: Some(since),
+            failing_streak: 0,
+            last_health_line: None,
+            restart_count: 0,
+            exit_code: None,
+            started_at: Some("2026-11-25T10:00:00.5Z".into()),
+            stop_timeout: None,
+            start_period: Some(Duration::from_secs(30)),
+            heal: None,
+        }
+    }
+
+    fn replica(container: &str, observed: Observed, since: Instant) -> Replica {
+        Replica {
+            namespace: "demo".into(),
+            agent: container.into(),
+            replica: container.into(),
+            observed,
+            since,
+            beat_age: None,
+            instance: None,
+            reason: None,
+            container_id: Some(container.into()),
+            published: None,
+            beat_at: None,
+            interval: None,
+            ttl: None,
+            host: None,
+        }
+    }
+
+    /// The agent's word wins over Docker's health (a not-ready agent is honest even when Docker
+    /// says unhealthy); Docker's unhealthy counts where the agent says ready or there is no agent;
+    /// labels are read; a bad label leaves the container out and is reported; start times come
+    /// from Docker's RFC 3339 on the wall clock.
+    #[test]
+    fn observe_joins_agent_and_docker() {
+        let now = Instant::now();
+        let t = now - Duration::from_secs(20);
+        let mut s = State::new(now, Source::Ok, Source::Ok);
+        s.containers = vec![
+            container(
+                "a",
+                &[
+                    ("healthcheck.heal", "true"),
+                    ("healthcheck.heal.after", "3s"),
+                ],
+                Some("healthy"),
+                t,
+            ),
+            container("b", &[("healthcheck.heal", "true")], Some("unhealthy"), t),
+            container("c", &[("healthcheck.heal", "true")], Some("unhealthy"), t),
+            container("d", &[], Some("unhealthy"), t),
+            container(
+                "e",
+                &[
+                    ("healthcheck.heal", "true"),
+                    ("healthcheck.heal.budget", "many"),
+                ],
+                None,
+                t,
+            ),
+        ];
+        s.replicas = vec![
+            replica("a", Observed::Stale, t),
+            replica("b", Observed::NotReady, t),
+            replica("c", Observed::Ready, t),
+        ];
+        let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(policy::Mode::On)
+        };
+        let (input, bad) = observe(&s, &cfg, now, wall);
+        let by = |id: &str| input.containers.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(
+            (by("a").condition, by("a").rules.heal_after),
+            (Condition::Stale, Duration::from_secs(3))
+        );
+        assert_eq!(by("b").condition, Condition::NotReady);
+        assert_eq!(by("c").condition, Condition::Unhealthy);
+        assert_eq!(
+            (by("d").condition, by("d").opted_in),
+            (Condition::Unhealthy, false)
+        );
+        assert!(!by("e").opted_in);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].1.label, labels::BUDGET);
+        assert_eq!(by("a").started_at, now - Duration::from_secs(60));
+        assert_eq!(by("a").start_period, Duration::from_secs(30));
+        assert!(!input.store_unknown);
+        s.store = Source::Unknown {
+            reason: "redis down".into(),
+            since: now,
+        };
+        assert!(observe(&s, &cfg, now, wall).0.store_unknown);
     }
 }
