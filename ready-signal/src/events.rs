@@ -68,6 +68,18 @@ pub(crate) async fn connect(
         .map_err(|e| err(e.to_string()))
 }
 
+impl crate::StoreConfig {
+    /// A NATS client on the configured server with the configured credentials, for a program
+    /// that publishes subjects of its own beside the agents' (the sidecar's heal events).
+    /// `Ok(None)` when no NATS is configured.
+    pub async fn nats_client(&self, timeout: Duration) -> Result<Option<Client>, Error> {
+        match &self.nats {
+            None => Ok(None),
+            Some(store) => connect(store, timeout, None).await.map(Some),
+        }
+    }
+}
+
 /// Publishes one event and flushes it, so waiters see it without delay.
 pub(crate) async fn publish(
     client: &Client,

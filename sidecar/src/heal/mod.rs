@@ -54,6 +54,58 @@ impl Config {
     }
 }
 
+/// A configuration that cannot work, naming the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--{flag}: {problem}")]
+pub struct ConfigError {
+    /// The flag, without its dashes.
+    pub flag: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Config {
+    /// Checks the settings against each other: every wait more than zero, a budget of at least one,
+    /// a share within (0, 1], at least one restart under way at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |flag, problem: &str| {
+            Err(ConfigError {
+                flag,
+                problem: problem.to_owned(),
+            })
+        };
+        let r = &self.defaults;
+        for (flag, d) in [
+            ("heal-after", r.heal_after),
+            ("heal-backoff", r.backoff),
+            ("heal-window", r.window),
+            ("heal-release-after", r.release_after),
+            ("heal-earn-back-after", r.earn_back_after),
+        ] {
+            if d.is_zero() {
+                return bad(flag, "must be more than zero");
+            }
+        }
+        if r.backoff_max < r.backoff {
+            return bad("heal-backoff-max", "shorter than --heal-backoff");
+        }
+        if r.budget == 0 {
+            return bad(
+                "heal-budget",
+                "must be at least 1 (a budget of 0 quarantines at once)",
+            );
+        }
+        let share = self.policy.outage_share;
+        if !(share > 0.0 && share <= 1.0) {
+            return bad("heal-outage-share", "must be more than 0 and at most 1");
+        }
+        if self.policy.max_in_flight == 0 {
+            return bad("heal-max-in-flight", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// The NATS subject of heal events: `healthcheck.heal.{project}.{service}` (`_` for an empty
 /// project; characters NATS does not allow in a token become `_`).
 pub fn subject(project: &str, service: &str) -> String {
@@ -161,6 +213,28 @@ mod tests {
 
     use crate::state::{Container, Replica, Source};
     use std::collections::BTreeMap;
+
+    /// Settings that cannot work are refused, naming the flag; the defaults are valid.
+    #[test]
+    fn config_validation() {
+        let ok = Config {
+            self_id: None,
+            ..Config::new(policy::Mode::On)
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let mut c = ok.clone();
+        c.defaults.budget = 0;
+        assert_eq!(c.validate().unwrap_err().flag, "heal-budget");
+        let mut c = ok.clone();
+        c.defaults.backoff_max = Duration::from_secs(1);
+        assert_eq!(c.validate().unwrap_err().flag, "heal-backoff-max");
+        let mut c = ok.clone();
+        c.policy.outage_share = 1.5;
+        assert_eq!(c.validate().unwrap_err().flag, "heal-outage-share");
+        let mut c = ok;
+        c.defaults.heal_after = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().flag, "heal-after");
+    }
 
     /// Subjects are built from the project and service, never broken by a dot or a wildcard.
     #[test]
