@@ -31,7 +31,8 @@ compose() {
             die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install -y docker-compose)"
         fi
     fi
-    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" "$@"
+    # COMPOSE_OVERRIDE: a file merged over compose.yml (docker/e2e-heal.sh uses one).
+    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" ${COMPOSE_OVERRIDE:+-f "$COMPOSE_OVERRIDE"} "$@"
 }
 
 # shellcheck source=tests/deps.sh

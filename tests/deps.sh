@@ -10,6 +10,8 @@ install_deps() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     command -v musl-gcc >/dev/null || missing+=(musl-tools)
     [ -x /bin/busybox ] || missing+=(busybox-static)
+    # docker/e2e-heal.sh runs the Docker socket proxy's configuration (docker/socket-proxy).
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
     # Compose for docker/e2e.sh: the plugin if the engine has it, else Debian's docker-compose.
     if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
         command -v docker-compose >/dev/null || missing+=(docker-compose)
