@@ -70,6 +70,8 @@ struct Governor {
     said: HashMap<String, (&'static str, &'static str)>,
     /// Per container: the line shown on the page.
     lines: HashMap<String, String>,
+    /// Per container: when its current bad spell began (stale, dead, unhealthy in any order).
+    bad_since: HashMap<String, Instant>,
     counts: BTreeMap<(String, String, String), u64>,
     outage: Option<String>,
     last_update: Option<HealUpdate>,
@@ -105,6 +107,7 @@ pub async fn run(
         changes,
         said: HashMap::new(),
         lines: HashMap::new(),
+        bad_since: HashMap::new(),
         counts: BTreeMap::new(),
         outage: None,
         last_update: None,
@@ -129,7 +132,11 @@ pub async fn run(
             _ = &mut shutdown => return,
             changed = snapshots.changed() => if changed.is_err() { return },
             _ = tick.tick() => {}
-            Some(done) = done_rx.recv() => g.finished(done, &snapshots.borrow().clone()).await,
+            Some(done) = done_rx.recv() => {
+                // Cloned out first: a watch guard must not be held across an await.
+                let state = snapshots.borrow().clone();
+                g.finished(done, &state).await;
+            }
         }
         let state = snapshots.borrow_and_update().clone();
         g.round(&state, Instant::now(), SystemTime::now()).await;
@@ -138,13 +145,26 @@ pub async fn run(
 
 impl Governor {
     async fn round(&mut self, state: &State, now: Instant, wall: SystemTime) {
-        let (input, bad_labels) = observe(state, &self.cfg, now, wall);
-        // Docker unreadable: the container list is not known to be current; do nothing.
-        let decisions = if state.docker.is_ok() {
-            policy::decide(&self.cfg.policy, &input, &self.history, now)
-        } else {
-            Vec::new()
-        };
+        // Docker unreadable (or not read yet): the container list is not known to be current, and
+        // pruning the history against it would forget what was rebuilt at start. Do nothing.
+        if !state.docker.is_ok() {
+            return;
+        }
+        let (mut input, bad_labels) = observe(state, &self.cfg, now, wall);
+        // Stale, then dead, then unhealthy is one bad spell: its clock starts at the first.
+        for c in &mut input.containers {
+            if c.condition.is_bad() {
+                let first = self
+                    .bad_since
+                    .entry(c.id.clone())
+                    .or_insert(c.condition_since);
+                *first = (*first).min(c.condition_since);
+                c.condition_since = *first;
+            } else {
+                self.bad_since.remove(&c.id);
+            }
+        }
+        let decisions = policy::decide(&self.cfg.policy, &input, &self.history, now);
         let outage = decisions.iter().find_map(|d| match d.why {
             w @ Why::SharedOutage { .. } => Some(w.to_string()),
             _ => None,
@@ -176,17 +196,22 @@ impl Governor {
             }
             spoken.push(id);
         }
-        // A container that went quiet (healthy, nothing to say) is "watching" again.
+        // A container gone quiet (healthy, nothing to say): its next skip is said again; its
+        // page line keeps the last decision (the status says it is watching).
         for c in &input.containers {
             if !spoken.contains(&c.id.as_str()) && !self.history.is_in_flight(&c.id) {
                 self.said.remove(&c.id);
                 if c.opted_in {
-                    self.lines.insert(c.id.clone(), "watching".into());
+                    self.lines
+                        .entry(c.id.clone())
+                        .or_insert_with(|| "watching".into());
                 } else {
                     self.lines.remove(&c.id);
                 }
             }
         }
+        self.bad_since
+            .retain(|id, _| input.containers.iter().any(|c| &c.id == id));
         self.history.prune(
             state.containers.iter().map(|c| c.id.as_str()),
             now,
@@ -485,4 +510,37 @@ pub async fn load_history(
         history.record_restart(&id, now.checked_sub(ago).unwrap_or(now));
     }
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Source;
+
+    /// The governor's future can be spawned on the multi-threaded runtime: it holds no snapshot
+    /// guard across an await (this fails to compile otherwise).
+    #[tokio::test]
+    async fn run_is_send() {
+        fn spawnable<T: Send + 'static>(_: &T) {}
+        let state = Arc::new(State::new(Instant::now(), Source::Ok, Source::Ok));
+        let (_tx, rx) = watch::channel(state);
+        let (changes, _incoming) = mpsc::channel(1);
+        // A path that exists but where no engine listens: every call fails, nothing is restarted.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("docker.sock");
+        std::fs::write(&sock, b"").expect("placeholder");
+        let docker =
+            Docker::connect_with_unix(&sock.to_string_lossy(), 1, bollard::API_DEFAULT_VERSION)
+                .expect("a client is built without connecting");
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(Mode::On)
+        };
+        let fut = run(cfg, docker, rx, changes, None, std::future::ready(()));
+        spawnable(&fut);
+        // With shutdown already resolved it returns after its start-up, having restarted nothing.
+        tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .expect("run returns on shutdown");
+    }
 }
