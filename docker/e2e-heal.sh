@@ -18,7 +18,11 @@ export COMPOSE_OVERRIDE="$ROOT/docker/e2e-heal.compose.yml"
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
 
-SIDECAR_PORT=${SIDECAR_PORT:-8080}
+# The port the sidecar listens on inside its container (compose publishes it on loopback).
+SIDECAR_INNER_PORT=9470
+# Published on a free loopback port of its own (other stacks may be up on this machine).
+SIDECAR_PORT=${HEAL_SIDECAR_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+export SIDECAR_PORT
 # The example agent's settings (compose.yml) and the override's heal labels, for the bounds below.
 STALL_AFTER=3 INTERVAL=1 HEAL_AFTER=3 BACKOFF=8 BUDGET=4
 SLACK=8
@@ -145,8 +149,8 @@ SUITE_T0=$(date +%s)
 compose up -d >/dev/null 2>&1 || fail "compose up failed"
 wait_stack 180 || fail "the stack did not become healthy"
 SIDECAR=$(cid sidecar)
-SIDECAR_ADDR=$(compose port sidecar "$SIDECAR_PORT" | tail -n 1)
-[[ -n "$SIDECAR_ADDR" ]] || fail "the sidecar publishes no port $SIDECAR_PORT"
+SIDECAR_ADDR=$(compose port sidecar "$SIDECAR_INNER_PORT" | tail -n 1)
+[[ -n "$SIDECAR_ADDR" ]] || fail "the sidecar publishes no port $SIDECAR_INNER_PORT"
 for _ in $(seq 60); do api /healthz >/dev/null 2>&1 && break; sleep 0.5; done
 api /healthz >/dev/null || fail "the sidecar does not answer /healthz on $SIDECAR_ADDR"
 pass "stack healthy, sidecar answering on $SIDECAR_ADDR"
@@ -214,7 +218,7 @@ docker kill -s USR1 "$B" >/dev/null
 sleep $(( STALL_AFTER + 2 * INTERVAL + HEAL_AFTER + SLACK ))
 [[ "$(started_at "$B")" == "$B_STARTED" ]] || fail "unlabelled agent-b was restarted"
 (( $(count_events "$B" restart "$since") == 0 )) || fail "a restart event for unlabelled agent-b"
-shown=$(api /api/status | jq -r '[.. | objects | select(.agent? == "agent-b") | (.state // .observed // empty)] | first // empty')
+shown=$(api /api/status | jq -r '[.agents[]? | select((.agent // .name // "") == "agent-b") | .replicas[]?.state] | first // empty')
 [[ "$shown" == stale || "$shown" == dead ]] || fail "agent-b frozen but the API shows ${shown:-nothing}"
 docker kill -s USR2 "$B" >/dev/null
 wait_health "$B" healthy 30 || fail "agent-b did not recover after thawing"
@@ -228,7 +232,7 @@ since=$(date +%s)
 docker kill -s USR1 "$A" "$C1" "$C2" >/dev/null
 brake=""
 for _ in $(seq 60); do
-    brake=$(api /api/status | jq -r '[.. | objects | .shared_outage? // empty] | first // empty')
+    brake=$(api /api/status | jq -r '.heal.shared_outage // empty')
     [[ -n "$brake" ]] && break
     sleep 0.5
 done
@@ -281,7 +285,7 @@ awk -v g="$gap3" -v b="$BACKOFF" 'BEGIN { exit !(g >= b * 4 * 0.8) }' \
 awk -v a="$gap2" -v b="$gap3" 'BEGIN { exit !(b > a) }' || fail "backoff did not grow: ${gap2}s then ${gap3}s"
 pass "backoff grows (${gap2}s, then ${gap3}s) and survives the sidecar being killed during it"
 SIDECAR_STARTED=$(started_at "$SIDECAR")
-SIDECAR_ADDR=$(compose port sidecar "$SIDECAR_PORT" | tail -n 1)
+SIDECAR_ADDR=$(compose port sidecar "$SIDECAR_INNER_PORT" | tail -n 1)
 for _ in $(seq 60); do api /healthz >/dev/null 2>&1 && break; sleep 0.5; done
 
 # The budget (4 in 10 min) is spent: the next freeze quarantines instead of restarting.
@@ -300,7 +304,7 @@ sleep $(( HEAL_AFTER + 5 ))
 api /metrics | grep -Eq '^healthcheck_heal_decisions_total\{[^}]*decision="quarantine"[^}]*\} [1-9]' \
     || fail "no quarantine decision counted in /metrics"
 api /metrics | grep -Eq '^healthcheck_heal_quarantined(\{[^}]*\})? [1-9]' || fail "no quarantined gauge in /metrics"
-status=$(api /api/status | jq -r --arg id "$A" '[.. | objects | select(.id? == $id) | (.heal.status // empty)] | first // empty')
+status=$(api /api/status | jq -r --arg id "$A" '[.containers[]? | select(.id == $id) | .heal.status // empty] | first // empty')
 [[ "$status" == quarantined ]] || fail "the API shows agent-a's heal status as '${status}', not quarantined"
 pass "budget spent: agent-a quarantined (log line, metric, API), left frozen"
 docker kill -s USR2 "$A" >/dev/null

@@ -146,7 +146,7 @@ render_secrets() {
 authorization {
   users = [
     { user: agents, password: "$(cat "$SECRETS_DIR/nats_agents")",
-      permissions: { publish: ["ready-signal.>", "_INBOX.>"], subscribe: ["ready-signal.>", "_INBOX.>"] } }
+      permissions: { publish: ["ready-signal.>", "healthcheck.heal.>", "_INBOX.>"], subscribe: ["ready-signal.>", "healthcheck.heal.>", "_INBOX.>"] } }
     { user: probe, password: "$(cat "$SECRETS_DIR/nats_probe")",
       permissions: { publish: ["\$JS.API.INFO"], subscribe: ["_INBOX.>"] } }
   ]
