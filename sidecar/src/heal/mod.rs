@@ -175,7 +175,9 @@ pub fn observe(
         };
         let health_since = c.health_since.unwrap_or(started_at);
         match (condition, c.health.as_deref()) {
-            (Condition::Healthy, Some("unhealthy")) => {
+            // Starting is honest only within the start period (the policy checks that); an agent
+            // still "starting" while Docker has given up on it is unhealthy.
+            (Condition::Healthy | Condition::Starting, Some("unhealthy")) => {
                 condition = Condition::Unhealthy;
                 since = health_since;
             }
@@ -324,11 +326,13 @@ mod tests {
                 None,
                 t,
             ),
+            container("f", &[("healthcheck.heal", "true")], Some("unhealthy"), t),
         ];
         s.replicas = vec![
             replica("a", Observed::Stale, t),
             replica("b", Observed::NotReady, t),
             replica("c", Observed::Ready, t),
+            replica("f", Observed::Starting, t),
         ];
         let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
         let cfg = Config {
@@ -348,6 +352,11 @@ mod tests {
             (Condition::Unhealthy, false)
         );
         assert!(!by("e").opted_in);
+        assert_eq!(
+            by("f").condition,
+            Condition::Unhealthy,
+            "starting, but Docker gave up on it"
+        );
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].1.label, labels::BUDGET);
         assert_eq!(by("a").started_at, now - Duration::from_secs(60));
