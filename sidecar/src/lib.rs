@@ -3,6 +3,7 @@
 //! Prometheus metrics (and, opt-in, heals: see [`heal`]).
 //!
 //! Layout (one writer, many readers):
+//! - [`config`]: validated configuration; [`run`]: the wiring under one shutdown.
 //! - [`state`]: the snapshot vocabulary (a leaf module).
 //! - [`writer`]: the one task that owns the state, judges freshness with injected time and
 //!   publishes `Arc<State>` snapshots through a `tokio::sync::watch`.
@@ -21,15 +22,17 @@
 //! let book = writer::Book::new(Instant::now(), vec!["demo".into()], true, false);
 //! let (tx, rx) = tokio::sync::watch::channel(book.snapshot());
 //! let (changes, incoming) = tokio::sync::mpsc::channel(writer::CHANGES_CAPACITY);
-//! tokio::spawn(writer::run(book, incoming, tx, std::future::pending()));
+//! tokio::spawn(writer::run(book, incoming, tx, None, std::future::pending()));
 //! # let _ = (rx, changes);
 //! # }
 //! ```
 
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod heal;
 pub mod http;
+pub mod run;
 pub mod state;
 pub mod watch;
 pub mod writer;

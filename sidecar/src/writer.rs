@@ -478,10 +478,13 @@ fn fingerprint(s: &State) -> u64 {
 
 /// Runs the writer until `shutdown` resolves or every source is gone: applies changes as they
 /// come (in batches), wakes at the next threshold crossing, and publishes every new snapshot.
+/// At a crossing it also notifies `poke` (the store watchers), so a fresh read confirms the
+/// new state within a round trip.
 pub async fn run(
     mut book: Book,
     mut changes: mpsc::Receiver<Change>,
     snapshots: watch::Sender<Arc<State>>,
+    poke: Option<Arc<tokio::sync::Notify>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -493,7 +496,11 @@ pub async fn run(
                 Some(c) => book.apply(c, Instant::now()),
                 None => return,
             },
-            _ = sleep_until(deadline), if deadline.is_some() => {}
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Some(p) = &poke {
+                    p.notify_waiters();
+                }
+            }
         }
         while let Ok(c) = changes.try_recv() {
             book.apply(c, Instant::now());
@@ -507,5 +514,335 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use ready_signal::Name;
+
+    const NS: &str = "demo";
+
+    fn status(
+        agent: &str,
+        replica: &str,
+        published: ready_signal::State,
+        age_ms: u64,
+    ) -> ReplicaStatus {
+        ReplicaStatus {
+            agent: Name::new(agent).unwrap(),
+            replica: Name::new(replica).unwrap(),
+            state: published.into(),
+            instance: Some("1764000000000-0a1b2c3d".into()),
+            reason: None,
+            age: Some(Duration::from_millis(age_ms)),
+            since: Some(Duration::from_secs(5)),
+            pid: Some(7),
+            host: Some(replica.into()),
+            published: Some(published),
+            interval: Some(Duration::from_secs(1)),
+            ttl: Some(Duration::from_secs(3)),
+        }
+    }
+
+    fn read(list: Vec<ReplicaStatus>) -> Change {
+        Change::StoreRead {
+            namespace: NS.into(),
+            at: Instant::now(),
+            result: Ok(list),
+        }
+    }
+
+    fn book() -> Book {
+        Book::new(Instant::now(), vec![NS.into()], true, true)
+    }
+
+    fn observed(b: &Book) -> Vec<(&str, Observed)> {
+        b.state()
+            .replicas
+            .iter()
+            .map(|r| (r.replica.as_str(), r.observed))
+            .collect()
+    }
+
+    fn event(replica: &str, instance: &str, state: ready_signal::State, reason: &str) -> Change {
+        Change::StoreEvent {
+            namespace: NS.into(),
+            at: Instant::now(),
+            event: ready_signal::Event {
+                agent: Name::new("worker").unwrap(),
+                replica: Name::new(replica).unwrap(),
+                instance: instance.into(),
+                state,
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// A replica whose beats stop turns stale past two intervals and dead past its TTL, by time
+    /// alone, and the book names the exact instants it crosses.
+    #[tokio::test(start_paused = true)]
+    async fn ready_turns_stale_then_dead_with_time() {
+        let mut b = book();
+        b.apply(
+            read(vec![status(
+                "worker",
+                "w1",
+                ready_signal::State::Ready,
+                500,
+            )]),
+            Instant::now(),
+        );
+        let t0 = Instant::now();
+        b.judge(t0);
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        // Beat 500 ms ago, interval 1 s: stale after 2 s of age, dead after 3 s.
+        let stale_at = b.next_deadline(t0).unwrap();
+        assert_eq!(stale_at - t0, Duration::from_millis(1501));
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Stale)]);
+        assert_eq!(b.state().replicas[0].since, Instant::now());
+        let dead_at = b.next_deadline(Instant::now()).unwrap();
+        assert_eq!(dead_at - t0, Duration::from_millis(2501));
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Dead)]);
+        assert_eq!(b.next_deadline(Instant::now()), None);
+    }
+
+    /// A published transition shows at once; a late event of an older instance is ignored.
+    #[tokio::test(start_paused = true)]
+    async fn events_apply_at_once_fenced_by_instance() {
+        let mut b = book();
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        b.apply(
+            event(
+                "w1",
+                "1764000000000-0a1b2c3d",
+                ready_signal::State::NotReady,
+                "redis down",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::NotReady)]);
+        assert_eq!(b.state().replicas[0].reason.as_deref(), Some("redis down"));
+        // A new instance takes over, then the old one's late `stopping` arrives.
+        b.apply(
+            event(
+                "w1",
+                "1764000099999-00000001",
+                ready_signal::State::Ready,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.apply(
+            event(
+                "w1",
+                "1764000000000-0a1b2c3d",
+                ready_signal::State::Stopping,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        assert_eq!(
+            b.state().replicas[0].instance.as_deref(),
+            Some("1764000099999-00000001")
+        );
+        // A read of the old record (taken before the restart) does not undo the new instance.
+        b.apply(
+            read(vec![status(
+                "worker",
+                "w1",
+                ready_signal::State::Stopping,
+                0,
+            )]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+    }
+
+    /// An unreachable store makes every replica unknown with the reason, never dead, however
+    /// long it lasts; the next good read restores the truth.
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_store_is_unknown_not_dead() {
+        let mut b = book();
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        let failed = Change::StoreRead {
+            namespace: NS.into(),
+            at: Instant::now(),
+            result: Err("redis at redis:6379: connection refused".into()),
+        };
+        b.apply(failed, Instant::now());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Unknown)]);
+        assert_eq!(b.state().store.as_str(), "unknown");
+        assert!(
+            b.state().replicas[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("connection refused")
+        );
+        assert_eq!(b.state().counters.store_errors, 1);
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        assert!(b.state().store.is_ok());
+    }
+
+    fn container(id: &str, hostname: &str, running: bool) -> Container {
+        Container {
+            id: id.into(),
+            name: format!("demo-{hostname}-1"),
+            project: Some("demo".into()),
+            service: Some(hostname.into()),
+            hostname: hostname.into(),
+            labels: BTreeMap::new(),
+            status: if running { "running" } else { "exited" }.into(),
+            running,
+            health: Some("healthy".into()),
+            health_since: None,
+            failing_streak: 0,
+            last_health_line: Some("ok".into()),
+            restart_count: 0,
+            exit_code: None,
+            started_at: None,
+            stop_timeout: None,
+            start_period: None,
+            heal: None,
+        }
+    }
+
+    /// A replica links to the running container whose hostname it carries; heal updates land
+    /// on their container by id.
+    #[tokio::test(start_paused = true)]
+    async fn links_replicas_to_containers_and_heal_lines() {
+        let mut b = book();
+        b.apply(
+            read(vec![status(
+                "worker",
+                "abc123",
+                ready_signal::State::Ready,
+                0,
+            )]),
+            Instant::now(),
+        );
+        b.apply(
+            Change::Docker(DockerChange::All(vec![
+                container("old", "abc123", false),
+                container("new", "abc123", true),
+            ])),
+            Instant::now(),
+        );
+        let mut heal = HealUpdate::default();
+        heal.containers.insert(
+            "new".into(),
+            ContainerHeal {
+                status: "backoff".into(),
+                ..ContainerHeal::default()
+            },
+        );
+        b.apply(Change::Heal(heal), Instant::now());
+        b.judge(Instant::now());
+        let s = b.state();
+        assert_eq!(s.replicas[0].container_id.as_deref(), Some("new"));
+        assert_eq!(
+            s.container_of(&s.replicas[0])
+                .unwrap()
+                .heal
+                .as_ref()
+                .unwrap()
+                .status,
+            "backoff"
+        );
+        assert!(s.docker.is_ok());
+    }
+
+    /// The generation moves on a visible change only, not on a refresh of beat ages.
+    #[tokio::test(start_paused = true)]
+    async fn generation_counts_visible_changes() {
+        let mut b = book();
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        assert!(b.judge(Instant::now()));
+        let g = b.state().generation;
+        tokio::time::advance(Duration::from_millis(300)).await;
+        b.apply(
+            read(vec![status(
+                "worker",
+                "w1",
+                ready_signal::State::Ready,
+                100,
+            )]),
+            Instant::now(),
+        );
+        assert!(!b.judge(Instant::now()));
+        assert_eq!(b.state().generation, g);
+        b.apply(
+            Change::Docker(DockerChange::Failed("docker: timed out".into())),
+            Instant::now(),
+        );
+        assert!(b.judge(Instant::now()));
+        assert_eq!(b.state().generation, g + 1);
+    }
+
+    /// The running writer publishes `stale` at the instant of crossing, without waiting for the
+    /// next read.
+    #[tokio::test(start_paused = true)]
+    async fn writer_wakes_at_the_crossing() {
+        let b = book();
+        let (tx, mut rx) = watch::channel(b.snapshot());
+        let (changes, incoming) = mpsc::channel(8);
+        tokio::spawn(run(b, incoming, tx, None, std::future::pending()));
+        changes
+            .send(read(vec![status(
+                "worker",
+                "w1",
+                ready_signal::State::Ready,
+                0,
+            )]))
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        let stale = rx
+            .wait_for(|s| {
+                s.replicas
+                    .first()
+                    .is_some_and(|r| r.observed == Observed::Stale)
+            })
+            .await
+            .unwrap()
+            .clone();
+        let after = stale.built_at - t0;
+        assert!(
+            after >= Duration::from_millis(2000) && after <= Duration::from_millis(2002),
+            "stale after {after:?}"
+        );
     }
 }
