@@ -164,11 +164,15 @@ impl Governor {
                 self.bad_since.remove(&c.id);
             }
         }
+        let hold = policy::brake(&self.cfg.policy, &input);
+        if hold.is_some() {
+            self.history.hold(now);
+        }
         let decisions = policy::decide(&self.cfg.policy, &input, &self.history, now);
-        let outage = decisions.iter().find_map(|d| match d.why {
-            w @ Why::SharedOutage { .. } => Some(w.to_string()),
+        let outage = match hold {
+            Some(w @ Why::SharedOutage { .. }) => Some(w.to_string()),
             _ => None,
-        });
+        };
         if outage.is_some() != self.outage.is_some() {
             match &outage {
                 Some(o) => tracing::warn!(target: "heal", "{o}: every restart held"),

@@ -19,6 +19,8 @@ pub struct History {
     containers: BTreeMap<String, Memory>,
     /// Restarts under way: container id → its service.
     in_flight: BTreeMap<String, String>,
+    /// The last instant a stack-wide hold (shared outage, store unknown) was in force.
+    held: Option<Instant>,
 }
 
 /// One container's memory.
@@ -102,6 +104,17 @@ impl History {
     /// How many restarts are under way.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// A stack-wide hold (shared outage, unknown store) is in force at `at`: a bad spell that
+    /// outlasts it is timed from its end, so stragglers are not restarted the moment it lifts.
+    pub fn hold(&mut self, at: Instant) {
+        self.held = Some(self.held.map_or(at, |h| h.max(at)));
+    }
+
+    /// The last instant a stack-wide hold was in force.
+    pub fn held(&self) -> Option<Instant> {
+        self.held
     }
 
     /// `id` is quarantined from `at`.

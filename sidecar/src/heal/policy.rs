@@ -346,21 +346,32 @@ pub fn next_allowed(rules: &Rules, id: &str, m: &Memory) -> Option<Instant> {
     Some(last + jittered(backoff_for(rules, level), id, level))
 }
 
-/// Decides, for every watched container, what to do now. Healthy containers with nothing to say
-/// get no decision; every other labelled one gets exactly one.
-pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -> Vec<Decision> {
-    let empty = Memory::default();
-    let mut out = Vec::new();
-
-    // The shared-outage brake counts labelled, running containers other than the sidecar.
+/// The stack-wide hold in force, if any: the store cannot be read, or more than the set share of
+/// the labelled running containers (other than the sidecar) are bad at once.
+pub fn brake(policy: &Policy, input: &Input) -> Option<Why> {
+    if input.store_unknown {
+        return Some(Why::StoreUnknown);
+    }
     let watched: Vec<&Observation> = input
         .containers
         .iter()
         .filter(|c| c.opted_in && c.running && !input.is_self(&c.id))
         .collect();
     let bad = watched.iter().filter(|c| c.condition.is_bad()).count();
-    let outage = bad >= policy.outage_min.max(1)
-        && (bad as f64) > policy.outage_share * watched.len() as f64;
+    (bad >= policy.outage_min.max(1) && (bad as f64) > policy.outage_share * watched.len() as f64)
+        .then_some(Why::SharedOutage {
+            bad,
+            of: watched.len(),
+        })
+}
+
+/// Decides, for every watched container, what to do now. Healthy containers with nothing to say
+/// get no decision; every other labelled one gets exactly one.
+pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -> Vec<Decision> {
+    let empty = Memory::default();
+    let mut out = Vec::new();
+
+    let hold = brake(policy, input);
 
     let mut busy_services: Vec<&str> = Vec::new();
     let mut in_flight = history.in_flight();
@@ -380,7 +391,13 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             }
             continue;
         }
-        let bad_for = now.saturating_duration_since(c.condition_since.max(c.started_at));
+        // A bad spell counts from the latest of: its start, the container's start, the end of
+        // the last stack-wide hold.
+        let mut spell_start = c.condition_since.max(c.started_at);
+        if let Some(held) = history.held() {
+            spell_start = spell_start.max(held);
+        }
+        let bad_for = now.saturating_duration_since(spell_start);
         if input.is_self(&c.id) {
             if c.condition.is_bad() {
                 out.push(say(Action::Skip, Why::IsSelf));
@@ -434,18 +451,12 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::Starting));
             continue;
         }
-        if bad_for < c.rules.heal_after {
-            out.push(say(Action::Skip, Why::NotYet(bad_for)));
+        if let Some(why) = hold {
+            out.push(say(Action::Skip, why));
             continue;
         }
-        if outage {
-            out.push(say(
-                Action::Skip,
-                Why::SharedOutage {
-                    bad,
-                    of: watched.len(),
-                },
-            ));
+        if bad_for < c.rules.heal_after {
+            out.push(say(Action::Skip, Why::NotYet(bad_for)));
             continue;
         }
         let restarts = m.in_window(now, c.rules.window);
@@ -748,6 +759,39 @@ mod tests {
         );
         assert!(matches!(
             only(&decide(&p, &stack(1, 1), &History::new(), now)).0,
+            Action::Restart { .. }
+        ));
+    }
+
+    /// When a shared outage lifts, a container still bad is timed from the end of the outage:
+    /// the last straggler is not restarted the moment the others recover.
+    #[test]
+    fn straggler_after_outage_waits_heal_after() {
+        let t0 = Instant::now();
+        let p = Policy::default();
+        let mut inp = input(
+            (0..3)
+                .map(|i| stale_since(obs(&format!("c{i:04}"), &format!("s{i}"), t0), t0))
+                .collect(),
+        );
+        let mut h = History::new();
+        let during = t0 + 60 * S;
+        assert!(brake(&p, &inp).is_some());
+        h.hold(during);
+        let ds = decide(&p, &inp, &h, during);
+        assert!(
+            ds.iter()
+                .all(|d| matches!(d.why, Why::SharedOutage { bad: 3, of: 3 })),
+            "{ds:?}"
+        );
+        // Two recover; one is left, bad for a minute, but only 1 s past the outage.
+        for c in &mut inp.containers[..2] {
+            c.condition = Condition::Healthy;
+        }
+        assert!(brake(&p, &inp).is_none());
+        assert_eq!(only(&decide(&p, &inp, &h, during + S)).1, Why::NotYet(S));
+        assert!(matches!(
+            only(&decide(&p, &inp, &h, during + Rules::default().heal_after)).0,
             Action::Restart { .. }
         ));
     }
