@@ -1,6 +1,6 @@
 # Installs what building and testing need when it is missing: the Debian packages of the real
-# servers, redis-cli, musl (static builds) and a static busybox (the script-agent image), and the
-# musl Rust target. Sourced by tests/run.sh and docker/lib.sh.
+# servers, redis-cli, musl (static builds) and a static busybox (the script-agent image), promtool,
+# chromium and jq (the sidecar's tests), and the musl Rust target. Sourced by tests/run.sh and docker/lib.sh.
 # shellcheck shell=bash
 
 install_deps() {
@@ -12,6 +12,12 @@ install_deps() {
     [ -x /bin/busybox ] || missing+=(busybox-static)
     # docker/e2e-heal.sh runs the Docker socket proxy's configuration (docker/socket-proxy).
     command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    # The sidecar's tests: promtool (rules and metrics lint), a headless browser for its page,
+    # jq for docker/e2e.sh's reading of its JSON API, curl for the suites' HTTP calls.
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v jq >/dev/null || missing+=(jq)
+    command -v curl >/dev/null || missing+=(curl)
     # Compose for docker/e2e.sh: the plugin if the engine has it, else Debian's docker-compose.
     if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
         command -v docker-compose >/dev/null || missing+=(docker-compose)

@@ -33,11 +33,17 @@ cargo build --workspace --bins --examples
 echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast
 
+echo "==> promtool test rules config/alerts.test.yml (the sidecar's alerting rules)"
+promtool check rules config/alerts.yml >/dev/null
+promtool test rules config/alerts.test.yml
+
 echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
 cargo test --doc --workspace --quiet
 
 if [ "$docker" = 1 ]; then
     echo "==> docker/e2e.sh"
     bash docker/e2e.sh
+    echo "==> docker/e2e-heal.sh"
+    bash docker/e2e-heal.sh
 fi
 echo "==> all tests passed"

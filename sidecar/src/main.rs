@@ -112,6 +112,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_ansi(false)
+        .with_writer(std::io::stderr)
         .init();
     let result = configure(&cli).and_then(|(config, heal)| {
         tracing::info!(
