@@ -42,6 +42,10 @@ pub(crate) struct HealFlags {
     /// Restarts under way at once across the stack, at most
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) heal_max_in_flight: usize,
+    /// File the governor saves its history to at every change and reads at start, so that its
+    /// backoff and budget survive its own restart (put it on a volume)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) heal_state: Option<std::path::PathBuf>,
 }
 
 impl HealFlags {
@@ -64,6 +68,7 @@ impl HealFlags {
         };
         cfg.policy.outage_share = self.heal_outage_share;
         cfg.policy.max_in_flight = self.heal_max_in_flight;
+        cfg.state_file = self.heal_state.clone();
         cfg.validate()?;
         Ok(Some(cfg))
     }

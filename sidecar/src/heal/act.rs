@@ -76,6 +76,10 @@ struct Governor {
     outage: Option<String>,
     last_update: Option<HealUpdate>,
     done_tx: mpsc::Sender<Done>,
+    /// The history changed since it was last saved.
+    dirty: bool,
+    /// Saving failed last time (said once, not at every change).
+    save_failed: bool,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -112,17 +116,32 @@ pub async fn run(
         outage: None,
         last_update: None,
         done_tx,
+        dirty: false,
+        save_failed: false,
     };
-    // Before any decision: what Docker remembers of recent restarts (survives our own restart).
+    // Before any decision: what was saved, and what Docker remembers of recent restarts.
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    if let Some(path) = &g.cfg.state_file {
+        match read_state(path) {
+            Ok(Some(saved)) => g.history = History::restore(&saved, now, wall),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "heal", path = %path.display(), error = %e, "saved heal history not read")
+            }
+        }
+    }
+    let saved: usize = g.history.iter().map(|(_, m)| m.restarts.len()).sum();
     let window = g.cfg.defaults.window;
-    match load_history(&g.docker, window, Instant::now(), SystemTime::now()).await {
-        Ok(h) => {
-            let n: usize = h.iter().map(|(_, m)| m.restarts.len()).sum();
-            tracing::info!(target: "heal", restarts = n, window_s = window.as_secs(), "history rebuilt from docker restart events");
-            g.history = h;
+    match load_restarts(&g.docker, window, now, wall).await {
+        Ok(seen) => {
+            for (id, at) in &seen {
+                g.history.merge_restart(id, *at);
+            }
+            let total: usize = g.history.iter().map(|(_, m)| m.restarts.len()).sum();
+            tracing::info!(target: "heal", saved, from_events = seen.len(), restarts = total, window_s = window.as_secs(), "history rebuilt from the saved file and docker restart events");
         }
         Err(e) => {
-            tracing::warn!(target: "heal", error = %e, "docker restart events could not be read: backoff starts afresh")
+            tracing::warn!(target: "heal", saved, error = %e, "docker restart events could not be read: history from the saved file only")
         }
     }
     let mut tick = tokio::time::interval(g.cfg.tick);
@@ -222,6 +241,33 @@ impl Governor {
             self.cfg.defaults.window.max(Duration::from_secs(3600)),
         );
         self.publish(state, &input, now).await;
+        if self.dirty {
+            self.dirty = false;
+            self.save(now, wall);
+        }
+    }
+
+    /// Writes the history to the state file, if there is one (a new file renamed over the old).
+    fn save(&mut self, now: Instant, wall: SystemTime) {
+        let Some(path) = &self.cfg.state_file else {
+            return;
+        };
+        let saved = self.history.save(now, wall);
+        let result = serde_json::to_vec(&saved)
+            .map_err(std::io::Error::other)
+            .and_then(|body| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, body)?;
+                std::fs::rename(&tmp, path)
+            });
+        match result {
+            Ok(()) => self.save_failed = false,
+            Err(e) if !self.save_failed => {
+                self.save_failed = true;
+                tracing::warn!(target: "heal", path = %path.display(), error = %e, "heal history not saved: a restarted sidecar will rely on docker's events");
+            }
+            Err(_) => {}
+        }
     }
 
     async fn carry_out(
@@ -263,6 +309,7 @@ impl Governor {
             });
         }
         policy::apply(&mut self.history, d, now);
+        self.dirty |= d.action != Action::Skip;
         let restarts = self
             .history
             .get(&d.id)
@@ -465,16 +512,28 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// Rebuilds the history from Docker's `restart` events of the last `window`: every restart
-/// through the API counts (ours, or a person's `docker restart`: that can only make the governor
-/// more careful). Docker keeps a bounded number of recent events in memory, so on a busy engine
-/// the oldest restarts may be missing; the backoff of a recent restart is what matters most.
-pub async fn load_history(
+/// The saved history in `path`: `None` when there is no file yet; an error names what is wrong.
+pub fn read_state(path: &std::path::Path) -> Result<Option<super::history::Saved>, String> {
+    match std::fs::read(path) {
+        Ok(body) => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| format!("not a heal history: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The `restart` events of labelled containers in the last `window`, as (container id, when):
+/// every restart through the API counts (ours, or a person's `docker restart`: that can only make
+/// the governor more careful). The engine keeps only its last few hundred events for `since`
+/// queries, and every healthcheck exec is three events, so on a busy engine the oldest restarts
+/// are missing: that is why the history is also saved to a file.
+pub async fn load_restarts(
     docker: &Docker,
     window: Duration,
     now: Instant,
     wall: SystemTime,
-) -> Result<History, bollard::errors::Error> {
+) -> Result<Vec<(String, Instant)>, bollard::errors::Error> {
     let wall_s = wall
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -492,7 +551,7 @@ pub async fn load_history(
         until: Some((wall_s + 1).to_string()),
         filters: Some(filters),
     };
-    let mut history = History::new();
+    let mut seen = Vec::new();
     let mut events = docker.events(Some(opts));
     let deadline = tokio::time::sleep(Duration::from_secs(5));
     tokio::pin!(deadline);
@@ -511,9 +570,9 @@ pub async fn load_history(
             .unwrap_or(event.time.unwrap_or(0) * 1_000_000_000);
         let at_wall = UNIX_EPOCH + Duration::from_nanos(at_ns.max(0) as u64);
         let ago = wall.duration_since(at_wall).unwrap_or_default();
-        history.record_restart(&id, now.checked_sub(ago).unwrap_or(now));
+        seen.push((id, now.checked_sub(ago).unwrap_or(now)));
     }
-    Ok(history)
+    Ok(seen)
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct Config {
     pub tick: Duration,
     /// The sidecar's own container id (see [`selfid::find`]).
     pub self_id: Option<String>,
+    /// Where the history is saved at every change and read at start (on a volume, so that it
+    /// survives the sidecar's container being recreated); `None`: Docker's events only.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             defaults: Rules::default(),
             tick: Duration::from_millis(500),
             self_id: selfid::find(),
+            state_file: None,
         }
     }
 }

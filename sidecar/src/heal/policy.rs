@@ -404,11 +404,12 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             }
             continue;
         }
-        if !c.running {
-            out.push(say(Action::Skip, Why::NotRunning));
+        // Being restarted by us (briefly not running, too): nothing to say.
+        if history.is_in_flight(&c.id) {
             continue;
         }
-        if history.is_in_flight(&c.id) {
+        if !c.running {
+            out.push(say(Action::Skip, Why::NotRunning));
             continue;
         }
         if m.quarantined.is_some() {
