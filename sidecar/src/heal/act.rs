@@ -578,7 +578,128 @@ pub async fn load_restarts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Source;
+    use crate::state::{Container, Source};
+
+    fn placeholder_docker(dir: &tempfile::TempDir) -> Docker {
+        // A path that exists but where no engine listens: every call fails, nothing is restarted.
+        let sock = dir.path().join("docker.sock");
+        std::fs::write(&sock, b"").expect("placeholder");
+        Docker::connect_with_unix(&sock.to_string_lossy(), 1, bollard::API_DEFAULT_VERSION)
+            .expect("a client is built without connecting")
+    }
+
+    /// A decision is published as JSON on healthcheck.heal.{project}.{service}, even when NATS was
+    /// not up yet when the sidecar started (the client connects late and sends what it buffered).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn decisions_reach_nats_even_when_it_comes_late() {
+        let mut server = harness::NatsServer::start();
+        let store = ready_signal::StoreConfig::new()
+            .nats(&server.url())
+            .expect("url");
+        server.stop();
+        let client = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.nats_client(Duration::from_secs(2)),
+        )
+        .await
+        .expect("returns at once without a server")
+        .expect("a lazy client")
+        .expect("nats configured");
+        server.restart();
+        let watcher = async_nats::connect(server.url())
+            .await
+            .expect("watcher connects");
+        let mut sub = watcher
+            .subscribe("healthcheck.heal.>")
+            .await
+            .expect("subscribe");
+        watcher.flush().await.expect("flush");
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (changes, _incoming) = mpsc::channel(8);
+        let (done_tx, _done_rx) = mpsc::channel(1);
+        let mut g = Governor {
+            cfg: Config {
+                self_id: None,
+                ..Config::new(Mode::On)
+            },
+            docker: placeholder_docker(&dir),
+            nats: Some(client),
+            changes,
+            history: History::new(),
+            said: HashMap::new(),
+            lines: HashMap::new(),
+            bad_since: HashMap::new(),
+            counts: BTreeMap::new(),
+            outage: None,
+            last_update: None,
+            done_tx,
+            dirty: false,
+            save_failed: false,
+        };
+        let now = Instant::now();
+        let mut state = State::new(now, Source::Ok, Source::Ok);
+        state.containers.push(Container {
+            id: "c0ffee".repeat(10) + "c0ff",
+            name: "demo-agent-a-1".into(),
+            project: Some("demo".into()),
+            service: Some("agent-a".into()),
+            hostname: "c0ffeec0ffee".into(),
+            labels: Default::default(),
+            status: "running".into(),
+            running: true,
+            health: Some("unhealthy".into()),
+            health_since: Some(now),
+            failing_streak: 3,
+            last_health_line: None,
+            restart_count: 0,
+            exit_code: None,
+            started_at: None,
+            stop_timeout: None,
+            start_period: None,
+            heal: None,
+        });
+        let d = Decision {
+            id: state.containers[0].id.clone(),
+            name: "demo-agent-a-1".into(),
+            service: "agent-a".into(),
+            action: Action::Quarantine,
+            why: Why::BudgetSpent { restarts: 5 },
+        };
+        // Published until the late client has connected and the watcher sees one.
+        let msg = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                g.said.clear();
+                g.carry_out(
+                    &d,
+                    &state,
+                    Duration::from_secs(1800),
+                    now,
+                    SystemTime::now(),
+                )
+                .await;
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(500), sub.next()).await
+                {
+                    return m;
+                }
+            }
+        })
+        .await
+        .expect("a heal event on NATS");
+        assert_eq!(msg.subject.as_str(), "healthcheck.heal.demo.agent-a");
+        let v: serde_json::Value = serde_json::from_slice(&msg.payload).expect("json");
+        assert_eq!(v["decision"], "quarantine");
+        assert_eq!(v["why"], "budget-spent");
+        assert_eq!(v["container"], "demo-agent-a-1");
+        assert_eq!(v["project"], "demo");
+        assert!(v["detail"].as_str().unwrap_or("").contains("budget spent"));
+        assert!(
+            g.history
+                .get(&d.id)
+                .is_some_and(|m| m.quarantined.is_some())
+        );
+    }
 
     /// The governor's future can be spawned on the multi-threaded runtime: it holds no snapshot
     /// guard across an await (this fails to compile otherwise).
@@ -588,13 +709,8 @@ mod tests {
         let state = Arc::new(State::new(Instant::now(), Source::Ok, Source::Ok));
         let (_tx, rx) = watch::channel(state);
         let (changes, _incoming) = mpsc::channel(1);
-        // A path that exists but where no engine listens: every call fails, nothing is restarted.
         let dir = tempfile::tempdir().expect("temp dir");
-        let sock = dir.path().join("docker.sock");
-        std::fs::write(&sock, b"").expect("placeholder");
-        let docker =
-            Docker::connect_with_unix(&sock.to_string_lossy(), 1, bollard::API_DEFAULT_VERSION)
-                .expect("a client is built without connecting");
+        let docker = placeholder_docker(&dir);
         let cfg = Config {
             self_id: None,
             ..Config::new(Mode::On)
