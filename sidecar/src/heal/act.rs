@@ -616,49 +616,9 @@ mod tests {
         watcher.flush().await.expect("flush");
 
         let dir = tempfile::tempdir().expect("temp dir");
-        let (changes, _incoming) = mpsc::channel(8);
-        let (done_tx, _done_rx) = mpsc::channel(1);
-        let mut g = Governor {
-            cfg: Config {
-                self_id: None,
-                ..Config::new(Mode::On)
-            },
-            docker: placeholder_docker(&dir),
-            nats: Some(client),
-            changes,
-            history: History::new(),
-            said: HashMap::new(),
-            lines: HashMap::new(),
-            bad_since: HashMap::new(),
-            counts: BTreeMap::new(),
-            outage: None,
-            last_update: None,
-            done_tx,
-            dirty: false,
-            save_failed: false,
-        };
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, Some(client));
         let now = Instant::now();
-        let mut state = State::new(now, Source::Ok, Source::Ok);
-        state.containers.push(Container {
-            id: "c0ffee".repeat(10) + "c0ff",
-            name: "demo-agent-a-1".into(),
-            project: Some("demo".into()),
-            service: Some("agent-a".into()),
-            hostname: "c0ffeec0ffee".into(),
-            labels: Default::default(),
-            status: "running".into(),
-            running: true,
-            health: Some("unhealthy".into()),
-            health_since: Some(now),
-            failing_streak: 3,
-            last_health_line: None,
-            restart_count: 0,
-            exit_code: None,
-            started_at: None,
-            stop_timeout: None,
-            start_period: None,
-            heal: None,
-        });
+        let state = one_container(now);
         let d = Decision {
             id: state.containers[0].id.clone(),
             name: "demo-agent-a-1".into(),
@@ -699,6 +659,93 @@ mod tests {
                 .get(&d.id)
                 .is_some_and(|m| m.quarantined.is_some())
         );
+    }
+
+    /// In dry run a restart decision is said and remembered (its backoff is shown) but no restart
+    /// is started: nothing in flight, no restart task reporting back.
+    #[tokio::test]
+    async fn dry_run_restarts_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, mut done) = governor(Mode::DryRun, &dir, None);
+        let now = Instant::now();
+        let state = one_container(now);
+        let d = Decision {
+            id: state.containers[0].id.clone(),
+            name: "demo-agent-a-1".into(),
+            service: "agent-a".into(),
+            action: Action::Restart {
+                attempt: 1,
+                dry_run: true,
+            },
+            why: Why::Unhealthy(Duration::from_secs(12)),
+        };
+        g.carry_out(
+            &d,
+            &state,
+            Duration::from_secs(1800),
+            now,
+            SystemTime::now(),
+        )
+        .await;
+        assert!(!g.history.is_in_flight(&d.id));
+        assert_eq!(g.history.get(&d.id).map(|m| m.restarts.len()), Some(1));
+        assert!(g.lines[&d.id].starts_with("dry run: would restart"));
+        let waited = tokio::time::timeout(Duration::from_millis(300), done.recv()).await;
+        assert!(waited.is_err(), "a restart task ran: {waited:?}");
+    }
+
+    fn governor(
+        mode: Mode,
+        dir: &tempfile::TempDir,
+        nats: Option<async_nats::Client>,
+    ) -> (Governor, mpsc::Receiver<Change>, mpsc::Receiver<Done>) {
+        let (changes, incoming) = mpsc::channel(8);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let g = Governor {
+            cfg: Config {
+                self_id: None,
+                ..Config::new(mode)
+            },
+            docker: placeholder_docker(dir),
+            nats,
+            changes,
+            history: History::new(),
+            said: HashMap::new(),
+            lines: HashMap::new(),
+            bad_since: HashMap::new(),
+            counts: BTreeMap::new(),
+            outage: None,
+            last_update: None,
+            done_tx,
+            dirty: false,
+            save_failed: false,
+        };
+        (g, incoming, done_rx)
+    }
+
+    fn one_container(now: Instant) -> State {
+        let mut state = State::new(now, Source::Ok, Source::Ok);
+        state.containers.push(Container {
+            id: "c0ffee".repeat(10) + "c0ff",
+            name: "demo-agent-a-1".into(),
+            project: Some("demo".into()),
+            service: Some("agent-a".into()),
+            hostname: "c0ffeec0ffee".into(),
+            labels: Default::default(),
+            status: "running".into(),
+            running: true,
+            health: Some("unhealthy".into()),
+            health_since: Some(now),
+            failing_streak: 3,
+            last_health_line: None,
+            restart_count: 0,
+            exit_code: None,
+            started_at: None,
+            stop_timeout: None,
+            start_period: None,
+            heal: None,
+        });
+        state
     }
 
     /// The governor's future can be spawned on the multi-threaded runtime: it holds no snapshot
