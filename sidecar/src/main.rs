@@ -36,8 +36,9 @@ struct Cli {
     /// Timeout of each call to the store or Docker.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Time between full listings of the containers (events keep them current in between).
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    /// Time between full listings of the containers (events keep them current in between; a
+    /// listing also refreshes each container's last health log line).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     resync: Duration,
     #[command(flatten)]
     heal: heal_flags::HealFlags,
