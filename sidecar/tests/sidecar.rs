@@ -375,12 +375,17 @@ fn metrics_pass_promtool() {
     for line in [
         r#"healthcheck_agent_replica_state{namespace="it",agent="alpha",replica="a1",state="ready"} 1"#,
         r#"healthcheck_agent_replica_state{namespace="it",agent="beta",replica="b1",state="not-ready"} 1"#,
-        r#"healthcheck_agent_replica_state{namespace="it",agent="beta",replica="b1",state="ready"} 0"#,
         r#"healthcheck_sidecar_source_up{source="store"} 1"#,
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
     assert!(!text.contains("quotes"), "a reason leaked into a label");
+    assert_eq!(
+        text.matches(r#"healthcheck_agent_replica_state{namespace="it",agent="beta""#)
+            .count(),
+        1,
+        "one state series per replica"
+    );
     assert!(
         !text.contains(r#"source="docker""#),
         "docker is off, not down"

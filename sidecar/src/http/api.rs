@@ -12,9 +12,10 @@ use crate::state::{self, Container, Source, State};
 /// Version of this JSON's shape; bumped only on an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The whole status.
+/// The whole status, borrowing its text from the snapshot (a view of 10,000 agents allocates
+/// little beyond its own vectors).
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub struct Status<'a> {
     /// [`SCHEMA_VERSION`].
     pub schema: u32,
     /// When the snapshot was built, RFC 3339 UTC.
@@ -22,37 +23,37 @@ pub struct Status {
     /// Bumped at every visible change.
     pub generation: u64,
     /// Whether the store and Docker can be read.
-    pub sources: Sources,
+    pub sources: Sources<'a>,
     /// Namespaces watched.
-    pub namespaces: Vec<String>,
+    pub namespaces: &'a [String],
     /// Counts at a glance.
     pub summary: Summary,
     /// One entry per agent, worst first.
-    pub agents: Vec<AgentView>,
+    pub agents: Vec<AgentView<'a>>,
     /// One entry per container, worst first.
-    pub containers: Vec<ContainerView>,
+    pub containers: Vec<ContainerView<'a>>,
     /// The heal governor.
-    pub heal: HealView,
+    pub heal: HealView<'a>,
     /// The sidecar's own container id, when it runs in one.
-    pub self_container: Option<String>,
+    pub self_container: Option<&'a str>,
 }
 
 /// The sources.
 #[derive(Debug, Serialize)]
-pub struct Sources {
+pub struct Sources<'a> {
     /// The agents' store.
-    pub store: SourceView,
+    pub store: SourceView<'a>,
     /// The Docker Engine API.
-    pub docker: SourceView,
+    pub docker: SourceView<'a>,
 }
 
 /// One source.
 #[derive(Debug, Serialize)]
-pub struct SourceView {
+pub struct SourceView<'a> {
     /// `ok`, `unknown` or `off`.
     pub status: &'static str,
     /// Why it is unknown.
-    pub reason: Option<String>,
+    pub reason: Option<&'a str>,
     /// For how long it has been unknown, in seconds.
     pub unknown_for_s: Option<f64>,
 }
@@ -74,24 +75,24 @@ pub struct Summary {
 
 /// One agent: its replicas folded.
 #[derive(Debug, Serialize)]
-pub struct AgentView {
+pub struct AgentView<'a> {
     /// The namespace.
-    pub namespace: String,
+    pub namespace: &'a str,
     /// The agent.
-    pub agent: String,
+    pub agent: &'a str,
     /// The worst state of its replicas.
     pub state: &'static str,
     /// How many replicas are ready.
     pub ready: usize,
     /// Its replicas, worst first.
-    pub replicas: Vec<ReplicaView>,
+    pub replicas: Vec<ReplicaView<'a>>,
 }
 
 /// One replica.
 #[derive(Debug, Serialize)]
-pub struct ReplicaView {
+pub struct ReplicaView<'a> {
     /// The replica.
-    pub replica: String,
+    pub replica: &'a str,
     /// starting, ready, not-ready, stopping, stale, dead or unknown.
     pub state: &'static str,
     /// Seconds in this state (as seen by the sidecar, or as published when first seen).
@@ -99,80 +100,80 @@ pub struct ReplicaView {
     /// Age of the last heartbeat, seconds.
     pub beat_age_s: Option<f64>,
     /// The publishing instance.
-    pub instance: Option<String>,
+    pub instance: Option<&'a str>,
     /// The published reason, or why the state is unknown.
-    pub reason: Option<String>,
+    pub reason: Option<&'a str>,
     /// The linked container's id.
-    pub container_id: Option<String>,
+    pub container_id: Option<&'a str>,
     /// The linked container's name.
-    pub container: Option<String>,
+    pub container: Option<&'a str>,
     /// The linked container's restart count.
     pub restarts: Option<u64>,
     /// The linked container's health status.
-    pub container_health: Option<String>,
+    pub container_health: Option<&'a str>,
     /// The linked container's last health log line.
-    pub health_line: Option<String>,
+    pub health_line: Option<&'a str>,
 }
 
 /// One container.
 #[derive(Debug, Serialize)]
-pub struct ContainerView {
+pub struct ContainerView<'a> {
     /// Full id.
-    pub id: String,
+    pub id: &'a str,
     /// Name.
-    pub name: String,
+    pub name: &'a str,
     /// Compose project.
-    pub project: Option<String>,
+    pub project: Option<&'a str>,
     /// Compose service.
-    pub service: Option<String>,
+    pub service: Option<&'a str>,
     /// Hostname (what replicas link by).
-    pub hostname: String,
+    pub hostname: &'a str,
     /// created, running, restarting, exited, ...
-    pub status: String,
+    pub status: &'a str,
     /// Whether it runs.
     pub running: bool,
     /// starting, healthy, unhealthy; null without a healthcheck.
-    pub health: Option<String>,
+    pub health: Option<&'a str>,
     /// Seconds since the health status was seen to change.
     pub health_for_s: Option<f64>,
     /// Consecutive failed health checks.
     pub failing_streak: u64,
     /// The last line of the last health check's output.
-    pub last_health_line: Option<String>,
+    pub last_health_line: Option<&'a str>,
     /// Docker's restart count.
     pub restart_count: u64,
     /// Exit code, when not running.
     pub exit_code: Option<i64>,
     /// Start time, RFC 3339.
-    pub started_at: Option<String>,
+    pub started_at: Option<&'a str>,
     /// Replicas running in it (`agent/replica`).
     pub replicas: Vec<String>,
     /// `ok`, `warn` or `bad`: how a person should read it.
     pub verdict: &'static str,
     /// What the governor says, when it watches it.
-    pub heal: Option<ContainerHealView>,
+    pub heal: Option<ContainerHealView<'a>>,
 }
 
 /// The governor on one container.
 #[derive(Debug, Serialize)]
-pub struct ContainerHealView {
+pub struct ContainerHealView<'a> {
     /// watching, backoff, restarting, quarantined, ...
-    pub status: String,
+    pub status: &'a str,
     /// Restarts in the budget window.
     pub restarts_in_window: u32,
     /// Seconds until a restart is allowed again.
     pub next_allowed_in_s: Option<f64>,
     /// The last decision.
-    pub last_decision: Option<String>,
+    pub last_decision: Option<&'a str>,
 }
 
 /// The governor, stack-wide.
 #[derive(Debug, Serialize)]
-pub struct HealView {
+pub struct HealView<'a> {
     /// off, dry-run or on.
     pub mode: &'static str,
     /// Why every restart is held, when it is.
-    pub shared_outage: Option<String>,
+    pub shared_outage: Option<&'a str>,
 }
 
 /// Every observable state, in the order the summary lists them.
@@ -195,10 +196,10 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn source_view(s: &Source, now: tokio::time::Instant) -> SourceView {
+fn source_view(s: &Source, now: tokio::time::Instant) -> SourceView<'_> {
     SourceView {
         status: s.as_str(),
-        reason: s.reason().map(str::to_string),
+        reason: s.reason(),
         unknown_for_s: match s {
             Source::Unknown { since, .. } => Some(secs(now.saturating_duration_since(*since))),
             _ => None,
@@ -235,36 +236,41 @@ fn verdict_rank(v: &str) -> u8 {
     }
 }
 
-impl Status {
+impl<'a> Status<'a> {
     /// The view of one snapshot.
-    pub fn of(s: &State) -> Status {
+    pub fn of(s: &'a State) -> Status<'a> {
         let now = s.built_at;
         let mut by_state: BTreeMap<&'static str, usize> =
             STATES.iter().map(|o| (o.as_str(), 0)).collect();
-        let mut agents: Vec<AgentView> = Vec::new();
+        let by_id: std::collections::HashMap<&str, &Container> =
+            s.containers.iter().map(|c| (c.id.as_str(), c)).collect();
+        let mut agents: Vec<AgentView<'a>> = Vec::new();
         for r in &s.replicas {
             *by_state.entry(r.observed.as_str()).or_default() += 1;
-            let container = s.container_of(r);
+            let container = r
+                .container_id
+                .as_deref()
+                .and_then(|id| by_id.get(id).copied());
             let view = ReplicaView {
-                replica: r.replica.clone(),
+                replica: &r.replica,
                 state: r.observed.as_str(),
                 state_for_s: secs(now.saturating_duration_since(r.since)),
                 beat_age_s: r.beat_age.map(secs),
-                instance: r.instance.clone(),
-                reason: r.reason.clone(),
-                container_id: r.container_id.clone(),
-                container: container.map(|c| c.name.clone()),
+                instance: r.instance.as_deref(),
+                reason: r.reason.as_deref(),
+                container_id: r.container_id.as_deref(),
+                container: container.map(|c| c.name.as_str()),
                 restarts: container.map(|c| c.restart_count),
-                container_health: container.and_then(|c| c.health.clone()),
-                health_line: container.and_then(|c| c.last_health_line.clone()),
+                container_health: container.and_then(|c| c.health.as_deref()),
+                health_line: container.and_then(|c| c.last_health_line.as_deref()),
             };
             match agents.last_mut() {
                 Some(a) if a.namespace == r.namespace && a.agent == r.agent => {
                     a.replicas.push(view)
                 }
                 _ => agents.push(AgentView {
-                    namespace: r.namespace.clone(),
-                    agent: r.agent.clone(),
+                    namespace: &r.namespace,
+                    agent: &r.agent,
                     state: "",
                     ready: 0,
                     replicas: vec![view],
@@ -282,49 +288,43 @@ impl Status {
             a.state = a.replicas.first().map_or("dead", |r| r.state);
             a.ready = a.replicas.iter().filter(|r| r.state == "ready").count();
         }
-        agents.sort_by(|a, b| {
-            (rank(a.state), &a.namespace, &a.agent).cmp(&(rank(b.state), &b.namespace, &b.agent))
-        });
-        let mut containers: Vec<ContainerView> = s
+        // Sorted by name already (the writer keeps replicas sorted): a stable sort by rank
+        // keeps names in order within a rank.
+        agents.sort_by_key(|a| rank(a.state));
+        let mut containers: Vec<ContainerView<'a>> = s
             .containers
             .iter()
             .map(|c| ContainerView {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                project: c.project.clone(),
-                service: c.service.clone(),
-                hostname: c.hostname.clone(),
-                status: c.status.clone(),
+                id: &c.id,
+                name: &c.name,
+                project: c.project.as_deref(),
+                service: c.service.as_deref(),
+                hostname: &c.hostname,
+                status: &c.status,
                 running: c.running,
-                health: c.health.clone(),
+                health: c.health.as_deref(),
                 health_for_s: c
                     .health_since
                     .map(|t| secs(now.saturating_duration_since(t))),
                 failing_streak: c.failing_streak,
-                last_health_line: c.last_health_line.clone(),
+                last_health_line: c.last_health_line.as_deref(),
                 restart_count: c.restart_count,
                 exit_code: c.exit_code,
-                started_at: c.started_at.clone(),
+                started_at: c.started_at.as_deref(),
                 replicas: s
                     .replicas_in(&c.id)
                     .map(|r| format!("{}/{}", r.agent, r.replica))
                     .collect(),
                 verdict: container_verdict(c),
                 heal: c.heal.as_ref().map(|h| ContainerHealView {
-                    status: h.status.clone(),
+                    status: &h.status,
                     restarts_in_window: h.restarts_in_window,
                     next_allowed_in_s: h.next_allowed_in.map(secs),
-                    last_decision: h.last_decision.clone(),
+                    last_decision: h.last_decision.as_deref(),
                 }),
             })
             .collect();
-        containers.sort_by(|a, b| {
-            (verdict_rank(a.verdict), &a.service, &a.name).cmp(&(
-                verdict_rank(b.verdict),
-                &b.service,
-                &b.name,
-            ))
-        });
+        containers.sort_by_key(|c| (verdict_rank(c.verdict), c.service, c.name));
         Status {
             schema: SCHEMA_VERSION,
             generated_at: rfc3339(s.built_wall),
@@ -333,7 +333,7 @@ impl Status {
                 store: source_view(&s.store, now),
                 docker: source_view(&s.docker, now),
             },
-            namespaces: s.namespaces.clone(),
+            namespaces: &s.namespaces,
             summary: Summary {
                 agents: agents.len(),
                 replicas: s.replicas.len(),
@@ -349,9 +349,9 @@ impl Status {
             containers,
             heal: HealView {
                 mode: s.heal.mode.as_str(),
-                shared_outage: s.heal.shared_outage.clone(),
+                shared_outage: s.heal.shared_outage.as_deref(),
             },
-            self_container: s.self_container.clone(),
+            self_container: s.self_container.as_deref(),
         }
     }
 }

@@ -196,7 +196,7 @@ fn container_row(out: &mut String, c: &ContainerView) {
         (Some(h), true) => format!("{} · {}", c.status, h),
         _ => match c.exit_code {
             Some(code) if !c.running => format!("{} ({code})", c.status),
-            _ => c.status.clone(),
+            _ => c.status.to_string(),
         },
     };
     let _ = write!(
