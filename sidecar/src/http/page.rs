@@ -104,7 +104,7 @@ fn blind(out: &mut String, st: &Status) {
         ),
         "unknown" => lines.push(format!(
             "The agent store cannot be read ({}): agent states are unknown, not dead.",
-            esc(st.sources.store.reason.as_deref().unwrap_or("no answer"))
+            esc(st.sources.store.reason.unwrap_or("no answer"))
         )),
         _ => {}
     }
@@ -115,7 +115,7 @@ fn blind(out: &mut String, st: &Status) {
         ),
         "unknown" => lines.push(format!(
             "Docker cannot be read ({}): container states are as last seen.",
-            esc(st.sources.docker.reason.as_deref().unwrap_or("no answer"))
+            esc(st.sources.docker.reason.unwrap_or("no answer"))
         )),
         _ => {}
     }
