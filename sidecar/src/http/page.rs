@@ -129,12 +129,12 @@ fn blind(out: &mut String, st: &Status) {
 fn agent_row(out: &mut String, a: &AgentView) {
     let key = format!("{}/{}", a.namespace, a.agent);
     let worst = a.replicas.first();
-    let reason = worst.and_then(|r| r.reason.as_deref()).unwrap_or("");
+    let reason = worst.and_then(|r| r.reason).unwrap_or("");
     let beat = worst.and_then(|r| r.beat_age_s);
     let restarts: u64 = a.replicas.iter().filter_map(|r| r.restarts).sum();
     let linked = a.replicas.iter().any(|r| r.container_id.is_some());
     let health = worst
-        .and_then(|r| r.health_line.as_deref().or(r.container_health.as_deref()))
+        .and_then(|r| r.health_line.or(r.container_health))
         .unwrap_or("");
     let _ = write!(
         out,
@@ -142,11 +142,11 @@ fn agent_row(out: &mut String, a: &AgentView) {
          <td><span class=\"badge\">{st}</span></td><td><b>{agent}</b>{ns}</td>",
         st = a.state,
         k = esc(&key),
-        agent = esc(&a.agent),
+        agent = esc(a.agent),
         ns = if a.namespace.is_empty() {
             String::new()
         } else {
-            format!(" <span class=\"muted\">{}</span>", esc(&a.namespace))
+            format!(" <span class=\"muted\">{}</span>", esc(a.namespace))
         },
     );
     let _ = write!(
@@ -164,11 +164,11 @@ fn agent_row(out: &mut String, a: &AgentView) {
              <td><span class=\"badge\">{st}</span></td><td>{for_}</td><td>{beat}</td>\
              <td class=\"line\">{inst}</td><td>{reason}</td><td>{cont}</td></tr>",
             st = r.state,
-            rep = esc(&r.replica),
+            rep = esc(r.replica),
             for_ = age(Some(r.state_for_s)),
             beat = age(r.beat_age_s),
-            inst = esc(r.instance.as_deref().unwrap_or("–")),
-            reason = esc(r.reason.as_deref().unwrap_or("")),
+            inst = esc(r.instance.unwrap_or("–")),
+            reason = esc(r.reason.unwrap_or("")),
             cont = match (&r.container, &r.container_health) {
                 (Some(c), Some(h)) => format!("{} ({})", esc(c), esc(h)),
                 (Some(c), None) => esc(c),
@@ -206,17 +206,17 @@ fn container_row(out: &mut String, c: &ContainerView) {
          <td>{replicas}</td><td class=\"line\">{line}</td><td>{heal}</td></tr>",
         v = c.verdict,
         state = esc(&state),
-        svc = esc(c.service.as_deref().unwrap_or("")),
-        name = esc(&c.name),
+        svc = esc(c.service.unwrap_or("")),
+        name = esc(c.name),
         restarts = c.restart_count,
-        started = esc(c.started_at.as_deref().unwrap_or("–")),
+        started = esc(c.started_at.unwrap_or("–")),
         replicas = esc(&c.replicas.join(", ")),
-        line = esc(c.last_health_line.as_deref().unwrap_or("")),
+        line = esc(c.last_health_line.unwrap_or("")),
         heal = c
             .heal
             .as_ref()
             .map(|h| {
-                let mut s = esc(&h.status);
+                let mut s = esc(h.status);
                 if let Some(n) = h.next_allowed_in_s {
                     let _ = write!(s, " (next in {})", age(Some(n)));
                 }
