@@ -54,8 +54,7 @@ pub use events::{Event, Events, agent_subject, decode_event, namespace_subject, 
 pub use file_store::record_path;
 pub use name::{MAX_NAME_LEN, Name};
 pub use observer::{
-    CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, nats_client, subscribe,
-    subscribe_namespace,
+    CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe, subscribe_namespace,
 };
 pub use publisher::{
     Builder, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle, ReadySignal,

@@ -347,17 +347,6 @@ impl Error {
     }
 }
 
-/// A NATS client connected to the store's server with its credentials (for a watcher that
-/// publishes events of its own, such as the sidecar's heal decisions).
-pub async fn nats_client(store: &StoreConfig) -> Result<async_nats::Client, Error> {
-    let Some(nats) = &store.nats else {
-        return Err(Error::Config(
-            "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
-        ));
-    };
-    events::connect(nats, CONNECT_TIMEOUT, None).await
-}
-
 /// Subscribes to the transitions of every agent of the store's namespace on its NATS (a status
 /// view that learns of new agents from their first event).
 pub async fn subscribe_namespace(store: &StoreConfig) -> Result<Events, Error> {

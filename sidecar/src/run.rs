@@ -71,16 +71,17 @@ pub async fn run(
     if let Some(heal) = heal {
         match crate::watch::docker::connect(&config.docker, config.timeout).await {
             Ok(docker) => {
-                // Heal events go out on the agents' NATS, when there is one.
+                // Heal events go out on the agents' NATS, when there is one; the client connects
+                // in the background (NATS may not resolve yet when the stack starts).
                 let nats = match config.stores.first() {
-                    Some(s) if s.has_nats() => match ready_signal::nats_client(s).await {
-                        Ok(c) => Some(c),
+                    Some(s) => match s.nats_client(config.timeout).await {
+                        Ok(c) => c,
                         Err(e) => {
                             tracing::warn!(error = %e, "heal events will not be published");
                             None
                         }
                     },
-                    _ => None,
+                    None => None,
                 };
                 let mut stop = stop_rx.clone();
                 tasks.spawn(crate::heal::act::run(
