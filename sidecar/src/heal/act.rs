@@ -72,6 +72,8 @@ struct Governor {
     lines: HashMap<String, String>,
     /// Per container: when its current bad spell began (stale, dead, unhealthy in any order).
     bad_since: HashMap<String, Instant>,
+    /// Per container: the start after which it was last seen healthy.
+    ready_after_start: HashMap<String, Instant>,
     counts: BTreeMap<(String, String, String), u64>,
     outage: Option<String>,
     last_update: Option<HealUpdate>,
@@ -112,6 +114,7 @@ pub async fn run(
         said: HashMap::new(),
         lines: HashMap::new(),
         bad_since: HashMap::new(),
+        ready_after_start: HashMap::new(),
         counts: BTreeMap::new(),
         outage: None,
         last_update: None,
@@ -171,7 +174,17 @@ impl Governor {
         }
         let (mut input, bad_labels) = observe(state, &self.cfg, now, wall);
         // Stale, then dead, then unhealthy is one bad spell: its clock starts at the first.
+        // And a container seen healthy since it (re)started is no longer "starting".
         for c in &mut input.containers {
+            if c.condition == policy::Condition::Healthy {
+                self.ready_after_start.insert(c.id.clone(), c.started_at);
+            }
+            c.ready_since_start = self.ready_after_start.get(&c.id).is_some_and(|s| {
+                // The same start, give or take the clock conversion of Docker's StartedAt.
+                s.max(&c.started_at)
+                    .saturating_duration_since(*s.min(&c.started_at))
+                    < Duration::from_secs(1)
+            });
             if c.condition.is_bad() {
                 let first = self
                     .bad_since
@@ -234,6 +247,8 @@ impl Governor {
             }
         }
         self.bad_since
+            .retain(|id, _| input.containers.iter().any(|c| &c.id == id));
+        self.ready_after_start
             .retain(|id, _| input.containers.iter().any(|c| &c.id == id));
         self.history.prune(
             state.containers.iter().map(|c| c.id.as_str()),
@@ -713,6 +728,7 @@ mod tests {
             said: HashMap::new(),
             lines: HashMap::new(),
             bad_since: HashMap::new(),
+            ready_after_start: HashMap::new(),
             counts: BTreeMap::new(),
             outage: None,
             last_update: None,

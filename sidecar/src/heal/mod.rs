@@ -201,6 +201,8 @@ pub fn observe(
             condition_since: since,
             started_at,
             start_period: c.start_period.unwrap_or(Duration::ZERO),
+            // Filled by the executor, which remembers what it saw since the container started.
+            ready_since_start: false,
             rules,
         });
     }

@@ -127,6 +127,9 @@ pub struct Observation {
     pub started_at: Instant,
     /// Its healthcheck's start period.
     pub start_period: Duration,
+    /// The agent (or Docker's check) has said ready since the container last started: the start
+    /// period protects it no longer (a frozen worker is not a slow starter).
+    pub ready_since_start: bool,
     /// Its rules.
     pub rules: Rules,
 }
@@ -448,7 +451,7 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
         }
         // Bad from here on.
         let up_for = now.saturating_duration_since(c.started_at);
-        if up_for < c.start_period {
+        if up_for < c.start_period && !c.ready_since_start {
             out.push(say(Action::Skip, Why::Starting));
             continue;
         }
@@ -526,6 +529,7 @@ mod tests {
             condition_since: t0,
             started_at: t0,
             start_period: Duration::ZERO,
+            ready_since_start: false,
             rules: Rules::default(),
         }
     }
@@ -721,6 +725,25 @@ mod tests {
                 t0 + 30 * S
             ))
             .0,
+            Action::Restart { .. }
+        ));
+    }
+
+    /// Within its start period, a container that has been ready since it started and then froze
+    /// is restarted after heal_after (a frozen worker is not a slow starter); one never ready yet
+    /// is left to start.
+    #[test]
+    fn start_period_protects_only_starters() {
+        let t0 = Instant::now();
+        let mut o = stale_since(obs("aaaa", "a", t0), t0 + 5 * S);
+        o.start_period = 60 * S;
+        let mut inp = input(vec![o]);
+        let h = History::new();
+        let p = Policy::default();
+        assert_eq!(only(&decide(&p, &inp, &h, t0 + 20 * S)).1, Why::Starting);
+        inp.containers[0].ready_since_start = true;
+        assert!(matches!(
+            only(&decide(&p, &inp, &h, t0 + 20 * S)).0,
             Action::Restart { .. }
         ));
     }
