@@ -57,6 +57,8 @@ start_sidecar() { # namespace
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# With the reaped children's time: runc, run by a shim for every exec, exits and is counted there.
+cpu_ticks_all() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 
 detect() {
     servers
@@ -130,16 +132,16 @@ PY
 }
 
 # CPU of everything Docker spends on this project: dockerd, containerd (both shared with every
-# other project on the engine), this project's shims, and its containers' cgroups (the agents'
-# own work plus every HEALTHCHECK exec inside them).
+# other project on the engine), this project's shims with the runc processes they reaped, and its
+# containers' cgroups (the agents' own work plus every HEALTHCHECK exec inside them).
 docker_cpu_ns() { # project
     local total=0 pid id
     for pid in $(pgrep -x dockerd) $(pgrep -x containerd); do
-        total=$(( total + $(cpu_ticks "$pid") * 1000000000 / $(getconf CLK_TCK) ))
+        total=$(( total + $(cpu_ticks_all "$pid") * 1000000000 / $(getconf CLK_TCK) ))
     done
     for id in $(docker ps -q --no-trunc --filter "label=com.docker.compose.project=$1"); do
         for pid in $(pgrep -f "containerd-shim.*-id $id"); do
-            total=$(( total + $(cpu_ticks "$pid") * 1000000000 / $(getconf CLK_TCK) ))
+            total=$(( total + $(cpu_ticks_all "$pid") * 1000000000 / $(getconf CLK_TCK) ))
         done
         local acct=/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage
         [[ -r "$acct" ]] || acct=$(ls /sys/fs/cgroup/cpuacct/system.slice/docker-"$id".scope/cpuacct.usage 2>/dev/null || echo /dev/null)
