@@ -15,6 +15,8 @@ PROJECT=${HEAL_PROJECT:-${PROJECT:-hce2e$$}heal}
 SECRETS_DIR=$(mktemp -d)
 export SECRETS_DIR
 export COMPOSE_OVERRIDE="$ROOT/docker/e2e-heal.compose.yml"
+# Docker's checks every 2 s (the example stack's default is 30 s): the suite waits on them.
+export HC_INTERVAL=2s SIDECAR_HEAL=on
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
 
@@ -32,8 +34,9 @@ pass() { checks=$((checks + 1)); say "ok: $*"; }
 fail() {
     say "FAIL: $*"
     compose ps >&2 || true
-    say "sidecar log (last 40 lines):"
-    slog | tail -n 40 >&2 || true
+    say "sidecar log (last 40 lines; all of it in ${HEAL_FAIL_LOG:=/tmp/e2e-heal-sidecar.log}):"
+    slog >"$HEAL_FAIL_LOG" 2>&1 || true
+    tail -n 40 "$HEAL_FAIL_LOG" >&2 || true
     exit 1
 }
 
@@ -162,7 +165,7 @@ JOB_NAME=$(docker inspect -f '{{.Name}}' "$JOB" | sed 's#^/##')
 SIDECAR_NAME=$(docker inspect -f '{{.Name}}' "$SIDECAR" | sed 's#^/##')
 
 # --- the governor is on, and found its own container.
-slog | grep -q 'history rebuilt from docker restart events' || fail "the governor did not start (no history line)"
+slog | grep -c 'history rebuilt' >/dev/null || fail "the governor did not start (no history line)"
 pass "governor running with --heal"
 
 # --- the sidecar's own container: labelled for healing, its healthcheck failing.
@@ -178,14 +181,29 @@ check_socket_proxy
 sleep 3
 JOB_STARTED=$(started_at "$JOB")
 
-# One heal: freeze agent-a, wait for the restart, then healthy. Prints the timing row.
+# agent-a's replica as the sidecar shows it: "state instance".
+replica_a() {
+    api /api/status 2>/dev/null \
+        | jq -r '[.agents[]? | select((.agent // .name // "") == "agent-a") | .replicas[]? | "\(.state) \(.instance)"] | first // empty'
+}
+
+# One heal: freeze agent-a, wait for the restart, the new instance ready (as the sidecar sees
+# it), then Docker's healthy. Appends the timing row; prints the decision's time.
 heal_once() { # label
-    local before t_freeze new t_detect t_decide t_die t_start t_healthy since
+    local before t_freeze new t_detect t_decide t_die t_start t_ready t_healthy since old_instance r
     before=$(started_at "$A")
+    old_instance=$(replica_a | awk '{ print $2 }')
     since=$(date +%s)
     t_freeze=$(now)
     docker kill -s USR1 "$A" >/dev/null
     new=$(wait_restarted "$A" "$before" 90) || fail "$1: frozen agent-a was not restarted within 90 s"
+    t_ready=""
+    for _ in $(seq 300); do
+        r=$(replica_a)
+        if [[ "$r" == "ready "* && "${r#ready }" != "$old_instance" ]]; then t_ready=$(now); break; fi
+        sleep 0.1
+    done
+    [[ -n "$t_ready" ]] || fail "$1: the sidecar never showed agent-a ready as a new instance (last: $r)"
     wait_health "$A" healthy 60 || fail "$1: agent-a did not become healthy after its restart"
     t_healthy=$(now)
     t_start=$(epoch "$new")
@@ -193,7 +211,7 @@ heal_once() { # label
     t_die=$(awk -v n="$t_die" 'BEGIN { printf "%.3f", n / 1e9 }')
     t_detect=$(first_line_at "$A_NAME" 'why="?(not-yet|stale|dead)' "$t_freeze") || t_detect=$t_freeze
     t_decide=$(first_line_at "$A_NAME" 'decision="?restart"? ' "$t_freeze") || fail "$1: no restart line in the sidecar's log"
-    printf '%s %s %s %s %s %s %s\n' "$1" "$t_freeze" "$t_detect" "$t_decide" "$t_die" "$t_start" "$t_healthy" >>"$TIMINGS"
+    printf '%s %s %s %s %s %s %s %s\n' "$1" "$t_freeze" "$t_detect" "$t_decide" "$t_die" "$t_start" "$t_ready" "$t_healthy" >>"$TIMINGS"
     echo "$t_decide"
 }
 TIMINGS=$(mktemp)
@@ -237,7 +255,7 @@ for _ in $(seq 60); do
     sleep 0.5
 done
 [[ -n "$brake" ]] || fail "no shared outage shown in /api/status"
-api /metrics | grep -Eq '^healthcheck_heal_shared_outage(\{[^}]*\})? 1' || fail "the shared outage is not in /metrics"
+api /metrics | grep -Ec '^healthcheck_heal_shared_outage(\{[^}]*\})? 1' >/dev/null || fail "the shared outage is not in /metrics"
 sleep $(( HEAL_AFTER + 4 ))
 for c in "$A" "$C1" "$C2"; do
     (( $(count_events "$c" restart "$since") == 0 )) || fail "a restart during the shared outage"
@@ -251,6 +269,7 @@ pass "shared outage ($brake): zero restarts, said once, shown in /api/status and
 # --- Redis stopped for 30 s: the store is unknown, zero restarts.
 say "stopping redis for 30 s: expect zero restarts"
 since=$(date +%s)
+t_stop=$(now)
 compose stop -t 2 redis >/dev/null 2>&1
 sleep 30
 compose start redis >/dev/null 2>&1
@@ -261,7 +280,7 @@ for svc in agent-a agent-b agent-script consumer consumer-wait; do
     n=$(( n + $(count_events "$(cid "$svc")" restart "$since") ))
 done
 (( n == 0 )) || fail "$n restarts during or after the redis outage"
-slog | grep -Eq 'why="?store-unknown' || fail "no store-unknown decision in the log"
+first_line_at "$A_NAME" 'why="?store-unknown' "$t_stop" >/dev/null || fail "no store-unknown decision for agent-a during the outage"
 pass "redis stopped for 30 s: zero restarts (decisions said store-unknown)"
 
 # --- frozen again and again: growing backoff, the sidecar killed during one keeps it, quarantine.
@@ -280,10 +299,23 @@ new=$(wait_restarted "$A" "$before" 90) || fail "agent-a not restarted after the
 wait_health "$A" healthy 60 || fail "agent-a not healthy after its 4th restart"
 R4=$(first_line_at "$A_NAME" 'decision="?restart"? ' "$t_freeze") || fail "no 4th restart line"
 gap2=$(elapsed "$R2" "$R3") gap3=$(elapsed "$R3" "$R4")
+# The waits the rules demand (8 s doubled, less at most a fifth of jitter): 12.8 s, then 25.6 s.
+awk -v g="$gap2" -v b="$BACKOFF" 'BEGIN { exit !(g >= b * 2 * 0.8) }' \
+    || fail "3rd restart ${gap2}s after the 2nd: backoff not kept (at least $(( BACKOFF * 2 * 8 / 10 ))s)"
 awk -v g="$gap3" -v b="$BACKOFF" 'BEGIN { exit !(g >= b * 4 * 0.8) }' \
     || fail "4th restart ${gap3}s after the 3rd: the restarted sidecar lost the backoff (at least $(( BACKOFF * 4 * 8 / 10 ))s)"
-awk -v a="$gap2" -v b="$gap3" 'BEGIN { exit !(b > a) }' || fail "backoff did not grow: ${gap2}s then ${gap3}s"
-pass "backoff grows (${gap2}s, then ${gap3}s) and survives the sidecar being killed during it"
+# ... and the governor held each one back itself, saying so, the second time after its restart.
+backoffs_before() { # after before
+    heal_lines "$A_NAME" | grep -E 'why="?backoff' | while read -r line; do
+        t=$(epoch "$(awk '{ print $1 }' <<<"$line")")
+        awk -v t="$t" -v a="$1" -v b="$2" 'BEGIN { exit !(t > a && t < b) }' && echo "$line"
+    done | grep -c . || true
+}
+(( $(backoffs_before "$R2" "$R3") >= 1 )) || say "note: no backoff line between the 2nd and 3rd restarts (detection outlasted the backoff)"
+(( $(backoffs_before "$R3" "$R4") >= 1 )) || fail "no backoff decision between the 3rd and 4th restarts: the restarted sidecar did not hold back"
+max_wait=$(heal_lines "$A_NAME" | grep -oE 'backing off, [0-9.]+s' | grep -oE '[0-9.]+' | sort -n | tail -n 1 || true)
+awk -v w="${max_wait:-0}" -v b="$BACKOFF" 'BEGIN { exit !(w > b) }' || fail "no backoff longer than the first step (${max_wait:-none}s): it does not grow"
+pass "backoff grows (restarts ${gap2}s, then ${gap3}s apart; longest wait said ${max_wait}s) and survives the sidecar being killed during it"
 SIDECAR_STARTED=$(started_at "$SIDECAR")
 SIDECAR_ADDR=$(compose port sidecar "$SIDECAR_INNER_PORT" | tail -n 1)
 for _ in $(seq 60); do api /healthz >/dev/null 2>&1 && break; sleep 0.5; done
@@ -294,16 +326,16 @@ since=$(date +%s)
 docker kill -s USR1 "$A" >/dev/null
 q=""
 for _ in $(seq 120); do
-    q=$(heal_lines "$A_NAME" | grep -E 'decision="?quarantine"? ' | tail -n 1)
+    q=$(heal_lines "$A_NAME" | grep -E 'decision="?quarantine"? ' | tail -n 1 || true)
     [[ -n "$q" ]] && break
     sleep 0.5
 done
 [[ -n "$q" ]] || fail "agent-a was not quarantined after spending its budget"
 sleep $(( HEAL_AFTER + 5 ))
 [[ "$(started_at "$A")" == "$before" ]] || fail "a quarantined agent-a was restarted"
-api /metrics | grep -Eq '^healthcheck_heal_decisions_total\{[^}]*decision="quarantine"[^}]*\} [1-9]' \
+api /metrics | grep -Ec '^healthcheck_heal_decisions_total\{[^}]*decision="quarantine"[^}]*\} [1-9]' >/dev/null \
     || fail "no quarantine decision counted in /metrics"
-api /metrics | grep -Eq '^healthcheck_heal_quarantined(\{[^}]*\})? [1-9]' || fail "no quarantined gauge in /metrics"
+api /metrics | grep -Ec '^healthcheck_heal_quarantined(\{[^}]*\})? [1-9]' >/dev/null || fail "no quarantined gauge in /metrics"
 status=$(api /api/status | jq -r --arg id "$A" '[.containers[]? | select(.id == $id) | .heal.status // empty] | first // empty')
 [[ "$status" == quarantined ]] || fail "the API shows agent-a's heal status as '${status}', not quarantined"
 pass "budget spent: agent-a quarantined (log line, metric, API), left frozen"
@@ -311,10 +343,10 @@ docker kill -s USR2 "$A" >/dev/null
 
 # --- the one-shot job was never restarted; the sidecar never restarted itself.
 [[ "$(started_at "$JOB")" == "$JOB_STARTED" ]] || fail "the exited job was restarted"
-slog | grep -E "container=\"?$JOB_NAME\"?" | grep -Eq 'why="?not-running' || fail "no not-running decision for the job"
+slog | grep -E "container=\"?$JOB_NAME\"?" | grep -Ec 'why="?not-running' >/dev/null || fail "no not-running decision for the job"
 pass "the job that exited 0 was never restarted"
 (( $(count_events "$SIDECAR" restart "$SUITE_T0") == 0 )) || fail "the sidecar's own container was restarted through the API"
-slog | grep -E "container=\"?$SIDECAR_NAME\"?" | grep -Eq 'why="?self' || fail "no self decision for the sidecar's own container"
+slog | grep -E "container=\"?$SIDECAR_NAME\"?" | grep -Ec 'why="?self' >/dev/null || fail "no self decision for the sidecar's own container"
 pass "the sidecar's own container, labelled and unhealthy, never restarted by itself"
 
 # --- every restart the engine recorded is one the rules allow: 4 of agent-a, and the job's one
@@ -328,7 +360,8 @@ for svc in agent-a agent-b agent-script consumer consumer-wait redis nats sideca
 done
 pass "the engine recorded exactly $total restarts, all of labelled agent-a"
 
-say "heal timings (seconds after the freeze): detection, decision, stop done, started, healthy"
-awk '{ printf "  %-7s detect %5.1f  decide %5.1f  stopped %5.1f  started %5.1f  healthy %5.1f\n",
-        $1, $3 - $2, $4 - $2, $5 - $2, $6 - $2, $7 - $2 }' "$TIMINGS" >&2
+say "heal timings, seconds after the freeze (the record turns stale at about ${STALL_AFTER}+$((2 * INTERVAL)) s):"
+awk '{ printf "  %-7s detected %5.1f  decided %5.1f  stopped %5.1f  started %5.1f  ready %5.1f  docker-healthy %5.1f\n",
+        $1, $3 - $2, $4 - $2, $5 - $2, $6 - $2, $7 - $2, $8 - $2 }' "$TIMINGS" >&2
+if [[ -n "${HEAL_TIMINGS_OUT:-}" ]]; then cp "$TIMINGS" "$HEAL_TIMINGS_OUT"; fi
 say "all $checks heal checks passed in $(( $(date +%s) - SUITE_T0 )) s"

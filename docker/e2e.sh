@@ -69,7 +69,7 @@ trace_agent() { # agent seconds
 }
 # Seconds at which the trace first shows state $2.
 first_seen() { awk -v s="$2" '$2 == s { print $1; exit }' "$1"; }
-AGENTS='["agent-a","agent-b","agent-script","consumer","consumer-wait"]'
+AGENTS='["agent-a","agent-b","agent-py","agent-script","consumer","consumer-wait"]'
 
 # Waits until service $1's health is $2; prints the seconds it took.
 wait_health() { # service status timeout
@@ -99,19 +99,19 @@ view=$(api)
 jq -e 'all(.agents[].replicas[]; .container != null and .container_health == "healthy")' <<<"$view" >/dev/null \
     || fail "sidecar: a replica is not linked to a healthy container: $(jq -c '[.agents[].replicas[] | {replica, container, container_health}]' <<<"$view")"
 services=$(jq -r '[.containers[].service] | sort | unique | join(" ")' <<<"$view")
-for svc in redis nats sidecar agent-a agent-b agent-script consumer consumer-wait hc-install; do
+for svc in redis nats sidecar agent-a agent-b agent-py agent-script consumer consumer-wait hc-install; do
     [[ " $services " == *" $svc "* ]] || fail "sidecar: service $svc missing from the containers ($services)"
 done
 jq -e '.self_container != null and (.containers[] | select(.service == "hc-install") | .status == "exited" and .exit_code == 0 and .verdict == "ok")' <<<"$view" >/dev/null \
     || fail "sidecar: its own container or the finished hc-install job is not shown right"
 page=$(curl -fsS --max-time 3 "$SIDECAR/")
-for a in agent-a agent-b agent-script consumer consumer-wait; do
+for a in agent-a agent-b agent-py agent-script consumer consumer-wait; do
     grep -q "data-agent=\"demo/$a\" data-state=\"ready\"" <<<"$page" || fail "sidecar page: no ready row for $a"
 done
 if command -v chromium >/dev/null; then
     dom=$(timeout 60 chromium --headless --no-sandbox --disable-gpu --dump-dom "$SIDECAR/" 2>/dev/null)
     rows=$(grep -o '<tr class="agent s-ready"' <<<"$dom" | wc -l)
-    [[ $rows -eq 5 ]] || fail "sidecar page in chromium: $rows ready agent rows, expected 5"
+    [[ $rows -eq $(jq length <<<"$AGENTS") ]] || fail "sidecar page in chromium: $rows ready agent rows, expected $(jq length <<<"$AGENTS")"
 fi
 metrics=$(curl -fsS --max-time 3 "$SIDECAR/metrics")
 grep -q 'healthcheck_agent_replica_state{namespace="demo",agent="agent-a",.*state="ready"} 1' <<<"$metrics" \
@@ -194,6 +194,7 @@ took=$(wait_health agent-a healthy 30)
 pass "thawed agent-a healthy again after ${took}s"
 took=$(wait_api '.agents[] | select(.agent == "agent-a") | .state == "ready"' 10 "thawed agent-a ready")
 pass "sidecar shows thawed agent-a ready"
+source "$ROOT/docker/e2e-python.sh" # agent-py: the Python package in the stack
 
 # --- redis stopped: agents unhealthy naming redis; started again: healthy, nobody restarted.
 declare -A before
@@ -227,6 +228,8 @@ pass "sidecar: store ok and every agent ready again"
 
 # --- an agent's process killed: the restart policy starts a new instance, told apart by id.
 restarts=$(state agent-b '{{.RestartCount}}')
+old_epoch=$(api | jq -r '.agents[] | select(.agent == "agent-b") | .replicas[0].epoch')
+[[ "$old_epoch" =~ ^[0-9]+$ ]] || fail "sidecar: agent-b has no epoch ($old_epoch)"
 kill -9 "$(state agent-b '{{.State.Pid}}')"
 deadline=$(( $(date +%s) + 30 ))
 until (( $(state agent-b '{{.RestartCount}}') > restarts )); do
@@ -236,10 +239,11 @@ done
 took=$(wait_health agent-b healthy 60)
 mapfile -t instances < <(docker logs "$(id_of agent-b)" 2>&1 | grep -o 'instance [0-9]\{13\}-[0-9a-f]\{8\} starting' | cut -d' ' -f2)
 (( ${#instances[@]} >= 2 )) || fail "agent-b logged ${#instances[@]} instance(s)"
-[[ "${instances[-1]}" > "${instances[-2]}" ]] || fail "the new instance id ${instances[-1]} is not newer than ${instances[-2]}"
+[[ "${instances[-1]}" != "${instances[-2]}" ]] || fail "agent-b restarted with the same instance id ${instances[-1]}"
 pass "killed agent-b restarted as instance ${instances[-1]} (was ${instances[-2]}), healthy after ${took}s"
-took=$(wait_api ".agents[] | select(.agent == \"agent-b\") | (.state == \"ready\" and .replicas[0].instance == \"${instances[-1]}\" and .replicas[0].restarts >= 1)" 15 "agent-b's new instance")
-pass "sidecar shows agent-b's new instance ${instances[-1]} ready, with its container's restart"
+# Instance ids only name a process; the epoch (handed out by Redis) orders them.
+took=$(wait_api ".agents[] | select(.agent == \"agent-b\") | (.state == \"ready\" and .replicas[0].instance == \"${instances[-1]}\" and .replicas[0].epoch > $old_epoch and .replicas[0].restarts >= 1)" 15 "agent-b's new instance with a higher epoch")
+pass "sidecar shows agent-b's new instance ${instances[-1]} ready, epoch $(api | jq '.agents[] | select(.agent == "agent-b") | .replicas[0].epoch') > $old_epoch, with its container's restart"
 
 # --- tear-down leaves nothing behind.
 teardown

@@ -38,6 +38,8 @@ compose() {
 
 # shellcheck source=tests/deps.sh
 source "$ROOT/tests/deps.sh"
+# shellcheck source=docker/images/python-agent.sh
+source "$DOCKER_DIR/images/python-agent.sh"
 
 # The static binaries the images are made of.
 build_binaries() {
@@ -166,8 +168,10 @@ prepare() {
     chmod a+r "$ROOT"/config/*.conf
     build_binaries
     build_images
+    build_python_agent_image
     ensure_service_images
     render_secrets
+    render_python_agent_secret
 }
 
 # Seconds since the epoch, with milliseconds.

@@ -1,6 +1,8 @@
 # Installs what building and testing need when it is missing: the Debian packages of the real
-# servers, redis-cli, musl (static builds) and a static busybox (the script-agent image), promtool,
-# chromium and jq (the sidecar's tests), and the musl Rust target. Sourced by tests/run.sh and docker/lib.sh.
+# servers, redis-cli, musl (static builds), a static busybox (the script-agent image), Debian's
+# python3 with venv (the Python package's tests and image, the Kubernetes manifests' validator),
+# promtool, chromium and jq (the sidecar's tests), and the musl Rust target. Sourced by
+# tests/run.sh and docker/lib.sh.
 # shellcheck shell=bash
 
 install_deps() {
@@ -18,6 +20,9 @@ install_deps() {
     command -v chromium >/dev/null || missing+=(chromium)
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
+    # Virtualenvs of Debian's python3: the Python package's tests and its agent-py image, and
+    # kubernetes-validate (deploy/kubernetes/validate.sh). Debian splits out ensurepip.
+    /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
     # Compose for docker/e2e.sh: the plugin if the engine has it, else Debian's docker-compose.
     if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
         command -v docker-compose >/dev/null || missing+=(docker-compose)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and what CI runs): installs what the tests need,
-# builds every binary, runs the whole test suite against real redis-server and nats-server
-# processes, then the end-to-end suite on the real Docker engine.
+# builds every binary, validates the Kubernetes manifests, runs the whole test suite against real
+# redis-server and nats-server processes (clusters and Sentinels too), then the end-to-end suite
+# on the real Docker engine.
 #
 #   bash tests/run.sh              everything
 #   bash tests/run.sh --no-docker  skip docker/e2e.sh (no Docker engine at hand)
@@ -30,6 +31,9 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 echo "==> building every binary and example (tests run them)"
 cargo build --workspace --bins --examples
 
+echo "==> deploy/kubernetes/validate.sh (manifests against the Kubernetes schemas, offline)"
+bash deploy/kubernetes/validate.sh
+
 echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast
 
@@ -39,6 +43,9 @@ promtool test rules config/alerts.test.yml
 
 echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
 cargo test --doc --workspace --quiet
+
+echo "==> ready-signal/python/tests/run.sh (the Python package: wheel in a virtualenv, pytest)"
+bash ready-signal/python/tests/run.sh
 
 if [ "$docker" = 1 ]; then
     echo "==> docker/e2e.sh"

@@ -201,10 +201,25 @@ fn record_key() -> String {
     format!("ready-signal:{NS}:{AGENT}:r:{REPLICA}")
 }
 
-/// One call of the fenced write script; returns 1 when applied, 0 when fenced off.
+/// An instance's first write through the fenced script; returns 1 when applied, 0 when fenced off.
 fn write_record(
     conn: &mut redis::Connection,
     instance: &str,
+    state: &str,
+    reason: &str,
+    interval_ms: u64,
+    ttl_ms: u64,
+) -> i64 {
+    let epoch = write_record_as(conn, instance, 0, state, reason, interval_ms, ttl_ms);
+    i64::from(epoch > 0)
+}
+
+/// One call of the fenced write script with the instance's `epoch` (0: its first write); returns
+/// the epoch the write was applied with, 0 when fenced off.
+fn write_record_as(
+    conn: &mut redis::Connection,
+    instance: &str,
+    epoch: i64,
     state: &str,
     reason: &str,
     interval_ms: u64,
@@ -214,8 +229,10 @@ fn write_record(
         .key(record_key())
         .key(format!("ready-signal:{NS}:{AGENT}:replicas"))
         .key(format!("ready-signal:{NS}:agents"))
+        .key(format!("ready-signal:{NS}:epoch"))
         .arg("put")
         .arg(instance)
+        .arg(epoch)
         .arg(state)
         .arg(reason)
         .arg(4242)
@@ -224,7 +241,6 @@ fn write_record(
         .arg(ttl_ms)
         .arg(AGENT)
         .arg(REPLICA)
-        .arg(60_000)
         .invoke(conn)
         .unwrap()
 }
@@ -387,12 +403,14 @@ fn ready_malformed() -> Fixture {
 fn ready_older_instance() -> Fixture {
     ready_row(|conn| {
         let new = "new instance warming up";
+        let old = write_record_as(conn, OLD_INSTANCE, 0, "ready", "", 1000, 60_000);
+        assert!(old > 0);
         assert_eq!(
             write_record(conn, NEW_INSTANCE, "not-ready", new, 1000, 60_000),
             1
         );
         assert_eq!(
-            write_record(conn, OLD_INSTANCE, "ready", "", 1000, 60_000),
+            write_record_as(conn, OLD_INSTANCE, old, "ready", "", 1000, 60_000),
             0,
             "the fence let an older instance overwrite a newer one"
         );

@@ -16,7 +16,9 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ready_signal::{Name, Observed, Observer, StoreConfig, agents_key, record_key, replicas_key};
+use ready_signal::{
+    Name, Observed, Observer, StoreConfig, agents_key, epoch_key, record_key, replicas_key,
+};
 use redis::Script;
 use tokio::sync::mpsc;
 
@@ -124,6 +126,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         instance: String,
     }
     let agents_set = agents_key(&ns);
+    let epoch_counter = epoch_key(&ns);
     let agents: Arc<Vec<AgentKeys>> = Arc::new(
         (0..args.agents)
             .map(|i| {
@@ -164,17 +167,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let script = Arc::clone(&script);
             let agents = Arc::clone(&agents);
             let agents_set = agents_set.clone();
+            let epoch_counter = epoch_counter.clone();
             let host = host.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
                 let a = &agents[idx];
                 let start = Instant::now();
+                // Epoch 0: the script continues the epoch this instance already holds (the first
+                // beat of each agent takes one), the same work as a publisher's kept epoch.
                 let r: redis::RedisResult<i64> = script
                     .key(&a.record)
                     .key(&a.replicas)
                     .key(&agents_set)
+                    .key(&epoch_counter)
                     .arg("put")
                     .arg(&a.instance)
+                    .arg(0u64)
                     .arg("ready")
                     .arg("")
                     .arg(pid)
@@ -183,13 +191,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     .arg(3000u64)
                     .arg(&a.name)
                     .arg("r0")
-                    .arg(60_000u64)
                     .invoke_async(&mut conn)
                     .await;
                 let _ = tx.send(Beat {
                     latency_us: start.elapsed().as_micros() as u64,
                     lag_us: start.saturating_duration_since(scheduled).as_micros() as u64,
-                    ok: matches!(r, Ok(1)),
+                    ok: matches!(r, Ok(epoch) if epoch > 0),
                 });
             });
             k += 1;

@@ -177,6 +177,6 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
         replica: Name::new(&e.replica).map_err(|e| e.to_string())?,
         instance: e.instance,
         state: e.state,
-        reason: e.reason,
+        reason: crate::record::one_line(&e.reason, crate::record::MAX_REASON_LEN),
     })
 }

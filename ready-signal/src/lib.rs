@@ -9,11 +9,18 @@
 //!
 //! Stores ([`StoreConfig`]):
 //! - **Redis** holds one hash per replica with a server-side TTL; freshness is judged by Redis's
-//!   own clock (`PTTL`, `TIME`). Every write is one Lua script fenced by instance id, so an older
-//!   process never overwrites a newer one's record.
+//!   own clock (`PTTL`, `TIME`). Every write is one Lua script fenced by an epoch that Redis hands
+//!   out at each instance's first write, so an older process never overwrites a newer one's
+//!   record whatever the hosts' clocks say, and the indexes of agents and replicas clean
+//!   themselves.
 //! - **NATS** carries an event at every transition, so waiters react in milliseconds.
 //! - **Files** (`{dir}/{namespace}/{agent}/{replica}.json`, atomic rename) hold the records when
 //!   Redis is not configured, and are the fallback an agent writes while Redis is unreachable.
+//!
+//! Layout: `publisher/` (the builder, identity, clocks and progress, the sink that writes the
+//! stores, the heartbeat loop, the handle, one-shot writes), `observer` (reads and judgements),
+//! `record` (the record, its states and validation), `redis_store` with `write.lua`, `events`
+//! (NATS), `file_store`, `config` (stores from the environment), `name`, `error`.
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
 //! take part; the `ready-signal` command does it for shell and Python agents.
@@ -57,11 +64,11 @@ pub use observer::{
     CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe, subscribe_namespace,
 };
 pub use publisher::{
-    Builder, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle, ReadySignal,
-    default_replica, default_replica_from, instance_id, new_instance_id, publish_once, remove_once,
-    shutdown_on_signal,
+    Builder, CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle,
+    ReadySignal, default_replica, default_replica_from, instance_id, new_instance_id, publish_once,
+    remove_once, running_instance, shutdown_on_signal,
 };
 pub use record::{
     EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record, State, decode_record,
 };
-pub use redis_store::{KEY_PREFIX, agents_key, record_key, replicas_key};
+pub use redis_store::{KEY_PREFIX, agents_key, epoch_key, record_key, replicas_key};

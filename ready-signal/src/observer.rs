@@ -48,6 +48,9 @@ pub struct ReplicaStatus {
     pub interval: Option<Duration>,
     /// Time to live of the record, when there is a record.
     pub ttl: Option<Duration>,
+    /// The publishing instance's epoch (a higher epoch is a newer instance), when there is a
+    /// record.
+    pub epoch: Option<u64>,
 }
 
 impl ReplicaStatus {
@@ -70,11 +73,12 @@ impl ReplicaStatus {
             published: None,
             interval: None,
             ttl: None,
+            epoch: None,
         }
     }
 
     /// Judges a record read at `now_ms` whose last heartbeat is `age_ms` old.
-    fn judge(
+    pub(crate) fn judge(
         agent: &Name,
         replica: &Name,
         record: &Record,
@@ -109,6 +113,7 @@ impl ReplicaStatus {
             published: Some(record.state),
             interval: Some(Duration::from_millis(record.interval_ms)),
             ttl: Some(Duration::from_millis(record.ttl_ms)),
+            epoch: Some(record.epoch),
         }
     }
 
@@ -183,8 +188,9 @@ impl Observer {
         }
     }
 
-    /// The status of every replica of `agent` known to the store, including replicas whose
-    /// record expired within the last minute (as dead).
+    /// The status of every live replica of `agent`: those whose record has not expired (by
+    /// Redis's clock; for files, by this host's). A replica whose record expired or was removed
+    /// is no longer listed, so an agent whose replicas are all gone lists none.
     pub async fn replicas(&self, agent: &Name) -> Result<Vec<ReplicaStatus>, Error> {
         let ns = &self.store.namespace;
         match &self.redis {
@@ -210,13 +216,18 @@ impl Observer {
             None => {
                 let dir = self.store.file_dir();
                 let names = file_store::replicas(&dir, ns, agent)?;
-                Ok(names.iter().map(|r| self.file_status(agent, r)).collect())
+                Ok(names
+                    .iter()
+                    .map(|r| self.file_status(agent, r))
+                    .filter(|s| s.state != Observed::Dead)
+                    .collect())
             }
         }
     }
 
-    /// Every replica of every agent in the namespace, read in three pipelined round trips
-    /// (a status view of thousands of agents).
+    /// Every live replica of every agent in the namespace, read in three pipelined round trips
+    /// (a status view of thousands of agents). Agents and replicas whose records all expired are
+    /// not listed.
     pub async fn all(&self) -> Result<Vec<ReplicaStatus>, Error> {
         let ns = &self.store.namespace;
         match &self.redis {
@@ -259,7 +270,10 @@ impl Observer {
                 let mut out = Vec::new();
                 for agent in file_store::agents(&dir, ns)? {
                     for r in file_store::replicas(&dir, ns, &agent)? {
-                        out.push(self.file_status(&agent, &r));
+                        let status = self.file_status(&agent, &r);
+                        if status.state != Observed::Dead {
+                            out.push(status);
+                        }
                     }
                 }
                 Ok(out)
@@ -282,7 +296,7 @@ impl Observer {
         match file_store::read(&path) {
             Ok(None) => ReplicaStatus::without_record(agent, replica, Observed::Dead, None),
             Ok(Some(record)) => {
-                let now = crate::publisher::unix_ms();
+                let now = crate::record::unix_ms();
                 ReplicaStatus::judge(
                     agent,
                     replica,

@@ -121,15 +121,22 @@ pub struct Record {
     pub agent: String,
     /// The replica of the agent.
     pub replica: String,
-    /// Instance id of the writing process: `{start_ms:013}-{8 hex}`; ordered by start time.
+    /// Instance id of the writing process: `{13 digits}-{8 lowercase hex}`. It names the
+    /// process; it does not order processes (the epoch does).
     pub instance: String,
+    /// The order of the writing instance: handed out by the store when the instance first wrote
+    /// (Redis's epoch counter, or the file backend's rule); a higher epoch is a newer instance.
+    /// 0 in records of writers that predate epochs.
+    #[serde(default)]
+    pub epoch: u64,
     /// The published state.
     pub state: State,
     /// Why (for `not-ready`); may be empty.
     pub reason: String,
-    /// Process id of the writer, in its own PID namespace.
+    /// Process id of the instance's first writer, in its own PID namespace (kept while the
+    /// instance holds the record, so a script of the instance's process tree does not change it).
     pub pid: u32,
-    /// Host name of the writer (the container id under Docker).
+    /// Host name of the instance's first writer (the container id under Docker).
     pub host: String,
     /// Heartbeat interval the writer promised, in milliseconds.
     pub interval_ms: u64,
@@ -173,8 +180,12 @@ where
     };
     let num = |k: &str| -> Result<u64, String> {
         let raw = get(k)?;
-        raw.parse::<u64>()
-            .map_err(|_| format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)))
+        // Decimal digits only: `parse` alone would also take a leading `+`.
+        raw.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| raw.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(|| format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)))
     };
     let v = num("v")?;
     if v != u64::from(PROTOCOL_VERSION) {
@@ -182,6 +193,11 @@ where
             "format version {v} is not {PROTOCOL_VERSION}, the one this reader knows"
         ));
     }
+    // Optional: writers before revision 2 of the protocol wrote no epoch.
+    let epoch = match map.get("epoch") {
+        Some(_) => num("epoch")?,
+        None => 0,
+    };
     let agent = get("agent")?;
     let replica = get("replica")?;
     Name::new(agent).map_err(|e| format!("field `agent`: {e}"))?;
@@ -196,36 +212,56 @@ where
         agent: agent.to_string(),
         replica: replica.to_string(),
         instance: instance.to_string(),
+        epoch,
         state,
-        reason: clip(get("reason")?, MAX_REASON_LEN),
+        reason: one_line(get("reason")?, MAX_REASON_LEN),
         pid: u32::try_from(num("pid")?).map_err(|_| "field `pid` is out of range".to_string())?,
-        host: clip(get("host")?, 255),
+        host: one_line(get("host")?, 255),
         interval_ms: num("interval_ms")?,
         ttl_ms: num("ttl_ms")?,
         since_ms: num("since_ms")?,
         beat_ms: num("beat_ms")?,
         seq: num("seq")?,
     };
-    if record.interval_ms == 0 || record.ttl_ms == 0 {
-        return Err("fields `interval_ms` and `ttl_ms` must be positive".into());
+    if record.interval_ms == 0 {
+        return Err("field `interval_ms` must be positive".into());
+    }
+    if record.ttl_ms / 2 < record.interval_ms {
+        return Err(format!(
+            "field `ttl_ms` ({}) is less than 2 x `interval_ms` ({})",
+            record.ttl_ms, record.interval_ms
+        ));
     }
     Ok(record)
 }
 
-/// Checks the instance id format `{13 digits}-{8 hex digits}`.
+/// Checks the instance id format `{13 digits}-{8 lowercase hex digits}`.
 pub(crate) fn check_instance(instance: &str) -> Result<(), String> {
-    let ok = instance.len() == 22
-        && instance.as_bytes()[13] == b'-'
-        && instance[..13].bytes().all(|b| b.is_ascii_digit())
-        && instance[14..].bytes().all(|b| b.is_ascii_hexdigit());
+    let bytes = instance.as_bytes();
+    let ok = bytes.len() == 22
+        && bytes[13] == b'-'
+        && bytes[..13].iter().all(u8::is_ascii_digit)
+        && bytes[14..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "field `instance` is not `{{13 digits}}-{{8 hex}}`: `{}`",
+            "field `instance` is not `{{13 digits}}-{{8 lowercase hex}}`: `{}`",
             shown(instance, 40)
         ))
     }
+}
+
+/// A reason or host as stored: control characters escaped (`\n` as the two characters `\`
+/// and `n`), so a record's text stays one line in every probe verdict and log, then cut to `max`
+/// bytes at a character boundary.
+pub(crate) fn one_line(s: &str, max: usize) -> String {
+    if !s.chars().any(char::is_control) {
+        return clip(s, max);
+    }
+    clip(&shown(s, s.len()), max)
 }
 
 impl Record {
@@ -291,6 +327,13 @@ pub struct EventPayload {
     pub ts_ms: u64,
 }
 
+/// The system clock in Unix milliseconds (0 before 1970).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Ready-signal errors from decoding are reported with where the record came from.
 pub(crate) fn malformed(location: impl Into<String>, reason: String) -> Error {
     Error::Malformed {
@@ -339,6 +382,11 @@ mod tests {
             ("state", "sleeping", "unknown state `sleeping`"),
             ("ttl_ms", "-1", "`ttl_ms` is not a whole number"),
             ("instance", "x", "field `instance`"),
+            ("instance", "1732540000000-0A1B2C3D", "lowercase hex"),
+            ("interval_ms", "0", "`interval_ms` must be positive"),
+            ("ttl_ms", "3999", "less than 2 x `interval_ms`"),
+            ("epoch", "x", "field `epoch` is not a whole number"),
+            ("seq", "+3", "field `seq` is not a whole number"),
             ("agent", "a:b", "field `agent`"),
         ] {
             let mut f = good();
@@ -362,6 +410,17 @@ mod tests {
                 .unwrap_err()
                 .contains("not a JSON object")
         );
+    }
+
+    #[test]
+    fn reasons_and_hosts_are_one_line() {
+        let mut f = good();
+        f.retain(|(k, _)| *k != "reason");
+        f.push(("reason", "line one\nline\ttwo\r".to_string()));
+        let r = decode_record(f).unwrap();
+        assert_eq!(r.reason, "line one\\nline\\ttwo\\r");
+        assert_eq!(r.epoch, 0, "a record without an epoch reads as epoch 0");
+        assert_eq!(one_line("plain", 3), "pla");
     }
 
     #[test]

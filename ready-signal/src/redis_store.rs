@@ -14,9 +14,6 @@ use crate::{Error, Name};
 /// Key prefix of every key this crate writes.
 pub const KEY_PREFIX: &str = "ready-signal";
 
-/// How long a replica stays listed (as dead) after its record expired.
-pub(crate) const DEAD_LISTED_MS: u64 = 60_000;
-
 /// `ready-signal:{ns}:{agent}:r:{replica}`: the record hash.
 pub fn record_key(ns: &Name, agent: &Name, replica: &Name) -> String {
     format!("{KEY_PREFIX}:{ns}:{agent}:r:{replica}")
@@ -27,15 +24,22 @@ pub fn replicas_key(ns: &Name, agent: &Name) -> String {
     format!("{KEY_PREFIX}:{ns}:{agent}:replicas")
 }
 
-/// `ready-signal:{ns}:agents`: sorted set of agent names, scored by latest record expiry.
+/// `ready-signal:{ns}:agents`: sorted set of agent names, scored by the latest expiry of their
+/// live records.
 pub fn agents_key(ns: &Name) -> String {
     format!("{KEY_PREFIX}:{ns}:agents")
 }
 
-/// The one write: fenced by instance id, timed by Redis's clock, atomic.
+/// `ready-signal:{ns}:epoch`: the last epoch the write script handed out in the namespace.
+pub fn epoch_key(ns: &Name) -> String {
+    format!("{KEY_PREFIX}:{ns}:epoch")
+}
+
+/// The one write: fenced by epoch, timed by Redis's clock, atomic.
 ///
-/// A write from an older instance than the stored one is refused (returns 0), so a late
-/// heartbeat or `stopping` of a predecessor never overwrites its successor's record.
+/// An instance's epoch is handed out by the script at its first write, from a counter in Redis,
+/// so Redis alone orders instances. A write with a lower epoch than the stored one's is refused
+/// (returns 0): a late heartbeat or `stopping` of a predecessor never overwrites its successor.
 const WRITE: &str = include_str!("write.lua");
 
 /// The write script with its SHA1 computed once; invoked by `EVALSHA`, loaded on `NOSCRIPT`.
@@ -48,6 +52,8 @@ pub(crate) struct Write<'a> {
     pub(crate) agent: &'a Name,
     pub(crate) replica: &'a Name,
     pub(crate) instance: &'a str,
+    /// The epoch the script gave this instance; 0 before its first write.
+    pub(crate) epoch: u64,
     pub(crate) state: &'a str,
     pub(crate) reason: &'a str,
     pub(crate) pid: u32,
@@ -56,10 +62,32 @@ pub(crate) struct Write<'a> {
     pub(crate) ttl_ms: u64,
 }
 
-/// Whether a write was applied or refused by the fence.
+/// What the write script is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Write the record: a first write (epoch 0) takes a new epoch and wins; later ones are
+    /// refused when a newer epoch holds the record.
+    Put,
+    /// A fenced writer's attempt: takes a new epoch only when no other instance holds the record.
+    Retake,
+    /// Remove the record, only if it is this instance's.
+    Del,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Retake => "retake",
+            Op::Del => "del",
+        }
+    }
+}
+
+/// Whether a write was applied (with the writer's epoch) or refused by the fence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
-    Yes,
+    Yes { epoch: u64 },
     FencedOff,
 }
 
@@ -99,15 +127,17 @@ impl RedisConn {
         Ok(RedisConn { conn, addr })
     }
 
-    /// Writes (or with `delete`, removes) a record through the fenced script.
-    pub(crate) async fn write(&mut self, w: &Write<'_>, delete: bool) -> Result<Applied, Error> {
+    /// Writes, retakes or removes a record through the fenced script.
+    pub(crate) async fn write(&mut self, w: &Write<'_>, op: Op) -> Result<Applied, Error> {
         let mut invocation = WRITE_SCRIPT.prepare_invoke();
         invocation
             .key(record_key(w.namespace, w.agent, w.replica))
             .key(replicas_key(w.namespace, w.agent))
             .key(agents_key(w.namespace))
-            .arg(if delete { "del" } else { "put" })
+            .key(epoch_key(w.namespace))
+            .arg(op.as_str())
             .arg(w.instance)
+            .arg(w.epoch)
             .arg(w.state)
             .arg(w.reason)
             .arg(w.pid)
@@ -115,16 +145,14 @@ impl RedisConn {
             .arg(w.interval_ms)
             .arg(w.ttl_ms)
             .arg(w.agent.as_str())
-            .arg(w.replica.as_str())
-            .arg(DEAD_LISTED_MS);
-        let applied: i64 = invocation
+            .arg(w.replica.as_str());
+        let epoch: i64 = invocation
             .invoke_async(&mut self.conn)
             .await
             .map_err(|e| redis_error(&self.addr, &e))?;
-        Ok(if applied == 1 {
-            Applied::Yes
-        } else {
-            Applied::FencedOff
+        Ok(match u64::try_from(epoch) {
+            Ok(epoch) if epoch > 0 => Applied::Yes { epoch },
+            _ => Applied::FencedOff,
         })
     }
 
@@ -178,15 +206,15 @@ impl RedisConn {
         Ok(out)
     }
 
-    /// The members of a sorted set (replica or agent names), oldest expiry first.
+    /// The live members of a sorted set (replica or agent names whose score, an expiry, is still
+    /// ahead of Redis's clock), oldest expiry first. Readers filter as writers trim, so a departed
+    /// agent leaves listings when its last record expires even if nobody writes again.
     pub(crate) async fn members(&mut self, key: &str) -> Result<Vec<String>, Error> {
-        redis::cmd("ZRANGE")
-            .arg(key)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| redis_error(&self.addr, &e))
+        Ok(self
+            .members_many(&[key.to_string()])
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 }
 
@@ -235,7 +263,7 @@ pub(crate) fn redis_error(addr: &str, e: &RedisError) -> Error {
 }
 
 impl RedisConn {
-    /// The members of several sorted sets in one pipeline.
+    /// The live members of several sorted sets in one pipeline (see [`RedisConn::members`]).
     pub(crate) async fn members_many(
         &mut self,
         keys: &[String],
@@ -245,10 +273,32 @@ impl RedisConn {
         }
         let mut pipe = redis::pipe();
         for key in keys {
-            pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1);
+            pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES");
         }
-        pipe.query_async(&mut self.conn)
+        pipe.cmd("TIME");
+        let mut values: Vec<redis::Value> = pipe
+            .query_async(&mut self.conn)
             .await
-            .map_err(|e| redis_error(&self.addr, &e))
+            .map_err(|e| redis_error(&self.addr, &e))?;
+        let bad = |why: &str| Error::Redis {
+            addr: self.addr.clone(),
+            message: format!("unexpected reply: {why}"),
+        };
+        let time = values.pop().ok_or_else(|| bad("empty pipeline reply"))?;
+        let (secs, micros): (u64, u64) =
+            redis::from_redis_value_ref(&time).map_err(|e| bad(&e.to_string()))?;
+        let now_ms = (secs * 1000 + micros / 1000) as f64;
+        values
+            .iter()
+            .map(|v| {
+                let scored: Vec<(String, f64)> =
+                    redis::from_redis_value_ref(v).map_err(|e| bad(&e.to_string()))?;
+                Ok(scored
+                    .into_iter()
+                    .filter(|(_, expiry)| *expiry > now_ms)
+                    .map(|(name, _)| name)
+                    .collect())
+            })
+            .collect()
     }
 }

@@ -28,11 +28,12 @@ fn check_error(e: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
     "v",
     "agent",
     "replica",
     "instance",
+    "epoch",
     "state",
     "reason",
     "pid",
@@ -60,11 +61,18 @@ fn state() -> impl Strategy<Value = State> {
 /// A record as a conforming writer would produce it.
 fn valid_record() -> impl Strategy<Value = Record> {
     (
-        (name(), name(), 0u64..=9_999_999_999_999, any::<u32>()),
+        (
+            name(),
+            name(),
+            0u64..=9_999_999_999_999,
+            any::<u32>(),
+            any::<u64>(),
+        ),
         (state(), "[ -~]{0,200}", any::<u32>(), "[a-z0-9.-]{0,64}"),
         (
-            1u64..=u64::MAX,
-            1u64..=u64::MAX,
+            // ttl_ms >= 2 x interval_ms > 0, as the protocol requires.
+            1u64..=u64::MAX / 4,
+            0u64..=u64::MAX / 2,
             any::<u64>(),
             any::<u64>(),
             any::<u64>(),
@@ -72,21 +80,22 @@ fn valid_record() -> impl Strategy<Value = Record> {
     )
         .prop_map(
             |(
-                (agent, replica, start, tag),
+                (agent, replica, start, tag, epoch),
                 (state, reason, pid, host),
-                (i, t, since, beat, seq),
+                (i, extra, since, beat, seq),
             )| {
                 Record {
                     v: 1,
                     agent,
                     replica,
                     instance: format!("{start:013}-{tag:08x}"),
+                    epoch,
                     state,
                     reason,
                     pid,
                     host,
                     interval_ms: i,
-                    ttl_ms: t,
+                    ttl_ms: i * 2 + extra,
                     since_ms: since,
                     beat_ms: beat,
                     seq,
@@ -101,6 +110,7 @@ fn fields_of(r: &Record) -> Vec<(String, String)> {
         ("agent".into(), r.agent.clone()),
         ("replica".into(), r.replica.clone()),
         ("instance".into(), r.instance.clone()),
+        ("epoch".into(), r.epoch.to_string()),
         ("state".into(), r.state.as_str().into()),
         ("reason".into(), r.reason.clone()),
         ("pid".into(), r.pid.to_string()),
@@ -162,7 +172,7 @@ proptest! {
     #[test]
     fn decode_record_one_bad_field(
         record in valid_record(),
-        which in 0usize..13,
+        which in 0usize..14,
         value in prop::option::of(hostile_value()),
     ) {
         let mut fields = fields_of(&record);

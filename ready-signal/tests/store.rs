@@ -88,6 +88,7 @@ async fn records_follow_the_documented_keys_and_fields() {
         [
             "agent",
             "beat_ms",
+            "epoch",
             "host",
             "instance",
             "interval_ms",
@@ -288,7 +289,8 @@ async fn a_stalled_work_loop_goes_stale_then_dead_while_the_process_lives() {
     handle.close().await;
 }
 
-/// The fence: a predecessor's late heartbeats, not-ready, stopping and removal change nothing.
+/// The fence: a predecessor's late heartbeats, not-ready, stopping and removal change nothing,
+/// even when its instance id (its clock) claims it started later.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_older_instance_never_overwrites_a_newer_one() {
     let redis = RedisServer::start();
@@ -296,7 +298,7 @@ async fn an_older_instance_never_overwrites_a_newer_one() {
     let old = ReadySignal::builder("worker")
         .store(store.clone())
         .replica("r1")
-        .instance("1000000000000-00000001")
+        .instance("9999999999999-ffffffff")
         .interval(Duration::from_millis(50))
         .start()
         .unwrap();
@@ -326,14 +328,12 @@ async fn an_older_instance_never_overwrites_a_newer_one() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     old.close().await;
-    let refused = ready_signal::publish_once(
+    // A late one-shot `stopping` from the old instance is refused: it cannot remove the record.
+    let refused = ready_signal::remove_once(
         &store,
         &name("worker"),
         &name("r1"),
-        "1000000000001-ffffffff",
-        State::NotReady,
-        "late",
-        Duration::from_secs(5),
+        "9999999999999-ffffffff",
     )
     .await
     .unwrap_err();
@@ -557,4 +557,245 @@ async fn the_current_state_is_republished_after_nats_comes_back() {
     );
     assert_eq!(event.instance, handle.instance());
     handle.close().await;
+}
+
+/// The instance id of a process whose clock is `skew` away from this one's, started now: the
+/// only place a writer's clock enters a write, so this is how a skewed host is injected.
+fn skewed_instance(skew_ms: i64, tag: u32) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    ready_signal::instance_id((now + skew_ms) as u64, tag)
+}
+
+/// Two publishers of one replica on hosts whose clocks differ by ten minutes either way: the one
+/// started later wins whichever clock is ahead; the loser stays silent, resumes once the
+/// winner's record expires, and the winner, back, is then fenced in its turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_later_started_instance_wins_whatever_the_clocks_and_the_loser_resumes() {
+    let redis = RedisServer::start();
+    let ten_minutes: i64 = 600_000;
+    for (round, (first, second)) in [(ten_minutes, -ten_minutes), (-ten_minutes, ten_minutes)]
+        .into_iter()
+        .enumerate()
+    {
+        let store = store(&redis, &format!("skew{round}"));
+        let observer = Observer::connect(&store).await.unwrap();
+        let publisher = |skew: i64, tag: u32| {
+            ReadySignal::builder("worker")
+                .store(store.clone())
+                .replica("r1")
+                .instance(&skewed_instance(skew, tag))
+                .interval(Duration::from_millis(100))
+                .stall_after(Duration::from_millis(300))
+                .start()
+                .unwrap()
+        };
+        let owner = |s: &ReplicaStatus| s.instance.clone().unwrap_or_default();
+        let a = publisher(first, 1);
+        a.ready();
+        let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+            owner(s) == a.instance() && s.state == Observed::Ready
+        })
+        .await;
+        assert_eq!(owner(&s), a.instance());
+
+        // B starts later: it takes over at its first write, whichever clock is ahead.
+        let b = publisher(second, 2);
+        b.ready();
+        let (s, _) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+            owner(s) == b.instance() && s.state == Observed::Ready
+        })
+        .await;
+        assert_eq!(
+            owner(&s),
+            b.instance(),
+            "round {round}: the later start wins"
+        );
+        // Both keep working: A, fenced, never writes over B.
+        let racing = Instant::now();
+        while racing.elapsed() < Duration::from_millis(600) {
+            a.tick();
+            b.tick();
+            let s = observer
+                .replica(&name("worker"), &name("r1"))
+                .await
+                .unwrap();
+            assert_eq!(owner(&s), b.instance(), "round {round}: {s:?}");
+            // Ready, or stale for a moment if this loaded machine starves B's thread.
+            assert!(
+                matches!(s.state, Observed::Ready | Observed::Stale),
+                "round {round}: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // B's work loop stalls: its record expires and A, still watching, takes the replica back.
+        let (s, took) = until(&observer, "worker", "r1", Duration::from_secs(5), |s| {
+            a.tick();
+            owner(s) == a.instance() && s.state == Observed::Ready
+        })
+        .await;
+        assert_eq!(owner(&s), a.instance(), "round {round}: the loser resumes");
+        // stall_after + TTL + one interval (700 ms), with room for a loaded machine.
+        assert!(took < Duration::from_millis(2500), "resumed after {took:?}");
+
+        // B moves again: A's new epoch is newer now, so B is the one fenced.
+        let back = Instant::now();
+        while back.elapsed() < Duration::from_millis(500) {
+            a.tick();
+            b.tick();
+            let s = observer
+                .replica(&name("worker"), &name("r1"))
+                .await
+                .unwrap();
+            assert_eq!(owner(&s), a.instance(), "round {round}: {s:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        b.close().await;
+        a.close().await;
+        let s = observer
+            .replica(&name("worker"), &name("r1"))
+            .await
+            .unwrap();
+        assert_eq!(s.state, Observed::Dead, "A removed its record on close");
+    }
+}
+
+/// The indexes clean themselves: an agent whose replicas all went silent leaves `all()` and
+/// `replicas()` within one TTL of their last write, its keys expire, and the agents score is the
+/// latest expiry of its live records, never lowered by a short-TTL sibling.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sets_shrink_and_the_agents_score_is_the_latest_live_expiry() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "shrink");
+    let observer = Observer::connect(&store).await.unwrap();
+    let mut conn = raw(&redis).await;
+    let quick = |agent: &str, replica: &str| {
+        ReadySignal::builder(agent)
+            .store(store.clone())
+            .replica(replica)
+            .interval(Duration::from_millis(50))
+            .stall_after(Duration::from_millis(100))
+            .start()
+            .unwrap()
+    };
+    let gone = [quick("gone", "a"), quick("gone", "b")];
+    let stays = ReadySignal::builder("stays")
+        .store(store.clone())
+        .replica("long")
+        .interval(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    let short = quick("stays", "short");
+    for h in gone.iter().chain([&stays, &short]) {
+        h.ready();
+    }
+    let began = Instant::now();
+    while observer.all().await.unwrap().len() < 4 && began.elapsed() < Duration::from_secs(5) {
+        gone.iter().for_each(Handle::tick);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(observer.all().await.unwrap().len(), 4);
+
+    // The short-TTL replica writes after the long one: the agent keeps the long expiry.
+    let score_and_time = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let (score, (secs, micros)): (f64, (u64, u64)) = redis::pipe()
+                .cmd("ZSCORE")
+                .arg("ready-signal:shrink:agents")
+                .arg("stays")
+                .cmd("TIME")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            score - (secs * 1000 + micros / 1000) as f64
+        }
+    };
+    for _ in 0..10 {
+        short.tick();
+        gone.iter().for_each(Handle::tick);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let ahead = score_and_time(&mut conn).await;
+        assert!(ahead > 10_000.0, "agents score only {ahead} ms ahead");
+    }
+
+    // Every replica of `gone` stalls (no close: they just go silent).
+    let silent = Instant::now();
+    let (listed, left_after) = loop {
+        short.tick();
+        let all = observer.all().await.unwrap();
+        let left = all.iter().all(|s| s.agent.as_str() != "gone");
+        if left || silent.elapsed() > Duration::from_secs(5) {
+            break (all, silent.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        listed.iter().all(|s| s.agent.as_str() != "gone"),
+        "still listed after {left_after:?}: {listed:?}"
+    );
+    // stall_after + TTL + one interval, with room for a loaded machine.
+    assert!(
+        left_after < Duration::from_millis(1500),
+        "left after {left_after:?}"
+    );
+    assert!(observer.replicas(&name("gone")).await.unwrap().is_empty());
+    // The writes of other agents trimmed the agents set; the replicas set expired on its own.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    short.tick();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let agents: Vec<String> = redis::cmd("ZRANGE")
+        .arg("ready-signal:shrink:agents")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(agents, ["stays"]);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("ready-signal:shrink:gone:replicas")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the replicas set of a departed agent expires");
+    for h in gone {
+        h.close().await;
+    }
+    stays.close().await;
+    short.close().await;
+}
+
+/// Against a Redis that accepts and never answers (FAKE: a hung server), dropping the last
+/// handle returns at once and `close()` returns within its bound, so neither can hold an async
+/// runtime's worker past Docker's stop grace period.
+#[tokio::test(flavor = "current_thread")]
+async fn drop_never_blocks_and_close_is_bounded_when_the_store_hangs() {
+    let hung = harness::fake::FakePeer::silent();
+    let store = StoreConfig::new()
+        .redis(&format!("redis://{}", hung.addr()))
+        .unwrap()
+        .namespace(name("hung"));
+    let handle = start(&store, "worker", "r1", 2000);
+    handle.ready();
+    let clone = handle.clone();
+    let dropping = Instant::now();
+    drop(handle);
+    drop(clone);
+    assert!(
+        dropping.elapsed() < Duration::from_millis(100),
+        "drop took {:?}",
+        dropping.elapsed()
+    );
+    let other = start(&store, "worker", "r2", 2000);
+    let closing = Instant::now();
+    other.close().await;
+    let took = closing.elapsed();
+    assert!(
+        took <= ready_signal::CLOSE_TIMEOUT + Duration::from_millis(500),
+        "close took {took:?}"
+    );
+    other.close().await; // a second close (any clone) returns too
 }

@@ -129,6 +129,8 @@ pub struct Replica {
     pub beat_age: Option<Duration>,
     /// The publishing process's instance id.
     pub instance: Option<String>,
+    /// The instance's epoch as the store last gave it (a higher epoch is a newer instance).
+    pub epoch: Option<u64>,
     /// The published reason (not-ready), or why the state is unknown.
     pub reason: Option<String>,
     /// The container it runs in, when one is linked.

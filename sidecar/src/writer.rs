@@ -20,6 +20,10 @@ use crate::state::{Container, ContainerHeal, HealSummary, Replica, Source, State
 /// How many changes may wait for the writer before sources wait (bounded, never a backlog).
 pub const CHANGES_CAPACITY: usize = 1024;
 
+/// How long a replica whose record is gone stays listed as dead (the store lists live replicas
+/// only; the sidecar remembers the ones it saw, so a vanished agent shows as dead, not absent).
+pub const DEAD_RETENTION: Duration = Duration::from_secs(600);
+
 /// What a source tells the writer.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -193,14 +197,8 @@ impl Book {
             let key = (s.agent.to_string(), s.replica.to_string());
             let beat_at = s.age.map(|a| at.checked_sub(a).unwrap_or(at));
             let entered = s.since.and_then(|d| at.checked_sub(d)).unwrap_or(at);
+            // The read is authoritative: the store fences its writes by epoch.
             let prev = old.remove(&key);
-            // A read older than an event already applied for a newer instance must not undo it.
-            if let Some(p) = &prev
-                && newer(p.instance.as_deref(), s.instance.as_deref())
-            {
-                kept.push(p.clone());
-                continue;
-            }
             let since = match &prev {
                 Some(p) if p.observed == s.state => p.since,
                 Some(_) => at,
@@ -214,6 +212,7 @@ impl Book {
                 since,
                 beat_age: s.age,
                 instance: s.instance,
+                epoch: s.epoch,
                 reason: s.reason,
                 container_id: prev.as_ref().and_then(|p| p.container_id.clone()),
                 published: s.published,
@@ -222,6 +221,21 @@ impl Book {
                 ttl: s.ttl,
                 host: s.host,
             });
+        }
+        // Replicas the store no longer lists: their record expired or was removed. One that said
+        // `stopping` left cleanly and goes; any other is dead, and kept a while to show it.
+        for (_, mut r) in old {
+            if r.published == Some(ready_signal::State::Stopping) {
+                continue;
+            }
+            if r.observed != Observed::Dead {
+                r.observed = Observed::Dead;
+                r.since = at;
+            }
+            r.published = None;
+            if at.saturating_duration_since(r.since) < DEAD_RETENTION {
+                kept.push(r);
+            }
         }
         kept.sort_by(|a, b| {
             (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
@@ -243,6 +257,9 @@ impl Book {
                 if newer(r.instance.as_deref(), Some(&e.instance)) {
                     return;
                 }
+                if r.instance.as_deref() != Some(e.instance.as_str()) {
+                    r.epoch = None;
+                }
                 r.published = Some(e.state);
                 r.instance = Some(e.instance);
                 r.reason = reason;
@@ -258,6 +275,7 @@ impl Book {
                     since: at,
                     beat_age: Some(Duration::ZERO),
                     instance: Some(e.instance),
+                    epoch: None,
                     reason,
                     container_id: None,
                     published: Some(e.state),
@@ -429,8 +447,9 @@ fn judged(r: &Replica, now: Instant) -> Observed {
     }
 }
 
-/// Whether instance `a` is strictly newer than `b` (ids start with the start time, so they
-/// order by it).
+/// Whether instance `a` is strictly newer than `b`. Events carry no epoch, so a late event is
+/// told apart by the instance id, which starts with its process's start time; the next read
+/// (fenced by epoch in the store) corrects any misjudgement within a read interval.
 fn newer(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a > b,
@@ -545,6 +564,7 @@ mod tests {
             published: Some(published),
             interval: Some(Duration::from_secs(1)),
             ttl: Some(Duration::from_secs(3)),
+            epoch: Some(1),
         }
     }
 
@@ -663,18 +683,28 @@ mod tests {
             b.state().replicas[0].instance.as_deref(),
             Some("1764000099999-00000001")
         );
-        // A read of the old record (taken before the restart) does not undo the new instance.
+    }
+
+    /// A replica the store stops listing (its record expired) stays, as dead, for a while; one
+    /// that said `stopping` first leaves at once.
+    #[tokio::test(start_paused = true)]
+    async fn vanished_replicas_show_dead_then_go() {
+        let mut b = book();
         b.apply(
-            read(vec![status(
-                "worker",
-                "w1",
-                ready_signal::State::Stopping,
-                0,
-            )]),
+            read(vec![
+                status("worker", "w1", ready_signal::State::Ready, 0),
+                status("worker", "w2", ready_signal::State::Stopping, 0),
+            ]),
             Instant::now(),
         );
         b.judge(Instant::now());
-        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        b.apply(read(vec![]), Instant::now());
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Dead)]);
+        tokio::time::advance(DEAD_RETENTION).await;
+        b.apply(read(vec![]), Instant::now());
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), []);
     }
 
     /// An unreachable store makes every replica unknown with the reason, never dead, however

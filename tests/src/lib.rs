@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failure here should panic loudly
 
+pub mod cluster;
 pub mod fake;
 
 use std::fs;

@@ -142,7 +142,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Run(args) => return run::run(args, store, replica).await,
         Command::Stopping { agent } => {
             let agent = name("agent", &agent)?;
-            ready_signal::remove_once(&store, &agent, &replica, &caller_instance())
+            let instance = caller_instance(&store, &agent, &replica).await;
+            ready_signal::remove_once(&store, &agent, &replica, &instance)
                 .await
                 .map_err(|e| e.to_string())?;
             return Ok(ExitCode::SUCCESS);
@@ -158,17 +159,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             humantime::format_duration(ttl)
         ));
     }
-    ready_signal::publish_once(
-        &store,
-        &agent,
-        &replica,
-        &caller_instance(),
-        state,
-        &reason,
-        ttl,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let instance = caller_instance(&store, &agent, &replica).await;
+    ready_signal::publish_once(&store, &agent, &replica, &instance, state, &reason, ttl)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -203,14 +197,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     healthcheck::config::parse_timeout(s, "duration").map_err(|e| e.to_string())
 }
 
-/// The instance id one-shot writes use: `READY_SIGNAL_INSTANCE`, else derived from the start
-/// time and id of the caller's process group (the agent script and all its subshells), so that
-/// successive calls from one run of a script share an instance and a restarted script is newer.
-fn caller_instance() -> String {
+/// The instance id one-shot writes use (PROTOCOL.md, "One instance per process tree"):
+/// 1. `READY_SIGNAL_INSTANCE` (`ready-signal run` sets it for its command);
+/// 2. else the instance of a live publisher of this replica above this process in its process
+///    tree (same host, its pid an ancestor): a library agent's script joins the agent's instance
+///    instead of fencing it;
+/// 3. else one derived from the start time and id of the caller's process group (the agent
+///    script and its subshells), so successive calls from one run of a script share an instance.
+async fn caller_instance(store: &StoreConfig, agent: &Name, replica: &Name) -> String {
     if let Some(i) = std::env::var("READY_SIGNAL_INSTANCE")
         .ok()
         .filter(|i| !i.is_empty())
     {
+        return i;
+    }
+    if let Some(i) = ready_signal::running_instance(store, agent, replica).await {
         return i;
     }
     process_group_start().map_or_else(ready_signal::new_instance_id, |(ms, pgid)| {

@@ -71,7 +71,14 @@ pub(crate) async fn run(
         .command
         .split_first()
         .ok_or("no command given after `--`")?;
-    let mut child = match tokio::process::Command::new(program).args(rest).spawn() {
+    // The command and anything it runs (a script calling `ready-signal ready`) write as this
+    // wrapper's instance and replica, so they never fence the wrapper.
+    let mut child = match tokio::process::Command::new(program)
+        .args(rest)
+        .env("READY_SIGNAL_INSTANCE", handle.instance())
+        .env("READY_SIGNAL_REPLICA", handle.replica().as_str())
+        .spawn()
+    {
         Ok(child) => child,
         Err(e) => {
             handle.close().await;
@@ -154,8 +161,11 @@ struct Watch<'a> {
 impl Watch<'_> {
     async fn round(&mut self) {
         let progressing = self.progressing();
-        if progressing {
-            self.handle.tick();
+        // Progress is dated when it happened: the file's modification time, not this round.
+        match self.progress_file.as_deref().and_then(age) {
+            Some(ago) => self.handle.progressed_ago(ago),
+            None if self.progress_file.is_none() => self.handle.tick(),
+            None => {}
         }
         let verdict = if self.targets.is_empty() {
             Ok(())
@@ -199,11 +209,16 @@ impl Watch<'_> {
 }
 
 fn fresh(path: &Path, within: Duration) -> bool {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified());
-    match modified {
-        Ok(t) => SystemTime::now()
-            .duration_since(t)
-            .map_or(true, |age| age <= within),
-        Err(_) => false,
-    }
+    age(path).is_some_and(|age| age <= within)
+}
+
+/// How long ago `path` was last modified (zero if its time is ahead of the clock); `None` when
+/// it cannot be read.
+fn age(path: &Path) -> Option<Duration> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some(
+        SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or(Duration::ZERO),
+    )
 }

@@ -245,11 +245,105 @@ fn run_stops_the_heartbeat_when_the_child_stops_touching_its_progress_file() {
     assert_eq!(status.code(), Some(143));
 }
 
-/// The redis-py agent printed in PROTOCOL.md is read as ready by the probe, and dead after it stops.
+/// `run --progress-file` dates progress by the file's modification time: the probe reads the
+/// wrapped command stale within stall-after + the stale threshold (2 intervals) + one interval
+/// of its last touch (plus slack for this loaded machine), not after a second stall-after.
 #[test]
-fn a_python_agent_written_from_protocol_md_is_read_as_ready() {
+fn run_is_read_stale_within_stall_after_plus_the_stale_threshold_of_the_last_touch() {
     let redis = RedisServer::start();
-    let env = env(&redis, "python");
+    let env = env(&redis, "stalltime");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("progress");
+    let file_s = file.display().to_string();
+    let script = format!(
+        "i=0; while [ $i -lt 20 ]; do touch {file_s}; sleep 0.1; i=$((i+1)); done; exec sleep 30"
+    );
+    let (interval, stall_after) = (Duration::from_millis(100), Duration::from_secs(2));
+    let mut child = spawn_run(
+        &env,
+        &[
+            "late",
+            "--progress-file",
+            &file_s,
+            "--interval",
+            "100ms",
+            "--stall-after",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let (code, out) = probe_until(&env, "ready://late", 0, Duration::from_secs(5));
+    assert_eq!(code, 0, "ready while the file is fresh: {out}");
+    let stale_at = loop {
+        let before = std::time::SystemTime::now();
+        let (code, out) = probe(&env, "ready://late");
+        if code == 1 {
+            assert!(out.contains("stale") || out.contains("dead"), "{out}");
+            break before;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let touched = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let took = stale_at.duration_since(touched).unwrap_or_default();
+    // Promised: stall_after + 2 intervals + 1 interval. Counting the stall from when the wrapper
+    // noticed the touch instead would take at least another stall_after (4.2 s here).
+    let bound = stall_after + interval * 3 + Duration::from_millis(1000);
+    assert!(
+        took <= bound,
+        "read stale {took:?} after the last touch (bound {bound:?})"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `HGET` of one field of a record, through `redis-cli` (the password, if any, from a file
+/// via `REDISCLI_AUTH`, never argv).
+fn hget(redis: &RedisServer, password: Option<&str>, key: &str, field: &str) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-p", &redis.port().to_string(), "--raw", "HGET", key, field]);
+    if let Some(p) = password {
+        cmd.env("REDISCLI_AUTH", p);
+    }
+    let out = cmd
+        .output()
+        .expect("redis-cli (Debian package redis-tools)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Polls `f` every 20 ms until it returns true or `within` passes.
+fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let began = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if began.elapsed() > within {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The redis-py agent printed in PROTOCOL.md, given a password-protected Redis only through the
+/// documented variables, is read as ready by the probe; when a newer instance takes the replica
+/// over it stops writing, resumes once that record is removed, and is dead after it stops.
+#[test]
+fn a_python_agent_written_from_protocol_md_interoperates_and_honours_the_fence() {
+    let password = "py+secret/=";
+    let redis = RedisServer::builder().requirepass(password).start();
+    let tmp = tempfile::tempdir().unwrap();
+    let password_file = tmp.path().join("redis_password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let mut env = env(&redis, "python");
+    env.push((
+        "READY_SIGNAL_REDIS_PASSWORD_FILE",
+        password_file.display().to_string(),
+    ));
+    // The CLI's epoch memory lives under $TMPDIR: this test's own.
+    env.push(("TMPDIR", tmp.path().display().to_string()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let agent = root.join("examples/python_agent.py");
     // The agent in the test is the one printed in PROTOCOL.md, and it uses the crate's script.
@@ -287,18 +381,204 @@ fn a_python_agent_written_from_protocol_md_is_read_as_ready() {
         );
     }
     assert!(out.contains("py-worker ready"), "{out}");
-    // Its heartbeat keeps it ready past its TTL (3 s).
-    thread::sleep(Duration::from_millis(3500));
+    let key = "ready-signal:python:py-worker:r:r1";
+    let py_instance = hget(&redis, Some(password), key, "instance");
+    assert_eq!(py_instance.len(), 22, "{py_instance}");
+    assert!(
+        hget(&redis, Some(password), key, "epoch")
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+
+    // A newer instance (a restart elsewhere) takes the replica over: the Python agent, fenced,
+    // leaves its record alone across several of its intervals.
+    let newer = "0000000000001-00000001"; // an id that would sort first: ids order nothing
+    let mut newer_env = env.clone();
+    newer_env.push(("READY_SIGNAL_INSTANCE", newer.to_string()));
+    let out = cli(&newer_env, &["not-ready", "py-worker", "--reason", "newer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    thread::sleep(Duration::from_millis(2500));
+    assert_eq!(hget(&redis, Some(password), key, "instance"), newer);
+    assert_eq!(hget(&redis, Some(password), key, "reason"), "newer");
+
+    // The newer record is removed: the Python agent retakes the replica within an interval.
+    let out = cli(&newer_env, &["stopping", "py-worker"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || hget(
+            &redis,
+            Some(password),
+            key,
+            "instance"
+        ) == py_instance),
+        "the python agent did not resume"
+    );
     let (code, out) = probe(&env, "ready://py-worker");
     assert_eq!(code, 0, "{out}");
+
     Command::new("kill")
         .args(["-TERM", &py.id().to_string()])
         .status()
         .unwrap();
-    assert!(py.wait().unwrap().success());
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a newer instance owns this record"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("publishing again"), "{stderr}");
     let (code, out) = probe(&env, "ready://py-worker");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("dead (no record)"), "{out}");
+}
+
+/// A script run inside a publisher's process tree writes as the publisher's instance, through
+/// `READY_SIGNAL_INSTANCE` (set by `ready-signal run`) or, without it, by finding the publisher
+/// among its ancestors: it never fences the publisher, which keeps refreshing the record.
+#[test]
+fn the_cli_inside_a_publishers_process_tree_does_not_fence_it() {
+    let redis = RedisServer::start();
+    let env = env(&redis, "tree");
+    let bin = harness::bin("ready-signal").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for (agent, unset) in [
+        ("tree-env", ""),
+        ("tree-ancestor", "unset READY_SIGNAL_INSTANCE;"),
+    ] {
+        let marker = dir.path().join(agent);
+        let script = format!(
+            "sleep 0.5; {unset} {bin} not-ready {agent} --reason from-script; echo $? > {}; exec sleep 30",
+            marker.display()
+        );
+        let child = spawn_run(
+            &env,
+            &[agent, "--interval", "200ms", "--", "sh", "-c", &script],
+        );
+        let key = format!("ready-signal:tree:{agent}:r:r1");
+        assert!(
+            wait_for(Duration::from_secs(5), || !hget(
+                &redis, None, &key, "instance"
+            )
+            .is_empty()),
+            "no record from the wrapper"
+        );
+        let instance = hget(&redis, None, &key, "instance");
+        assert!(
+            wait_for(Duration::from_secs(10), || marker.exists()),
+            "the script did not run"
+        );
+        let status = std::fs::read_to_string(&marker).unwrap();
+        assert_eq!(status.trim(), "0", "{agent}: the CLI failed");
+        let seq = |r: &RedisServer| hget(r, None, &key, "seq").parse::<u64>().unwrap_or(0);
+        let before = seq(&redis);
+        thread::sleep(Duration::from_millis(800));
+        assert_eq!(hget(&redis, None, &key, "instance"), instance, "{agent}");
+        assert!(
+            seq(&redis) > before,
+            "{agent}: the wrapper stopped refreshing"
+        );
+        let (code, out) = probe(&env, &format!("ready://{agent}"));
+        assert_eq!(code, 0, "{agent}: {out}");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("newer instance"), "{agent}: {stderr}");
+    }
+}
+
+/// One-shot writers remember their epoch on the host: once a newer instance took the replica, a
+/// later call of the older script is refused (exit 1, saying why) instead of taking it back,
+/// whatever their instance ids say.
+#[test]
+fn a_late_call_of_an_older_script_is_refused() {
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut base = env(&redis, "late");
+    base.push(("TMPDIR", tmp.path().display().to_string()));
+    let as_instance = |id: &str| {
+        let mut e = base.clone();
+        e.push(("READY_SIGNAL_INSTANCE", id.to_string()));
+        e
+    };
+    // The old script's id sorts after the new one's: ids order nothing.
+    let (old, new) = (
+        as_instance("0000000000009-0000000a"),
+        as_instance("0000000000001-0000000b"),
+    );
+    let ok = |o: &Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&cli(&old, &["ready", "late"]));
+    ok(&cli(
+        &old,
+        &["not-ready", "late", "--reason", "old, second call"],
+    ));
+    ok(&cli(&new, &["ready", "late"]));
+    let out = cli(&old, &["not-ready", "late", "--reason", "old comes back"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a newer instance owns the record of late/r1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        hget(&redis, None, "ready-signal:late:late:r:r1", "instance"),
+        "0000000000001-0000000b"
+    );
+    let (code, out) = probe(&base, "ready://late");
+    assert_eq!(code, 0, "{out}");
+}
+
+/// PROTOCOL.md stands alone: it names every `READY_SIGNAL_*` variable the crate and the CLI read.
+#[test]
+fn protocol_md_documents_every_environment_variable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let protocol = std::fs::read_to_string(root.join("PROTOCOL.md")).unwrap();
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("src"), root.join("cli/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("READY_SIGNAL_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            if name.len() > "READY_SIGNAL_".len() {
+                seen.insert(name);
+            }
+        }
+    }
+    assert!(seen.len() >= 9, "found only {seen:?}");
+    let missing: Vec<&String> = seen
+        .iter()
+        .filter(|v| !protocol.contains(&format!("`{v}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "PROTOCOL.md does not document {missing:?}"
+    );
 }
 
 /// With NATS alone (events, no state), records go to the local files, where the probe finds them.

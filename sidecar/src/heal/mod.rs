@@ -291,6 +291,7 @@ mod tests {
             since,
             beat_age: None,
             instance: None,
+            epoch: None,
             reason: None,
             container_id: Some(container.into()),
             published: None,

@@ -101,6 +101,8 @@ pub struct ReplicaView<'a> {
     pub beat_age_s: Option<f64>,
     /// The publishing instance.
     pub instance: Option<&'a str>,
+    /// Its epoch (a higher epoch is a newer instance), once the store has been read.
+    pub epoch: Option<u64>,
     /// The published reason, or why the state is unknown.
     pub reason: Option<&'a str>,
     /// The linked container's id.
@@ -257,6 +259,7 @@ impl<'a> Status<'a> {
                 state_for_s: secs(now.saturating_duration_since(r.since)),
                 beat_age_s: r.beat_age.map(secs),
                 instance: r.instance.as_deref(),
+                epoch: r.epoch,
                 reason: r.reason.as_deref(),
                 container_id: r.container_id.as_deref(),
                 container: container.map(|c| c.name.as_str()),
