@@ -22,12 +22,17 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 prepare
 secs=${SECONDS_MEASURED:-60}
-export HC_INTERVAL=${HC_INTERVAL:-30s} SIDECAR_PORT
+export HC_INTERVAL=${HC_INTERVAL:-10s} SIDECAR_PORT
 SIDECAR_PORT=$(free_port)
 export SIDECAR_HEAL=off
 say "24 agents (agent-b x20), all labelled for healing, HEALTHCHECK every $HC_INTERVAL"
 compose up -d --scale agent-b=20 >/dev/null 2>&1
-wait_all_healthy 300 || exit 1
+# The 24 Rust and script agents healthy (other services of the example stack are not measured).
+deadline=$(( $(date +%s) + 300 ))
+until [[ $(health_table | grep -E '_(agent-a|agent-b|agent-script|consumer|consumer-wait)_[0-9]+ running healthy' | wc -l) -ge 24 ]]; do
+    (( $(date +%s) < deadline )) || { health_table >&2; exit 1; }
+    sleep 1
+done
 : >"$OUT/heal-cpu.txt"
 for round in $(seq "${ROUNDS:-2}"); do
     for mode in off on; do
