@@ -92,6 +92,33 @@ wait_all_healthy 180 || fail "the stack did not become healthy"
 all_healthy=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 pass "every service healthy ${all_healthy}s after up"
 
+# --- gating: the service_healthy dependent started only after its dependencies were healthy.
+# First, while the engine still holds the start-up events: it keeps only its last 256 for
+# `--since`, and every HEALTHCHECK run adds three (exec_create, exec_start, exec_die).
+# Events up to the end of the current second (an --until of "now" would cut this second off).
+sleep 1
+events=$(docker events --since "$t0" --until "$(date +%s)" \
+    --filter "label=com.docker.compose.project=$PROJECT" --filter type=container \
+    --format '{{.TimeNano}} {{.Status}} {{index .Actor.Attributes "com.docker.compose.service"}}')
+first() { awk -v st="$1" -v svc="$2" '$0 ~ st && $NF == svc { print $1; exit }' <<<"$events"; }
+consumer_start=$(first ' start ' consumer)
+[[ -n "$consumer_start" ]] || fail "no start event for consumer"
+for dep in redis nats agent-a agent-b agent-script; do
+    healthy_at=$(first 'health_status: healthy' "$dep")
+    [[ -n "$healthy_at" ]] || fail "no healthy event for $dep"
+    (( consumer_start > healthy_at )) || fail "consumer started before $dep was healthy"
+done
+pass "consumer (service_healthy) started after redis, nats and the three agents were healthy"
+wait_ms=$(docker logs "$(id_of consumer-wait)" 2>&1 | grep -o 'healthcheck wait: ready after [0-9.]*m\?s' | head -n 1)
+[[ -n "$wait_ms" ]] || fail "consumer-wait did not log the end of its wait"
+pass "consumer-wait gated itself: $wait_ms"
+healthy_ns() { first 'health_status: healthy' "$1"; }
+since_up() { awk -v ns="$1" -v a="$started" 'BEGIN { printf "%.1f", ns / 1e9 - a }'; }
+[[ -n "$(healthy_ns consumer)" && -n "$(healthy_ns consumer-wait)" ]] || fail "no healthy events for the dependents"
+gate_healthy=$(since_up "$(healthy_ns consumer)")
+wait_healthy=$(since_up "$(healthy_ns consumer-wait)")
+consumer_started=$(since_up "$consumer_start")
+
 # --- the sidecar sees it all: both sources, every agent ready and linked to its container.
 took=$(wait_api "(.sources.store.status == \"ok\") and (.sources.docker.status == \"ok\")
     and ([.agents[] | select(.state == \"ready\") | .agent] | sort) == ($AGENTS | sort)" 30 "every agent ready")
@@ -120,31 +147,6 @@ if command -v promtool >/dev/null; then
     promtool check metrics <<<"$metrics" >/dev/null 2>&1 || fail "sidecar /metrics fails promtool check metrics"
 fi
 pass "sidecar at $SIDECAR shows store and docker ok, every agent ready ${took}s after the stack, linked to its healthy container; page, chromium and /metrics agree"
-
-# --- gating: the service_healthy dependent started only after its dependencies were healthy.
-# Events up to the end of the current second (an --until of "now" would cut this second off).
-sleep 1
-events=$(docker events --since "$t0" --until "$(date +%s)" \
-    --filter "label=com.docker.compose.project=$PROJECT" --filter type=container \
-    --format '{{.TimeNano}} {{.Status}} {{index .Actor.Attributes "com.docker.compose.service"}}')
-first() { awk -v st="$1" -v svc="$2" '$0 ~ st && $NF == svc { print $1; exit }' <<<"$events"; }
-consumer_start=$(first ' start ' consumer)
-[[ -n "$consumer_start" ]] || fail "no start event for consumer"
-for dep in redis nats agent-a agent-b agent-script; do
-    healthy_at=$(first 'health_status: healthy' "$dep")
-    [[ -n "$healthy_at" ]] || fail "no healthy event for $dep"
-    (( consumer_start > healthy_at )) || fail "consumer started before $dep was healthy"
-done
-pass "consumer (service_healthy) started after redis, nats and the three agents were healthy"
-wait_ms=$(docker logs "$(id_of consumer-wait)" 2>&1 | grep -o 'healthcheck wait: ready after [0-9.]*m\?s' | head -n 1)
-[[ -n "$wait_ms" ]] || fail "consumer-wait did not log the end of its wait"
-pass "consumer-wait gated itself: $wait_ms"
-healthy_ns() { first 'health_status: healthy' "$1"; }
-since_up() { awk -v ns="$1" -v a="$started" 'BEGIN { printf "%.1f", ns / 1e9 - a }'; }
-[[ -n "$(healthy_ns consumer)" && -n "$(healthy_ns consumer-wait)" ]] || fail "no healthy events for the dependents"
-gate_healthy=$(since_up "$(healthy_ns consumer)")
-wait_healthy=$(since_up "$(healthy_ns consumer-wait)")
-consumer_started=$(since_up "$consumer_start")
 
 # --- health logs: exit 0, one line under 4096 bytes; no canary anywhere in docker inspect.
 for svc in redis nats agent-a agent-b agent-script consumer consumer-wait; do
