@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The example stack, from nothing to healthy: builds the static binaries and the images,
-# brings docker/compose.yml up, waits until every service is healthy and prints each one's
-# health with its latest probe line.
+# brings docker/compose.yml up, waits until every service is healthy, prints each one's
+# health with its latest probe line, and ends with the URL of the sidecar's status page
+# (SIDECAR_PORT, default 19470, on 127.0.0.1).
 #
 #   bash docker/demo.sh        bring the stack up (again)
 #   bash docker/demo.sh down   remove everything it started (containers, network, volumes, images)
@@ -49,5 +50,12 @@ for id in $(compose ps -q); do
     printf '  %-28s %-22s %s\n' "$name" "$health" "$line"
 done
 agent_a=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-a)" | sed 's#^/##')
-printf '\nTry: docker kill -s USR1 %s   (freeze its work loop; watch it turn unhealthy)\n' "$agent_a"
+agent_b=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-b)" | sed 's#^/##')
+url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
+# The sidecar has seen every agent by now (it reads the store every second); say so if not.
+curl -fsS --max-time 2 "${url}healthz" >/dev/null 2>&1 || say "warning: the sidecar at $url does not answer yet"
+printf '\nTry: docker kill -s USR1 %s   (freeze its work loop: stale on the page within seconds, and\n' "$agent_b"
+printf '       unhealthy in docker ps within a few intervals; it is not labelled for healing)\n'
+printf '     docker kill -s USR1 %s   (labelled healthcheck.heal=true: the sidecar restarts it)\n' "$agent_a"
 printf '     bash docker/demo.sh down              (remove everything)\n'
+printf '\nStack health (page, /api/status, /api/events, /metrics): %s\n' "$url"

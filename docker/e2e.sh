@@ -12,9 +12,18 @@ export SECRETS_DIR PASSWORD_PREFIX
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
 
-# Probe settings of docker/compose.yml and the example agent's, for the bounds below.
-INTERVAL=2 RETRIES=2 STALL_AFTER=3 TTL=3
+# Probe settings of docker/compose.yml and the example agent's, for the bounds below. The
+# stack's HEALTHCHECK interval is 30 s by default (the sidecar watches continuously); these
+# checks time the probe's own verdicts, so they run it every 2 s. Healing is off here (a frozen
+# agent must stay frozen to be timed); docker/e2e-heal.sh tests it on a stack of its own.
+INTERVAL=2 RETRIES=2 STALL_AFTER=3 TTL=3 HEARTBEAT=1
 SLACK=4
+export HC_INTERVAL=${INTERVAL}s SIDECAR_HEAL=off
+# The sidecar's published port: a free one, so parallel stacks do not clash.
+SIDECAR_PORT=${SIDECAR_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export SIDECAR_PORT
+SIDECAR="http://127.0.0.1:$SIDECAR_PORT"
+command -v jq >/dev/null || die "jq is missing: apt-get install -y jq"
 
 checks=0
 pass() { checks=$((checks + 1)); say "ok: $*"; }
@@ -33,6 +42,34 @@ id_of() { compose ps -q "$1"; }
 health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$(id_of "$1")"; }
 last_probe() { docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$(id_of "$1")" | grep -v '^$' | tail -n 1; }
 state() { docker inspect -f "$2" "$(id_of "$1")"; }
+
+# The sidecar's JSON view of the stack.
+api() { curl -fsS --max-time 3 "$SIDECAR/api/status"; }
+# Waits until the jq filter $1 holds on /api/status; prints the seconds it took.
+wait_api() { # jq-filter timeout what
+    local began deadline
+    began=$(now)
+    deadline=$(( $(date +%s) + $2 ))
+    until [[ "$(api 2>/dev/null | jq -r "$1" 2>/dev/null)" == true ]]; do
+        (( $(date +%s) < deadline )) || fail "sidecar: $3 not shown within $2 s; it shows: $(api | jq -c '{sources: (.sources | map_values(.status)), agents: [.agents[] | {agent, state, reason: .replicas[0].reason}]}' 2>&1)"
+        sleep 0.1
+    done
+    awk -v a="$began" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
+}
+# Polls agent $1's state on the sidecar every 100 ms for $2 s: "seconds state" lines.
+trace_agent() { # agent seconds
+    local began end
+    began=$(now)
+    end=$(( $(date +%s) + $2 ))
+    while (( $(date +%s) < end )); do
+        printf '%s %s\n' "$(awk -v a="$began" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" \
+            "$(api 2>/dev/null | jq -r --arg a "$1" '.agents[] | select(.agent == $a) | .state' 2>/dev/null)"
+        sleep 0.1
+    done
+}
+# Seconds at which the trace first shows state $2.
+first_seen() { awk -v s="$2" '$2 == s { print $1; exit }' "$1"; }
+AGENTS='["agent-a","agent-b","agent-py","agent-script","consumer","consumer-wait"]'
 
 # Waits until service $1's health is $2; prints the seconds it took.
 wait_health() { # service status timeout
@@ -56,6 +93,8 @@ all_healthy=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
 pass "every service healthy ${all_healthy}s after up"
 
 # --- gating: the service_healthy dependent started only after its dependencies were healthy.
+# First, while the engine still holds the start-up events: it keeps only its last 256 for
+# `--since`, and every HEALTHCHECK run adds three (exec_create, exec_start, exec_die).
 # Events up to the end of the current second (an --until of "now" would cut this second off).
 sleep 1
 events=$(docker events --since "$t0" --until "$(date +%s)" \
@@ -80,6 +119,35 @@ gate_healthy=$(since_up "$(healthy_ns consumer)")
 wait_healthy=$(since_up "$(healthy_ns consumer-wait)")
 consumer_started=$(since_up "$consumer_start")
 
+# --- the sidecar sees it all: both sources, every agent ready and linked to its container.
+took=$(wait_api "(.sources.store.status == \"ok\") and (.sources.docker.status == \"ok\")
+    and ([.agents[] | select(.state == \"ready\") | .agent] | sort) == ($AGENTS | sort)" 30 "every agent ready")
+view=$(api)
+jq -e 'all(.agents[].replicas[]; .container != null and .container_health == "healthy")' <<<"$view" >/dev/null \
+    || fail "sidecar: a replica is not linked to a healthy container: $(jq -c '[.agents[].replicas[] | {replica, container, container_health}]' <<<"$view")"
+services=$(jq -r '[.containers[].service] | sort | unique | join(" ")' <<<"$view")
+for svc in redis nats sidecar agent-a agent-b agent-py agent-script consumer consumer-wait hc-install; do
+    [[ " $services " == *" $svc "* ]] || fail "sidecar: service $svc missing from the containers ($services)"
+done
+jq -e '.self_container != null and (.containers[] | select(.service == "hc-install") | .status == "exited" and .exit_code == 0 and .verdict == "ok")' <<<"$view" >/dev/null \
+    || fail "sidecar: its own container or the finished hc-install job is not shown right"
+page=$(curl -fsS --max-time 3 "$SIDECAR/")
+for a in agent-a agent-b agent-py agent-script consumer consumer-wait; do
+    grep -q "data-agent=\"demo/$a\" data-state=\"ready\"" <<<"$page" || fail "sidecar page: no ready row for $a"
+done
+if command -v chromium >/dev/null; then
+    dom=$(timeout 60 chromium --headless --no-sandbox --disable-gpu --dump-dom "$SIDECAR/" 2>/dev/null)
+    rows=$(grep -o '<tr class="agent s-ready"' <<<"$dom" | wc -l)
+    [[ $rows -eq $(jq length <<<"$AGENTS") ]] || fail "sidecar page in chromium: $rows ready agent rows, expected $(jq length <<<"$AGENTS")"
+fi
+metrics=$(curl -fsS --max-time 3 "$SIDECAR/metrics")
+grep -q 'healthcheck_agent_replica_state{namespace="demo",agent="agent-a",.*state="ready"} 1' <<<"$metrics" \
+    || fail "sidecar /metrics: agent-a not ready"
+if command -v promtool >/dev/null; then
+    promtool check metrics <<<"$metrics" >/dev/null 2>&1 || fail "sidecar /metrics fails promtool check metrics"
+fi
+pass "sidecar at $SIDECAR shows store and docker ok, every agent ready ${took}s after the stack, linked to its healthy container; page, chromium and /metrics agree"
+
 # --- health logs: exit 0, one line under 4096 bytes; no canary anywhere in docker inspect.
 for svc in redis nats agent-a agent-b agent-script consumer consumer-wait; do
     log=$(docker inspect -f '{{range .State.Health.Log}}{{.ExitCode}}|{{len .Output}}|{{.Output}}{{end}}' "$(id_of "$svc")")
@@ -101,7 +169,10 @@ pass "no password in docker inspect (configuration, environment, health logs)"
 # --- a frozen work loop: unhealthy within the bound while the process keeps running.
 pid=$(state agent-a '{{.State.Pid}}')
 restarts=$(state agent-a '{{.RestartCount}}')
+trace=$(mktemp)
 docker kill -s USR1 "$(id_of agent-a)" >/dev/null
+trace_agent agent-a $(( STALL_AFTER + TTL + SLACK + 4 )) >"$trace" &
+tracer=$!
 took=$(wait_health agent-a unhealthy $(( STALL_AFTER + TTL + INTERVAL * RETRIES + SLACK + 10 )))
 bound=$(( STALL_AFTER + TTL + INTERVAL * RETRIES + SLACK ))
 awk -v t="$took" -v b="$bound" 'BEGIN { exit !(t <= b) }' || fail "agent-a unhealthy after ${took}s, bound ${bound}s"
@@ -110,30 +181,57 @@ awk -v t="$took" -v b="$bound" 'BEGIN { exit !(t <= b) }' || fail "agent-a unhea
 probe=$(last_probe agent-a)
 [[ "$probe" == *stale* || "$probe" == *dead* ]] || fail "agent-a's probe does not say stale or dead: $probe"
 pass "frozen agent-a unhealthy after ${took}s (bound ${bound}s), same process: $probe"
+wait "$tracer"
+stale_at=$(first_seen "$trace" stale) dead_at=$(first_seen "$trace" dead)
+[[ -n "$stale_at" && -n "$dead_at" ]] || fail "sidecar: agent-a not shown stale then dead: $(uniq -f1 "$trace" | tr '\n' ';')"
+# Stale once the beat is two heartbeats old after the stall; dead once the TTL has run out.
+awk -v s="$stale_at" -v d="$dead_at" -v sb=$(( STALL_AFTER + 2 * HEARTBEAT + 2 )) -v db=$(( STALL_AFTER + TTL + 2 )) \
+    'BEGIN { exit !(s <= d && s <= sb && d <= db) }' \
+    || fail "sidecar: agent-a stale after ${stale_at}s (bound $(( STALL_AFTER + 2 * HEARTBEAT + 2 ))s), dead after ${dead_at}s (bound $(( STALL_AFTER + TTL + 2 ))s)"
+[[ "$(state agent-a '{{.State.Running}} {{.State.Pid}}')" == "true $pid" ]] || fail "agent-a's process did not keep running"
+rm -f "$trace"
+pass "sidecar showed frozen agent-a stale after ${stale_at}s and dead after ${dead_at}s while its process ran (docker: unhealthy after ${took}s)"
 docker kill -s USR2 "$(id_of agent-a)" >/dev/null
 took=$(wait_health agent-a healthy 30)
 pass "thawed agent-a healthy again after ${took}s"
+took=$(wait_api '.agents[] | select(.agent == "agent-a") | .state == "ready"' 10 "thawed agent-a ready")
+pass "sidecar shows thawed agent-a ready"
 source "$ROOT/docker/e2e-python.sh" # agent-py: the Python package in the stack
 
 # --- redis stopped: agents unhealthy naming redis; started again: healthy, nobody restarted.
 declare -A before
 for a in agent-a agent-b agent-script; do before[$a]=$(state "$a" '{{.State.StartedAt}} {{.RestartCount}}'); done
 compose stop -t 2 redis >/dev/null 2>&1
+took=$(wait_api '.sources.store.status == "unknown"' 10 "the store unknown")
+unknown_check() {
+    local view
+    view=$(api)
+    jq -e '(.sources.store.reason | test("redis")) and all(.agents[]; .state == "unknown") and .summary.replicas_by_state.dead == 0' <<<"$view" >/dev/null \
+        || fail "sidecar with redis stopped: $(jq -c '{store: .sources.store, agents: [.agents[] | {agent, state}]}' <<<"$view")"
+}
+unknown_check
+pass "sidecar: store unknown ${took}s after redis stopped, every agent unknown (not dead), reason names redis"
 for a in agent-a agent-b agent-script; do
     took=$(wait_health "$a" unhealthy 30)
     probe=$(last_probe "$a")
     [[ "$probe" == *redis* ]] || fail "$a's probe does not name redis: $probe"
     pass "$a unhealthy ${took}s after redis stopped: $probe"
 done
+unknown_check
+pass "sidecar: still unknown, not dead, while the agents' own probes fail"
 compose start redis >/dev/null 2>&1
 for a in agent-a agent-b agent-script; do
     took=$(wait_health "$a" healthy 60)
     [[ "$(state "$a" '{{.State.StartedAt}} {{.RestartCount}}')" == "${before[$a]}" ]] || fail "$a was restarted"
     pass "$a healthy again ${took}s after redis came back, without a restart"
 done
+took=$(wait_api "(.sources.store.status == \"ok\") and ([.agents[] | select(.state == \"ready\") | .agent] | sort) == ($AGENTS | sort)" 30 "every agent ready after redis")
+pass "sidecar: store ok and every agent ready again"
 
 # --- an agent's process killed: the restart policy starts a new instance, told apart by id.
 restarts=$(state agent-b '{{.RestartCount}}')
+old_epoch=$(api | jq -r '.agents[] | select(.agent == "agent-b") | .replicas[0].epoch')
+[[ "$old_epoch" =~ ^[0-9]+$ ]] || fail "sidecar: agent-b has no epoch ($old_epoch)"
 kill -9 "$(state agent-b '{{.State.Pid}}')"
 deadline=$(( $(date +%s) + 30 ))
 until (( $(state agent-b '{{.RestartCount}}') > restarts )); do
@@ -143,8 +241,11 @@ done
 took=$(wait_health agent-b healthy 60)
 mapfile -t instances < <(docker logs "$(id_of agent-b)" 2>&1 | grep -o 'instance [0-9]\{13\}-[0-9a-f]\{8\} starting' | cut -d' ' -f2)
 (( ${#instances[@]} >= 2 )) || fail "agent-b logged ${#instances[@]} instance(s)"
-[[ "${instances[-1]}" > "${instances[-2]}" ]] || fail "the new instance id ${instances[-1]} is not newer than ${instances[-2]}"
+[[ "${instances[-1]}" != "${instances[-2]}" ]] || fail "agent-b restarted with the same instance id ${instances[-1]}"
 pass "killed agent-b restarted as instance ${instances[-1]} (was ${instances[-2]}), healthy after ${took}s"
+# Instance ids only name a process; the epoch (handed out by Redis) orders them.
+took=$(wait_api ".agents[] | select(.agent == \"agent-b\") | (.state == \"ready\" and .replicas[0].instance == \"${instances[-1]}\" and .replicas[0].epoch > $old_epoch and .replicas[0].restarts >= 1)" 15 "agent-b's new instance with a higher epoch")
+pass "sidecar shows agent-b's new instance ${instances[-1]} ready, epoch $(api | jq '.agents[] | select(.agent == "agent-b") | .replicas[0].epoch') > $old_epoch, with its container's restart"
 
 # --- tear-down leaves nothing behind.
 teardown

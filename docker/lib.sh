@@ -8,7 +8,8 @@ MUSL_TARGET=x86_64-unknown-linux-musl
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 RELEASE="$TARGET_DIR/$MUSL_TARGET/release"
-STAGE="$ROOT/target/docker"
+# One staging directory per Compose project: suites of different projects may build at once.
+STAGE="$ROOT/target/docker/$PROJECT"
 export SECRETS_DIR="${SECRETS_DIR:-$DOCKER_DIR/.secrets}"
 
 say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -31,7 +32,8 @@ compose() {
             die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install -y docker-compose)"
         fi
     fi
-    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" "$@"
+    # COMPOSE_OVERRIDE: a file merged over compose.yml (docker/e2e-heal.sh uses one).
+    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" ${COMPOSE_OVERRIDE:+-f "$COMPOSE_OVERRIDE"} "$@"
 }
 
 # shellcheck source=tests/deps.sh
@@ -46,6 +48,9 @@ build_binaries() {
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
     (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" \
         -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2
+    # A build of its own: built together, Cargo would unify the sidecar's dependency features
+    # (a multi-thread runtime, HTTP server) into the probe, and the probe must not grow.
+    (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" -p healthcheck-sidecar) >&2
 }
 
 # Builds one image from a staged context directory.
@@ -59,7 +64,7 @@ build_image() { # tag dockerfile context
 build_images() {
     say "building images from the host's binaries"
     rm -rf "$STAGE" && mkdir -p "$STAGE"/{healthcheck,agent,script-agent/rootfs/bin,script-agent/rootfs/app}
-    cp "$RELEASE/healthcheck" "$RELEASE/ready-signal" "$STAGE/healthcheck/"
+    cp "$RELEASE/healthcheck" "$RELEASE/ready-signal" "$RELEASE/healthcheck-sidecar" "$STAGE/healthcheck/"
     build_image "${HEALTHCHECK_IMAGE:=healthcheck:local}" "$DOCKER_DIR/Dockerfile" "$STAGE/healthcheck"
     cp "$RELEASE/examples/agent" "$STAGE/agent/agent"
     build_image "${AGENT_IMAGE:=healthcheck-demo/agent:local}" "$DOCKER_DIR/images/agent.Dockerfile" "$STAGE/agent"
@@ -127,7 +132,7 @@ render_secrets() {
     mkdir -p "$SECRETS_DIR"
     chmod 755 "$SECRETS_DIR"
     local name
-    for name in redis_probe redis_agent-a redis_agent-b redis_agent-script redis_consumer nats_agents nats_probe; do
+    for name in redis_probe redis_sidecar redis_agent-a redis_agent-b redis_agent-script redis_consumer nats_agents nats_probe; do
         if [[ ! -s "$SECRETS_DIR/$name" ]]; then
             printf '%s%s' "${PASSWORD_PREFIX:-}" "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >"$SECRETS_DIR/$name"
         fi
@@ -136,7 +141,7 @@ render_secrets() {
     done
     local acl
     acl=$(grep -v '^#' "$ROOT/config/redis-users.acl.in")
-    for name in probe agent-a agent-b agent-script consumer; do
+    for name in probe sidecar agent-a agent-b agent-script consumer; do
         local hash
         hash=$(sha256sum <"$SECRETS_DIR/redis_$name" | cut -d' ' -f1)
         acl=${acl//@HASH:$name@/$hash}
@@ -147,7 +152,7 @@ render_secrets() {
 authorization {
   users = [
     { user: agents, password: "$(cat "$SECRETS_DIR/nats_agents")",
-      permissions: { publish: ["ready-signal.>", "_INBOX.>"], subscribe: ["ready-signal.>", "_INBOX.>"] } }
+      permissions: { publish: ["ready-signal.>", "healthcheck.heal.>", "_INBOX.>"], subscribe: ["ready-signal.>", "healthcheck.heal.>", "_INBOX.>"] } }
     { user: probe, password: "$(cat "$SECRETS_DIR/nats_probe")",
       permissions: { publish: ["\$JS.API.INFO"], subscribe: ["_INBOX.>"] } }
   ]

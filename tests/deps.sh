@@ -1,7 +1,8 @@
 # Installs what building and testing need when it is missing: the Debian packages of the real
 # servers, redis-cli, musl (static builds), a static busybox (the script-agent image), Debian's
 # python3 with venv (the Python package's tests and image, the Kubernetes manifests' validator),
-# and the musl Rust target. Sourced by tests/run.sh and docker/lib.sh.
+# promtool, chromium and jq (the sidecar's tests), and the musl Rust target. Sourced by
+# tests/run.sh and docker/lib.sh.
 # shellcheck shell=bash
 
 install_deps() {
@@ -13,6 +14,14 @@ install_deps() {
     # GNU time: the fault matrix (healthcheck/tests/faults.rs) reads a probe's peak RSS with it.
     [ -x /usr/bin/time ] || missing+=(time)
     [ -x /bin/busybox ] || missing+=(busybox-static)
+    # docker/e2e-heal.sh runs the Docker socket proxy's configuration (docker/socket-proxy).
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    # The sidecar's tests: promtool (rules and metrics lint), a headless browser for its page,
+    # jq for docker/e2e.sh's reading of its JSON API, curl for the suites' HTTP calls.
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v jq >/dev/null || missing+=(jq)
+    command -v curl >/dev/null || missing+=(curl)
     # Virtualenvs of Debian's python3: the Python package's tests and its agent-py image, and
     # kubernetes-validate (deploy/kubernetes/validate.sh). Debian splits out ensurepip.
     /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)

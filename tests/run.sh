@@ -37,6 +37,10 @@ bash deploy/kubernetes/validate.sh
 echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast
 
+echo "==> promtool test rules config/alerts.test.yml (the sidecar's alerting rules)"
+promtool check rules config/alerts.yml >/dev/null
+promtool test rules config/alerts.test.yml
+
 echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
 cargo test --doc --workspace --quiet
 
@@ -46,5 +50,7 @@ bash ready-signal/python/tests/run.sh
 if [ "$docker" = 1 ]; then
     echo "==> docker/e2e.sh"
     bash docker/e2e.sh
+    echo "==> docker/e2e-heal.sh"
+    bash docker/e2e-heal.sh
 fi
 echo "==> all tests passed"

@@ -22,6 +22,11 @@ pub fn agent_subject(ns: &Name, agent: &Name) -> String {
     format!("ready-signal.{ns}.{agent}.*")
 }
 
+/// The subject of every event of namespace `ns`: `ready-signal.{ns}.*.*`.
+pub fn namespace_subject(ns: &Name) -> String {
+    format!("ready-signal.{ns}.*.*")
+}
+
 /// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own; every
 /// (re)connection sets `connected`, when given, so a publisher can republish its state.
 pub(crate) async fn connect(
@@ -29,10 +34,7 @@ pub(crate) async fn connect(
     timeout: Duration,
     connected: Option<Arc<AtomicBool>>,
 ) -> Result<Client, Error> {
-    let mut options = ConnectOptions::new()
-        .name("ready-signal")
-        .connection_timeout(timeout)
-        .ignore_discovered_servers();
+    let mut options = options(store, timeout);
     if let Some(flag) = connected {
         options = options.event_callback(move |event| {
             let flag = Arc::clone(&flag);
@@ -43,13 +45,29 @@ pub(crate) async fn connect(
             }
         });
     }
+    open(store, timeout, options).await
+}
+
+/// The connection options for `store`: its credentials and the connection timeout.
+fn options(store: &NatsStore, timeout: Duration) -> ConnectOptions {
+    let options = ConnectOptions::new()
+        .name("ready-signal")
+        .connection_timeout(timeout)
+        .ignore_discovered_servers();
     match &store.auth {
-        NatsAuth::None => {}
-        NatsAuth::Token(t) => options = options.token(t.clone()),
+        NatsAuth::None => options,
+        NatsAuth::Token(t) => options.token(t.clone()),
         NatsAuth::UserPassword(user, password) => {
-            options = options.user_and_password(user.clone(), password.clone());
+            options.user_and_password(user.clone(), password.clone())
         }
     }
+}
+
+async fn open(
+    store: &NatsStore,
+    timeout: Duration,
+    options: ConnectOptions,
+) -> Result<Client, Error> {
     let err = |message: String| Error::Nats {
         addr: store.addr.clone(),
         message,
@@ -61,6 +79,25 @@ pub(crate) async fn connect(
             after: timeout,
         })?
         .map_err(|e| err(e.to_string()))
+}
+
+impl crate::StoreConfig {
+    /// A NATS client on the configured server with the configured credentials, for a program
+    /// that publishes subjects of its own beside the agents' (the sidecar's heal events).
+    /// `Ok(None)` when no NATS is configured.
+    ///
+    /// It returns at once even when the server cannot be reached yet (a stack starting up: the
+    /// name may not resolve for a second): the client keeps trying in the background, and what is
+    /// published meanwhile waits in its buffer. An error is a configuration that cannot work.
+    pub async fn nats_client(&self, timeout: Duration) -> Result<Option<Client>, Error> {
+        match &self.nats {
+            None => Ok(None),
+            Some(store) => {
+                let options = options(store, timeout).retry_on_initial_connect();
+                open(store, timeout, options).await.map(Some)
+            }
+        }
+    }
 }
 
 /// Publishes one event and flushes it, so waiters see it without delay.

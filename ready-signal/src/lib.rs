@@ -57,10 +57,12 @@ mod redis_store;
 
 pub use config::{DEFAULT_NAMESPACE, StoreConfig};
 pub use error::Error;
-pub use events::{Event, Events, agent_subject, decode_event, subject};
+pub use events::{Event, Events, agent_subject, decode_event, namespace_subject, subject};
 pub use file_store::record_path;
 pub use name::{MAX_NAME_LEN, Name};
-pub use observer::{CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe};
+pub use observer::{
+    CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe, subscribe_namespace,
+};
 pub use publisher::{
     Builder, CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle,
     ReadySignal, default_replica, default_replica_from, instance_id, new_instance_id, publish_once,

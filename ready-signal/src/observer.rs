@@ -46,6 +46,15 @@ pub struct ReplicaStatus {
     pub pid: Option<u32>,
     /// Host name of the publisher.
     pub host: Option<String>,
+    /// The state the record holds (what `state` derives from), when there is a record.
+    pub published: Option<crate::State>,
+    /// Heartbeat interval the publisher promised, when there is a record.
+    pub interval: Option<Duration>,
+    /// Time to live of the record, when there is a record.
+    pub ttl: Option<Duration>,
+    /// The publishing instance's epoch (a higher epoch is a newer instance), when there is a
+    /// record.
+    pub epoch: Option<u64>,
 }
 
 impl ReplicaStatus {
@@ -65,6 +74,10 @@ impl ReplicaStatus {
             since: None,
             pid: None,
             host: None,
+            published: None,
+            interval: None,
+            ttl: None,
+            epoch: None,
         }
     }
 
@@ -101,6 +114,10 @@ impl ReplicaStatus {
             )),
             pid: Some(record.pid),
             host: Some(record.host.clone()),
+            published: Some(record.state),
+            interval: Some(Duration::from_millis(record.interval_ms)),
+            ttl: Some(Duration::from_millis(record.ttl_ms)),
+            epoch: Some(record.epoch),
         }
     }
 
@@ -356,11 +373,25 @@ impl Error {
     }
 }
 
+/// Subscribes to the transitions of every agent of the store's namespace on its NATS (a status
+/// view that learns of new agents from their first event).
+pub async fn subscribe_namespace(store: &StoreConfig) -> Result<Events, Error> {
+    subscribe_subjects(store, vec![events::namespace_subject(&store.namespace)]).await
+}
+
 /// Subscribes to the transitions of `agents` on the store's NATS, without touching Redis.
 ///
 /// The subscriptions are registered with the server before this returns, so a caller that reads
 /// the records afterwards misses no transition in between.
 pub async fn subscribe(store: &StoreConfig, agents: &[Name]) -> Result<Events, Error> {
+    let subjects = agents
+        .iter()
+        .map(|a| events::agent_subject(&store.namespace, a))
+        .collect();
+    subscribe_subjects(store, subjects).await
+}
+
+async fn subscribe_subjects(store: &StoreConfig, subjects: Vec<String>) -> Result<Events, Error> {
     let Some(nats) = &store.nats else {
         return Err(Error::Config(
             "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
@@ -372,8 +403,7 @@ pub async fn subscribe(store: &StoreConfig, agents: &[Name]) -> Result<Events, E
         message: e.to_string(),
     };
     let mut subscriptions = SelectAll::new();
-    for agent in agents {
-        let subject = events::agent_subject(&store.namespace, agent);
+    for subject in subjects {
         subscriptions.push(
             client
                 .subscribe(subject)

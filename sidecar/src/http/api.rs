@@ -1,0 +1,360 @@
+//! `GET /api/status`: the snapshot as JSON, with stable field names (the schema is documented
+//! in the README). The page renders from the same view, so the two cannot disagree.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use ready_signal::Observed;
+use serde::Serialize;
+
+use crate::state::{self, Container, Source, State};
+
+/// Version of this JSON's shape; bumped only on an incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole status, borrowing its text from the snapshot (a view of 10,000 agents allocates
+/// little beyond its own vectors).
+#[derive(Debug, Serialize)]
+pub struct Status<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// When the snapshot was built, RFC 3339 UTC.
+    pub generated_at: String,
+    /// Bumped at every visible change.
+    pub generation: u64,
+    /// Whether the store and Docker can be read.
+    pub sources: Sources<'a>,
+    /// Namespaces watched.
+    pub namespaces: &'a [String],
+    /// Counts at a glance.
+    pub summary: Summary,
+    /// One entry per agent, worst first.
+    pub agents: Vec<AgentView<'a>>,
+    /// One entry per container, worst first.
+    pub containers: Vec<ContainerView<'a>>,
+    /// The heal governor.
+    pub heal: HealView<'a>,
+    /// The sidecar's own container id, when it runs in one.
+    pub self_container: Option<&'a str>,
+}
+
+/// The sources.
+#[derive(Debug, Serialize)]
+pub struct Sources<'a> {
+    /// The agents' store.
+    pub store: SourceView<'a>,
+    /// The Docker Engine API.
+    pub docker: SourceView<'a>,
+}
+
+/// One source.
+#[derive(Debug, Serialize)]
+pub struct SourceView<'a> {
+    /// `ok`, `unknown` or `off`.
+    pub status: &'static str,
+    /// Why it is unknown.
+    pub reason: Option<&'a str>,
+    /// For how long it has been unknown, in seconds.
+    pub unknown_for_s: Option<f64>,
+}
+
+/// Counts.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Agents known.
+    pub agents: usize,
+    /// Replicas known.
+    pub replicas: usize,
+    /// Replicas per state (every state present, zero or not).
+    pub replicas_by_state: BTreeMap<&'static str, usize>,
+    /// Containers watched.
+    pub containers: usize,
+    /// Containers whose healthcheck says unhealthy.
+    pub containers_unhealthy: usize,
+}
+
+/// One agent: its replicas folded.
+#[derive(Debug, Serialize)]
+pub struct AgentView<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The agent.
+    pub agent: &'a str,
+    /// The worst state of its replicas.
+    pub state: &'static str,
+    /// How many replicas are ready.
+    pub ready: usize,
+    /// Its replicas, worst first.
+    pub replicas: Vec<ReplicaView<'a>>,
+}
+
+/// One replica.
+#[derive(Debug, Serialize)]
+pub struct ReplicaView<'a> {
+    /// The replica.
+    pub replica: &'a str,
+    /// starting, ready, not-ready, stopping, stale, dead or unknown.
+    pub state: &'static str,
+    /// Seconds in this state (as seen by the sidecar, or as published when first seen).
+    pub state_for_s: f64,
+    /// Age of the last heartbeat, seconds.
+    pub beat_age_s: Option<f64>,
+    /// The publishing instance.
+    pub instance: Option<&'a str>,
+    /// Its epoch (a higher epoch is a newer instance), once the store has been read.
+    pub epoch: Option<u64>,
+    /// The published reason, or why the state is unknown.
+    pub reason: Option<&'a str>,
+    /// The linked container's id.
+    pub container_id: Option<&'a str>,
+    /// The linked container's name.
+    pub container: Option<&'a str>,
+    /// The linked container's restart count.
+    pub restarts: Option<u64>,
+    /// The linked container's health status.
+    pub container_health: Option<&'a str>,
+    /// The linked container's last health log line.
+    pub health_line: Option<&'a str>,
+}
+
+/// One container.
+#[derive(Debug, Serialize)]
+pub struct ContainerView<'a> {
+    /// Full id.
+    pub id: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Compose project.
+    pub project: Option<&'a str>,
+    /// Compose service.
+    pub service: Option<&'a str>,
+    /// Hostname (what replicas link by).
+    pub hostname: &'a str,
+    /// created, running, restarting, exited, ...
+    pub status: &'a str,
+    /// Whether it runs.
+    pub running: bool,
+    /// starting, healthy, unhealthy; null without a healthcheck.
+    pub health: Option<&'a str>,
+    /// Seconds since the health status was seen to change.
+    pub health_for_s: Option<f64>,
+    /// Consecutive failed health checks.
+    pub failing_streak: u64,
+    /// The last line of the last health check's output.
+    pub last_health_line: Option<&'a str>,
+    /// Docker's restart count.
+    pub restart_count: u64,
+    /// Exit code, when not running.
+    pub exit_code: Option<i64>,
+    /// Start time, RFC 3339.
+    pub started_at: Option<&'a str>,
+    /// Replicas running in it (`agent/replica`).
+    pub replicas: Vec<String>,
+    /// `ok`, `warn` or `bad`: how a person should read it.
+    pub verdict: &'static str,
+    /// What the governor says, when it watches it.
+    pub heal: Option<ContainerHealView<'a>>,
+}
+
+/// The governor on one container.
+#[derive(Debug, Serialize)]
+pub struct ContainerHealView<'a> {
+    /// watching, backoff, restarting, quarantined, ...
+    pub status: &'a str,
+    /// Restarts in the budget window.
+    pub restarts_in_window: u32,
+    /// Seconds until a restart is allowed again.
+    pub next_allowed_in_s: Option<f64>,
+    /// The last decision.
+    pub last_decision: Option<&'a str>,
+}
+
+/// The governor, stack-wide.
+#[derive(Debug, Serialize)]
+pub struct HealView<'a> {
+    /// off, dry-run or on.
+    pub mode: &'static str,
+    /// Why every restart is held, when it is.
+    pub shared_outage: Option<&'a str>,
+}
+
+/// Every observable state, in the order the summary lists them.
+pub const STATES: [Observed; 7] = [
+    Observed::Dead,
+    Observed::Stale,
+    Observed::Unknown,
+    Observed::NotReady,
+    Observed::Stopping,
+    Observed::Starting,
+    Observed::Ready,
+];
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// RFC 3339 UTC, to the millisecond.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn source_view(s: &Source, now: tokio::time::Instant) -> SourceView<'_> {
+    SourceView {
+        status: s.as_str(),
+        reason: s.reason(),
+        unknown_for_s: match s {
+            Source::Unknown { since, .. } => Some(secs(now.saturating_duration_since(*since))),
+            _ => None,
+        },
+    }
+}
+
+/// How a person should read a container: `bad` (unhealthy, crash-looping or exited with an
+/// error), `warn` (starting, paused, restarting, created) or `ok` (healthy, running, or a job that
+/// finished with 0).
+pub fn container_verdict(c: &Container) -> &'static str {
+    if c.health.as_deref() == Some("unhealthy") || c.status == "dead" {
+        return "bad";
+    }
+    if !c.running {
+        return match (c.status.as_str(), c.exit_code) {
+            ("restarting", _) => "bad",
+            ("exited", Some(0)) => "ok",
+            ("exited", _) => "bad",
+            _ => "warn",
+        };
+    }
+    match (c.health.as_deref(), c.status.as_str()) {
+        (Some("starting"), _) | (_, "paused") => "warn",
+        _ => "ok",
+    }
+}
+
+fn verdict_rank(v: &str) -> u8 {
+    match v {
+        "bad" => 0,
+        "warn" => 1,
+        _ => 2,
+    }
+}
+
+impl<'a> Status<'a> {
+    /// The view of one snapshot.
+    pub fn of(s: &'a State) -> Status<'a> {
+        let now = s.built_at;
+        let mut by_state: BTreeMap<&'static str, usize> =
+            STATES.iter().map(|o| (o.as_str(), 0)).collect();
+        let by_id: std::collections::HashMap<&str, &Container> =
+            s.containers.iter().map(|c| (c.id.as_str(), c)).collect();
+        let mut agents: Vec<AgentView<'a>> = Vec::new();
+        for r in &s.replicas {
+            *by_state.entry(r.observed.as_str()).or_default() += 1;
+            let container = r
+                .container_id
+                .as_deref()
+                .and_then(|id| by_id.get(id).copied());
+            let view = ReplicaView {
+                replica: &r.replica,
+                state: r.observed.as_str(),
+                state_for_s: secs(now.saturating_duration_since(r.since)),
+                beat_age_s: r.beat_age.map(secs),
+                instance: r.instance.as_deref(),
+                epoch: r.epoch,
+                reason: r.reason.as_deref(),
+                container_id: r.container_id.as_deref(),
+                container: container.map(|c| c.name.as_str()),
+                restarts: container.map(|c| c.restart_count),
+                container_health: container.and_then(|c| c.health.as_deref()),
+                health_line: container.and_then(|c| c.last_health_line.as_deref()),
+            };
+            match agents.last_mut() {
+                Some(a) if a.namespace == r.namespace && a.agent == r.agent => {
+                    a.replicas.push(view)
+                }
+                _ => agents.push(AgentView {
+                    namespace: &r.namespace,
+                    agent: &r.agent,
+                    state: "",
+                    ready: 0,
+                    replicas: vec![view],
+                }),
+            }
+        }
+        let rank = |name: &str| {
+            STATES
+                .iter()
+                .find(|o| o.as_str() == name)
+                .map_or(2, |o| state::severity(*o))
+        };
+        for a in &mut agents {
+            a.replicas.sort_by_key(|r| rank(r.state));
+            a.state = a.replicas.first().map_or("dead", |r| r.state);
+            a.ready = a.replicas.iter().filter(|r| r.state == "ready").count();
+        }
+        // Sorted by name already (the writer keeps replicas sorted): a stable sort by rank
+        // keeps names in order within a rank.
+        agents.sort_by_key(|a| rank(a.state));
+        let mut containers: Vec<ContainerView<'a>> = s
+            .containers
+            .iter()
+            .map(|c| ContainerView {
+                id: &c.id,
+                name: &c.name,
+                project: c.project.as_deref(),
+                service: c.service.as_deref(),
+                hostname: &c.hostname,
+                status: &c.status,
+                running: c.running,
+                health: c.health.as_deref(),
+                health_for_s: c
+                    .health_since
+                    .map(|t| secs(now.saturating_duration_since(t))),
+                failing_streak: c.failing_streak,
+                last_health_line: c.last_health_line.as_deref(),
+                restart_count: c.restart_count,
+                exit_code: c.exit_code,
+                started_at: c.started_at.as_deref(),
+                replicas: s
+                    .replicas_in(&c.id)
+                    .map(|r| format!("{}/{}", r.agent, r.replica))
+                    .collect(),
+                verdict: container_verdict(c),
+                heal: c.heal.as_ref().map(|h| ContainerHealView {
+                    status: &h.status,
+                    restarts_in_window: h.restarts_in_window,
+                    next_allowed_in_s: h.next_allowed_in.map(secs),
+                    last_decision: h.last_decision.as_deref(),
+                }),
+            })
+            .collect();
+        containers.sort_by_key(|c| (verdict_rank(c.verdict), c.service, c.name));
+        Status {
+            schema: SCHEMA_VERSION,
+            generated_at: rfc3339(s.built_wall),
+            generation: s.generation,
+            sources: Sources {
+                store: source_view(&s.store, now),
+                docker: source_view(&s.docker, now),
+            },
+            namespaces: &s.namespaces,
+            summary: Summary {
+                agents: agents.len(),
+                replicas: s.replicas.len(),
+                replicas_by_state: by_state,
+                containers: s.containers.len(),
+                containers_unhealthy: s
+                    .containers
+                    .iter()
+                    .filter(|c| c.health.as_deref() == Some("unhealthy"))
+                    .count(),
+            },
+            agents,
+            containers,
+            heal: HealView {
+                mode: s.heal.mode.as_str(),
+                shared_outage: s.heal.shared_outage.as_deref(),
+            },
+            self_container: s.self_container.as_deref(),
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! `GET /metrics`: Prometheus exposition written by `prometheus-client`, from a collector that
+//! reads the latest snapshot at scrape time (so metrics, page and JSON agree).
+//!
+//! Cardinality is bounded by the number of replicas and containers: labels hold names and
+//! fixed words only, never reasons or health output.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::state::{Source, State};
+
+/// Container health values exposed as a state set.
+const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
+
+/// Reads the snapshot at each scrape.
+#[derive(Debug)]
+pub struct SnapshotCollector {
+    snapshots: watch::Receiver<Arc<State>>,
+}
+
+/// A registry holding the snapshot collector.
+pub fn registry(snapshots: watch::Receiver<Arc<State>>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector { snapshots }));
+    registry
+}
+
+/// The OpenMetrics content type `prometheus-client` writes.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format's content type.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Encodes the registry as OpenMetrics text (what Prometheus asks for first).
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// The same exposition in the classic text format, for clients that do not ask for
+/// OpenMetrics (`curl`, `promtool check metrics`): OpenMetrics names a counter family without
+/// its `_total` suffix in `# HELP` / `# TYPE` and ends with `# EOF`; the classic format names the
+/// family as its samples are named, and has no end marker. Samples are unchanged.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn gauge<'a>(
+    e: &'a mut DescriptorEncoder,
+    name: &'a str,
+    help: &str,
+) -> Result<prometheus_client::encoding::MetricEncoder<'a>, std::fmt::Error> {
+    e.encode_descriptor(name, help, None, MetricType::Gauge)
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.snapshots.borrow().clone();
+        let now = s.built_at;
+
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_agent_replica_state",
+                "Observed state of each agent replica, as the state label of a series valued 1",
+            )?;
+            // One series per replica, labelled with its current state (value 1): the other six
+            // states as zeros would multiply a 10,000-agent scrape by seven for no query's gain
+            // (`== 1` on the state label is how every rule reads it).
+            for r in &s.replicas {
+                let labels = [
+                    ("namespace", r.namespace.as_str()),
+                    ("agent", r.agent.as_str()),
+                    ("replica", r.replica.as_str()),
+                    ("state", r.observed.as_str()),
+                ];
+                ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_agent_replica_beat_age_seconds",
+                "Age of each replica's last heartbeat, by the store's clock",
+            )?;
+            for r in &s.replicas {
+                if let Some(age) = r.beat_age {
+                    let labels = [
+                        ("namespace", r.namespace.as_str()),
+                        ("agent", r.agent.as_str()),
+                        ("replica", r.replica.as_str()),
+                    ];
+                    ConstGauge::new(age.as_secs_f64()).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_agent_replica_state_seconds",
+                "Time each replica has been in its current observed state",
+            )?;
+            for r in &s.replicas {
+                let labels = [
+                    ("namespace", r.namespace.as_str()),
+                    ("agent", r.agent.as_str()),
+                    ("replica", r.replica.as_str()),
+                ];
+                ConstGauge::new(now.saturating_duration_since(r.since).as_secs_f64())
+                    .encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_container_health",
+                "Docker health status of each watched container: 1 for the current one (none: no healthcheck)",
+            )?;
+            for c in &s.containers {
+                let current = c.health.as_deref().unwrap_or("none");
+                for h in HEALTH {
+                    let labels = [
+                        ("service", c.service.as_deref().unwrap_or("")),
+                        ("container", c.name.as_str()),
+                        ("health", h),
+                    ];
+                    ConstGauge::new(i64::from(current == h)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_container_running",
+                "Whether each watched container is running",
+            )?;
+            for c in &s.containers {
+                let labels = [
+                    ("service", c.service.as_deref().unwrap_or("")),
+                    ("container", c.name.as_str()),
+                ];
+                ConstGauge::new(i64::from(c.running)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_container_exit_code",
+                "Exit code of each watched container that is not running",
+            )?;
+            for c in &s.containers {
+                if let Some(code) = c.exit_code {
+                    let labels = [
+                        ("service", c.service.as_deref().unwrap_or("")),
+                        ("container", c.name.as_str()),
+                    ];
+                    ConstGauge::new(code).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "healthcheck_container_restarts",
+                "Restarts of each watched container, as counted by Docker",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &s.containers {
+                let labels = [
+                    ("service", c.service.as_deref().unwrap_or("")),
+                    ("container", c.name.as_str()),
+                ];
+                ConstCounter::new(c.restart_count).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_sidecar_source_up",
+                "Whether the sidecar could read each configured source at its last attempt (absent when off)",
+            )?;
+            for (name, src) in [("store", &s.store), ("docker", &s.docker)] {
+                if *src != Source::Off {
+                    ConstGauge::new(i64::from(src.is_ok()))
+                        .encode(m.encode_family(&[("source", name)])?)?;
+                }
+            }
+        }
+        let c = s.counters;
+        for (name, help, value) in [
+            (
+                "healthcheck_sidecar_store_reads",
+                "Bulk reads of the agents' store",
+                c.store_reads,
+            ),
+            (
+                "healthcheck_sidecar_store_errors",
+                "Bulk reads of the agents' store that failed",
+                c.store_errors,
+            ),
+            (
+                "healthcheck_sidecar_store_events",
+                "Agent events received from NATS",
+                c.store_events,
+            ),
+            (
+                "healthcheck_sidecar_docker_calls",
+                "Docker API results (listings, inspects, failures)",
+                c.docker_calls,
+            ),
+            (
+                "healthcheck_sidecar_docker_errors",
+                "Docker API calls or event streams that failed",
+                c.docker_errors,
+            ),
+        ] {
+            let m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(m)?;
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_heal_mode",
+                "Heal governor mode: 1 for the current one",
+            )?;
+            for mode in ["off", "dry-run", "on"] {
+                ConstGauge::new(i64::from(s.heal.mode.as_str() == mode))
+                    .encode(m.encode_family(&[("mode", mode)])?)?;
+            }
+        }
+        {
+            let m = gauge(
+                &mut e,
+                "healthcheck_heal_shared_outage",
+                "1 while the shared-outage brake holds every restart",
+            )?;
+            ConstGauge::new(i64::from(s.heal.shared_outage.is_some())).encode(m)?;
+        }
+        {
+            let mut m = gauge(
+                &mut e,
+                "healthcheck_heal_quarantined",
+                "1 for each container the governor has quarantined",
+            )?;
+            for c in &s.containers {
+                if let Some(h) = &c.heal {
+                    let labels = [
+                        ("service", c.service.as_deref().unwrap_or("")),
+                        ("container", c.name.as_str()),
+                    ];
+                    ConstGauge::new(i64::from(h.status == "quarantined"))
+                        .encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "healthcheck_heal_decisions",
+                "Heal decisions since the sidecar started, by service, decision and why",
+                None,
+                MetricType::Counter,
+            )?;
+            for d in &s.heal.decisions {
+                let labels = [
+                    ("service", d.service.as_str()),
+                    ("decision", d.decision.as_str()),
+                    ("why", d.why.as_str()),
+                ];
+                ConstCounter::new(d.count).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counter families take their samples' `_total` name in the classic format; the rest is
+    /// untouched and the end marker goes.
+    #[test]
+    fn classic_text_names_counters_as_their_samples() {
+        let om = "# HELP a_reads Reads.\n# TYPE a_reads counter\na_reads_total 3\n\
+                  # HELP b Gauge.\n# TYPE b gauge\nb{x=\"counter\"} 1\n# EOF\n";
+        assert_eq!(
+            to_classic_text(om),
+            "# HELP a_reads_total Reads.\n# TYPE a_reads_total counter\na_reads_total 3\n\
+             # HELP b Gauge.\n# TYPE b gauge\nb{x=\"counter\"} 1\n"
+        );
+    }
+}

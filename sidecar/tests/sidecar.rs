@@ -1,0 +1,490 @@
+//! End-to-end tests of `healthcheck-sidecar` against real redis-server and nats-server: agents
+//! publish with the ready-signal crate, the built binary watches them, and the tests read what
+//! its JSON API, event stream, `/metrics` (through `promtool`) and page (in headless Chromium)
+//! show. Docker is left out here (`--docker none`); docker/e2e.sh covers it on the real engine.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::{NatsServer, RedisServer};
+use ready_signal::{Handle, ReadySignal, StoreConfig};
+use serde_json::Value;
+
+const NS: &str = "it";
+
+/// The sidecar binary, running until dropped.
+struct Sidecar {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sidecar {
+    fn start(redis: &RedisServer, nats: &NatsServer) -> Sidecar {
+        let port = harness::free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sidecar.log");
+        let child = Command::new(harness::bin("healthcheck-sidecar"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--docker", "none"])
+            .args(["--read-interval", "200ms", "--timeout", "1s"])
+            .env_clear()
+            .env("READY_SIGNAL_REDIS_URL", redis.url())
+            .env("READY_SIGNAL_NATS_URL", nats.url())
+            .env("READY_SIGNAL_NAMESPACE", NS)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let s = Sidecar {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        s.wait_for("the sidecar to answer", Duration::from_secs(10), |_| true);
+        s
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path`: status code and body (HTTP/1.1, one request per connection).
+    fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok((code, body.to_string()))
+    }
+
+    fn status(&self) -> Option<Value> {
+        let (code, body) = self.get("/api/status").ok()?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+
+    /// Polls `/api/status` every 20 ms until `pred` holds; panics with the last view and the log.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Some(v) = self.status() {
+                if pred(&v) {
+                    return v;
+                }
+                last = Some(v);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{what}: not shown within {timeout:?}; last status: {}\nsidecar log:\n{}",
+            last.map(|v| v.to_string()).unwrap_or_default(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent publishing through the ready-signal crate, its loop ticking until frozen.
+struct Agent {
+    handle: Option<Arc<Handle>>,
+    ticking: Arc<AtomicBool>,
+}
+
+impl Agent {
+    fn start(store: &StoreConfig, name: &str, replica: &str) -> Agent {
+        let handle = Arc::new(
+            ReadySignal::builder(name)
+                .store(store.clone())
+                .replica(replica)
+                .interval(Duration::from_millis(200))
+                .ttl(Duration::from_millis(800))
+                .stall_after(Duration::from_millis(300))
+                .start()
+                .unwrap(),
+        );
+        let ticking = Arc::new(AtomicBool::new(true));
+        let (h, t) = (Arc::clone(&handle), Arc::clone(&ticking));
+        thread::spawn(move || {
+            while Arc::strong_count(&h) > 1 {
+                if t.load(Ordering::Relaxed) {
+                    h.tick();
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Agent {
+            handle: Some(handle),
+            ticking,
+        }
+    }
+
+    fn h(&self) -> &Handle {
+        self.handle.as_ref().unwrap()
+    }
+
+    fn freeze(&self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+fn store(redis: &RedisServer, nats: &NatsServer) -> StoreConfig {
+    StoreConfig::new()
+        .redis(&redis.url())
+        .unwrap()
+        .nats(&nats.url())
+        .unwrap()
+        .namespace(ready_signal::Name::new(NS).unwrap())
+}
+
+fn replica<'a>(v: &'a Value, agent: &str) -> Option<&'a Value> {
+    v["agents"]
+        .as_array()?
+        .iter()
+        .find(|a| a["agent"] == agent)
+        .map(|a| &a["replicas"][0])
+}
+
+fn state_of(v: &Value, agent: &str) -> String {
+    replica(v, agent)
+        .and_then(|r| r["state"].as_str())
+        .unwrap_or("absent")
+        .to_string()
+}
+
+/// `/api/status` follows one agent through starting, ready, not-ready with its reason, stale
+/// while its loop is frozen, dead once the record expires, and a new instance; and a stopped
+/// Redis shows as `unknown` with the reason, never `dead`.
+#[test]
+fn api_follows_every_state_transition() {
+    let mut redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let sidecar = Sidecar::start(&redis, &nats);
+    let store = store(&redis, &nats);
+
+    let v = sidecar.wait_for("an empty, readable store", Duration::from_secs(5), |v| {
+        v["sources"]["store"]["status"] == "ok"
+    });
+    assert_eq!(v["sources"]["docker"]["status"], "off");
+    assert_eq!(v["schema"], 1);
+
+    let worker = Agent::start(&store, "worker", "w1");
+    sidecar.wait_for("worker starting", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "starting"
+    });
+    worker.h().ready();
+    let v = sidecar.wait_for("worker ready", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "ready"
+    });
+    let first_instance = replica(&v, "worker").unwrap()["instance"].clone();
+    assert!(
+        replica(&v, "worker").unwrap()["beat_age_s"]
+            .as_f64()
+            .unwrap()
+            < 0.5
+    );
+
+    worker.h().not_ready("warming cache");
+    let v = sidecar.wait_for("worker not-ready", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "not-ready"
+    });
+    assert_eq!(replica(&v, "worker").unwrap()["reason"], "warming cache");
+    worker.h().ready();
+    sidecar.wait_for("worker ready again", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "ready"
+    });
+
+    // Frozen: ticks stop, the publisher stops refreshing after stall_after (300 ms), the record
+    // is stale past 2 intervals (400 ms) and expires past its TTL (800 ms).
+    worker.freeze();
+    let frozen = Instant::now();
+    sidecar.wait_for("worker stale", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "stale"
+    });
+    let stale_after = frozen.elapsed();
+    let v = sidecar.wait_for("worker dead", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "dead"
+    });
+    assert!(
+        stale_after >= Duration::from_millis(500),
+        "stale too early: {stale_after:?}"
+    );
+    assert_eq!(v["summary"]["replicas_by_state"]["dead"], 1);
+    assert_eq!(v["agents"][0]["agent"], "worker", "worst first");
+
+    // The process comes back as a new instance.
+    drop(worker);
+    let again = Agent::start(&store, "worker", "w1");
+    again.h().ready();
+    let v = sidecar.wait_for("a new instance ready", Duration::from_secs(5), |v| {
+        state_of(v, "worker") == "ready"
+    });
+    let second_instance = replica(&v, "worker").unwrap()["instance"].clone();
+    assert_ne!(first_instance, second_instance);
+    assert!(second_instance.as_str().unwrap() > first_instance.as_str().unwrap());
+
+    // Redis stops: unknown with the reason, for longer than the TTL, never dead.
+    redis.stop();
+    let v = sidecar.wait_for("store unknown", Duration::from_secs(5), |v| {
+        v["sources"]["store"]["status"] == "unknown"
+    });
+    assert!(
+        v["sources"]["store"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("redis"),
+        "{v}"
+    );
+    thread::sleep(Duration::from_millis(1200));
+    let v = sidecar.status().unwrap();
+    assert_eq!(state_of(&v, "worker"), "unknown", "{v}");
+    assert_eq!(v["summary"]["replicas_by_state"]["dead"], 0);
+    redis.restart();
+    sidecar.wait_for("ready after redis returns", Duration::from_secs(10), |v| {
+        v["sources"]["store"]["status"] == "ok" && state_of(v, "worker") == "ready"
+    });
+    assert!(sidecar.log().contains("store read failed"));
+}
+
+/// `/api/events` streams a `change` for a published transition, and `/healthz` answers.
+#[test]
+fn events_stream_state_changes() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let sidecar = Sidecar::start(&redis, &nats);
+    let store = store(&redis, &nats);
+    let agent = Agent::start(&store, "streamer", "s1");
+    agent.h().ready();
+    sidecar.wait_for("streamer ready", Duration::from_secs(5), |v| {
+        state_of(v, "streamer") == "ready"
+    });
+    assert_eq!(sidecar.get("/healthz").unwrap().0, 200);
+
+    let mut s = TcpStream::connect(("127.0.0.1", sidecar.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(s).lines();
+    // Wait for the hello before publishing, so the change cannot be missed.
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("event: hello") {
+            break;
+        }
+    }
+    agent.h().not_ready("upstream down");
+    let mut data = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(d) = line.strip_prefix("data: ")
+            && d.contains("streamer")
+        {
+            data = Some(d.to_string());
+            break;
+        }
+    }
+    let change: Value = serde_json::from_str(&data.expect("no change event")).unwrap();
+    assert_eq!(change["kind"], "replica");
+    assert_eq!(change["key"], "it/streamer/s1");
+    assert_eq!(change["from"], "ready");
+    assert_eq!(change["to"], "not-ready");
+    assert_eq!(change["reason"], "upstream down");
+}
+
+/// A program from a Debian package the test needs; a clear panic when it is missing.
+fn tool(name: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let p = PathBuf::from(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} not found: apt-get install -y {package}")
+}
+
+/// `/metrics` with agents in several states passes `promtool check metrics`, and says what the
+/// API says.
+#[test]
+fn metrics_pass_promtool() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let sidecar = Sidecar::start(&redis, &nats);
+    let store = store(&redis, &nats);
+    let a = Agent::start(&store, "alpha", "a1");
+    a.h().ready();
+    let b = Agent::start(&store, "beta", "b1");
+    b.h().not_ready("no \"quotes\" or\nnewlines in labels");
+    sidecar.wait_for("alpha ready, beta not-ready", Duration::from_secs(5), |v| {
+        state_of(v, "alpha") == "ready" && state_of(v, "beta") == "not-ready"
+    });
+    let (code, text) = sidecar.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    let mut promtool = Command::new(tool("promtool", "prometheus"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        r#"healthcheck_agent_replica_state{namespace="it",agent="alpha",replica="a1",state="ready"} 1"#,
+        r#"healthcheck_agent_replica_state{namespace="it",agent="beta",replica="b1",state="not-ready"} 1"#,
+        r#"healthcheck_sidecar_source_up{source="store"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    assert!(!text.contains("quotes"), "a reason leaked into a label");
+    assert_eq!(
+        text.matches(r#"healthcheck_agent_replica_state{namespace="it",agent="beta""#)
+            .count(),
+        1,
+        "one state series per replica"
+    );
+    assert!(
+        !text.contains(r#"source="docker""#),
+        "docker is off, not down"
+    );
+}
+
+/// The page, loaded in headless Chromium, shows one row per agent worst first with state as
+/// words, the reason, the folded replicas, and says Docker is not watched; a screenshot is kept
+/// under target/ as a test artefact.
+#[test]
+fn page_in_headless_chromium() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let sidecar = Sidecar::start(&redis, &nats);
+    let store = store(&redis, &nats);
+    let ok = Agent::start(&store, "summarizer", "s1");
+    ok.h().ready();
+    let ok2 = Agent::start(&store, "summarizer", "s2");
+    ok2.h().ready();
+    let slow = Agent::start(&store, "indexer", "i1");
+    slow.h().not_ready("waiting for <redis> & co");
+    let frozen = Agent::start(&store, "collector", "c1");
+    frozen.h().ready();
+    sidecar.wait_for("collector ready", Duration::from_secs(5), |v| {
+        state_of(v, "collector") == "ready"
+    });
+    frozen.freeze();
+    sidecar.wait_for("collector stale", Duration::from_secs(5), |v| {
+        state_of(v, "collector") == "stale"
+    });
+
+    let chromium = tool("chromium", "chromium");
+    let profile = tempfile::tempdir().unwrap();
+    let common = [
+        "--headless".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--no-first-run".into(),
+        format!("--user-data-dir={}", profile.path().display()),
+    ];
+    let out = Command::new(&chromium)
+        .args(&common)
+        .arg("--dump-dom")
+        .arg(sidecar.url("/"))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        dom.contains("<table id=\"agents\""),
+        "no agents table in chromium's DOM:\n{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Rows in order, worst first: the frozen collector (stale or already dead), then the
+    // not-ready indexer, then the ready summarizer with its two replicas folded.
+    let rows: Vec<(&str, &str)> = dom
+        .match_indices("<tr class=\"agent ")
+        .map(|(i, _)| {
+            let row = &dom[i..];
+            let attr = |name: &str| {
+                let start = row.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                &row[start..start + row[start..].find('"').unwrap()]
+            };
+            (attr("data-agent"), attr("data-state"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0].0, "it/collector");
+    assert!(matches!(rows[0].1, "stale" | "dead"), "{rows:?}");
+    assert_eq!(rows[1], ("it/indexer", "not-ready"));
+    assert_eq!(rows[2], ("it/summarizer", "ready"));
+    assert!(
+        dom.contains("2 of 2 ready"),
+        "replicas are folded with a count"
+    );
+    assert!(dom.contains("<details"), "replicas expand with <details>");
+    assert!(
+        dom.contains("waiting for &lt;redis&gt; &amp; co"),
+        "reason shown, escaped"
+    );
+    assert!(
+        dom.contains("Docker is not watched"),
+        "says what it cannot see"
+    );
+
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sidecar-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new(&chromium)
+        .args(&common)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,800")
+        .arg("--hide-scrollbars")
+        .arg(sidecar.url("/"))
+        .output()
+        .unwrap();
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "no screenshot at {} ({size} bytes): {}",
+        shot.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
