@@ -166,6 +166,10 @@ def run_healthcheck(where, binary, argv, env, stand_in_root):
     except json.JSONDecodeError:
         error(where, f"healthcheck rejects its arguments {argv}: {(out.stdout + out.stderr).strip()}")
         return
+    # Configuration and usage errors are JSON too under --format json, with kind "config".
+    if verdict.get("kind") == "config":
+        error(where, f"healthcheck rejects its arguments {argv}: {verdict.get('reason', '')}")
+        return
     for t in verdict.get("targets", []):
         reason = t.get("reason") or ""
         # Unreachable hosts are expected here; a stand-in secret file that cannot be read
