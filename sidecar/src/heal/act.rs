@@ -90,8 +90,9 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the governor until `shutdown` resolves: evaluates every new snapshot and at least every
-/// `cfg.tick` (a backoff ends without anything changing), one restart task per restart.
+/// Runs the governor until `shutdown` resolves: evaluates every new snapshot and, while a
+/// container is in a bad spell or a restart is under way, at least every `cfg.tick` (a backoff
+/// ends without anything changing); one restart task per restart.
 pub async fn run(
     cfg: Config,
     docker: Docker,
@@ -150,10 +151,14 @@ pub async fn run(
     let mut tick = tokio::time::interval(g.cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The clock matters only while some container is in a bad spell (heal_after, backoff)
+        // or a restart is under way; otherwise every decision waits for a new snapshot, and a
+        // stack at rest costs the governor nothing between them.
+        let clocked = !g.bad_since.is_empty() || g.history.in_flight() > 0;
         tokio::select! {
             _ = &mut shutdown => return,
             changed = snapshots.changed() => if changed.is_err() { return },
-            _ = tick.tick() => {}
+            _ = tick.tick(), if clocked => {}
             Some(done) = done_rx.recv() => {
                 // Cloned out first: a watch guard must not be held across an await.
                 let state = snapshots.borrow().clone();
