@@ -19,6 +19,7 @@ export COMPOSE_OVERRIDE="$ROOT/docker/e2e-heal.compose.yml"
 export HC_INTERVAL=2s SIDECAR_HEAL=on
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
+install_test_deps   # haproxy, jq and curl, when this suite runs on its own
 
 # The port the sidecar listens on inside its container (compose publishes it on loopback).
 SIDECAR_INNER_PORT=9470

@@ -23,7 +23,7 @@ export HC_INTERVAL=${INTERVAL}s SIDECAR_HEAL=off
 SIDECAR_PORT=${SIDECAR_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export SIDECAR_PORT
 SIDECAR="http://127.0.0.1:$SIDECAR_PORT"
-command -v jq >/dev/null || die "jq is missing: apt-get install -y jq"
+install_test_deps   # jq, curl, chromium and promtool, when this suite runs on its own
 
 checks=0
 pass() { checks=$((checks + 1)); say "ok: $*"; }

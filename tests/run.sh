@@ -17,10 +17,11 @@ for arg in "$@"; do
     esac
 done
 
-# Debian packages (the real servers, redis-cli, musl, busybox) and the musl target.
+# Debian packages (the real servers, redis-cli, musl, busybox, promtool, chromium...) and the
+# musl target.
 # shellcheck source=tests/deps.sh
 source tests/deps.sh
-install_deps
+install_test_deps
 
 # The Python clients (the interop test's agent) and nextest.
 python3 -c 'import redis, nats' 2>/dev/null \
