@@ -52,8 +52,26 @@ done
 agent_a=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-a)" | sed 's#^/##')
 agent_b=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-b)" | sed 's#^/##')
 url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
-# The sidecar has seen every agent by now (it reads the store every second); say so if not.
-curl -fsS --max-time 2 "${url}healthz" >/dev/null 2>&1 || say "warning: the sidecar at $url does not answer yet"
+# What the sidecar sees (it reads the store every second and follows Docker's events), from its
+# JSON API; python3's standard library, so the demo needs no HTTP client installed.
+printf '\nThe sidecar sees:\n\n'
+python3 - "${url}api/status" <<'PY' || say "warning: the sidecar at $url does not answer yet"
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+    status = json.load(r)
+for name, src in status["sources"].items():
+    if src["status"] != "ok":
+        print(f"  {name}: {src['status']} ({src.get('reason') or 'not configured'})")
+for agent in status["agents"]:
+    for rep in agent["replicas"]:
+        beat = rep.get("beat_age_s")
+        beat = f"beat {beat:.1f} s ago" if beat is not None else "no beat"
+        where = rep.get("container") or "-"
+        print(f"  {agent['agent'] + '/' + rep['replica']:<28} {rep['state']:<10} {beat:<17} container {where}")
+s = status["summary"]
+print(f"\n  {s['agents']} agents, {s['replicas']} replicas, {s['containers']} containers"
+      f" ({s['containers_unhealthy']} unhealthy); healing: {status['heal']['mode']}")
+PY
 printf '\nTry: docker kill -s USR1 %s   (freeze its work loop: stale on the page within seconds, and\n' "$agent_b"
 printf '       unhealthy in docker ps within a few intervals; it is not labelled for healing)\n'
 printf '     docker kill -s USR1 %s   (labelled healthcheck.heal=true: the sidecar restarts it)\n' "$agent_a"
