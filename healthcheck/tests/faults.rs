@@ -2210,10 +2210,10 @@ rows!(reasons {
     json_config_error_bad_target => probe("1s", &["mysql://db".to_string()]).json().kind("config").says("mysql");
     /// `--format json` and a bad `--timeout`: JSON, kind config.
     json_config_error_bad_timeout => Case::new(["--timeout", "soon", "tcp://a:1"].map(String::from).to_vec(), "1s")
-        .json().kind("config").says("soon");
+        .json().kind("config").says("--timeout: not a duration");
     /// `--format json` and an unknown flag: JSON, kind config.
     json_usage_error_unknown_flag => Case::new(["--format", "json", "--bogus", "tcp://a:1"].map(String::from).to_vec(), "1s")
-        .json_output().kind("config").says("bogus");
+        .json_output().kind("config").says("argument 3 is not a flag");
     /// `--format json` and a missing config file: JSON, kind config, naming the file.
     json_config_error_missing_file => probe("1s", &[]).arg("/nonexistent/hc.toml").arg("--config")
         .json().kind("config").says("/nonexistent/hc.toml");
