@@ -177,3 +177,25 @@ fn config_files_of_the_wrong_shape_are_described_not_quoted() {
         ),
     ]);
 }
+
+/// Userinfo on schemes that give it no meaning (`tcp://`, `ready://`) is hidden whole: the user
+/// part was printed (`tcp://CANARY:***@...`, and in ready's config error).
+#[test]
+fn userinfo_without_meaning_is_hidden() {
+    let c = CANARY.as_str();
+    let rows: Vec<Row> = [
+        format!("tcp://{c}:pw@127.0.0.1:1"),
+        format!("tcp://{c}@127.0.0.1:1"),
+        format!("TCP://{c}@127.0.0.1:1"),
+        format!("ready://{c}:pw@worker"),
+        format!("ready://{c}@worker"),
+    ]
+    .into_iter()
+    .map(|t| Row {
+        args: vec![t],
+        config: None,
+        expect: "***@",
+    })
+    .collect();
+    check(&rows);
+}
