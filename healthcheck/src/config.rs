@@ -233,8 +233,12 @@ fn read_config(path: &Path) -> Result<FileConfig, ConfigError> {
         ))
     })?;
     toml::from_str(&text).map_err(|e| {
-        // toml's message spans lines (it quotes the offending line); keep the output to one.
-        let msg = e.message().to_string();
+        // A syntax error's message says what is wrong without quoting values; a file that is
+        // TOML but not the probe's keys is described in our words (see `describe_keys`).
+        let msg = match toml::from_str::<toml::Table>(&text) {
+            Err(syntax) => syntax.message().to_string(),
+            Ok(table) => describe_keys(&table),
+        };
         let at = e
             .span()
             .map(|s| line_col(&text, s.start))
@@ -256,19 +260,21 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// `2s`, `500ms`, `1m`, or a bare number of seconds (`5`, as Docker and Kubernetes write them).
+/// An error names the place, never the value: a value in the wrong place may be a secret
+/// (`--timeout redis://:pw@h`, arguments out of order).
 pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, ConfigError> {
     let s = s.trim();
-    let shown = crate::text::truncate(&crate::text::one_line(s), 40);
     let d = match s.parse::<f64>() {
         Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
         Ok(_) => {
             return Err(ConfigError::one(format!(
-                "{place}: `{shown}` is out of range"
+                "{place}: out of range (at most 365 days)"
             )));
         }
-        Err(_) => humantime::parse_duration(s).map_err(|e| {
+        Err(_) => humantime::parse_duration(s).map_err(|_| {
             ConfigError::one(format!(
-                "{place}: `{shown}` is not a duration ({e}); write e.g. 2s or 500ms"
+                "{place}: not a duration ({} bytes); write a number and a unit, e.g. 2s, 500ms or 1m",
+                s.len()
             ))
         })?,
     };
@@ -277,10 +283,36 @@ pub fn parse_timeout(s: &str, place: &str) -> Result<Duration, ConfigError> {
     }
     if d > MAX_TIMEOUT {
         return Err(ConfigError::one(format!(
-            "{place}: `{shown}` is out of range (at most 365 days)"
+            "{place}: out of range (at most 365 days)"
         )));
     }
     Ok(d)
+}
+
+/// What is wrong in a config file that parsed as TOML but not as the probe's keys, in the
+/// probe's words: serde's own messages quote the value (`invalid type: string "redis://:pw@h"`,
+/// `unknown variant ...`, `unknown field ...`), which may be a secret.
+fn describe_keys(table: &toml::Table) -> String {
+    for (key, value) in table {
+        let problem = match key.as_str() {
+            "timeout" if !value.is_str() => "`timeout` must be a string such as \"2s\"".to_string(),
+            "format" if !matches!(value.as_str(), Some("text" | "json")) => {
+                "`format` must be \"text\" or \"json\"".to_string()
+            }
+            "targets" => match value.as_array() {
+                None => "`targets` must be an array of strings".to_string(),
+                Some(items) => match items.iter().position(|v| !v.is_str()) {
+                    Some(n) => format!("`targets` item {} is not a string", n + 1),
+                    None => continue,
+                },
+            },
+            "timeout" | "format" => continue,
+            // The error's line and column point at it.
+            _ => "a key the probe does not know (timeout, format, targets)".to_string(),
+        };
+        return problem;
+    }
+    "not the probe's keys (timeout, format, targets)".to_string()
 }
 
 #[cfg(test)]
@@ -372,7 +404,8 @@ mod tests {
         std::fs::write(&bad, "targets = [\"tcp://a:1\"]\ntimout = \"1s\"\n").unwrap();
         let e = build(&[], &[], Some(&bad)).unwrap_err();
         assert!(
-            e.contains("bad.toml at line 2 column 1") && e.contains("timout"),
+            e.contains("bad.toml at line 2 column 1")
+                && e.contains("a key the probe does not know"),
             "{e}"
         );
         assert!(!e.contains('\n'), "{e}");
@@ -412,7 +445,7 @@ mod tests {
             parse_timeout("soon", "--timeout")
                 .unwrap_err()
                 .to_string()
-                .starts_with("--timeout: `soon`")
+                .starts_with("--timeout: not a duration")
         );
     }
 }

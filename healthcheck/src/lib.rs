@@ -75,6 +75,13 @@ pub async fn probe_until(targets: &[Target], deadline: Instant, timeout: Duratio
     }
 }
 
+/// At most this many checks run at once (the rest wait their turn under the same deadline), so
+/// that peak memory stays under 16 MB with 1,000 targets that all hang.
+pub const MAX_RUNNING_CHECKS: usize = 64;
+
+/// The slots of [`MAX_RUNNING_CHECKS`], shared by every check in the process.
+static CHECK_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RUNNING_CHECKS);
+
 /// Checks one target, giving up at `deadline` (`timeout` is only for the message).
 pub(crate) async fn check_until(
     target: &Target,
@@ -83,8 +90,24 @@ pub(crate) async fn check_until(
 ) -> Outcome {
     let progress = progress::Progress::new();
     let began = Instant::now();
-    let result = match tokio::time::timeout_at(deadline, target.run(&progress)).await {
+    let started = std::cell::Cell::new(false);
+    let run = async {
+        // A check holds a slot while it runs: what one check costs in memory (an HTTP client,
+        // TLS buffers, a store connection: 10 to 45 KB) times 1,000 hanging targets would be
+        // far over 16 MB. The closed case cannot happen (the semaphore is never closed).
+        let _slot = CHECK_SLOTS.acquire().await.ok();
+        started.set(true);
+        target.run(&progress).await
+    };
+    let result = match tokio::time::timeout_at(deadline, run).await {
         Ok(result) => result,
+        Err(_) if !started.get() => Err(Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "timed out after {} before its check could start ({MAX_RUNNING_CHECKS} checks run at once, and those ahead of it were all still running)",
+                format_duration(timeout)
+            ),
+        )),
         Err(_) => Err(progress.fail(
             FailureKind::Timeout,
             format!("timed out after {}", format_duration(timeout)),

@@ -115,17 +115,23 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
-            let text = e.to_string();
             let deadline = started + healthcheck::config::DEFAULT_TIMEOUT;
             if code == 0 {
-                emit(Stream::Out, text, deadline);
+                emit(Stream::Out, e.to_string(), deadline);
             } else if asks_for_json() {
                 // A usage error is a configuration error: JSON when JSON was asked for.
-                let first = text.lines().next().unwrap_or_default();
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                emit(Stream::Out, config_error_json(first) + "\n", deadline);
+                emit(
+                    Stream::Out,
+                    config_error_json(&usage_error(&e)) + "\n",
+                    deadline,
+                );
             } else {
-                emit(Stream::Err, cap(&text), deadline);
+                let line = format!("error: {} (see healthcheck --help)", usage_error(&e));
+                emit(
+                    Stream::Err,
+                    cap(&healthcheck::text::one_line(&line)) + "\n",
+                    deadline,
+                );
             }
             std::process::exit(code);
         }
@@ -197,6 +203,67 @@ async fn probe(flags: ProbeFlags, started: Instant) -> i32 {
     claim();
     emit(Stream::Out, line + "\n", deadline);
     if report.healthy() { 0 } else { 1 }
+}
+
+/// A usage error in the probe's words, naming the flag or the argument's position. Clap's own
+/// text quotes what was typed (`invalid value 'redis://:pw@h' for '--format'`, `unexpected
+/// argument 'TOKEN'`), and what was typed in the wrong place may be a secret.
+fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    // Only contexts clap fills from the command's definition, never from argv.
+    let defined = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let typed = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {
+            let bad =
+                typed(ContextKind::InvalidArg).or_else(|| typed(ContextKind::InvalidSubcommand));
+            match bad.and_then(|b| argument_position(&b)) {
+                Some(n) => format!("argument {n} is not a flag, subcommand or target here"),
+                None => "an argument is not a flag, subcommand or target here".into(),
+            }
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = defined(ContextKind::InvalidArg).unwrap_or_else(|| "a flag".into());
+            match defined(ContextKind::ValidValue).filter(|v| !v.is_empty()) {
+                Some(valid) => format!("invalid value for {arg} (possible values: {valid})"),
+                None => format!("invalid value for {arg}"),
+            }
+        }
+        ErrorKind::ArgumentConflict
+            if defined(ContextKind::InvalidArg).is_some()
+                && defined(ContextKind::InvalidArg) == defined(ContextKind::PriorArg) =>
+        {
+            format!(
+                "{} given more than once",
+                defined(ContextKind::InvalidArg).unwrap_or_default()
+            )
+        }
+        ErrorKind::InvalidUtf8 => "an argument is not valid UTF-8".into(),
+        kind => {
+            let what = kind.as_str().unwrap_or("invalid arguments").to_lowercase();
+            match defined(ContextKind::InvalidArg) {
+                // For these kinds the argument is the flag as defined (`--timeout <DURATION>`).
+                Some(arg) => format!("{arg}: {what}"),
+                None => what,
+            }
+        }
+    }
+}
+
+/// The 1-based position in argv of the argument clap rejected (clap reports `--flag` of
+/// `--flag=value`, so a prefix match).
+fn argument_position(bad: &str) -> Option<usize> {
+    std::env::args_os()
+        .skip(1)
+        .position(|a| a.as_encoded_bytes().starts_with(bad.as_bytes()))
+        .map(|i| i + 1)
 }
 
 /// Set by whoever prints the verdict first: the probe, or its watchdog.

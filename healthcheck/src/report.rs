@@ -149,10 +149,15 @@ impl fmt::Display for Report {
         let mut ordered: Vec<&Outcome> = self.failures().collect();
         ordered.extend(self.outcomes.iter().filter(|o| o.healthy()));
         let unhealthy = self.failures().count();
-        let mut out = format!(
-            "{verdict} ({unhealthy} of {} targets):",
-            self.outcomes.len()
-        );
+        let mut out = if unhealthy == 0 {
+            // "healthy (0 of 999 targets)" would read as none of them healthy.
+            format!("{verdict} (all {} targets):", self.outcomes.len())
+        } else {
+            format!(
+                "{verdict} ({unhealthy} of {} targets):",
+                self.outcomes.len()
+            )
+        };
         let reserve = 60;
         let mut shown = 0;
         for o in &ordered {
@@ -239,6 +244,21 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains('\n'));
+    }
+
+    /// A long healthy verdict says all targets are healthy, not "0 of N".
+    #[test]
+    fn a_long_healthy_line_says_all() {
+        let r = Report {
+            outcomes: (0..999).map(|i| outcome(i, true)).collect(),
+            elapsed: Duration::from_millis(2),
+        };
+        let text = r.to_string();
+        assert!(
+            text.starts_with("healthy (all 999 targets):"),
+            "{}",
+            &text[..60]
+        );
     }
 
     #[test]

@@ -73,7 +73,9 @@ pub(crate) fn redact_parsed(url: &Url, harmless: &dyn Fn(&str) -> bool, hide: &[
     match url.password() {
         // `nats://TOKEN:@host`: no password, so the NATS check uses the user as a token.
         Some("") | None if token_scheme && !user.is_empty() => out.push_str("***@"),
-        Some(_) if matches!(scheme, "http" | "https") => out.push_str("***:***@"),
+        // `tcp://` and `ready://` give userinfo no meaning: whatever was written there is hidden.
+        Some(_) if matches!(scheme, "http" | "https" | "tcp" | "ready") => out.push_str("***:***@"),
+        None if matches!(scheme, "tcp" | "ready") && !user.is_empty() => out.push_str("***@"),
         Some(_) => out.push_str(&format!("{}:***@", crate::text::scrub(user, hide))),
         None if !user.is_empty() => out.push_str(&format!("{}@", crate::text::scrub(user, hide))),
         None => {}

@@ -36,6 +36,11 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
+/// Secrets shorter than this are not searched for in text (they stay redacted where the target
+/// is printed): a query value `1` would hide every `1` of an address or a duration, and a secret
+/// of three characters protects nothing.
+const MIN_SCRUBBED: usize = 4;
+
 /// Secrets this long or longer are also scrubbed piecewise: any run of [`PIECE`] characters
 /// found in one is hidden (a server may quote only a prefix: Redis cuts quoted args at 128 bytes).
 const PIECE: usize = 6;
@@ -47,7 +52,7 @@ pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     let mut forms: Vec<Vec<char>> = Vec::new();
     for secret in secrets {
         let secret = secret.as_ref();
-        if secret.is_empty() {
+        if secret.chars().count() < MIN_SCRUBBED {
             continue;
         }
         let encoded =
@@ -136,12 +141,20 @@ mod tests {
     /// A secret is removed whatever its case, and percent-encoded.
     #[test]
     fn scrub_is_case_insensitive() {
-        let s = scrub("ERR args: 'AUTH' 'HUNTER2' x%2Fy", &["hunter2", "x/y"]);
+        let s = scrub("ERR args: 'AUTH' 'HUNTER2' x%2Fyz", &["hunter2", "x/yz"]);
         assert_eq!(s, "ERR args: 'AUTH' '***' ***");
-        assert_eq!(scrub("ÄBC äbc", &["äbc"]), "*** ***");
+        assert_eq!(scrub("ÄBCD äbcd", &["äbcd"]), "*** ***");
         // A quoted prefix of a long secret is hidden too.
         let long = "Zq9x-0123456789abcdef";
         assert_eq!(scrub("args: 'ZQ9X-01234'", &[long]), "args: '***'");
         assert_eq!(scrub("nothing here", &[long]), "nothing here");
+    }
+
+    /// A value of under four characters (`?full=1`) is not searched for: it would hide every `1`
+    /// of an address or a duration, and protects nothing.
+    #[test]
+    fn short_values_do_not_mangle_addresses() {
+        let reason = "timed out after 1s waiting for the response from 127.0.0.1:8080";
+        assert_eq!(scrub(reason, &["1", "80", "tru"]), reason);
     }
 }

@@ -2125,6 +2125,32 @@ rows!(huge_inputs {
         let targets: Vec<String> = (0..1000).map(|_| format!("tcp://{addr}")).collect();
         probe("1s", &targets).rss().keep(hole)
     };
+    /// 999 HTTP targets at a peer that never accepts: an HTTP client each (about 30 KB) must not
+    /// all be alive at once (outside matrix: 46 MB before checks took turns).
+    a_thousand_hanging_http_targets => {
+        let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = hole.local_addr().unwrap();
+        let targets: Vec<String> = (0..999).map(|i| format!("http://{addr}/?n={i}")).collect();
+        probe("1s", &targets).rss().keep(hole)
+    };
+    /// 999 HTTPS targets at a peer that accepts and stays silent (TLS buffers each; 46 MB before).
+    a_thousand_silent_https_targets => {
+        let fake = FakePeer::silent();
+        let targets: Vec<String> = (0..999).map(|_| format!("https://{}/", fake.addr())).collect();
+        probe("1s", &targets).rss().keep(fake)
+    };
+    /// 999 `rediss://` targets at a silent peer (33 MB before).
+    a_thousand_silent_rediss_targets => {
+        let fake = FakePeer::silent();
+        let targets: Vec<String> = (0..999).map(|_| format!("rediss://{}", fake.addr())).collect();
+        probe("1s", &targets).rss().keep(fake)
+    };
+    /// 999 `ready://` agents whose store accepts and stays silent (17.7 MB before).
+    a_thousand_ready_targets_silent_store => {
+        let fake = FakePeer::silent();
+        let targets: Vec<String> = (0..999).map(|i| format!("ready://w{i}")).collect();
+        probe("1s", &targets).env("READY_SIGNAL_REDIS_URL", format!("redis://{}", fake.addr())).rss().keep(fake)
+    };
     /// A `${VAR}` expanding to a 100 kB host name: a config error at once.
     expanded_host_of_100_kb => probe("1s", &["redis://${HC_HOST}:6379".to_string()]).env("HC_HOST", "h".repeat(100_000)).rss();
     /// A 5 MB password file.
@@ -2210,10 +2236,10 @@ rows!(reasons {
     json_config_error_bad_target => probe("1s", &["mysql://db".to_string()]).json().kind("config").says("mysql");
     /// `--format json` and a bad `--timeout`: JSON, kind config.
     json_config_error_bad_timeout => Case::new(["--timeout", "soon", "tcp://a:1"].map(String::from).to_vec(), "1s")
-        .json().kind("config").says("soon");
+        .json().kind("config").says("--timeout: not a duration");
     /// `--format json` and an unknown flag: JSON, kind config.
     json_usage_error_unknown_flag => Case::new(["--format", "json", "--bogus", "tcp://a:1"].map(String::from).to_vec(), "1s")
-        .json_output().kind("config").says("bogus");
+        .json_output().kind("config").says("argument 3 is not a flag");
     /// `--format json` and a missing config file: JSON, kind config, naming the file.
     json_config_error_missing_file => probe("1s", &[]).arg("/nonexistent/hc.toml").arg("--config")
         .json().kind("config").says("/nonexistent/hc.toml");
@@ -2239,6 +2265,14 @@ rows!(reasons {
     text_long_reason_keeps_target => {
         let fake = long_error_redis();
         probe("1s", &[format!("redis://{}", fake.addr())]).says(fake.addr().to_string()).says("long-reason").keep(fake)
+    };
+    /// An HTTP query value of one character (`?full=1`) does not hide every `1` of the address
+    /// and the duration (outside matrix: `connecting to ***27.0.0.***:...`).
+    short_query_value_keeps_the_address => {
+        let addr = dead();
+        let printed = format!("http://{addr}/health?full=***&v=***");
+        probe("1s", &[format!("http://{addr}/health?full=1&v=80")])
+            .reason_names(printed, format!("connecting to {addr}"))
     };
     /// Refused: kind refused, phase connect.
     json_refused_kind_and_phase => {
