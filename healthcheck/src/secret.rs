@@ -66,19 +66,18 @@ pub(crate) fn from_env(
 /// path and query. The fragment is dropped.
 pub(crate) fn redact_parsed(url: &Url, harmless: &dyn Fn(&str) -> bool, hide: &[String]) -> String {
     let scheme = url.scheme();
-    // A NATS user alone is a token; an HTTP user is often a token too (basic auth with an API key).
-    let token_scheme = matches!(scheme, "nats" | "tls" | "http" | "https");
     let mut out = format!("{scheme}://");
+    // Userinfo is credentials whatever the scheme (a NATS or HTTP user alone is a token, a Redis
+    // user names an ACL account): its shape is kept, its text never printed.
     let user = url.username();
-    match url.password() {
-        // `nats://TOKEN:@host`: no password, so the NATS check uses the user as a token.
-        Some("") | None if token_scheme && !user.is_empty() => out.push_str("***@"),
-        // `tcp://` and `ready://` give userinfo no meaning: whatever was written there is hidden.
-        Some(_) if matches!(scheme, "http" | "https" | "tcp" | "ready") => out.push_str("***:***@"),
-        None if matches!(scheme, "tcp" | "ready") && !user.is_empty() => out.push_str("***@"),
-        Some(_) => out.push_str(&format!("{}:***@", crate::text::scrub(user, hide))),
-        None if !user.is_empty() => out.push_str(&format!("{}@", crate::text::scrub(user, hide))),
-        None => {}
+    match (
+        user.is_empty(),
+        url.password().is_some_and(|p| !p.is_empty()),
+    ) {
+        (true, true) => out.push_str(":***@"),
+        (false, true) => out.push_str("***:***@"),
+        (false, false) => out.push_str("***@"),
+        (true, false) => {}
     }
     match url.host() {
         Some(url::Host::Ipv6(a)) => out.push_str(&format!("[{a}]")),
@@ -211,11 +210,11 @@ mod tests {
     /// Passwords, tokens and every query value not known harmless are hidden.
     #[test]
     fn redacts_passwords_tokens_and_query_values() {
-        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://***:***@h:1/0");
         assert_eq!(redact("redis://:pw@h"), "redis://:***@h");
         assert_eq!(redact("nats://tok@h:4222"), "nats://***@h:4222");
         assert_eq!(redact("NATS://tok@h:4222"), "nats://***@h:4222");
-        assert_eq!(redact("redis://user@h"), "redis://user@h");
+        assert_eq!(redact("redis://user@h"), "redis://***@h");
         assert_eq!(
             redact("http://h/p?token=abc&x=1&role=m&v"),
             "http://h/p?token=***&x=***&role=m&v"

@@ -184,7 +184,9 @@ impl Target {
             secrets.push(p.to_string());
             secrets.push(crate::options::percent_decode(p));
         }
-        if matches!(scheme.as_str(), "nats" | "tls") && !url.username().is_empty() {
+        // A user name is a credential position too (a NATS user alone is a token; an ACL user
+        // names an account an attacker would guess next): never printed, scrubbed from replies.
+        if !url.username().is_empty() {
             secrets.push(url.username().to_string());
             secrets.push(crate::options::percent_decode(url.username()));
         }

@@ -127,7 +127,11 @@ fn redis_acl_user() {
     let port = redis.port();
     let (code, out) = probe(&[&format!("redis://probe:{CANARY}@127.0.0.1:{port}")]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("redis://probe:***@"), "{out}");
+    assert!(out.contains("redis://***:***@"), "{out}");
+    assert!(
+        !out.contains("probe:"),
+        "the ACL user name is a credential too: {out}"
+    );
     let (code, out) = probe(&[&format!("redis://probe:nope@127.0.0.1:{port}")]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("WRONGPASS"), "{out}");

@@ -162,6 +162,8 @@ impl RedisTarget {
     /// The secrets this target holds, for scrubbing what a server says back.
     pub(crate) fn secrets(&self, out: &mut Vec<String>) {
         out.extend(self.password.iter().map(|p| p.expose().to_string()));
+        // The ACL user (from the URL or REDIS_USERNAME) is a credential too.
+        out.extend(self.username.iter().cloned());
     }
 }
 
