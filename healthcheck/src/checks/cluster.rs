@@ -15,7 +15,7 @@
 
 use futures_util::future::join_all;
 
-use crate::checks::redis::{RedisTarget, Session};
+use crate::checks::redis::{self, RedisTarget, Session};
 use crate::failure::{Failure, FailureKind, Phase};
 use crate::progress::Progress;
 use crate::text::truncate;
@@ -56,14 +56,7 @@ pub(crate) async fn check(
     progress: &Progress,
 ) -> Result<Option<String>, Failure> {
     let mut conn = t.node.open(progress).await?;
-    progress.step(Phase::Protocol, "waiting for PONG from");
-    let pong = conn.call(&[b"PING"], progress).await?.text(progress)?;
-    if pong != "PONG" {
-        return Err(progress.fail(
-            FailureKind::Protocol,
-            format!("PING answered `{}`, not PONG", truncate(&pong, 80)),
-        ));
-    }
+    redis::ping(&mut conn, progress).await?;
     progress.step(Phase::Read, "reading CLUSTER INFO from");
     let info = conn
         .call(&[b"CLUSTER", b"INFO"], progress)
@@ -182,14 +175,7 @@ async fn ping(node: &RedisTarget, addr: &str, progress: &Progress) -> Result<(),
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse().ok()?)))
         .ok_or_else(|| Failure::new(FailureKind::Protocol, "not host:port"))?;
     let mut conn = node.at(host, port).open(progress).await?;
-    progress.step(Phase::Protocol, "waiting for PONG from");
-    let pong = conn.call(&[b"PING"], progress).await?.text(progress)?;
-    if pong != "PONG" {
-        return Err(progress.fail(
-            FailureKind::Protocol,
-            format!("PING answered `{}`, not PONG", truncate(&pong, 80)),
-        ));
-    }
+    redis::ping(&mut conn, progress).await?;
     Ok(())
 }
 

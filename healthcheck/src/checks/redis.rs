@@ -50,21 +50,7 @@ impl RedisTarget {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RedisTarget, Failure> {
         let (host, port) = host_port(url, 6379)?;
-        let username = Some(percent_decode(url.username())).filter(|u| !u.is_empty());
-        let mut password = url.password().map(|p| Secret::new(percent_decode(p)));
-        if let Some(p) = opts.take_secret_file("password_file")? {
-            if password.is_some() {
-                return Err(Failure::config(
-                    "password given both in the URL and as password_file",
-                ));
-            }
-            password = Some(p);
-        }
-        // The URL wins; the environment is the fallback for images that bake a bare target.
-        if password.is_none() {
-            password = secret::from_env("REDIS_PASSWORD", env)?;
-        }
-        let username = username.or_else(|| env("REDIS_USERNAME").filter(|u| !u.is_empty()));
+        let (username, password) = credentials(url, opts, env)?;
         let path_db = url.path().trim_start_matches('/');
         let db = match (path_db, opts.take("db")?) {
             ("", None) => 0,
@@ -178,6 +164,47 @@ pub(crate) async fn check(t: &RedisTarget, progress: &Progress) -> Result<Option
     }
 }
 
+/// The user and password of a Redis (or Sentinel-named master) URL: the userinfo, then
+/// `password_file=`, then `REDIS_USERNAME` and `REDIS_PASSWORD(_FILE)` from the environment, the
+/// fallback for images that bake a bare target. The URL wins.
+pub(crate) fn credentials(
+    url: &Url,
+    opts: &mut Options,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<String>, Option<Secret>), Failure> {
+    let username = Some(percent_decode(url.username())).filter(|u| !u.is_empty());
+    let mut password = url.password().map(|p| Secret::new(percent_decode(p)));
+    if let Some(p) = opts.take_secret_file("password_file")? {
+        if password.is_some() {
+            return Err(Failure::config(
+                "password given both in the URL and as password_file",
+            ));
+        }
+        password = Some(p);
+    }
+    if password.is_none() {
+        password = secret::from_env("REDIS_PASSWORD", env)?;
+    }
+    let username = username.or_else(|| env("REDIS_USERNAME").filter(|u| !u.is_empty()));
+    Ok((username, password))
+}
+
+/// PING, answered by PONG: anything else is a protocol failure.
+pub(crate) async fn ping<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    progress.step(Phase::Protocol, "waiting for PONG from");
+    let pong = conn.call(&[b"PING"], progress).await?.text(progress)?;
+    if pong != "PONG" {
+        return Err(progress.fail(
+            FailureKind::Protocol,
+            format!("PING answered `{}`, not PONG", truncate(&pong, 80)),
+        ));
+    }
+    Ok(())
+}
+
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     t: &RedisTarget,
     mut conn: Conn<S>,
@@ -200,14 +227,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             .ok(progress)?;
     }
 
-    progress.step(Phase::Protocol, "waiting for PONG from");
-    let pong = conn.call(&[b"PING"], progress).await?.text(progress)?;
-    if pong != "PONG" {
-        return Err(progress.fail(
-            FailureKind::Protocol,
-            format!("PING answered `{}`, not PONG", truncate(&pong, 80)),
-        ));
-    }
+    ping(&mut conn, progress).await?;
     let Some(want) = t.role else { return Ok(None) };
 
     progress.step(Phase::Read, "reading INFO replication from");

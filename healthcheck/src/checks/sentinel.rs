@@ -18,12 +18,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 
-use crate::checks::redis::{Conn, Reply};
+use crate::checks::redis::{self, Conn, Reply};
 use crate::failure::{Failure, FailureKind, Phase};
 use crate::net;
 use crate::options::{Options, percent_decode};
 use crate::progress::Progress;
-use crate::secret::{self, Secret};
+use crate::secret::Secret;
 use crate::text::truncate;
 
 /// Once more than half of the listed Sentinels have answered, how long the others still get: a
@@ -59,19 +59,7 @@ impl SentinelTarget {
                 "name the master in the path: redis+sentinel://host:26379,host:26379/MASTER_NAME",
             ));
         }
-        let username = Some(percent_decode(url.username())).filter(|u| !u.is_empty());
-        let mut password = url.password().map(|p| Secret::new(percent_decode(p)));
-        if let Some(p) = opts.take_secret_file("password_file")? {
-            if password.is_some() {
-                return Err(Failure::config(
-                    "password given both in the URL and as password_file",
-                ));
-            }
-            password = Some(p);
-        }
-        if password.is_none() {
-            password = secret::from_env("REDIS_PASSWORD", env)?;
-        }
+        let (username, password) = redis::credentials(url, opts, env)?;
         let sentinel_password = opts.take_secret_file("sentinel_password_file")?;
         let quorum = opts.take_bool("quorum")?;
         Ok(SentinelTarget {
@@ -302,14 +290,7 @@ async fn master<S: AsyncRead + AsyncWrite + Unpin>(
         args.push(password.expose().as_bytes());
         conn.call(&args, progress).await?.ok(progress)?;
     }
-    progress.step(Phase::Protocol, "waiting for PONG from");
-    let pong = conn.call(&[b"PING"], progress).await?.text(progress)?;
-    if pong != "PONG" {
-        return Err(progress.fail(
-            FailureKind::Protocol,
-            format!("PING answered `{}`, not PONG", truncate(&pong, 80)),
-        ));
-    }
+    redis::ping(&mut conn, progress).await?;
     progress.step(Phase::Read, "reading INFO replication from");
     let info = conn
         .call(&[b"INFO", b"replication"], progress)
