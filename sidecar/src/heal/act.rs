@@ -106,23 +106,7 @@ pub async fn run(
         let _ = changes.send(Change::SelfContainer(id)).await;
     }
     let (done_tx, mut done_rx) = mpsc::channel(16);
-    let mut g = Governor {
-        history: History::new(),
-        cfg,
-        docker,
-        nats,
-        changes,
-        said: HashMap::new(),
-        lines: HashMap::new(),
-        bad_since: HashMap::new(),
-        ready_after_start: HashMap::new(),
-        counts: BTreeMap::new(),
-        outage: None,
-        last_update: None,
-        done_tx,
-        dirty: false,
-        save_failed: false,
-    };
+    let mut g = Governor::new(cfg, docker, nats, changes, done_tx);
     // Before any decision: what was saved, and what Docker remembers of recent restarts.
     let (now, wall) = (Instant::now(), SystemTime::now());
     if let Some(path) = &g.cfg.state_file {
@@ -171,6 +155,33 @@ pub async fn run(
 }
 
 impl Governor {
+    /// A governor with an empty history (the caller restores what was saved).
+    fn new(
+        cfg: Config,
+        docker: Docker,
+        nats: Option<async_nats::Client>,
+        changes: Changes,
+        done_tx: mpsc::Sender<Done>,
+    ) -> Governor {
+        Governor {
+            history: History::new(),
+            cfg,
+            docker,
+            nats,
+            changes,
+            said: HashMap::new(),
+            lines: HashMap::new(),
+            bad_since: HashMap::new(),
+            ready_after_start: HashMap::new(),
+            counts: BTreeMap::new(),
+            outage: None,
+            last_update: None,
+            done_tx,
+            dirty: false,
+            save_failed: false,
+        }
+    }
+
     async fn round(&mut self, state: &State, now: Instant, wall: SystemTime) {
         // Docker unreadable (or not read yet): the container list is not known to be current, and
         // pruning the history against it would forget what was rebuilt at start. Do nothing.
@@ -721,26 +732,11 @@ mod tests {
     ) -> (Governor, mpsc::Receiver<Change>, mpsc::Receiver<Done>) {
         let (changes, incoming) = mpsc::channel(8);
         let (done_tx, done_rx) = mpsc::channel(1);
-        let g = Governor {
-            cfg: Config {
-                self_id: None,
-                ..Config::new(mode)
-            },
-            docker: placeholder_docker(dir),
-            nats,
-            changes,
-            history: History::new(),
-            said: HashMap::new(),
-            lines: HashMap::new(),
-            bad_since: HashMap::new(),
-            ready_after_start: HashMap::new(),
-            counts: BTreeMap::new(),
-            outage: None,
-            last_update: None,
-            done_tx,
-            dirty: false,
-            save_failed: false,
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(mode)
         };
+        let g = Governor::new(cfg, placeholder_docker(dir), nats, changes, done_tx);
         (g, incoming, done_rx)
     }
 
