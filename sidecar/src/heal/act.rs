@@ -84,6 +84,9 @@ struct Governor {
     save_failed: bool,
 }
 
+/// How a page line for a skip begins: a skip explains a moment, and is cleared once it passes.
+const SKIP_PREFIX: &str = "left alone: ";
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -249,14 +252,16 @@ impl Governor {
             spoken.push(id);
         }
         // A container gone quiet (healthy, nothing to say): its next skip is said again; its
-        // page line keeps the last decision (the status says it is watching).
+        // page line keeps the last thing done to it (a restart, a quarantine), but not a reason
+        // it was left alone, which no longer holds.
         for c in &input.containers {
             if !spoken.contains(&c.id.as_str()) && !self.history.is_in_flight(&c.id) {
                 self.said.remove(&c.id);
                 if c.opted_in {
-                    self.lines
-                        .entry(c.id.clone())
-                        .or_insert_with(|| "watching".into());
+                    let line = self.lines.entry(c.id.clone()).or_default();
+                    if line.is_empty() || line.starts_with(SKIP_PREFIX) {
+                        *line = "watching".into();
+                    }
                 } else {
                     self.lines.remove(&c.id);
                 }
@@ -352,7 +357,7 @@ impl Governor {
                 attempt,
             } => format!("dry run: would restart ({}; attempt {attempt})", d.why),
             Action::Restart { attempt, .. } => format!("restarting ({}; attempt {attempt})", d.why),
-            Action::Skip => format!("left alone: {}", d.why),
+            Action::Skip => format!("{SKIP_PREFIX}{}", d.why),
             Action::Quarantine => format!("quarantined: {}", d.why),
             Action::Release => format!("released from quarantine: {}", d.why),
             Action::EarnBack => format!("backoff earned back: {}", d.why),
