@@ -272,6 +272,10 @@ def main():
                                         if SHARED_DEPENDENCY.match(arg):
                                             error(w, f"checks a shared dependency {arg}: a failing "
                                                      "Redis/NATS would restart every pod")
+                                    for arg in cmd[1:]:
+                                        if arg.startswith("ready://") and "store=file" not in arg:
+                                            error(w, f"{arg} reads the shared store: add "
+                                                     "store=file (the agent's own record file)")
                                 run_healthcheck(w, binary, [remap(a) for a in cmd[1:]], env, root)
                                 checked += 1
                             elif prog == "healthcheck-sidecar":

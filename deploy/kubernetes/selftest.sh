@@ -30,10 +30,12 @@ mistake() {
 
 mistake agent-deployment.yaml 's#- redis://redis:6379#- redis://worker:hunter2@redis:6379#' \
     "secret on the command line"
-mistake agent-deployment.yaml 's#"800ms", "ready://worker?replica=self"#"800ms", "nats://nats:4222", "ready://worker?replica=self"#' \
+mistake agent-deployment.yaml 's#"800ms", "ready://worker?replica=self&store=file"#"800ms", "nats://nats:4222", "ready://worker?replica=self\&store=file"#' \
     "checks a shared dependency nats://nats:4222"
 mistake agent-deployment.yaml 's#"800ms", "ready://#"3s", "ready://#' \
     "is not below timeoutSeconds"
+mistake agent-deployment.yaml 's#ready://worker?replica=self&store=file&state=any#ready://worker?replica=self\&state=any#' \
+    "reads the shared store: add store=file"
 mistake agent-deployment.yaml 's#- ready://worker?replica=self#- ready://worker?replicas=self#' \
     "healthcheck rejects its arguments"
 mistake agent-deployment.yaml 's#name: REDIS_PASSWORD_FILE#name: REDIS_PASSWORD#' \

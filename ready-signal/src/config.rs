@@ -201,6 +201,23 @@ impl StoreConfig {
         self
     }
 
+    /// Reads and writes the local-file backend only: Redis and NATS are dropped, the directory
+    /// (configured or default) kept. A liveness probe reads the agent's own record this way, so a
+    /// shared store being down never restarts the agents that use it.
+    ///
+    /// ```
+    /// use ready_signal::StoreConfig;
+    ///
+    /// let store = StoreConfig::new().redis("redis://redis:6379")?.dir("/run/ready-signal");
+    /// assert_eq!(store.files_only().describe(), "files in /run/ready-signal, namespace default");
+    /// # Ok::<(), ready_signal::Error>(())
+    /// ```
+    pub fn files_only(mut self) -> StoreConfig {
+        self.redis = None;
+        self.nats = None;
+        self
+    }
+
     /// Separates the records of different stacks sharing one Redis or NATS.
     pub fn namespace(mut self, namespace: Name) -> StoreConfig {
         self.namespace = namespace;

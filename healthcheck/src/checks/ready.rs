@@ -33,6 +33,12 @@ pub(crate) struct ReadyTarget {
     pub(crate) agents: Vec<Name>,
     which: Which,
     namespace: Option<Name>,
+    /// `store=file`: read only the local-file backend (a liveness probe's own record), never the
+    /// shared Redis.
+    files_only: bool,
+    /// `state=any`: a fresh record in any published state passes (liveness: the loop ticks,
+    /// whether or not the agent is ready).
+    any_state: bool,
     /// The store's credentials, as far as the environment shows them: scrubbed from whatever the
     /// store (or the library reading it) says back.
     secrets: Vec<crate::secret::Secret>,
@@ -99,10 +105,32 @@ impl ReadyTarget {
             }
             None => None,
         };
+        let files_only = match opts.take("store")?.as_deref() {
+            None | Some("env") => false,
+            Some("file") => true,
+            Some(other) => {
+                return Err(Failure::config(format!(
+                    "option `store` must be `file` (the local record files only) or `env`, not `{}`",
+                    truncate(other, 20)
+                )));
+            }
+        };
+        let any_state = match opts.take("state")?.as_deref() {
+            None | Some("ready") => false,
+            Some("any") => true,
+            Some(other) => {
+                return Err(Failure::config(format!(
+                    "option `state` must be `ready` or `any` (any published state, fresh), not `{}`",
+                    truncate(other, 20)
+                )));
+            }
+        };
         Ok(ReadyTarget {
             agents,
             which,
             namespace,
+            files_only,
+            any_state,
             secrets: store_secrets(env),
         })
     }
@@ -122,6 +150,11 @@ impl ReadyTarget {
             }
         }
         let store = StoreConfig::from_env().map_err(|e| Failure::config(e.to_string()))?;
+        let store = if self.files_only {
+            store.files_only()
+        } else {
+            store
+        };
         Ok(match &self.namespace {
             Some(ns) => store.namespace(ns.clone()),
             None => store,
@@ -154,13 +187,15 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
     let verdicts = join_all(t.agents.iter().map(|agent| async move {
         match &t.which {
             Which::Replica(replica) => match observer.replica(agent, replica).await {
+                Ok(status) if t.any_state => {
+                    judge_alive(&status).map_err(|n| (FailureKind::Unhealthy, n.0))
+                }
                 Ok(status) => judge_one(&status).map_err(|n| (FailureKind::Unhealthy, n.0)),
                 Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
             Which::AtLeast(min) => match observer.replicas(agent).await {
-                Ok(all) => {
-                    judge_quorum(agent, &all, *min).map_err(|n| (FailureKind::Unhealthy, n.0))
-                }
+                Ok(all) => judge_quorum(agent, &all, *min, t.any_state)
+                    .map_err(|n| (FailureKind::Unhealthy, n.0)),
                 Err(e) => Err((error_kind(&e), format!("{agent}: unknown: {e}"))),
             },
         }
@@ -235,13 +270,50 @@ fn judge_one(s: &ReplicaStatus) -> Result<String, NotReady> {
     }
 }
 
-/// At least `min` replicas of `agent` ready; the others are described.
-fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<String, NotReady> {
-    let ready = all.iter().filter(|s| s.state == Observed::Ready).count();
+/// `state=any`: the replica's record is fresh, whatever it says (its work loop ticks).
+fn judge_alive(s: &ReplicaStatus) -> Result<String, NotReady> {
+    if is_alive(s.state) {
+        Ok(format!(
+            "{} alive ({}){}",
+            s.agent,
+            s.state.as_str(),
+            beat(s)
+        ))
+    } else {
+        Err(NotReady(describe(s)))
+    }
+}
+
+/// A published state with a fresh heartbeat: the writer's loop ticks.
+fn is_alive(state: Observed) -> bool {
+    matches!(
+        state,
+        Observed::Starting | Observed::Ready | Observed::NotReady | Observed::Stopping
+    )
+}
+
+/// At least `min` replicas of `agent` ready (with `state=any`: alive, in any published state and
+/// fresh); the others are described.
+fn judge_quorum(
+    agent: &Name,
+    all: &[ReplicaStatus],
+    min: usize,
+    any_state: bool,
+) -> Result<String, NotReady> {
+    let passes = |s: &ReplicaStatus| {
+        if any_state {
+            is_alive(s.state)
+        } else {
+            s.state == Observed::Ready
+        }
+    };
+    let word = if any_state { "alive" } else { "ready" };
+    let ready = all.iter().filter(|s| passes(s)).count();
     if ready >= min {
         return Ok(match all {
+            [one] if any_state => format!("{agent} alive ({}){}", one.state.as_str(), beat(one)),
             [one] => format!("{agent} ready{}", beat(one)),
-            _ => format!("{agent} {ready}/{} replicas ready", all.len()),
+            _ => format!("{agent} {ready}/{} replicas {word}", all.len()),
         });
     }
     if all.is_empty() {
@@ -252,7 +324,7 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
     }
     let others: Vec<String> = all
         .iter()
-        .filter(|s| s.state != Observed::Ready)
+        .filter(|s| !passes(s))
         .map(describe_replica)
         .collect();
     let others = if others.is_empty() {
@@ -261,7 +333,7 @@ fn judge_quorum(agent: &Name, all: &[ReplicaStatus], min: usize) -> Result<Strin
         format!(" ({})", others.join("; "))
     };
     Err(NotReady(format!(
-        "{agent}: {ready} of {} replicas ready, need {min}{others}",
+        "{agent}: {ready} of {} replicas {word}, need {min}{others}",
         all.len(),
     )))
 }

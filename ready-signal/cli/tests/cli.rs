@@ -612,3 +612,63 @@ fn nats_without_redis_keeps_records_in_files() {
     let (code, text) = probe(&env, "ready://solo?replica=r1");
     assert_eq!(code, 0, "{text}");
 }
+
+/// `store=file` reads only the agent's own record file: with Redis gone the shared-store read is
+/// unknown (unhealthy) while the liveness read stays healthy, and still sees the record go stale.
+#[test]
+fn store_file_reads_the_local_record_without_the_shared_store() {
+    let mut redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut env = env(&redis, "liveness");
+    env.push(("READY_SIGNAL_DIR", tmp.path().display().to_string()));
+    let publish = |args: &[&str]| {
+        let out = Command::new(harness::bin("ready-signal"))
+            .envs(env.iter().cloned())
+            .env_remove("READY_SIGNAL_NATS_URL")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    publish(&["ready", "worker", "--ttl", "30s"]);
+    publish(&["ready", "brief", "--ttl", "600ms"]);
+    publish(&["not-ready", "busy", "--ttl", "30s", "--reason", "reindexing"]);
+    assert_eq!(probe(&env, "ready://worker?replica=self").0, 0);
+
+    redis.stop();
+    let (code, out) = probe(&env, "ready://worker?replica=self");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unknown"), "{out}");
+    let (code, out) = probe(&env, "ready://worker?replica=self&store=file");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("worker"), "{out}");
+
+    // `state=any`: a not-ready agent whose record is fresh is alive; `ready` still needs ready.
+    let (code, out) = probe(&env, "ready://busy?replica=self&store=file&state=any");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("busy alive (not-ready)"), "{out}");
+    let (code, out) = probe(&env, "ready://busy?store=file&state=any&min=1");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = probe(&env, "ready://busy?replica=self&store=file");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not-ready (reindexing)"), "{out}");
+
+    // The file record is judged like any other: a one-shot write with a short TTL goes stale,
+    // and stale is not alive.
+    let (code, out) = probe_until(
+        &env,
+        "ready://brief?replica=r1&store=file&state=any",
+        1,
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("stale") || out.contains("dead"), "{out}");
+
+    let (code, out) = probe(&env, "ready://worker?store=redis");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("option `store` must be `file`"), "{out}");
+}
