@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::state::{Source, State};
+use crate::state::{Container, Replica, Source, State};
 
 /// Container health values exposed as a state set.
 const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
@@ -78,147 +78,144 @@ pub fn to_classic_text(openmetrics: &str) -> String {
     out
 }
 
-fn gauge<'a>(
-    e: &'a mut DescriptorEncoder,
-    name: &'a str,
+/// One metric family: its descriptor, then a sample for each `(labels, value)`. A family with no
+/// samples still states its name and help, so dashboards find it before the first sample.
+fn family<'s, const N: usize, M: EncodeMetric>(
+    e: &mut DescriptorEncoder,
+    name: &str,
     help: &str,
-) -> Result<prometheus_client::encoding::MetricEncoder<'a>, std::fmt::Error> {
-    e.encode_descriptor(name, help, None, MetricType::Gauge)
+    kind: MetricType,
+    samples: impl IntoIterator<Item = ([(&'s str, &'s str); N], M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        value.encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A family of one unlabelled sample.
+fn single(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    value.encode(e.encode_descriptor(name, help, None, kind)?)
+}
+
+fn replica_labels(r: &Replica) -> [(&'static str, &str); 3] {
+    [
+        ("namespace", r.namespace.as_str()),
+        ("agent", r.agent.as_str()),
+        ("replica", r.replica.as_str()),
+    ]
+}
+
+fn container_labels(c: &Container) -> [(&'static str, &str); 2] {
+    [
+        ("service", c.service.as_deref().unwrap_or("")),
+        ("container", c.name.as_str()),
+    ]
 }
 
 impl Collector for SnapshotCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
         let s = self.snapshots.borrow().clone();
         let now = s.built_at;
+        let e = &mut e;
 
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_agent_replica_state",
-                "Observed state of each agent replica, as the state label of a series valued 1",
-            )?;
-            // One series per replica, labelled with its current state (value 1): the other six
-            // states as zeros would multiply a 10,000-agent scrape by seven for no query's gain
-            // (`== 1` on the state label is how every rule reads it).
-            for r in &s.replicas {
-                let labels = [
-                    ("namespace", r.namespace.as_str()),
-                    ("agent", r.agent.as_str()),
-                    ("replica", r.replica.as_str()),
-                    ("state", r.observed.as_str()),
-                ];
-                ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_agent_replica_beat_age_seconds",
-                "Age of each replica's last heartbeat, by the store's clock",
-            )?;
-            for r in &s.replicas {
-                if let Some(age) = r.beat_age {
-                    let labels = [
-                        ("namespace", r.namespace.as_str()),
-                        ("agent", r.agent.as_str()),
-                        ("replica", r.replica.as_str()),
-                    ];
-                    ConstGauge::new(age.as_secs_f64()).encode(m.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_agent_replica_state_seconds",
-                "Time each replica has been in its current observed state",
-            )?;
-            for r in &s.replicas {
-                let labels = [
-                    ("namespace", r.namespace.as_str()),
-                    ("agent", r.agent.as_str()),
-                    ("replica", r.replica.as_str()),
-                ];
-                ConstGauge::new(now.saturating_duration_since(r.since).as_secs_f64())
-                    .encode(m.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_container_health",
-                "Docker health status of each watched container: 1 for the current one (none: no healthcheck)",
-            )?;
-            for c in &s.containers {
+        // One series per replica, labelled with its current state (value 1): the other six
+        // states as zeros would multiply a 10,000-agent scrape by seven for no query's gain
+        // (`== 1` on the state label is how every rule reads it).
+        family(
+            e,
+            "healthcheck_agent_replica_state",
+            "Observed state of each agent replica, as the state label of a series valued 1",
+            Gauge,
+            s.replicas.iter().map(|r| {
+                let [ns, agent, replica] = replica_labels(r);
+                (
+                    [ns, agent, replica, ("state", r.observed.as_str())],
+                    ConstGauge::new(1),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "healthcheck_agent_replica_beat_age_seconds",
+            "Age of each replica's last heartbeat, by the store's clock",
+            Gauge,
+            s.replicas.iter().filter_map(|r| {
+                let age = r.beat_age?;
+                Some((replica_labels(r), ConstGauge::new(age.as_secs_f64())))
+            }),
+        )?;
+        family(
+            e,
+            "healthcheck_agent_replica_state_seconds",
+            "Time each replica has been in its current observed state",
+            Gauge,
+            s.replicas.iter().map(|r| {
+                let since = now.saturating_duration_since(r.since).as_secs_f64();
+                (replica_labels(r), ConstGauge::new(since))
+            }),
+        )?;
+        family(
+            e,
+            "healthcheck_container_health",
+            "Docker health status of each watched container: 1 for the current one (none: no healthcheck)",
+            Gauge,
+            s.containers.iter().flat_map(|c| {
                 let current = c.health.as_deref().unwrap_or("none");
-                for h in HEALTH {
-                    let labels = [
-                        ("service", c.service.as_deref().unwrap_or("")),
-                        ("container", c.name.as_str()),
-                        ("health", h),
-                    ];
-                    ConstGauge::new(i64::from(current == h)).encode(m.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_container_running",
-                "Whether each watched container is running",
-            )?;
-            for c in &s.containers {
-                let labels = [
-                    ("service", c.service.as_deref().unwrap_or("")),
-                    ("container", c.name.as_str()),
-                ];
-                ConstGauge::new(i64::from(c.running)).encode(m.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_container_exit_code",
-                "Exit code of each watched container that is not running",
-            )?;
-            for c in &s.containers {
-                if let Some(code) = c.exit_code {
-                    let labels = [
-                        ("service", c.service.as_deref().unwrap_or("")),
-                        ("container", c.name.as_str()),
-                    ];
-                    ConstGauge::new(code).encode(m.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut m = e.encode_descriptor(
-                "healthcheck_container_restarts",
-                "Restarts of each watched container, as counted by Docker",
-                None,
-                MetricType::Counter,
-            )?;
-            for c in &s.containers {
-                let labels = [
-                    ("service", c.service.as_deref().unwrap_or("")),
-                    ("container", c.name.as_str()),
-                ];
-                ConstCounter::new(c.restart_count).encode(m.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_sidecar_source_up",
-                "Whether the sidecar could read each configured source at its last attempt (absent when off)",
-            )?;
-            for (name, src) in [("store", &s.store), ("docker", &s.docker)] {
-                if *src != Source::Off {
-                    ConstGauge::new(i64::from(src.is_ok()))
-                        .encode(m.encode_family(&[("source", name)])?)?;
-                }
-            }
-        }
+                HEALTH.map(|h| {
+                    let [service, container] = container_labels(c);
+                    (
+                        [service, container, ("health", h)],
+                        ConstGauge::new(i64::from(current == h)),
+                    )
+                })
+            }),
+        )?;
+        family(
+            e,
+            "healthcheck_container_running",
+            "Whether each watched container is running",
+            Gauge,
+            s.containers
+                .iter()
+                .map(|c| (container_labels(c), ConstGauge::new(i64::from(c.running)))),
+        )?;
+        family(
+            e,
+            "healthcheck_container_exit_code",
+            "Exit code of each watched container that is not running",
+            Gauge,
+            s.containers
+                .iter()
+                .filter_map(|c| Some((container_labels(c), ConstGauge::new(c.exit_code?)))),
+        )?;
+        family(
+            e,
+            "healthcheck_container_restarts",
+            "Restarts of each watched container, as counted by Docker",
+            Counter,
+            s.containers
+                .iter()
+                .map(|c| (container_labels(c), ConstCounter::new(c.restart_count))),
+        )?;
+        family(
+            e,
+            "healthcheck_sidecar_source_up",
+            "Whether the sidecar could read each configured source at its last attempt (absent when off)",
+            Gauge,
+            [("store", &s.store), ("docker", &s.docker)]
+                .into_iter()
+                .filter(|(_, src)| **src != Source::Off)
+                .map(|(name, src)| ([("source", name)], ConstGauge::new(i64::from(src.is_ok())))),
+        )?;
         let c = s.counters;
         for (name, help, value) in [
             (
@@ -247,61 +244,56 @@ impl Collector for SnapshotCollector {
                 c.docker_errors,
             ),
         ] {
-            let m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-            ConstCounter::new(value).encode(m)?;
+            single(e, name, help, Counter, ConstCounter::new(value))?;
         }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_heal_mode",
-                "Heal governor mode: 1 for the current one",
-            )?;
-            for mode in ["off", "dry-run", "on"] {
-                ConstGauge::new(i64::from(s.heal.mode.as_str() == mode))
-                    .encode(m.encode_family(&[("mode", mode)])?)?;
-            }
-        }
-        {
-            let m = gauge(
-                &mut e,
-                "healthcheck_heal_shared_outage",
-                "1 while the shared-outage brake holds every restart",
-            )?;
-            ConstGauge::new(i64::from(s.heal.shared_outage.is_some())).encode(m)?;
-        }
-        {
-            let mut m = gauge(
-                &mut e,
-                "healthcheck_heal_quarantined",
-                "1 for each container the governor has quarantined",
-            )?;
-            for c in &s.containers {
-                if let Some(h) = &c.heal {
-                    let labels = [
-                        ("service", c.service.as_deref().unwrap_or("")),
-                        ("container", c.name.as_str()),
-                    ];
-                    ConstGauge::new(i64::from(h.status == "quarantined"))
-                        .encode(m.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut m = e.encode_descriptor(
-                "healthcheck_heal_decisions",
-                "Heal decisions since the sidecar started, by service, decision and why",
-                None,
-                MetricType::Counter,
-            )?;
-            for d in &s.heal.decisions {
-                let labels = [
-                    ("service", d.service.as_str()),
-                    ("decision", d.decision.as_str()),
-                    ("why", d.why.as_str()),
-                ];
-                ConstCounter::new(d.count).encode(m.encode_family(&labels)?)?;
-            }
-        }
+        family(
+            e,
+            "healthcheck_heal_mode",
+            "Heal governor mode: 1 for the current one",
+            Gauge,
+            ["off", "dry-run", "on"].map(|mode| {
+                (
+                    [("mode", mode)],
+                    ConstGauge::new(i64::from(s.heal.mode.as_str() == mode)),
+                )
+            }),
+        )?;
+        single(
+            e,
+            "healthcheck_heal_shared_outage",
+            "1 while the shared-outage brake holds every restart",
+            Gauge,
+            ConstGauge::new(i64::from(s.heal.shared_outage.is_some())),
+        )?;
+        family(
+            e,
+            "healthcheck_heal_quarantined",
+            "1 for each container the governor has quarantined",
+            Gauge,
+            s.containers.iter().filter_map(|c| {
+                let h = c.heal.as_ref()?;
+                Some((
+                    container_labels(c),
+                    ConstGauge::new(i64::from(h.status == "quarantined")),
+                ))
+            }),
+        )?;
+        family(
+            e,
+            "healthcheck_heal_decisions",
+            "Heal decisions since the sidecar started, by service, decision and why",
+            Counter,
+            s.heal.decisions.iter().map(|d| {
+                (
+                    [
+                        ("service", d.service.as_str()),
+                        ("decision", d.decision.as_str()),
+                        ("why", d.why.as_str()),
+                    ],
+                    ConstCounter::new(d.count),
+                )
+            }),
+        )?;
         Ok(())
     }
 }
