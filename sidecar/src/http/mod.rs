@@ -9,9 +9,10 @@ pub mod page;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -22,6 +23,35 @@ use crate::state::State;
 struct App {
     snapshots: watch::Receiver<Arc<State>>,
     registry: Arc<Registry>,
+    status: Arc<Rendered>,
+    openmetrics: Arc<Rendered>,
+    classic: Arc<Rendered>,
+}
+
+/// The last body one view rendered, with the snapshot it came from. Requests against an unchanged
+/// snapshot share one rendering: at 10,000 agents `/api/status` took 18 ms of CPU and `/metrics`
+/// 33 ms per request, so a dashboard and Prometheus polling together queued behind each other.
+/// Holding the snapshot's `Arc` makes the pointer comparison sound (it cannot be freed and
+/// reused while cached).
+#[derive(Default)]
+struct Rendered(tokio::sync::Mutex<Option<(Arc<State>, Bytes)>>);
+
+impl Rendered {
+    async fn body<E>(
+        &self,
+        state: Arc<State>,
+        render: impl FnOnce(&State) -> Result<String, E>,
+    ) -> Result<Bytes, E> {
+        let mut cached = self.0.lock().await;
+        if let Some((of, body)) = cached.as_ref()
+            && Arc::ptr_eq(of, &state)
+        {
+            return Ok(body.clone());
+        }
+        let body = Bytes::from(render(&state)?);
+        *cached = Some((state, body.clone()));
+        Ok(body)
+    }
 }
 
 /// The router: GET only.
@@ -36,6 +66,9 @@ pub fn router(snapshots: watch::Receiver<Arc<State>>) -> Router {
         .with_state(App {
             snapshots,
             registry,
+            status: Arc::default(),
+            openmetrics: Arc::default(),
+            classic: Arc::default(),
         })
 }
 
@@ -60,11 +93,25 @@ async fn page_handler(Extract(app): Extract<App>) -> Response {
 }
 
 async fn status_handler(Extract(app): Extract<App>) -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(api::Status::of(&latest(&app))),
-    )
-        .into_response()
+    let body = app
+        .status
+        .body(latest(&app), |s| serde_json::to_string(&api::Status::of(s)))
+        .await;
+    match body {
+        Ok(json) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the status failed",
+        )
+            .into_response(),
+    }
 }
 
 async fn events_handler(Extract(app): Extract<App>) -> Response {
@@ -77,15 +124,28 @@ async fn metrics_handler(Extract(app): Extract<App>, headers: HeaderMap) -> Resp
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    match metrics::encode(&app.registry) {
-        Ok(text) if openmetrics => {
-            ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
-        }
-        Ok(text) => (
-            [(header::CONTENT_TYPE, metrics::PROMETHEUS_TEXT)],
-            metrics::to_classic_text(&text),
-        )
-            .into_response(),
+    // The collector reads the latest snapshot itself; the one taken here only keys the cache
+    // (a scrape racing a new snapshot renders the newer one and caches it under the older key,
+    // which the next request replaces).
+    let state = latest(&app);
+    let registry = &app.registry;
+    let (cache, content_type) = if openmetrics {
+        (&app.openmetrics, metrics::OPENMETRICS)
+    } else {
+        (&app.classic, metrics::PROMETHEUS_TEXT)
+    };
+    let body = cache
+        .body(state, |_| {
+            let text = metrics::encode(registry)?;
+            Ok::<_, std::fmt::Error>(if openmetrics {
+                text
+            } else {
+                metrics::to_classic_text(&text)
+            })
+        })
+        .await;
+    match body {
+        Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed").into_response(),
     }
 }
