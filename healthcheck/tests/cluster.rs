@@ -188,6 +188,85 @@ fn sentinel_master_password_never_printed() {
     assert!(out.contains("NOAUTH"), "{out}");
 }
 
+/// Publishes `ready` once for each agent (replica `r1`, a 60 s TTL) to the ready-signal store
+/// at `url`, namespace `e2e`, through the crate.
+fn publish_ready(url: &str, agents: &[String]) {
+    use ready_signal::{Name, State, StoreConfig};
+    let files = tempfile::tempdir().unwrap();
+    let store = StoreConfig::new()
+        .redis(url)
+        .unwrap()
+        .dir(files.path())
+        .namespace(Name::new("e2e").unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for agent in agents {
+            ready_signal::publish_once(
+                &store,
+                &Name::new(agent).unwrap(),
+                &Name::new("r1").unwrap(),
+                &ready_signal::new_instance_id(),
+                State::Ready,
+                "",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        }
+    });
+}
+
+/// The probe on `target` with the ready-signal store at `url`, namespace `e2e`.
+fn probe_ready(url: &str, target: &str) -> (i32, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = healthcheck()
+        .env_remove("READY_SIGNAL_REDIS_PASSWORD_FILE")
+        .env_remove("READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE")
+        .env_remove("READY_SIGNAL_NATS_URL")
+        .env_remove("READY_SIGNAL_DIR")
+        .env("READY_SIGNAL_REDIS_URL", url)
+        .env("READY_SIGNAL_NAMESPACE", "e2e")
+        .args(["--timeout", "3s", target])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    (status.code().expect("exited with a code"), text)
+}
+
+/// `ready://` with the store under Sentinel: agents published through the crate are healthy;
+/// a master name no Sentinel monitors is unhealthy, naming it, with no password printed.
+#[test]
+fn ready_store_under_sentinel() {
+    let s = RedisSentinel::builder().requirepass(CANARY).start();
+    let url = s.url().replacen("://", &format!("://:{CANARY}@"), 1);
+    publish_ready(&url, &["a1".into(), "a2".into()]);
+    let (code, out) = probe_ready(&url, "ready://a1,a2");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("a1 ready") && out.contains("a2 ready"),
+        "{out}"
+    );
+    assert!(!out.contains(CANARY), "{out}");
+    let wrong = url.replace(&format!("/{}", s.master_name()), "/nosuchmaster");
+    let (code, out) = probe_ready(&wrong, "ready://a1");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no sentinel monitors a master named `nosuchmaster`"),
+        "{out}"
+    );
+    assert!(!out.contains(CANARY), "{out}");
+}
+
 /// A converged 3-master cluster: every node healthy with its own role; all_masters=true proves
 /// every master answers; role=replica on a master is unhealthy.
 #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+use crate::redis_store::sentinel::Sentinels;
 use crate::{Error, Name};
 
 /// The namespace used when none is configured.
@@ -36,11 +37,24 @@ pub struct StoreConfig {
     pub(crate) namespace: Name,
 }
 
-/// A Redis store: connection settings and the address to name in messages.
+/// A Redis store: where its data nodes are, how to authenticate to them, and how messages name
+/// it.
 #[derive(Clone)]
 pub(crate) struct RedisStore {
-    pub(crate) info: redis::ConnectionInfo,
+    pub(crate) topology: Topology,
+    /// Database, user and password of the data nodes.
+    pub(crate) settings: redis::RedisConnectionInfo,
+    /// `host:port`, or the host list and what it is (`a:26379,b:26379 (sentinels, master m)`).
     pub(crate) addr: String,
+}
+
+/// How the data nodes of a Redis store are found.
+#[derive(Clone)]
+pub(crate) enum Topology {
+    /// One server at `host:port`.
+    Single(String),
+    /// The master that Sentinels name.
+    Sentinel(Sentinels),
 }
 
 /// A NATS server and how to authenticate to it.
@@ -79,7 +93,8 @@ impl StoreConfig {
         }
     }
 
-    /// Reads `READY_SIGNAL_REDIS_URL`, `READY_SIGNAL_REDIS_PASSWORD_FILE`, `READY_SIGNAL_NATS_URL`,
+    /// Reads `READY_SIGNAL_REDIS_URL`, `READY_SIGNAL_REDIS_PASSWORD_FILE`,
+    /// `READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE`, `READY_SIGNAL_NATS_URL`,
     /// `READY_SIGNAL_NATS_PASSWORD_FILE`, `READY_SIGNAL_NATS_TOKEN_FILE`, `READY_SIGNAL_DIR` and
     /// `READY_SIGNAL_NAMESPACE`. Empty variables count as unset.
     pub fn from_env() -> Result<StoreConfig, Error> {
@@ -98,6 +113,12 @@ impl StoreConfig {
         if let Some(file) = var("READY_SIGNAL_REDIS_PASSWORD_FILE") {
             store =
                 store.redis_password(read_secret("READY_SIGNAL_REDIS_PASSWORD_FILE", &file)?)?;
+        }
+        if let Some(file) = var("READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE") {
+            let password = read_secret("READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE", &file)?;
+            store = store
+                .redis_sentinel_password(password)
+                .map_err(|e| in_var("READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE", e))?;
         }
         if let Some(url) = var("READY_SIGNAL_NATS_URL") {
             store = store
@@ -127,29 +148,54 @@ impl StoreConfig {
         Ok(store)
     }
 
-    /// Uses the Redis server at `url` (`redis://[user[:password]@]host[:port][/db]`).
+    /// Uses the Redis store at `url`:
+    ///
+    /// - `redis://[user[:password]@]host[:port][/db]`: one server;
+    /// - `redis+sentinel://[user[:password]@]host:26379[,host:26379...]/MASTER_NAME[?db=N]`: the
+    ///   master that these Sentinels name (the user and password are the data nodes'; the
+    ///   Sentinels' own password is [`StoreConfig::redis_sentinel_password`]).
+    ///
+    /// Errors name the host by its position in a list, never the URL.
+    ///
+    /// ```
+    /// use ready_signal::StoreConfig;
+    ///
+    /// let store = StoreConfig::new().redis("redis+sentinel://:s3cret@s1,s2:26380/mymaster")?;
+    /// assert_eq!(
+    ///     store.describe(),
+    ///     "redis at s1:26379,s2:26380 (sentinels, master mymaster), namespace default"
+    /// );
+    /// # Ok::<(), ready_signal::Error>(())
+    /// ```
     pub fn redis(mut self, url: &str) -> Result<StoreConfig, Error> {
-        let parsed = parse_url(url, &["redis"])?;
-        let addr = addr_of(&parsed, 6379)?;
-        let info = redis::IntoConnectionInfo::into_connection_info(parsed.as_str())
-            .map_err(|e| Error::Config(format!("redis URL for {addr}: {e}")))?;
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        self.redis = Some(RedisStore {
-            info: info.set_redis_settings(settings),
-            addr,
-        });
+        self.redis = Some(parse_redis(url)?);
         Ok(self)
     }
 
     /// Sets the Redis password (for example read from a secret file); the URL's user is kept.
+    /// Under Sentinel, this is the data nodes' password.
     pub fn redis_password(mut self, password: String) -> Result<StoreConfig, Error> {
         let Some(redis) = self.redis.as_mut() else {
             return Err(Error::Config(
                 "a Redis password was given but no Redis URL".into(),
             ));
         };
-        let settings = redis.info.redis_settings().clone().set_password(password);
-        redis.info = redis.info.clone().set_redis_settings(settings);
+        redis.settings = redis.settings.clone().set_password(password);
+        Ok(self)
+    }
+
+    /// Sets the password of the Sentinels themselves (their `requirepass`), for a
+    /// `redis+sentinel://` store.
+    pub fn redis_sentinel_password(mut self, password: String) -> Result<StoreConfig, Error> {
+        match self.redis.as_mut().map(|r| &mut r.topology) {
+            Some(Topology::Sentinel(s)) => s.password = Some(password),
+            _ => {
+                return Err(Error::Config(
+                    "a Sentinel password was given but the Redis URL is not redis+sentinel://"
+                        .into(),
+                ));
+            }
+        }
         Ok(self)
     }
 
@@ -253,10 +299,17 @@ impl StoreConfig {
         self.dir.is_some() || self.redis.is_none()
     }
 
-    /// `host:port` of the Redis store, when there is one (a probe resolves it first, to say
-    /// "resolving HOST" rather than a client library's message).
+    /// `host:port` of the Redis store, when there is one server to name (a probe resolves it
+    /// first, to say "resolving HOST" rather than a client library's message). `None` for a
+    /// list of Sentinels or Cluster nodes: each is resolved when it is tried.
     pub fn redis_addr(&self) -> Option<&str> {
-        self.redis.as_ref().map(|r| r.addr.as_str())
+        match &self.redis.as_ref()?.topology {
+            Topology::Single(addr) => Some(addr),
+            Topology::Sentinel(s) => match s.addrs.as_slice() {
+                [one] => Some(one),
+                _ => None,
+            },
+        }
     }
 
     /// One line naming the stores, for logs and probe output; no credentials.
@@ -310,6 +363,149 @@ fn parse_url(url: &str, schemes: &[&str]) -> Result<Url, Error> {
         )));
     }
     Ok(parsed)
+}
+
+/// The most hosts a Sentinel or Cluster host list may name.
+const MAX_HOSTS: usize = 64;
+
+/// Parses a Redis store URL (see [`StoreConfig::redis`]).
+fn parse_redis(url: &str) -> Result<RedisStore, Error> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let default_port = if scheme.as_deref() == Some("redis+sentinel") {
+        26379
+    } else {
+        6379
+    };
+    let (first, hosts) = split_hosts(url, default_port)?;
+    let parsed = parse_url(&first, &["redis", "redis+sentinel"])?;
+    let mut options: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut take = |name: &str| {
+        let at = options.iter().position(|(k, _)| k == name)?;
+        Some(options.remove(at).1)
+    };
+    let (topology, db) = if parsed.scheme() == "redis+sentinel" {
+        let master = percent_encoding::percent_decode_str(parsed.path().trim_start_matches('/'))
+            .decode_utf8_lossy()
+            .into_owned();
+        if master.is_empty() || master.contains('/') || master.len() > 200 {
+            return Err(Error::Config(
+                "name the master in the path: redis+sentinel://host:26379,host:26379/MASTER_NAME"
+                    .into(),
+            ));
+        }
+        let db = match take("db") {
+            Some(db) => db
+                .parse::<i64>()
+                .ok()
+                .filter(|d| *d >= 0)
+                .ok_or_else(|| Error::Config("option `db` must be a database number".into()))?,
+            None => 0,
+        };
+        if let Some((k, _)) = options.first() {
+            return Err(Error::Config(format!(
+                "unknown option `{}` (redis+sentinel:// takes db=N)",
+                cut(k, 40)
+            )));
+        }
+        let topology = Topology::Sentinel(Sentinels {
+            addrs: hosts,
+            master,
+            password: None,
+        });
+        (topology, db)
+    } else {
+        if hosts.len() > 1 {
+            return Err(Error::Config(
+                "a host list is for redis+sentinel://HOSTS/MASTER_NAME (Sentinels)".into(),
+            ));
+        }
+        let db = match parsed.path().trim_matches('/') {
+            "" => 0,
+            db => db.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| {
+                Error::Config("the path must be a database number (redis://host/0)".into())
+            })?,
+        };
+        (Topology::Single(addr_of(&parsed, 6379)?), db)
+    };
+    // User and password as redis-rs reads them (percent-decoded; `+` stays a plus sign).
+    let mut plain = parsed.clone();
+    plain
+        .set_scheme("redis")
+        .map_err(|()| Error::Config("not a redis URL".into()))?;
+    plain.set_path(&format!("/{db}"));
+    if matches!(topology, Topology::Sentinel(_)) {
+        plain.set_query(None);
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(plain.as_str())
+        .map_err(|e| Error::Config(format!("redis URL: {}", e.detail().unwrap_or("invalid"))))?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let addr = match &topology {
+        Topology::Single(addr) => addr.clone(),
+        Topology::Sentinel(s) => format!(
+            "{} (sentinels, master {})",
+            s.addrs.join(","),
+            cut(&s.master, 60)
+        ),
+    };
+    Ok(RedisStore {
+        topology,
+        settings,
+        addr,
+    })
+}
+
+/// Splits a host list out of a URL's authority (`redis+sentinel://u:p@a:1,b:2/name`): the URL
+/// with its first host only, and every host as `host:port`. Errors name a host by its position,
+/// never its text (the text around it may hold a password).
+fn split_hosts(url: &str, default_port: u16) -> Result<(String, Vec<String>), Error> {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return Ok((url.to_string(), Vec::new()));
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let hosts_start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    let list = &url[hosts_start..end];
+    let seeds: Vec<&str> = list.split(',').collect();
+    if seeds.len() > MAX_HOSTS {
+        return Err(Error::Config(format!(
+            "more than {MAX_HOSTS} hosts in the host list"
+        )));
+    }
+    let mut hosts = Vec::with_capacity(seeds.len());
+    for (i, seed) in seeds.iter().enumerate() {
+        let at = i + 1;
+        if seed.is_empty() {
+            return Err(Error::Config(format!(
+                "host {at} of the host list is empty (write host1:port,host2:port)"
+            )));
+        }
+        let parsed = Url::parse(&format!("redis://{seed}"))
+            .map_err(|e| Error::Config(format!("host {at} of the host list: {e}")))?;
+        if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+            return Err(Error::Config(format!(
+                "host {at} of the host list is not host:port"
+            )));
+        }
+        hosts.push(
+            addr_of(&parsed, default_port)
+                .map_err(|e| Error::Config(format!("host {at} of the host list: {e}")))?,
+        );
+    }
+    let first = format!("{}{}{}", &url[..hosts_start], seeds[0], &url[end..]);
+    Ok((first, hosts))
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn addr_of(url: &Url, default_port: u16) -> Result<String, Error> {
@@ -388,6 +584,72 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(e.to_string().contains("/nonexistent"), "{e}");
+    }
+
+    /// A Sentinel URL names its hosts and master; passwords (the URL's, the Sentinels') never
+    /// show in `describe()` or Debug.
+    #[test]
+    fn sentinel_urls_parse_and_redact() {
+        let s = StoreConfig::new()
+            .redis("redis+sentinel://u:canary-pw@s1,[::1]:26380/my%20master?db=3")
+            .unwrap()
+            .redis_sentinel_password("canary-sentinel".into())
+            .unwrap();
+        assert_eq!(
+            s.describe(),
+            "redis at s1:26379,[::1]:26380 (sentinels, master my master), namespace default"
+        );
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("canary") && !s.describe().contains("canary"),
+            "{debug}"
+        );
+        let r = s.redis.as_ref().unwrap();
+        assert_eq!(r.settings.db(), 3);
+        assert_eq!(r.settings.password(), Some("canary-pw"));
+        assert_eq!(r.settings.username(), Some("u"));
+        let Topology::Sentinel(sentinels) = &r.topology else {
+            panic!("not a sentinel store")
+        };
+        assert_eq!(sentinels.addrs, ["s1:26379", "[::1]:26380"]);
+        assert_eq!(sentinels.password.as_deref(), Some("canary-sentinel"));
+        assert_eq!(s.redis_addr(), None);
+    }
+
+    /// Bad hosts are named by position and no part of the URL (which may hold a password)
+    /// is echoed; a missing master name or an unknown option is said.
+    #[test]
+    fn bad_host_lists_name_the_position() {
+        let err = |url: &str| StoreConfig::new().redis(url).unwrap_err().to_string();
+        let e = err("redis+sentinel://:canary@a:1,,c/m");
+        assert!(e.contains("host 2 of the host list is empty"), "{e}");
+        let e = err("redis+sentinel://:canary@a:1,b:99999/m");
+        assert!(e.starts_with("host 2 of the host list: "), "{e}");
+        assert!(!e.contains("canary"), "{e}");
+        let e = err("redis+sentinel://a:1,b:2");
+        assert!(e.contains("name the master"), "{e}");
+        let e = err("redis+sentinel://a/m?cluster=true");
+        assert!(e.contains("unknown option `cluster`"), "{e}");
+        let e = err("redis://:canary@a:1,b:2");
+        assert!(e.contains("redis+sentinel://"), "{e}");
+        assert!(!e.contains("canary"), "{e}");
+        let e = StoreConfig::new()
+            .redis("redis://a")
+            .unwrap()
+            .redis_sentinel_password("x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not redis+sentinel://"), "{e}");
+        let e = StoreConfig::from_lookup(lookup(&[(
+            "READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE",
+            "/nonexistent",
+        )]))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE: cannot read /nonexistent"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::config::StoreConfig;
 use crate::events::{self, Events};
 use crate::file_store;
 use crate::record::Record;
+use crate::redis_store::node::Budget;
 use crate::redis_store::{self, RedisConn, Snapshot};
 use crate::{Error, Name, Observed};
 
@@ -21,6 +22,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most an [`Observer::connect_within`] observer reads from Redis over its life: thousands
 /// of records, far less than a reply that would hurt a memory-limited container.
 pub(crate) const READ_BOUND: usize = 1 << 20;
+
+/// The most one read of an [`Observer::connect`] observer takes from Redis.
+const LONG_READ_BOUND: usize = 64 << 20;
 
 /// A record counts as stale once its heartbeat is this many intervals old.
 pub const STALE_INTERVALS: u32 = 2;
@@ -159,13 +163,19 @@ impl ReplicaStatus {
 pub struct Observer {
     store: StoreConfig,
     redis: Option<Result<RedisConn, Error>>,
+    /// What may still be read from Redis.
+    budget: Budget,
 }
 
 impl Observer {
     /// Connects to the store records are read from. An unreachable Redis is not an error here:
     /// every read then reports it (with what the local record file says, if there is one).
+    ///
+    /// For a long-running reader (a status view): each read may take up to 64 MiB from Redis
+    /// (a namespace of over 100,000 records), so a server streaming an endless reply fails that
+    /// read instead of filling memory.
     pub async fn connect(store: &StoreConfig) -> Result<Observer, Error> {
-        Observer::connect_within(store, CONNECT_TIMEOUT).await
+        Observer::open(store, CONNECT_TIMEOUT, Budget::per_read(LONG_READ_BOUND)).await
     }
 
     /// Like [`Observer::connect`], for a one-shot reader such as a probe: `timeout` instead of
@@ -173,18 +183,28 @@ impl Observer {
     /// deadline passes a longer one), and at most 1 MiB is read from Redis, so a
     /// server streaming an endless reply fails the read instead of filling memory.
     pub async fn connect_within(store: &StoreConfig, timeout: Duration) -> Result<Observer, Error> {
+        Observer::open(store, timeout, Budget::total(READ_BOUND)).await
+    }
+
+    async fn open(
+        store: &StoreConfig,
+        timeout: Duration,
+        budget: Budget,
+    ) -> Result<Observer, Error> {
         let redis = match &store.redis {
-            Some(r) => Some(RedisConn::connect_bounded(r, timeout, READ_BOUND).await),
+            Some(r) => Some(RedisConn::connect_bounded(r, timeout, &budget).await),
             None => None,
         };
         Ok(Observer {
             store: store.clone(),
             redis,
+            budget,
         })
     }
 
     /// The status of one replica.
     pub async fn replica(&self, agent: &Name, replica: &Name) -> Result<ReplicaStatus, Error> {
+        self.budget.refill();
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
@@ -204,6 +224,7 @@ impl Observer {
     /// Redis's clock; for files, by this host's). A replica whose record expired or was removed
     /// is no longer listed, so an agent whose replicas are all gone lists none.
     pub async fn replicas(&self, agent: &Name) -> Result<Vec<ReplicaStatus>, Error> {
+        self.budget.refill();
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
@@ -241,6 +262,7 @@ impl Observer {
     /// (a status view of thousands of agents). Agents and replicas whose records all expired are
     /// not listed.
     pub async fn all(&self) -> Result<Vec<ReplicaStatus>, Error> {
+        self.budget.refill();
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {

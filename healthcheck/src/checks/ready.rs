@@ -21,8 +21,9 @@ const NO_LIBRARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2
 
 /// The variables naming files ready-signal reads; checked here first, so a FIFO or a device
 /// named in one is refused at once instead of blocking the probe.
-const FILE_VARIABLES: [&str; 3] = [
+const FILE_VARIABLES: [&str; 4] = [
     "READY_SIGNAL_REDIS_PASSWORD_FILE",
+    "READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE",
     "READY_SIGNAL_NATS_PASSWORD_FILE",
     "READY_SIGNAL_NATS_TOKEN_FILE",
 ];
@@ -219,7 +220,9 @@ pub(crate) async fn check(t: &ReadyTarget, progress: &Progress) -> Result<Option
 fn store_secrets(env: &dyn Fn(&str) -> Option<String>) -> Vec<crate::secret::Secret> {
     let mut out = Vec::new();
     for var in ["READY_SIGNAL_REDIS_URL", "READY_SIGNAL_NATS_URL"] {
-        if let Some(url) = env(var).and_then(|u| Url::parse(&u).ok()) {
+        // A host list (`redis+sentinel://u:p@a:1,b:2/m`) is not URL syntax: the credentials are
+        // read from the URL with its first host only.
+        if let Some(url) = env(var).and_then(|u| Url::parse(&first_host_only(&u)).ok()) {
             if let Some(p) = url.password() {
                 out.push(p.to_string());
                 out.push(crate::options::percent_decode(p));
@@ -239,6 +242,21 @@ fn store_secrets(env: &dyn Fn(&str) -> Option<String>) -> Vec<crate::secret::Sec
     }
     out.retain(|s| !s.is_empty());
     out.into_iter().map(crate::secret::Secret::new).collect()
+}
+
+/// `url` with only the first host of a comma-separated host list.
+fn first_host_only(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let hosts = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    match url[hosts..end].find(',') {
+        Some(comma) => format!("{}{}", &url[..hosts + comma], &url[end..]),
+        None => url.to_string(),
+    }
 }
 
 impl ReadyTarget {
@@ -397,6 +415,22 @@ mod tests {
         assert!(parse("ready://a,b?min=2").is_ok());
         assert!(parse("ready://a?replica=self").is_ok());
         assert!(parse("ready://a?namespace=prod").is_ok());
+    }
+
+    /// The store's password is found in a Sentinel or Cluster host-list URL too, so it is
+    /// scrubbed from whatever the store says back.
+    #[test]
+    fn secrets_are_read_from_host_list_urls() {
+        let env = |n: &str| {
+            (n == "READY_SIGNAL_REDIS_URL")
+                .then(|| "redis+sentinel://u:canary%2Fpw@a:1,b:2/m?db=1".to_string())
+        };
+        let secrets = super::store_secrets(&env);
+        assert!(secrets.iter().any(|s| s.expose() == "canary/pw"));
+        assert_eq!(
+            super::first_host_only("redis://u:p@a:1,b:2?cluster=true"),
+            "redis://u:p@a:1?cluster=true"
+        );
     }
 
     #[test]

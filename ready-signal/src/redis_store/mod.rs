@@ -4,12 +4,16 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError, Script};
+use redis::{RedisError, Script};
 
-use crate::config::RedisStore;
+use crate::config::{RedisStore, Topology};
 use crate::record::{Record, decode_record, malformed};
 use crate::{Error, Name};
+
+pub(crate) mod node;
+pub(crate) mod sentinel;
+
+use node::{Budget, NodeConn};
 
 /// Key prefix of every key this crate writes.
 pub const KEY_PREFIX: &str = "ready-signal";
@@ -40,7 +44,7 @@ pub fn epoch_key(ns: &Name) -> String {
 /// An instance's epoch is handed out by the script at its first write, from a counter in Redis,
 /// so Redis alone orders instances. A write with a lower epoch than the stored one's is refused
 /// (returns 0): a late heartbeat or `stopping` of a predecessor never overwrites its successor.
-const WRITE: &str = include_str!("write.lua");
+const WRITE: &str = include_str!("../write.lua");
 
 /// The write script with its SHA1 computed once; invoked by `EVALSHA`, loaded on `NOSCRIPT`.
 static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
@@ -91,81 +95,43 @@ pub(crate) enum Applied {
     FencedOff,
 }
 
-/// One connection to the Redis store.
+/// One connection to the Redis store: the server, or the master the Sentinels name.
 #[derive(Clone)]
 pub(crate) struct RedisConn {
-    conn: MultiplexedConnection,
-    addr: String,
+    node: NodeConn,
 }
 
 impl std::fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConn")
-            .field("addr", &self.addr)
+            .field("addr", &self.node.addr)
             .finish()
     }
 }
 
 impl RedisConn {
     /// Connects (and authenticates) within `timeout`; every later command is bounded by it too.
+    /// Under Sentinel, the master is asked of the Sentinels at every connection.
     pub(crate) async fn connect(store: &RedisStore, timeout: Duration) -> Result<RedisConn, Error> {
-        let addr = store.addr.clone();
-        let client = Client::open(store.info.clone()).map_err(|e| redis_error(&addr, &e))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let conn = tokio::time::timeout(
-            timeout,
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| Error::Timeout {
-            what: format!("connecting to redis at {addr}"),
-            after: timeout,
-        })?
-        .map_err(|e| redis_error(&addr, &e))?;
-        Ok(RedisConn { conn, addr })
+        RedisConn::connect_bounded(store, timeout, &Budget::unbounded()).await
     }
 
-    /// Like [`RedisConn::connect`], for a one-shot reader: at most `read_bound` bytes are read
-    /// from the server over the connection's life, so a server (or impostor) streaming an endless
-    /// reply cannot grow the reader's memory past about that much. redis-rs buffers a reply of
-    /// whatever length the peer announces; the bound sits under it, on the stream.
+    /// Like [`RedisConn::connect`], for a reader: what is read from the servers draws on
+    /// `budget`.
     pub(crate) async fn connect_bounded(
         store: &RedisStore,
         timeout: Duration,
-        read_bound: usize,
+        budget: &Budget,
     ) -> Result<RedisConn, Error> {
-        let addr = store.addr.clone();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let connect = async {
-            let tcp = tokio::net::TcpStream::connect(addr.as_str())
-                .await
-                .map_err(|e| Error::Redis {
-                    addr: addr.clone(),
-                    message: e.to_string(),
-                })?;
-            let _ = tcp.set_nodelay(true);
-            let stream = ReadBound {
-                inner: tcp,
-                left: read_bound,
-            };
-            let (conn, driver) =
-                MultiplexedConnection::new_with_config(store.info.redis_settings(), stream, config)
-                    .await
-                    .map_err(|e| redis_error(&addr, &e))?;
-            tokio::spawn(driver);
-            Ok(conn)
+        let node = match &store.topology {
+            Topology::Single(addr) => {
+                NodeConn::open(addr, &store.settings, timeout, budget).await?
+            }
+            Topology::Sentinel(s) => {
+                sentinel::master(s, &store.settings, &store.addr, timeout, budget).await?
+            }
         };
-        let conn = tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| Error::Timeout {
-                what: format!("connecting to redis at {addr}"),
-                after: timeout,
-            })??;
-        Ok(RedisConn { conn, addr })
+        Ok(RedisConn { node })
     }
 
     /// Writes, retakes or removes a record through the fenced script.
@@ -188,9 +154,9 @@ impl RedisConn {
             .arg(w.agent.as_str())
             .arg(w.replica.as_str());
         let epoch: i64 = invocation
-            .invoke_async(&mut self.conn)
+            .invoke_async(&mut self.node.conn)
             .await
-            .map_err(|e| redis_error(&self.addr, &e))?;
+            .map_err(|e| redis_error(&self.node.addr, &e))?;
         Ok(match u64::try_from(epoch) {
             Ok(epoch) if epoch > 0 => Applied::Yes { epoch },
             _ => Applied::FencedOff,
@@ -205,9 +171,9 @@ impl RedisConn {
             .cmd("PTTL")
             .arg(key)
             .cmd("TIME")
-            .query_async(&mut self.conn)
+            .query_async(&mut self.node.conn)
             .await
-            .map_err(|e| redis_error(&self.addr, &e))?;
+            .map_err(|e| redis_error(&self.node.addr, &e))?;
         Ok(Snapshot::new(key, fields, pttl, time))
     }
 
@@ -222,11 +188,11 @@ impl RedisConn {
         }
         pipe.cmd("TIME");
         let values: Vec<redis::Value> = pipe
-            .query_async(&mut self.conn)
+            .query_async(&mut self.node.conn)
             .await
-            .map_err(|e| redis_error(&self.addr, &e))?;
+            .map_err(|e| redis_error(&self.node.addr, &e))?;
         let bad = |why: &str| Error::Redis {
-            addr: self.addr.clone(),
+            addr: self.node.addr.clone(),
             message: format!("unexpected reply: {why}"),
         };
         let Some((time, pairs)) = values.split_last() else {
@@ -318,11 +284,11 @@ impl RedisConn {
         }
         pipe.cmd("TIME");
         let mut values: Vec<redis::Value> = pipe
-            .query_async(&mut self.conn)
+            .query_async(&mut self.node.conn)
             .await
-            .map_err(|e| redis_error(&self.addr, &e))?;
+            .map_err(|e| redis_error(&self.node.addr, &e))?;
         let bad = |why: &str| Error::Redis {
-            addr: self.addr.clone(),
+            addr: self.node.addr.clone(),
             message: format!("unexpected reply: {why}"),
         };
         let time = values.pop().ok_or_else(|| bad("empty pipeline reply"))?;
@@ -341,62 +307,5 @@ impl RedisConn {
                     .collect())
             })
             .collect()
-    }
-}
-
-/// A stream that reads at most `left` more bytes, then fails every read.
-#[derive(Debug)]
-struct ReadBound<S> {
-    inner: S,
-    left: usize,
-}
-
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ReadBound<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.left == 0 {
-            return std::task::Poll::Ready(Err(std::io::Error::other(
-                "the server sent more than the read bound (an endless reply?)",
-            )));
-        }
-        let mut chunk = [0u8; 4096];
-        let max = self.left.min(buf.remaining()).min(chunk.len());
-        let mut sub = tokio::io::ReadBuf::new(&mut chunk[..max]);
-        match std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut sub) {
-            std::task::Poll::Ready(Ok(())) => {
-                let n = sub.filled().len();
-                buf.put_slice(sub.filled());
-                self.left -= n;
-                std::task::Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
-    }
-}
-
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ReadBound<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
