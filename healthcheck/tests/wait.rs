@@ -190,9 +190,13 @@ fn sigterm_while_waiting() {
 #[test]
 fn ready_event_ends_the_wait() {
     let nats = NatsServer::builder().monitor().start();
-    event_ends_the_wait("waittest", nats.url(), nats.url(), &|| {
-        nats.subscriptions().unwrap_or(0) >= 1
-    });
+    event_ends_the_wait(
+        "waittest",
+        nats.url(),
+        nats.url(),
+        &|| nats.subscriptions().unwrap_or(0) >= 1,
+        &mut |agent| agent.ready(),
+    );
 }
 
 /// The same through a 3-node NATS cluster, every seed list starting with a dead seed: the
@@ -219,20 +223,59 @@ fn ready_event_ends_the_wait_through_a_cluster_with_a_dead_first_seed() {
             .unwrap_or(0)
     };
     let before = subscriptions();
-    event_ends_the_wait("waitcluster", seeds(&[0]), seeds(&[1, 2]), &|| {
-        subscriptions() > before
-    });
+    event_ends_the_wait(
+        "waitcluster",
+        seeds(&[0]),
+        seeds(&[1, 2]),
+        &|| subscriptions() > before,
+        &mut |agent| agent.ready(),
+    );
+}
+
+/// A ready event lost while the waiter's only NATS node was down does not leave the wait to
+/// polling: the node is killed right after one of the waiter's slowed-down polls, the agent
+/// (on another node) says ready, the node is restarted, and the waiter, reconnected, reads the
+/// store at once: sooner than its next poll could.
+#[test]
+fn the_wait_reads_again_when_its_nats_node_comes_back() {
+    let cluster = std::cell::RefCell::new(NatsCluster::start());
+    let (agent_nats, waiter_nats) = {
+        let c = cluster.borrow();
+        (c.url(0), c.url(1))
+    };
+    let subscriptions = || {
+        cluster
+            .borrow()
+            .monitor(0, "/subsz")
+            .and_then(|s| s.get("num_subscriptions")?.as_u64())
+            .unwrap_or(0)
+    };
+    let before = subscriptions();
+    event_ends_the_wait(
+        "waitback",
+        agent_nats,
+        waiter_nats,
+        &|| subscriptions() > before,
+        &mut |agent| {
+            let mut c = cluster.borrow_mut();
+            c.kill(1);
+            // No node holds the waiter's subscription: this event reaches nobody.
+            agent.ready();
+            c.restart(1);
+        },
+    );
 }
 
 /// Runs a waiter on `ready://late-agent` whose agent says ready right after one of the waiter's
 /// slowed-down polls, and asserts that the read ending the wait came sooner than polling would
 /// have. The agent uses `agent_nats`, the waiter `waiter_nats`; `subscribed` says when the
-/// waiter's subscription has reached the agent's NATS server.
+/// waiter's subscription has reached the agent's NATS server; `say_ready` makes the agent ready.
 fn event_ends_the_wait(
     namespace: &str,
     agent_nats: String,
     waiter_nats: String,
     subscribed: &dyn Fn() -> bool,
+    say_ready: &mut dyn FnMut(&ready_signal::Handle),
 ) {
     let redis = RedisServer::start();
     let monitor = redis.monitor();
@@ -297,7 +340,7 @@ fn event_ends_the_wait(
     wait_for("the waiter stopped polling", Duration::from_secs(5), || {
         polls(&monitor).len() > seen
     });
-    agent.ready();
+    say_ready(&agent);
 
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
