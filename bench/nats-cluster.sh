@@ -13,13 +13,18 @@
 # Starts redis-server, one nats-server and a 3-node NATS cluster (routes, monitoring ports) on
 # free loopback ports in a temp dir, all killed on exit. Results: bench/results/nats-cluster-*.json
 # and .txt, and the table in bench/results/nats-cluster.md.
+#
+# Then the failover figures (ready-signal/examples/bench_nats_failover.rs, FAILOVER_RUNS=100): the
+# agent's node is killed and its state changed at once; the time until a subscriber on another
+# node has the new state, and the republish after the reconnection (bench/results/nats-failover.*).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OUT=bench/results
 mkdir -p "$OUT"
-if [[ ${BENCH_QUICK:-0} == 1 ]]; then GATE_RUNS=30; else GATE_RUNS=${GATE_RUNS:-200}; fi
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then GATE_RUNS=30 FAILOVER_RUNS=10; else
+  GATE_RUNS=${GATE_RUNS:-200} FAILOVER_RUNS=${FAILOVER_RUNS:-100}; fi
 log() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench/nats-cluster.sh: %s\n' "$*" >&2; exit 1; }
 for t in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server curl:curl \
@@ -38,13 +43,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building (release, static musl) healthcheck, and the bench_gate example"
+log "building (release, static musl) healthcheck, and the bench_gate and bench_nats_failover examples"
 cargo build --release --target x86_64-unknown-linux-musl -p healthcheck
-cargo build --release -p ready-signal --example bench_gate
+cargo build --release -p ready-signal --example bench_gate --example bench_nats_failover
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 HC=$TARGET_DIR/x86_64-unknown-linux-musl/release/healthcheck
 BENCH_GATE=$TARGET_DIR/release/examples/bench_gate
+BENCH_FAILOVER=$TARGET_DIR/release/examples/bench_nats_failover
 # The command `wait` execs: prints its own CLOCK_REALTIME in ns (as in bench/run.sh).
 cat > "$TMP/stamp.c" <<'C'
 #include <stdio.h>
@@ -144,3 +150,6 @@ for name, pub in [("single", "handle"), ("cluster", "handle"), ("cluster-dead-se
     print(f"| {label[name]} | {pubs[pub]} | {d['runs']}{fail} | {l['p50']:.2f} | {l['p90']:.2f} | "
           f"{l['p99']:.2f} | {l['max']:.2f} | {d['publish_call_ms']['p50']:.2f} |")
 EOF
+
+log "failover: the agent's node killed, $FAILOVER_RUNS runs (a cluster of its own)"
+"$BENCH_FAILOVER" --runs "$FAILOVER_RUNS" --json "$OUT/nats-failover.json" | tee "$OUT/nats-failover.txt"
