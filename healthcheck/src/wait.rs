@@ -203,8 +203,9 @@ fn event_listeners(targets: &[Target], wakers: &[Rc<Notify>]) -> Vec<impl Future
 }
 
 /// Subscribes (trying again with backoff while NATS is not there yet, as is normal while Compose
-/// starts) and turns events into wake-ups, for ever. Right after each subscription every target
-/// is woken once, so a ready event published before the subscription existed is not waited for.
+/// starts) and turns events into wake-ups, for ever. Right after each subscription, and after
+/// each reconnection of the client (to any seed of a cluster), every target is woken once, so a
+/// ready event published while no subscription existed is not waited for.
 async fn listen(interest: Interest) {
     let first = FIRST_BACKOFF * 4;
     let mut backoff = first;
@@ -219,9 +220,13 @@ async fn listen(interest: Interest) {
             for (_, waker) in &interest.wakers {
                 waker.notify_one();
             }
-            while let Some(event) = events.next().await {
+            while let Some(delivery) = events.next_delivery().await {
+                let agent = match delivery {
+                    ready_signal::Delivery::Event(event) => Some(event.agent),
+                    _ => None,
+                };
                 for (names, waker) in &interest.wakers {
-                    if names.contains(&event.agent) {
+                    if agent.as_ref().is_none_or(|a| names.contains(a)) {
                         waker.notify_one();
                     }
                 }

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::cluster::NatsCluster;
 use harness::{Monitor, MonitoredCommand, NatsServer, RedisServer, free_port};
 use ready_signal::{ReadySignal, StoreConfig};
 
@@ -188,13 +189,100 @@ fn sigterm_while_waiting() {
 /// poll. Times are the Redis server's own (`MONITOR`), so a loaded machine does not skew them.
 #[test]
 fn ready_event_ends_the_wait() {
-    let redis = RedisServer::start();
     let nats = NatsServer::builder().monitor().start();
+    event_ends_the_wait(
+        "waittest",
+        nats.url(),
+        nats.url(),
+        &|| nats.subscriptions().unwrap_or(0) >= 1,
+        &mut |agent| agent.ready(),
+    );
+}
+
+/// The same through a 3-node NATS cluster, every seed list starting with a dead seed: the
+/// agent publishes through node 0, the waiter listens through node 1 or 2, and the ready event
+/// still ends the wait sooner than polling can.
+#[test]
+fn ready_event_ends_the_wait_through_a_cluster_with_a_dead_first_seed() {
+    let cluster = NatsCluster::start();
+    let dead = free_port();
+    let seeds = |nodes: &[usize]| {
+        let mut hosts = vec![format!("127.0.0.1:{dead}")];
+        hosts.extend(
+            nodes
+                .iter()
+                .map(|&i| format!("127.0.0.1:{}", cluster.port(i))),
+        );
+        format!("nats://{}", hosts.join(","))
+    };
+    // Interest crosses routes: node 0 counts the waiter's subscription made on node 1 or 2.
+    let subscriptions = || {
+        cluster
+            .monitor(0, "/subsz")
+            .and_then(|s| s.get("num_subscriptions")?.as_u64())
+            .unwrap_or(0)
+    };
+    let before = subscriptions();
+    event_ends_the_wait(
+        "waitcluster",
+        seeds(&[0]),
+        seeds(&[1, 2]),
+        &|| subscriptions() > before,
+        &mut |agent| agent.ready(),
+    );
+}
+
+/// A ready event lost while the waiter's only NATS node was down does not leave the wait to
+/// polling: the node is killed right after one of the waiter's slowed-down polls, the agent
+/// (on another node) says ready, the node is restarted, and the waiter, reconnected, reads the
+/// store at once: sooner than its next poll could.
+#[test]
+fn the_wait_reads_again_when_its_nats_node_comes_back() {
+    let cluster = std::cell::RefCell::new(NatsCluster::start());
+    let (agent_nats, waiter_nats) = {
+        let c = cluster.borrow();
+        (c.url(0), c.url(1))
+    };
+    let subscriptions = || {
+        cluster
+            .borrow()
+            .monitor(0, "/subsz")
+            .and_then(|s| s.get("num_subscriptions")?.as_u64())
+            .unwrap_or(0)
+    };
+    let before = subscriptions();
+    event_ends_the_wait(
+        "waitback",
+        agent_nats,
+        waiter_nats,
+        &|| subscriptions() > before,
+        &mut |agent| {
+            let mut c = cluster.borrow_mut();
+            c.kill(1);
+            // No node holds the waiter's subscription: this event reaches nobody.
+            agent.ready();
+            c.restart(1);
+        },
+    );
+}
+
+/// Runs a waiter on `ready://late-agent` whose agent says ready right after one of the waiter's
+/// slowed-down polls, and asserts that the read ending the wait came sooner than polling would
+/// have. The agent uses `agent_nats`, the waiter `waiter_nats`; `subscribed` says when the
+/// waiter's subscription has reached the agent's NATS server; `say_ready` makes the agent ready.
+fn event_ends_the_wait(
+    namespace: &str,
+    agent_nats: String,
+    waiter_nats: String,
+    subscribed: &dyn Fn() -> bool,
+    say_ready: &mut dyn FnMut(&ready_signal::Handle),
+) {
+    let redis = RedisServer::start();
     let monitor = redis.monitor();
     let vars = [
         ("READY_SIGNAL_REDIS_URL", redis.url()),
-        ("READY_SIGNAL_NATS_URL", nats.url()),
-        ("READY_SIGNAL_NAMESPACE", "waittest".to_string()),
+        ("READY_SIGNAL_NATS_URL", agent_nats),
+        ("READY_SIGNAL_NAMESPACE", namespace.to_string()),
     ];
     let store = StoreConfig::from_lookup(|name| {
         vars.iter()
@@ -221,22 +309,25 @@ fn ready_event_ends_the_wait() {
     );
 
     let mut waiter = wait_cmd();
-    waiter.envs(vars.clone()).args([
-        "--timeout",
-        "30s",
-        "ready://late-agent",
-        "--",
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
+    waiter
+        .envs(vars.clone())
+        .env("READY_SIGNAL_NATS_URL", waiter_nats)
+        .args([
+            "--timeout",
+            "30s",
+            "ready://late-agent",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
     let child = waiter.stderr(Stdio::piped()).spawn().unwrap();
 
     // 1. The waiter listens for the agent's events.
     wait_for(
         "the waiter never subscribed on NATS",
         Duration::from_secs(10),
-        || nats.subscriptions().unwrap_or(0) >= 1,
+        subscribed,
     );
     // 2. Its polling has slowed: two reads at least 400 ms apart. 3. Right after its next read,
     // the agent says ready.
@@ -249,7 +340,7 @@ fn ready_event_ends_the_wait() {
     wait_for("the waiter stopped polling", Duration::from_secs(5), || {
         polls(&monitor).len() > seen
     });
-    agent.ready();
+    say_ready(&agent);
 
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -12,9 +12,14 @@
 //! - `handle`: a long-lived agent (`ReadySignal::builder(..).start()`, then `Handle::ready()`),
 //!   whose connections are already open: the latency of a running agent.
 //!
+//! The waiter may use another NATS URL than the publisher (`--waiter-nats`: other nodes of a
+//! cluster, bench/nats-cluster.sh), and the records a namespace of their own (`--namespace`,
+//! default `gate-MODE-PUBLISHER`), so runs against one Redis do not see each other's records.
+//!
 //! ```text
 //! bench_gate --healthcheck PATH --stamp PATH --redis URL --nats URL --mode nats|polling \
-//!     [--publisher once|handle] [--runs 120] [--settle-ms 300] [--json FILE]
+//!     [--waiter-nats URL] [--namespace NS] [--publisher once|handle] [--runs 120] \
+//!     [--settle-ms 300] [--json FILE]
 //! ```
 
 use std::error::Error;
@@ -49,6 +54,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut runs = 120usize;
     let mut settle_ms = 300u64;
     let mut json: Option<String> = None;
+    let mut waiter_nats: Option<String> = None;
+    let mut namespace: Option<String> = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -62,6 +69,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--runs" => runs = val()?.parse()?,
             "--settle-ms" => settle_ms = val()?.parse()?,
             "--json" => json = Some(val()?),
+            "--waiter-nats" => waiter_nats = Some(val()?),
+            "--namespace" => namespace = Some(val()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -70,7 +79,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "polling" => false,
         m => return Err(format!("--mode {m}: nats or polling").into()),
     };
-    let ns_name = format!("gate-{mode}-{publisher}");
+    let ns_name = namespace.unwrap_or_else(|| format!("gate-{mode}-{publisher}"));
+    let waiter_nats = waiter_nats.unwrap_or_else(|| nats.clone());
     let ns = Name::new(&ns_name)?;
     let mut store = StoreConfig::new().redis(&redis)?.namespace(ns);
     if use_nats {
@@ -102,7 +112,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         if use_nats {
-            cmd.env("READY_SIGNAL_NATS_URL", &nats);
+            cmd.env("READY_SIGNAL_NATS_URL", &waiter_nats);
         } else {
             cmd.env_remove("READY_SIGNAL_NATS_URL");
         }
@@ -177,6 +187,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     if let Some(path) = json {
         let j = serde_json::json!({
             "mode": mode, "publisher": publisher, "runs": sorted.len(), "failures": failures,
+            "nats": nats, "waiter_nats": waiter_nats, "namespace": ns_name,
             "settle_ms": settle_ms,
             "latency_ms": {"p50": pct(&sorted, 0.5), "p90": pct(&sorted, 0.9), "p99": pct(&sorted, 0.99),
                            "min": sorted.first(), "max": sorted.last()},

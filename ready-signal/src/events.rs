@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_nats::{Client, ConnectOptions, Subscriber};
 use futures_util::StreamExt as _;
 use futures_util::stream::SelectAll;
+use tokio::sync::Notify;
 
 use crate::config::{NatsAuth, NatsStore};
 use crate::record::{EventPayload, PROTOCOL_VERSION, State};
@@ -27,20 +28,35 @@ pub fn namespace_subject(ns: &Name) -> String {
     format!("ready-signal.{ns}.*.*")
 }
 
-/// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own; every
-/// (re)connection sets `connected`, when given, so a publisher can republish its state.
+/// How often an idle connection pings its server. async-nats gives a server up after three
+/// unanswered pings: a node lost without closing its connections (a host gone, a partition) is
+/// left for another seed within about 15 s, not the 3 minutes of its 60 s default.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Connects to NATS within `timeout`. Once connected, async-nats reconnects on its own, to any
+/// seed, and subscribes again; `on_connect`, when given, is called at every connection after the
+/// first (a publisher republishes its state, a waiter reads the store again).
 pub(crate) async fn connect(
     store: &NatsStore,
     timeout: Duration,
-    connected: Option<Arc<AtomicBool>>,
+    on_connect: Option<Arc<dyn Fn() + Send + Sync>>,
 ) -> Result<Client, Error> {
     let mut options = options(store, timeout);
-    if let Some(flag) = connected {
+    if let Some(on_connect) = on_connect {
+        // Events come in order from one task: a `Connected` after a `Disconnected` is a
+        // reconnection (the first `Connected` may arrive after `connect` has returned).
+        let lost = Arc::new(AtomicBool::new(false));
         options = options.event_callback(move |event| {
-            let flag = Arc::clone(&flag);
+            let on_connect = Arc::clone(&on_connect);
+            let lost = Arc::clone(&lost);
             async move {
-                if matches!(event, async_nats::Event::Connected) {
-                    flag.store(true, Ordering::Relaxed);
+                match event {
+                    async_nats::Event::Disconnected => lost.store(true, Ordering::Relaxed),
+                    async_nats::Event::Connected if lost.swap(false, Ordering::Relaxed) => {
+                        tracing::info!("reconnected to nats");
+                        on_connect();
+                    }
+                    _ => {}
                 }
             }
         });
@@ -52,7 +68,8 @@ pub(crate) async fn connect(
 fn options(store: &NatsStore, timeout: Duration) -> ConnectOptions {
     let options = ConnectOptions::new()
         .name("ready-signal")
-        .connection_timeout(timeout)
+        .connection_timeout(per_seed(timeout, store.servers.len()))
+        .ping_interval(PING_INTERVAL)
         .ignore_discovered_servers();
     match &store.auth {
         NatsAuth::None => options,
@@ -61,6 +78,13 @@ fn options(store: &NatsStore, timeout: Duration) -> ConnectOptions {
             options.user_and_password(user.clone(), password.clone())
         }
     }
+}
+
+/// How long one seed may take to connect: async-nats tries seeds one after another, so a seed
+/// that never answers (a host gone) must leave the others their turn within the caller's timeout.
+fn per_seed(timeout: Duration, seeds: usize) -> Duration {
+    let share = timeout / seeds.max(1) as u32;
+    share.max(timeout.min(Duration::from_millis(250)))
 }
 
 async fn open(
@@ -72,7 +96,8 @@ async fn open(
         addr: store.addr.clone(),
         message,
     };
-    tokio::time::timeout(timeout, options.connect(store.url.as_str()))
+    // Every seed is one server address: async-nats does not split a comma-separated URL.
+    tokio::time::timeout(timeout, options.connect(store.servers.as_slice()))
         .await
         .map_err(|_| Error::Timeout {
             what: format!("connecting to nats at {}", store.addr),
@@ -134,11 +159,28 @@ pub struct Event {
     pub reason: String,
 }
 
+/// What a subscription delivers (see [`Events::next_delivery`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// A transition.
+    Event(Event),
+    /// The connection was lost and is back, perhaps through another server of a cluster, with
+    /// the subscriptions renewed. Events published meanwhile are not replayed: a reader that must
+    /// not miss a transition reads the records again.
+    Resubscribed,
+}
+
 /// A stream of [`Event`]s for the agents given to [`crate::Observer::subscribe`].
+///
+/// The subscriptions outlive their server: when it goes away, the client reconnects to any seed
+/// of the configured list and subscribes again.
 #[derive(Debug)]
 pub struct Events {
     pub(crate) _client: Client,
     pub(crate) subscriptions: SelectAll<Subscriber>,
+    /// Given a permit at every reconnection.
+    pub(crate) resubscribed: Arc<Notify>,
 }
 
 impl Events {
@@ -146,9 +188,23 @@ impl Events {
     /// skipped (and logged at debug level).
     pub async fn next(&mut self) -> Option<Event> {
         loop {
-            let message = self.subscriptions.next().await?;
+            if let Delivery::Event(event) = self.next_delivery().await? {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next event, or word that the subscriptions were renewed after a lost connection;
+    /// `None` once the connection is closed for good. Malformed payloads are skipped.
+    pub async fn next_delivery(&mut self) -> Option<Delivery> {
+        loop {
+            let message = tokio::select! {
+                biased;
+                message = self.subscriptions.next() => message?,
+                () = self.resubscribed.notified() => return Some(Delivery::Resubscribed),
+            };
             match decode_event(&message.payload) {
-                Ok(event) => return Some(event),
+                Ok(event) => return Some(Delivery::Event(event)),
                 Err(reason) => {
                     tracing::debug!(subject = %message.subject, %reason, "skipping a malformed event")
                 }

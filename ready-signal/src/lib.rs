@@ -57,7 +57,9 @@ mod redis_store;
 
 pub use config::{DEFAULT_NAMESPACE, StoreConfig};
 pub use error::Error;
-pub use events::{Event, Events, agent_subject, decode_event, namespace_subject, subject};
+pub use events::{
+    Delivery, Event, Events, agent_subject, decode_event, namespace_subject, subject,
+};
 pub use file_store::record_path;
 pub use name::{MAX_NAME_LEN, Name};
 pub use observer::{

@@ -419,7 +419,12 @@ async fn subscribe_subjects(store: &StoreConfig, subjects: Vec<String>) -> Resul
             "no NATS configured (READY_SIGNAL_NATS_URL)".into(),
         ));
     };
-    let client = events::connect(nats, CONNECT_TIMEOUT, None).await?;
+    // Wakes the reader at every reconnection (async-nats has subscribed again by then).
+    let resubscribed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = std::sync::Arc::clone(&resubscribed);
+    let on_connect: std::sync::Arc<dyn Fn() + Send + Sync> =
+        std::sync::Arc::new(move || notify.notify_one());
+    let client = events::connect(nats, CONNECT_TIMEOUT, Some(on_connect)).await?;
     let nats_error = |e: &dyn std::fmt::Display| Error::Nats {
         addr: nats.addr.clone(),
         message: e.to_string(),
@@ -445,5 +450,6 @@ async fn subscribe_subjects(store: &StoreConfig, subjects: Vec<String>) -> Resul
     Ok(Events {
         _client: client,
         subscriptions,
+        resubscribed,
     })
 }

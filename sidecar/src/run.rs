@@ -50,7 +50,7 @@ pub async fn run(
             w.clone()
                 .run(changes.clone(), Arc::clone(&poke), stop_rx.clone()),
         );
-        tasks.spawn(w.run_events(changes.clone(), stop_rx.clone()));
+        tasks.spawn(w.run_events(changes.clone(), Arc::clone(&poke), stop_rx.clone()));
     }
     let self_id = crate::heal::selfid::find();
     if let Some(id) = &self_id {

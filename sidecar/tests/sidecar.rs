@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::cluster::NatsCluster;
 use harness::{NatsServer, RedisServer};
 use ready_signal::{Handle, ReadySignal, StoreConfig};
 use serde_json::Value;
@@ -30,15 +31,20 @@ struct Sidecar {
 
 impl Sidecar {
     fn start(redis: &RedisServer, nats: &NatsServer) -> Sidecar {
+        Sidecar::start_with(&redis.url(), &nats.url(), "200ms")
+    }
+
+    /// A sidecar on these store URLs, reading the store every `read_interval`.
+    fn start_with(redis_url: &str, nats_url: &str, read_interval: &str) -> Sidecar {
         let port = harness::free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("sidecar.log");
         let child = Command::new(harness::bin("healthcheck-sidecar"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--docker", "none"])
-            .args(["--read-interval", "200ms", "--timeout", "1s"])
+            .args(["--read-interval", read_interval, "--timeout", "1s"])
             .env_clear()
-            .env("READY_SIGNAL_REDIS_URL", redis.url())
-            .env("READY_SIGNAL_NATS_URL", nats.url())
+            .env("READY_SIGNAL_REDIS_URL", redis_url)
+            .env("READY_SIGNAL_NATS_URL", nats_url)
             .env("READY_SIGNAL_NAMESPACE", NS)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -322,6 +328,80 @@ fn events_stream_state_changes() {
     assert_eq!(change["from"], "ready");
     assert_eq!(change["to"], "not-ready");
     assert_eq!(change["reason"], "upstream down");
+}
+
+/// The sidecar's event subscription outlives its NATS node. Its reads are 30 s apart and the
+/// agent beats every 10 s (no threshold crossing pokes a read either), so a state shown within
+/// 5 s came by event: ready before the node holding the sidecar's connections is killed, and
+/// not-ready published after the sidecar has resubscribed through another seed.
+#[test]
+fn events_survive_the_death_of_the_sidecars_nats_node() {
+    let redis = RedisServer::start();
+    let mut cluster = NatsCluster::start();
+    let sidecar = Sidecar::start_with(&redis.url(), &cluster.seed_url(), "30s");
+    sidecar.wait_for("a readable store", Duration::from_secs(5), |v| {
+        v["sources"]["store"]["status"] == "ok"
+    });
+    let store = StoreConfig::new()
+        .redis(&redis.url())
+        .unwrap()
+        .nats(&cluster.seed_url())
+        .unwrap()
+        .namespace(ready_signal::Name::new(NS).unwrap());
+    let agent = ReadySignal::builder("clustered")
+        .store(store)
+        .replica("c1")
+        .interval(Duration::from_secs(10))
+        .ttl(Duration::from_secs(60))
+        .stall_after(Duration::from_secs(60))
+        .start()
+        .unwrap();
+    agent.ready();
+    sidecar.wait_for("ready, by event", Duration::from_secs(5), |v| {
+        state_of(v, "clustered") == "ready"
+    });
+
+    // The nodes holding the sidecar's NATS connections (the agent's is told apart by the
+    // subscription it lacks); one node at least is left alive.
+    let sidecar_nodes: Vec<usize> = (0..cluster.len())
+        .filter(|&i| {
+            cluster
+                .monitor(i, "/connz?subs=1")
+                .and_then(|c| c.get("connections")?.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .any(|c| {
+                    c["subscriptions_list"]
+                        .as_array()
+                        .is_some_and(|l| !l.is_empty())
+                })
+        })
+        .collect();
+    assert!(
+        !sidecar_nodes.is_empty() && sidecar_nodes.len() < cluster.len(),
+        "{sidecar_nodes:?}"
+    );
+    println!("killing nodes {sidecar_nodes:?}, where the sidecar subscribed");
+    for &i in &sidecar_nodes {
+        cluster.kill(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sidecar.log().contains("resubscribed") {
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar never resubscribed after its node died:\n{}",
+            sidecar.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    agent.not_ready("after the node died");
+    let v = sidecar.wait_for("not-ready, by event", Duration::from_secs(5), |v| {
+        state_of(v, "clustered") == "not-ready"
+    });
+    assert_eq!(
+        replica(&v, "clustered").unwrap()["reason"],
+        "after the node died"
+    );
 }
 
 /// A program from a Debian package the test needs; a clear panic when it is missing.

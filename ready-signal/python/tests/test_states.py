@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import nats
 import pytest
@@ -82,3 +83,34 @@ def test_identity_properties(stack, monkeypatch) -> None:
         assert int(tail, 16) >= 0 and tail == tail.lower()
         assert not signal.closed and signal.last_error is None
     assert signal.closed
+
+
+def test_a_nats_seed_list_with_a_dead_first_seed(stack) -> None:
+    """The seed-list form of the NATS URL passes through to the crate: with the first seed
+    refusing connections, the agent's events arrive through the live seed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    live = stack.nats_url.rsplit(":", 1)[1]
+    url = f"nats://127.0.0.1:{dead},127.0.0.1:{live}"
+    events: list = []
+
+    async def run() -> None:
+        ready, stop = asyncio.Event(), asyncio.Event()
+        listener = asyncio.create_task(_events(
+            stack.nats_url, f"ready-signal.{stack.namespace}.py-seeds.*", events, ready, stop))
+        await asyncio.wait_for(ready.wait(), 10)
+        async with ReadySignal("py-seeds", replica="r1", nats_url=url,
+                               redis_url=stack.redis_url, namespace=stack.namespace,
+                               **FAST) as signal:
+            signal.ready()
+            for _ in range(200):
+                if any(e["state"] == "ready" for e in events):
+                    break
+                await asyncio.sleep(0.05)
+            assert signal.last_error is None, signal.last_error
+        stop.set()
+        await listener
+        assert [e["state"] for e in events][:2] == ["starting", "ready"], events
+
+    asyncio.run(run())

@@ -56,6 +56,7 @@ impl Heartbeat {
         let interval = self.sink.id.interval;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let nats_back = self.sink.nats_reconnects();
         loop {
             tokio::select! {
                 changed = desired.changed() => {
@@ -71,6 +72,10 @@ impl Heartbeat {
                     self.sink.set(want.state, &want.reason).await;
                 }
                 _ = ticker.tick() => self.beat().await,
+                // NATS is back (perhaps on another server): the state is republished now rather
+                // than at the next beat, as an event sent while the old server died may be lost.
+                // An early beat, so a stalled loop still refreshes nothing.
+                () = nats_back.notified() => self.beat().await,
             }
         }
     }

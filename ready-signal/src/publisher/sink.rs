@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::Client;
+use tokio::sync::Notify;
 
 use crate::config::StoreConfig;
 use crate::events;
@@ -70,8 +71,13 @@ pub(crate) struct Sink {
     redis_fence: Fence,
     file_fence: Fence,
     nats: Option<Client>,
-    /// Set by the NATS client on every (re)connection: the next write republishes the state.
+    /// Set by the NATS client on every reconnection (to any seed): the next write republishes
+    /// the state, and [`Sink::nats_reconnects`] wakes the heartbeat loop for it at once.
     nats_connected: Arc<AtomicBool>,
+    nats_reconnected: Arc<Notify>,
+    /// The write after a reconnection's republish publishes once more: subscribers that lost
+    /// the same server reconnect at about the same time and may not be subscribed yet.
+    nats_republish_again: bool,
     nats_failing: bool,
     pub(crate) state: State,
     reason: String,
@@ -98,6 +104,8 @@ impl Sink {
             file_fence: Fence::default(),
             nats: None,
             nats_connected: Arc::new(AtomicBool::new(false)),
+            nats_reconnected: Arc::new(Notify::new()),
+            nats_republish_again: false,
             nats_failing: false,
             state,
             reason: one_line(reason, MAX_REASON_LEN),
@@ -296,13 +304,23 @@ impl Sink {
             return Ok(());
         };
         let timeout = self.op_timeout();
-        if self.nats.is_none() {
+        let fresh = self.nats.is_none();
+        if fresh {
             let flag = Arc::clone(&self.nats_connected);
-            self.nats = Some(events::connect(store, timeout, Some(flag)).await?);
+            let wake = Arc::clone(&self.nats_reconnected);
+            let on_connect: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                flag.store(true, Ordering::Relaxed);
+                wake.notify_one();
+            });
+            self.nats = Some(events::connect(store, timeout, Some(on_connect)).await?);
         }
-        // After a (re)connect the current state is published, so waiters that subscribed while
-        // NATS was away learn it without waiting for the next transition.
-        let event = event || self.nats_connected.swap(false, Ordering::Relaxed);
+        // After a reconnection the current state is published at once and again at the next
+        // beat, so subscribers whose server died with an event in flight, and waiters that
+        // subscribed while NATS was away, learn it without waiting for the next transition.
+        let again = std::mem::take(&mut self.nats_republish_again);
+        let back = self.nats_connected.swap(false, Ordering::Relaxed);
+        self.nats_republish_again = back;
+        let event = event || fresh || back || again;
         if !event || self.fenced() {
             return Ok(());
         }
@@ -328,6 +346,11 @@ impl Sink {
             what: format!("publishing to nats at {}", store.addr),
             after: timeout,
         })?
+    }
+
+    /// Resolves after the NATS client reconnected (the next write then republishes the state).
+    pub(crate) fn nats_reconnects(&self) -> Arc<Notify> {
+        Arc::clone(&self.nats_reconnected)
     }
 
     /// Flushes what NATS still holds, within one operation timeout.

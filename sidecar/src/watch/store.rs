@@ -94,8 +94,15 @@ impl StoreWatch {
     }
 
     /// Forwards the namespace's NATS events until `shutdown`; resubscribes with backoff when the
-    /// subscription fails or ends. Without NATS it returns at once (reads alone then).
-    pub async fn run_events(self, changes: Changes, shutdown: watch::Receiver<bool>) {
+    /// subscription fails or ends. After the client reconnected on its own (its NATS node gone,
+    /// events meanwhile lost) it notifies `poke`, so the store watchers read at once. Without
+    /// NATS it returns at once (reads alone then).
+    pub async fn run_events(
+        self,
+        changes: Changes,
+        poke: Arc<Notify>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         if !self.store.has_nats() {
             return;
         }
@@ -109,8 +116,8 @@ impl StoreWatch {
                     let mut stop = shutdown.clone();
                     loop {
                         tokio::select! {
-                            e = events.next() => match e {
-                                Some(event) => {
+                            e = events.next_delivery() => match e {
+                                Some(ready_signal::Delivery::Event(event)) => {
                                     let change = Change::StoreEvent {
                                         namespace: namespace.clone(),
                                         at: Instant::now(),
@@ -119,6 +126,10 @@ impl StoreWatch {
                                     if changes.send(change).await.is_err() {
                                         return;
                                     }
+                                }
+                                Some(_) => {
+                                    tracing::info!(%namespace, "agent events resubscribed after a reconnection");
+                                    poke.notify_waiters();
                                 }
                                 None => break,
                             },

@@ -81,6 +81,8 @@ class ReadySignal:
     ``READY_SIGNAL_NAMESPACE``, ``READY_SIGNAL_REPLICA`` (default: the host name, which is the
     container id under Docker); a keyword argument given here overrides its variable. Times are
     in seconds. Raises ``ConfigError`` / ``InvalidNameError`` for settings that cannot work.
+    The NATS URL may list the seeds of a cluster, ``nats://[credentials@]h1:4222,h2,h3``
+    (PROTOCOL.md, "Clusters").
     """
 
     def __init__(
