@@ -636,7 +636,14 @@ fn store_file_reads_the_local_record_without_the_shared_store() {
     };
     publish(&["ready", "worker", "--ttl", "30s"]);
     publish(&["ready", "brief", "--ttl", "600ms"]);
-    publish(&["not-ready", "busy", "--ttl", "30s", "--reason", "reindexing"]);
+    publish(&[
+        "not-ready",
+        "busy",
+        "--ttl",
+        "30s",
+        "--reason",
+        "reindexing",
+    ]);
     assert_eq!(probe(&env, "ready://worker?replica=self").0, 0);
 
     redis.stop();
