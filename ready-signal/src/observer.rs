@@ -13,7 +13,7 @@ use crate::events::{self, Events};
 use crate::file_store;
 use crate::record::Record;
 use crate::redis_store::node::Budget;
-use crate::redis_store::{self, RedisConn, Snapshot};
+use crate::redis_store::{RedisReader, Snapshot};
 use crate::{Error, Name, Observed};
 
 /// How long an observer waits to connect to a store.
@@ -162,7 +162,7 @@ impl ReplicaStatus {
 #[derive(Debug)]
 pub struct Observer {
     store: StoreConfig,
-    redis: Option<Result<RedisConn, Error>>,
+    redis: Option<Result<RedisReader, Error>>,
     /// What may still be read from Redis.
     budget: Budget,
 }
@@ -192,7 +192,7 @@ impl Observer {
         budget: Budget,
     ) -> Result<Observer, Error> {
         let redis = match &store.redis {
-            Some(r) => Some(RedisConn::connect_bounded(r, timeout, &budget).await),
+            Some(r) => Some(RedisReader::connect(r, timeout, &budget).await),
             None => None,
         };
         Ok(Observer {
@@ -205,13 +205,9 @@ impl Observer {
     /// The status of one replica.
     pub async fn replica(&self, agent: &Name, replica: &Name) -> Result<ReplicaStatus, Error> {
         self.budget.refill();
-        let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let snap = conn
-                    .clone()
-                    .read(&redis_store::record_key(ns, agent, replica))
-                    .await;
+                let snap = conn.read(&self.store.keys().record(agent, replica)).await;
                 let snap = snap.map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
                 Ok(ReplicaStatus::from_snapshot(agent, replica, snap))
             }
@@ -228,14 +224,11 @@ impl Observer {
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let mut conn = conn.clone();
+                let keys = self.store.keys();
                 let read = async {
-                    let names = conn.members(&redis_store::replicas_key(ns, agent)).await?;
+                    let names = conn.members(&keys.replicas(agent)).await?;
                     let names: Vec<Name> = names.iter().filter_map(|n| Name::new(n).ok()).collect();
-                    let keys: Vec<String> = names
-                        .iter()
-                        .map(|r| redis_store::record_key(ns, agent, r))
-                        .collect();
+                    let keys: Vec<String> = names.iter().map(|r| keys.record(agent, r)).collect();
                     let snaps = conn.read_many(&keys).await?;
                     Ok(names
                         .iter()
@@ -266,17 +259,16 @@ impl Observer {
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let mut conn = conn.clone();
+                let keys = self.store.keys();
+                // Layout 2 lists a namespace in 64 shard indexes: one pipeline per node.
                 let agents: Vec<Name> = conn
-                    .members(&redis_store::agents_key(ns))
+                    .members_many(&keys.agent_indexes())
                     .await?
                     .iter()
+                    .flatten()
                     .filter_map(|a| Name::new(a).ok())
                     .collect();
-                let replica_keys: Vec<String> = agents
-                    .iter()
-                    .map(|a| redis_store::replicas_key(ns, a))
-                    .collect();
+                let replica_keys: Vec<String> = agents.iter().map(|a| keys.replicas(a)).collect();
                 let members = conn.members_many(&replica_keys).await?;
                 let mut pairs = Vec::new();
                 for (agent, names) in agents.iter().zip(members) {
@@ -287,10 +279,7 @@ impl Observer {
                             .map(|r| (agent.clone(), r)),
                     );
                 }
-                let keys: Vec<String> = pairs
-                    .iter()
-                    .map(|(a, r)| redis_store::record_key(ns, a, r))
-                    .collect();
+                let keys: Vec<String> = pairs.iter().map(|(a, r)| keys.record(a, r)).collect();
                 let snaps = conn.read_many(&keys).await?;
                 Ok(pairs
                     .iter()

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use harness::cluster::RedisSentinel;
-use ready_signal::{Error, Handle, Name, Observed, Observer, ReadySignal, StoreConfig};
+use harness::cluster::{RedisCluster, RedisSentinel, Reply, redis_command};
+use ready_signal::{Error, Handle, Layout, Name, Observed, Observer, ReadySignal, StoreConfig};
 
 fn name(s: &str) -> Name {
     Name::new(s).unwrap()
@@ -163,4 +163,131 @@ async fn sentinel_wrong_master_name_is_a_clear_store_error() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("`nosuchmaster`"), "{e}");
+}
+
+/// Redis Cluster (3 masters, a replica each): 30 agents spread over every master publish
+/// through the crate with layout-2 keys (one slot per agent, as Redis's own `CLUSTER KEYSLOT`
+/// says), and every record reads back listed, per agent and per replica. Then a master is
+/// killed mid-heartbeat: reads meanwhile are store errors (unknown) or records, and within one
+/// interval (plus slack) of its replica's promotion every agent is listed, ready and rewritten,
+/// by a fresh reader and by a long-lived one (the sidecar's) that never reconnects.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_records_spread_over_masters_survive_a_master_failover() {
+    let c = RedisCluster::start();
+    let url = format!("{}?cluster=true", c.seed_url());
+    let store = StoreConfig::new()
+        .redis(&url)
+        .unwrap()
+        .namespace(name("ha"));
+    let keys = store.keys();
+    assert_eq!(keys.layout(), Layout::Cluster);
+    let interval = Duration::from_millis(1000);
+    let n = 30;
+    let handles = agents(&store, n, interval);
+    let want: BTreeSet<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
+    until_all_fresh(&store, &want, || interval * 2, Duration::from_secs(15)).await;
+
+    // One agent's four keys share one slot, by the cluster's own reckoning.
+    let a0 = name("agent-00");
+    let slots: Vec<i64> = [
+        keys.record(&a0, &name("r1")),
+        keys.replicas(&a0),
+        keys.agents(&a0),
+        keys.epoch(&a0),
+    ]
+    .iter()
+    .map(
+        |k| match redis_command(c.addr(0), &["CLUSTER", "KEYSLOT", k]).unwrap() {
+            Reply::Int(slot) => {
+                assert_eq!(slot, i64::from(ready_signal::keyslot(k.as_bytes())), "{k}");
+                slot
+            }
+            other => panic!("CLUSTER KEYSLOT {k}: {other:?}"),
+        },
+    )
+    .collect();
+    assert!(slots.windows(2).all(|w| w[0] == w[1]), "{slots:?}");
+    // The agents are spread over every master.
+    let masters = c.masters();
+    let owners: BTreeSet<usize> = want
+        .iter()
+        .map(|a| c.owner_of(&keys.record(&name(a), &name("r1"))).unwrap())
+        .collect();
+    assert_eq!(
+        owners,
+        masters.iter().copied().collect(),
+        "owners of the records"
+    );
+    // Every record reads back: listed, per agent, per replica (the sidecar's long-lived reader).
+    let sidecar = Observer::connect(&store).await.unwrap();
+    assert_eq!(sidecar.all().await.unwrap().len(), n);
+    for agent in &want {
+        let replicas = sidecar.replicas(&name(agent)).await.unwrap();
+        assert_eq!(replicas.len(), 1, "{agent}");
+        assert_eq!(replicas[0].state, Observed::Ready, "{agent}");
+        let one = sidecar.replica(&name(agent), &name("r1")).await.unwrap();
+        assert_eq!(one.state, Observed::Ready, "{agent}");
+    }
+
+    // Kill the master of agent-00's slot, mid-heartbeat.
+    let victim = c.owner_of(&keys.record(&a0, &name("r1"))).unwrap();
+    let heir = c.replica_of(victim).unwrap();
+    let mut c = c;
+    c.kill(victim);
+    let killed = Instant::now();
+    let during = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut errors = 0;
+            while killed.elapsed() < Duration::from_secs(2) {
+                if let Err(e) = fresh_agents(&store, Duration::from_secs(60)).await {
+                    assert!(e.is_store_unavailable(), "not a store error: {e}");
+                    errors += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            errors
+        })
+    };
+    let c = tokio::task::spawn_blocking(move || {
+        c.wait_master(heir, Duration::from_secs(30));
+        c
+    })
+    .await
+    .unwrap();
+    let promoted = Instant::now();
+    let took = until_all_fresh(
+        &store,
+        &want,
+        || promoted.elapsed(),
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!(
+        "cluster: master {victim} killed, replica {heir} promoted after {:?}; every record \
+         rewritten {took:?} after that",
+        promoted - killed
+    );
+    assert!(
+        took <= interval + Duration::from_millis(1500),
+        "records took {took:?} after the promotion (interval {interval:?})"
+    );
+    let errors = during.await.unwrap();
+    eprintln!("cluster: {errors} reads during the failover reported the store unavailable");
+    // The long-lived reader follows the new slot map by itself.
+    let began = Instant::now();
+    loop {
+        match sidecar.all().await {
+            Ok(all) if all.iter().filter(|s| s.state == Observed::Ready).count() == n => break,
+            Ok(_) => {}
+            Err(e) => assert!(e.is_store_unavailable(), "{e}"),
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "the long-lived observer did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(handles);
+    drop(c);
 }

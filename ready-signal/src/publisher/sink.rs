@@ -12,7 +12,7 @@ use crate::events;
 use crate::file_store;
 use crate::record::{EventPayload, MAX_REASON_LEN, PROTOCOL_VERSION, Record, State, one_line};
 use crate::redis_store::{Applied, Op, RedisConn, Write};
-use crate::{Error, Name};
+use crate::{Error, Keys, Name};
 
 use super::clock::WallClock;
 use super::identity::Identity;
@@ -63,6 +63,8 @@ impl Fence {
 /// Writes one replica's record to every configured store: Redis (fenced), NATS (events), files.
 pub(crate) struct Sink {
     store: StoreConfig,
+    /// The Redis keys in the store's layout.
+    keys: Keys,
     pub(crate) id: Identity,
     clock: WallClock,
     redis: Option<RedisConn>,
@@ -89,6 +91,7 @@ impl Sink {
     ) -> Sink {
         let since_ms = clock.unix_ms();
         Sink {
+            keys: store.keys(),
             store,
             id,
             clock,
@@ -263,7 +266,7 @@ impl Sink {
         }
         let id = &self.id;
         let write = Write {
-            namespace: &self.store.namespace,
+            keys: &self.keys,
             agent: &id.agent,
             replica: &id.replica,
             instance: &id.instance,
@@ -278,17 +281,17 @@ impl Sink {
         let Some(conn) = self.redis.as_mut() else {
             return Err(timed_out());
         };
-        match tokio::time::timeout(timeout, conn.write(&write, op)).await {
-            Ok(Ok(applied)) => Ok(applied),
-            Ok(Err(e)) => {
-                self.redis = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.redis = None;
-                Err(timed_out())
-            }
+        // A node's connection is dropped at any error, so the next write connects afresh (under
+        // Sentinel: asks the Sentinels again, and so follows a failover or a READONLY demotion).
+        let keep = conn.heals_itself();
+        let result = match tokio::time::timeout(timeout, conn.write(&write, op)).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out()),
+        };
+        if result.is_err() && !keep {
+            self.redis = None;
         }
+        result
     }
 
     async fn publish_event(&mut self, event: bool) -> Result<(), Error> {
