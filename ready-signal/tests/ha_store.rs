@@ -130,6 +130,52 @@ async fn sentinel_failover_every_record_is_rewritten_within_an_interval() {
     drop(s);
 }
 
+/// Sentinel: a manual failover (`SENTINEL FAILOVER`) demotes a master that stays up, so writers
+/// connected to it meet `READONLY` or a killed connection rather than a dead host; they ask the
+/// Sentinels again and every record is rewritten on the new master within one interval (plus
+/// slack) of its promotion.
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_manual_failover_writers_follow_the_demotion() {
+    let s = RedisSentinel::start();
+    let store = StoreConfig::new()
+        .redis(&s.url())
+        .unwrap()
+        .namespace(name("ha"));
+    let interval = Duration::from_millis(1000);
+    let n = 10;
+    let handles = agents(&store, n, interval);
+    let want: BTreeSet<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
+    until_all_fresh(&store, &want, || interval * 2, Duration::from_secs(10)).await;
+    let old = s.data_addr(0);
+    let reply = redis_command(
+        s.sentinel_addr(0),
+        &["SENTINEL", "FAILOVER", s.master_name()],
+    )
+    .unwrap();
+    assert!(reply.error().is_none(), "{reply:?}");
+    let (s, new) = tokio::task::spawn_blocking(move || {
+        let new = s.wait_failover(old, Duration::from_secs(30));
+        (s, new)
+    })
+    .await
+    .unwrap();
+    let promoted = Instant::now();
+    let took = until_all_fresh(
+        &store,
+        &want,
+        || promoted.elapsed(),
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!("sentinel: manual failover to {new}; every record rewritten {took:?} after it");
+    assert!(
+        took <= interval + Duration::from_millis(1500),
+        "records took {took:?} after the new master was known (interval {interval:?})"
+    );
+    drop(handles);
+    drop(s);
+}
+
 /// A Sentinel URL naming a master no Sentinel monitors: readers and writers get a store error
 /// that names the master, not a hang or a crash.
 #[tokio::test(flavor = "multi_thread")]

@@ -81,6 +81,7 @@ pub(crate) enum Applied {
 #[derive(Clone)]
 pub(crate) enum RedisConn {
     Node(NodeConn),
+    Sentinel(Arc<sentinel::Followed>),
     Cluster {
         conn: redis::cluster_async::ClusterConnection,
         store: String,
@@ -89,11 +90,9 @@ pub(crate) enum RedisConn {
 
 impl std::fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let addr = match self {
-            RedisConn::Node(node) => &node.addr,
-            RedisConn::Cluster { store, .. } => store,
-        };
-        f.debug_struct("RedisConn").field("addr", addr).finish()
+        f.debug_struct("RedisConn")
+            .field("addr", &self.addr())
+            .finish()
     }
 }
 
@@ -106,9 +105,9 @@ impl RedisConn {
             Topology::Single(addr) => {
                 RedisConn::Node(NodeConn::open(addr, &store.settings, timeout, &unbounded).await?)
             }
-            Topology::Sentinel(s) => RedisConn::Node(
+            Topology::Sentinel(s) => RedisConn::Sentinel(Arc::new(
                 sentinel::master(s, &store.settings, &store.addr, timeout, &unbounded).await?,
-            ),
+            )),
             Topology::Cluster(seeds) => RedisConn::Cluster {
                 conn: cluster::writer(seeds, &store.settings, &store.addr, timeout).await?,
                 store: store.addr.clone(),
@@ -148,13 +147,32 @@ impl RedisConn {
             cmd
         };
         let evalsha = script("EVALSHA", WRITE_SCRIPT.get_hash());
-        let result = match self.query(&evalsha).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.query(&script("EVAL", WRITE)).await
-            }
-            other => other,
+        let followed = match self {
+            RedisConn::Sentinel(f) => Some(Arc::clone(f)),
+            _ => None,
         };
-        let epoch: i64 = result.map_err(|e| redis_error(self.addr(), &e))?;
+        let addr = self.addr().to_string();
+        let run = async {
+            match self.query(&evalsha).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.query(&script("EVAL", WRITE)).await
+                }
+                other => other,
+            }
+        };
+        let still = async {
+            match &followed {
+                Some(f) => f.still_master().await,
+                None => Ok(()),
+            }
+        };
+        let (result, still) = futures_util::future::join(run, still).await;
+        // Written to a master the Sentinels no longer name: lost to readers, so an error (the
+        // publisher reconnects and writes again, to the new master).
+        still?;
+        let epoch: i64 = result.map_err(|e| redis_error(&addr, &e))?;
         Ok(match u64::try_from(epoch) {
             Ok(epoch) if epoch > 0 => Applied::Yes { epoch },
             _ => Applied::FencedOff,
@@ -164,6 +182,9 @@ impl RedisConn {
     async fn query(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<i64> {
         match self {
             RedisConn::Node(node) => cmd.query_async(&mut node.conn).await,
+            RedisConn::Sentinel(followed) => {
+                cmd.query_async(&mut followed.master.conn.clone()).await
+            }
             RedisConn::Cluster { conn, .. } => cmd.query_async(conn).await,
         }
     }
@@ -171,6 +192,7 @@ impl RedisConn {
     fn addr(&self) -> &str {
         match self {
             RedisConn::Node(node) => &node.addr,
+            RedisConn::Sentinel(followed) => &followed.master.addr,
             RedisConn::Cluster { store, .. } => store,
         }
     }
@@ -181,6 +203,7 @@ impl RedisConn {
 #[derive(Debug, Clone)]
 pub(crate) enum RedisReader {
     Node(NodeConn),
+    Sentinel(Arc<sentinel::Followed>),
     Cluster(Arc<ClusterReader>),
 }
 
@@ -196,9 +219,9 @@ impl RedisReader {
             Topology::Single(addr) => {
                 RedisReader::Node(NodeConn::open(addr, &store.settings, timeout, budget).await?)
             }
-            Topology::Sentinel(s) => RedisReader::Node(
+            Topology::Sentinel(s) => RedisReader::Sentinel(Arc::new(
                 sentinel::master(s, &store.settings, &store.addr, timeout, budget).await?,
-            ),
+            )),
             Topology::Cluster(seeds) => RedisReader::Cluster(Arc::new(
                 ClusterReader::connect(seeds, &store.settings, &store.addr, timeout, budget)
                     .await?,
@@ -216,9 +239,10 @@ impl RedisReader {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let node = match self {
+        let (node, followed) = match self {
             RedisReader::Cluster(c) => return c.batch(keys, cmds).await,
-            RedisReader::Node(node) => node,
+            RedisReader::Node(node) => (node, None),
+            RedisReader::Sentinel(f) => (&f.master, Some(f)),
         };
         let groups: Vec<Vec<redis::Cmd>> = keys.iter().map(|k| cmds(k)).collect();
         let mut pipe = redis::pipe();
@@ -226,10 +250,19 @@ impl RedisReader {
             pipe.add_command(cmd.clone());
         }
         pipe.cmd("TIME");
-        let mut values: Vec<Value> = pipe
-            .query_async(&mut node.conn.clone())
-            .await
-            .map_err(|e| redis_error(&node.addr, &e))?;
+        let mut conn = node.conn.clone();
+        let read = pipe.query_async(&mut conn);
+        // Under Sentinel, a read of a master the Sentinels no longer name is an error (a
+        // long-running reader reconnects), not records that no writer refreshes any more.
+        let values: redis::RedisResult<Vec<Value>> = match followed {
+            Some(f) => {
+                let (values, still) = futures_util::future::join(read, f.still_master()).await;
+                still?;
+                values
+            }
+            None => read.await,
+        };
+        let mut values = values.map_err(|e| redis_error(&node.addr, &e))?;
         let bad = |why: &str| Error::Redis {
             addr: node.addr.clone(),
             message: format!("unexpected reply: {why}"),
@@ -331,6 +364,7 @@ impl RedisReader {
     fn addr(&self) -> &str {
         match self {
             RedisReader::Node(node) => &node.addr,
+            RedisReader::Sentinel(f) => &f.master.addr,
             RedisReader::Cluster(c) => c.store(),
         }
     }
