@@ -337,3 +337,47 @@ async fn cluster_records_spread_over_masters_survive_a_master_failover() {
     drop(handles);
     drop(c);
 }
+
+/// Redis Cluster: a manual failover (`CLUSTER FAILOVER` on a replica) demotes a live master;
+/// writers follow the `MOVED` replies and every record is rewritten on the new master within
+/// one interval (plus slack) of the switch.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_manual_failover_writers_follow_moved() {
+    let c = RedisCluster::start();
+    let url = format!("{}?cluster=true", c.seed_url());
+    let store = StoreConfig::new()
+        .redis(&url)
+        .unwrap()
+        .namespace(name("ha"));
+    let interval = Duration::from_millis(1000);
+    let n = 12;
+    let handles = agents(&store, n, interval);
+    let want: BTreeSet<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
+    until_all_fresh(&store, &want, || interval * 2, Duration::from_secs(15)).await;
+    let record = store.keys().record(&name("agent-00"), &name("r1"));
+    let old = c.owner_of(&record).unwrap();
+    let heir = c.replica_of(old).unwrap();
+    let reply = redis_command(c.addr(heir), &["CLUSTER", "FAILOVER"]).unwrap();
+    assert!(reply.error().is_none(), "{reply:?}");
+    let c = tokio::task::spawn_blocking(move || {
+        c.wait_master(heir, Duration::from_secs(30));
+        c
+    })
+    .await
+    .unwrap();
+    let promoted = Instant::now();
+    let took = until_all_fresh(
+        &store,
+        &want,
+        || promoted.elapsed(),
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!("cluster: manual failover {old} -> {heir}; every record rewritten {took:?} after it");
+    assert!(
+        took <= interval + Duration::from_millis(1500),
+        "records took {took:?} after the switch (interval {interval:?})"
+    );
+    drop(handles);
+    drop(c);
+}

@@ -17,6 +17,9 @@ use crate::{Error, Keys, Name};
 use super::clock::WallClock;
 use super::identity::Identity;
 
+/// Failed writes in a row after which a cluster client is built again.
+const CLUSTER_RECONNECT_AFTER: u32 = 5;
+
 /// Where this instance stands in one store's fence.
 #[derive(Debug, Clone, Copy, Default)]
 struct Fence {
@@ -69,6 +72,8 @@ pub(crate) struct Sink {
     clock: WallClock,
     redis: Option<RedisConn>,
     redis_failing: bool,
+    /// Writes failed in a row on the kept connection.
+    redis_errors: u32,
     redis_fence: Fence,
     file_fence: Fence,
     nats: Option<Client>,
@@ -97,6 +102,7 @@ impl Sink {
             clock,
             redis: None,
             redis_failing: false,
+            redis_errors: 0,
             redis_fence: Fence::default(),
             file_fence: Fence::default(),
             nats: None,
@@ -283,13 +289,21 @@ impl Sink {
         };
         // A node's connection is dropped at any error, so the next write connects afresh (under
         // Sentinel: asks the Sentinels again, and so follows a failover or a READONLY demotion).
+        // A cluster client follows failovers itself and is kept, unless it keeps failing (a
+        // cluster moved to new addresses, say): then it is built again from the seeds.
         let keep = conn.heals_itself();
         let result = match tokio::time::timeout(timeout, conn.write(&write, op)).await {
             Ok(result) => result,
             Err(_) => Err(timed_out()),
         };
-        if result.is_err() && !keep {
-            self.redis = None;
+        if result.is_ok() {
+            self.redis_errors = 0;
+        } else {
+            self.redis_errors += 1;
+            if !keep || self.redis_errors >= CLUSTER_RECONNECT_AFTER {
+                self.redis = None;
+                self.redis_errors = 0;
+            }
         }
         result
     }
