@@ -176,6 +176,39 @@ async fn sentinel_manual_failover_writers_follow_the_demotion() {
     drop(s);
 }
 
+/// Sentinel: with every Sentinel gone and the master up, writers connected to the master keep
+/// their records alive (the Sentinels are asked alongside each write, not before it); readers,
+/// which cannot find the master, say unknown.
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_all_sentinels_down_writers_keep_writing() {
+    let mut s = RedisSentinel::start();
+    let store = StoreConfig::new()
+        .redis(&s.url())
+        .unwrap()
+        .namespace(name("ha"));
+    let interval = Duration::from_millis(500);
+    let n = 5;
+    let handles = agents(&store, n, interval);
+    let want: BTreeSet<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
+    until_all_fresh(&store, &want, || interval * 2, Duration::from_secs(10)).await;
+    for i in 0..3 {
+        s.kill_sentinel(i);
+    }
+    // Past the records' TTL (3 intervals): only refreshed records are still there.
+    tokio::time::sleep(interval * 5).await;
+    let keys = store.keys();
+    for agent in &want {
+        let key = keys.record(&name(agent), &name("r1"));
+        let pttl = redis_command(s.data_addr(0), &["PTTL", &key]).unwrap();
+        assert!(matches!(pttl, Reply::Int(ms) if ms > 0), "{key}: {pttl:?}");
+    }
+    let e = fresh_agents(&store, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(e.is_store_unavailable(), "{e}");
+    drop(handles);
+}
+
 /// A Sentinel URL naming a master no Sentinel monitors: readers and writers get a store error
 /// that names the master, not a hang or a crash.
 #[tokio::test(flavor = "multi_thread")]

@@ -70,9 +70,10 @@ impl Followed {
         let Some(mut conn) = sentinel else {
             return Ok(());
         };
-        match tokio::time::timeout(self.timeout, get_master(&mut conn, &self.sentinels.master))
-            .await
-        {
+        // Half the time the command has: a Sentinel that hangs must not make a write that
+        // succeeded look timed out.
+        let within = self.timeout / 2;
+        match tokio::time::timeout(within, get_master(&mut conn, &self.sentinels.master)).await {
             Ok(Ok(Some(addr))) if addr != self.named => {
                 *self.lock() = Some(conn);
                 Err(Error::Redis {
@@ -101,12 +102,18 @@ impl Followed {
             .iter()
             .map(|s| NodeConn::open(s, auth, self.timeout, &self.budget))
             .collect();
-        while let Some(opened) = opening.next().await {
-            if let Ok(conn) = opened {
-                return Some(conn);
+        let first = async {
+            while let Some(opened) = opening.next().await {
+                if let Ok(conn) = opened {
+                    return Some(conn);
+                }
             }
-        }
-        None
+            None
+        };
+        tokio::time::timeout(self.timeout / 2, first)
+            .await
+            .ok()
+            .flatten()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<NodeConn>> {
