@@ -414,3 +414,80 @@ async fn cluster_manual_failover_writers_follow_moved() {
     drop(handles);
     drop(c);
 }
+
+/// Redis Cluster readers follow `ASK` and `MOVED` (a real slot migration, driven by hand): with
+/// an agent's slot migrating and its record already moved, the record is read from the target
+/// node after `ASKING`; once the slot belongs to the target, a reader whose slot map still names
+/// the old owner follows `MOVED`. Listing the namespace works at every step.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_readers_follow_ask_and_moved_during_a_slot_migration() {
+    let c = RedisCluster::start();
+    let url = format!("{}?cluster=true", c.seed_url());
+    let files = tempfile::tempdir().unwrap();
+    let store = StoreConfig::new()
+        .redis(&url)
+        .unwrap()
+        .dir(files.path())
+        .namespace(name("mig"));
+    let (agent, replica) = (name("m1"), name("r1"));
+    ready_signal::publish_once(
+        &store,
+        &agent,
+        &replica,
+        &ready_signal::new_instance_id(),
+        ready_signal::State::Ready,
+        "",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let keys = store.keys();
+    let record = keys.record(&agent, &replica);
+    let slot = ready_signal::keyslot(record.as_bytes()).to_string();
+    let from = c.owner_of(&record).unwrap();
+    let to = *c.masters().iter().find(|&&m| m != from).unwrap();
+    let id = |i: usize| {
+        c.nodes_seen_by(i)
+            .unwrap()
+            .into_iter()
+            .find(|v| v.flags.iter().any(|f| f == "myself"))
+            .unwrap()
+            .id
+    };
+    let ok = |i: usize, args: &[&str]| {
+        let reply = redis_command(c.addr(i), args).unwrap();
+        assert!(reply.error().is_none(), "{args:?}: {reply:?}");
+    };
+    let port = c.addr(to).port().to_string();
+    let migrate = |key: &str| ok(from, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]);
+    let (id_from, id_to) = (id(from), id(to));
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id_from]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id_to]);
+    migrate(&record);
+
+    // The record is on `to`, the indexes still on `from`: ASK for the record.
+    let observer = Observer::connect_within(&store, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let status = observer.replica(&agent, &replica).await.unwrap();
+    assert_eq!(status.state, Observed::Ready, "{status:?}");
+    let all = observer.all().await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].state, Observed::Ready);
+
+    // The rest of the slot moves and the slot is handed over: MOVED for a stale slot map.
+    for key in [
+        keys.replicas(&agent),
+        keys.agents(&agent),
+        keys.epoch(&agent),
+    ] {
+        migrate(&key);
+    }
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &id_to]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &id_to]);
+    let status = observer.replica(&agent, &replica).await.unwrap();
+    assert_eq!(status.state, Observed::Ready, "{status:?}");
+    let all = observer.all().await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].state, Observed::Ready);
+}

@@ -193,7 +193,7 @@ impl ClusterReader {
     }
 
     /// One pipeline on `node`: each group of commands (of one key), then `TIME`; `ASKING`
-    /// before each group when `asking`.
+    /// before each command when `asking`.
     async fn pipeline(
         &self,
         node: &str,
@@ -204,10 +204,11 @@ impl ClusterReader {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for group in groups {
-            if asking {
-                pipe.cmd("ASKING");
-            }
             for cmd in group {
+                // ASKING lets only the next command in.
+                if asking {
+                    pipe.cmd("ASKING");
+                }
                 pipe.add_command(cmd.clone());
             }
         }
@@ -233,10 +234,13 @@ impl ClusterReader {
         let mut values = values.into_iter();
         let mut out = Vec::with_capacity(groups.len());
         for group in groups {
-            if asking {
-                values.next();
-            }
-            let replies: Vec<Value> = values.by_ref().take(group.len()).collect();
+            let replies: Vec<Value> = values
+                .by_ref()
+                .take(group.len() * if asking { 2 } else { 1 })
+                .enumerate()
+                .filter(|(i, _)| !asking || i % 2 == 1)
+                .map(|(_, v)| v)
+                .collect();
             if replies.len() != group.len() {
                 return Err(bad("short pipeline reply"));
             }
