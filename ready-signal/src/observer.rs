@@ -19,9 +19,11 @@ use crate::{Error, Name, Observed};
 /// How long an observer waits to connect to a store.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The most an [`Observer::connect_within`] observer reads from Redis over its life: thousands
-/// of records, far less than a reply that would hurt a memory-limited container.
-pub(crate) const READ_BOUND: usize = 1 << 20;
+/// The most an [`Observer::connect_within`] observer reads from Redis over its life: about 700
+/// records, far less than a reply that would hurt a memory-limited container. redis-rs parses
+/// an array of tiny items to about 20 times its size on the wire (an endless `*N` of `:1` grew a
+/// probe by 16 MB under a 1 MiB bound), hence 256 KiB.
+pub(crate) const READ_BOUND: usize = 256 << 10;
 
 /// The most one read of an [`Observer::connect`] observer takes from Redis.
 const LONG_READ_BOUND: usize = 64 << 20;
@@ -180,8 +182,9 @@ impl Observer {
 
     /// Like [`Observer::connect`], for a one-shot reader such as a probe: `timeout` instead of
     /// [`CONNECT_TIMEOUT`] bounds the connection and every later read (a caller with its own
-    /// deadline passes a longer one), and at most 1 MiB is read from Redis, so a
-    /// server streaming an endless reply fails the read instead of filling memory.
+    /// deadline passes a longer one), and at most 256 KiB is read from Redis (the Sentinels and
+    /// Cluster nodes asked included), so a server streaming an endless reply fails the read
+    /// instead of filling memory.
     pub async fn connect_within(store: &StoreConfig, timeout: Duration) -> Result<Observer, Error> {
         Observer::open(store, timeout, Budget::total(READ_BOUND)).await
     }
