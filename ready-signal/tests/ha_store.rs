@@ -209,6 +209,63 @@ async fn sentinel_all_sentinels_down_writers_keep_writing() {
     drop(handles);
 }
 
+/// Sentinels with a password of their own and data nodes with another, both given by file
+/// (`READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE`, `READY_SIGNAL_REDIS_PASSWORD_FILE`): agents
+/// publish and readers read; without the Sentinels' password readers get a store error that
+/// says so, and no password appears in any error.
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_passwords_come_from_their_files() {
+    const DATA: &str = "canary-data-5e1b";
+    const SENTINEL: &str = "canary-sentinel-77a0";
+    let s = RedisSentinel::builder()
+        .requirepass(DATA)
+        .sentinel_password(SENTINEL)
+        .start();
+    let files = tempfile::tempdir().unwrap();
+    let data_file = files.path().join("data");
+    let sentinel_file = files.path().join("sentinel");
+    std::fs::write(&data_file, format!("{DATA}\n")).unwrap();
+    std::fs::write(&sentinel_file, SENTINEL).unwrap();
+    let env = |with_sentinel: bool| {
+        let vars = [
+            ("READY_SIGNAL_REDIS_URL", s.url()),
+            (
+                "READY_SIGNAL_REDIS_PASSWORD_FILE",
+                data_file.display().to_string(),
+            ),
+            (
+                "READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE",
+                if with_sentinel {
+                    sentinel_file.display().to_string()
+                } else {
+                    String::new()
+                },
+            ),
+            ("READY_SIGNAL_NAMESPACE", "ha".to_string()),
+        ];
+        StoreConfig::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap()
+    };
+    let store = env(true);
+    assert!(!format!("{store:?} {}", store.describe()).contains("canary"));
+    let handles = agents(&store, 3, Duration::from_millis(500));
+    let want: BTreeSet<String> = (0..3).map(|i| format!("agent-{i:02}")).collect();
+    until_all_fresh(
+        &store,
+        &want,
+        || Duration::from_secs(1),
+        Duration::from_secs(10),
+    )
+    .await;
+    let e = fresh_agents(&env(false), Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(e.is_store_unavailable(), "{e}");
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+    assert!(!e.to_string().contains("canary"), "{e}");
+    drop(handles);
+}
+
 /// A Sentinel URL naming a master no Sentinel monitors: readers and writers get a store error
 /// that names the master, not a hang or a crash.
 #[tokio::test(flavor = "multi_thread")]
