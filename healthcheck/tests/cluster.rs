@@ -297,8 +297,8 @@ fn ready_store_on_a_cluster() {
         &ready_signal::Name::new("c0").unwrap(),
         &ready_signal::Name::new("r1").unwrap(),
     );
-    let victim = c.owner_of(&record).unwrap();
-    let heir = c.replica_of(victim).unwrap();
+    let victim = c.wait_owner_of(&record, Duration::from_secs(10));
+    let heir = c.wait_replica_of(victim, Duration::from_secs(10));
     // The record has reached the replica before its master goes.
     std::thread::sleep(Duration::from_millis(300));
     c.kill(victim);

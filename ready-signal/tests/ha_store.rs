@@ -347,7 +347,7 @@ async fn cluster_records_spread_over_masters_survive_a_master_failover() {
     let masters = c.masters();
     let owners: BTreeSet<usize> = want
         .iter()
-        .map(|a| c.owner_of(&keys.record(&name(a), &name("r1"))).unwrap())
+        .map(|a| c.wait_owner_of(&keys.record(&name(a), &name("r1")), Duration::from_secs(10)))
         .collect();
     assert_eq!(
         owners,
@@ -366,8 +366,8 @@ async fn cluster_records_spread_over_masters_survive_a_master_failover() {
     }
 
     // Kill the master of agent-00's slot, mid-heartbeat.
-    let victim = c.owner_of(&keys.record(&a0, &name("r1"))).unwrap();
-    let heir = c.replica_of(victim).unwrap();
+    let victim = c.wait_owner_of(&keys.record(&a0, &name("r1")), Duration::from_secs(10));
+    let heir = c.wait_replica_of(victim, Duration::from_secs(10));
     let mut c = c;
     c.kill(victim);
     let killed = Instant::now();
@@ -445,8 +445,8 @@ async fn cluster_manual_failover_writers_follow_moved() {
     let want: BTreeSet<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
     until_all_fresh(&store, &want, || interval * 2, Duration::from_secs(15)).await;
     let record = store.keys().record(&name("agent-00"), &name("r1"));
-    let old = c.owner_of(&record).unwrap();
-    let heir = c.replica_of(old).unwrap();
+    let old = c.wait_owner_of(&record, Duration::from_secs(10));
+    let heir = c.wait_replica_of(old, Duration::from_secs(10));
     let reply = redis_command(c.addr(heir), &["CLUSTER", "FAILOVER"]).unwrap();
     assert!(reply.error().is_none(), "{reply:?}");
     let c = tokio::task::spawn_blocking(move || {
@@ -501,7 +501,7 @@ async fn cluster_readers_follow_ask_and_moved_during_a_slot_migration() {
     let keys = store.keys();
     let record = keys.record(&agent, &replica);
     let slot = ready_signal::keyslot(record.as_bytes()).to_string();
-    let from = c.owner_of(&record).unwrap();
+    let from = c.wait_owner_of(&record, Duration::from_secs(10));
     let to = *c.masters().iter().find(|&&m| m != from).unwrap();
     let id = |i: usize| {
         c.nodes_seen_by(i)

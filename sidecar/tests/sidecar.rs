@@ -358,8 +358,8 @@ fn api_lists_the_agents_of_a_redis_cluster_across_a_failover() {
         &ready_signal::Name::new("c00").unwrap(),
         &ready_signal::Name::new("r1").unwrap(),
     );
-    let victim = c.owner_of(&record).unwrap();
-    let heir = c.replica_of(victim).unwrap();
+    let victim = c.wait_owner_of(&record, Duration::from_secs(10));
+    let heir = c.wait_replica_of(victim, Duration::from_secs(10));
     c.kill(victim);
     c.wait_master(heir, Duration::from_secs(30));
     sidecar.wait_for(

@@ -600,6 +600,27 @@ impl RedisCluster {
             .and_then(|v| self.index_of(v.addr))
     }
 
+    /// [`replica_of`](RedisCluster::replica_of), asked until it answers (a node's view can lack
+    /// the replica for a moment on a loaded machine), or panics with the logs.
+    pub fn wait_replica_of(&self, i: usize, timeout: Duration) -> usize {
+        wait_for(
+            timeout,
+            &format!("a replica of node {i}"),
+            || self.logs(),
+            || self.replica_of(i),
+        )
+    }
+
+    /// [`owner_of`](RedisCluster::owner_of), asked until it answers, or panics with the logs.
+    pub fn wait_owner_of(&self, key: &str, timeout: Duration) -> usize {
+        wait_for(
+            timeout,
+            &format!("the owner of {key}"),
+            || self.logs(),
+            || self.owner_of(key),
+        )
+    }
+
     /// The `role` of node `i` from `INFO replication` (`master` or `slave`).
     pub fn role(&self, i: usize) -> Option<String> {
         info_field(self.addr(i), &["INFO", "replication"], "role")
