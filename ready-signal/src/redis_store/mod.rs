@@ -27,7 +27,7 @@ use node::{Budget, NodeConn};
 /// (returns 0): a late heartbeat or `stopping` of a predecessor never overwrites its successor.
 const WRITE: &str = include_str!("../write.lua");
 
-/// The write script with its SHA1 computed once; invoked by `EVALSHA`, loaded on `NOSCRIPT`.
+/// The write script with its SHA1 computed once: `EVALSHA`, and `EVAL` on `NOSCRIPT`.
 static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
 
 /// What a writer says about itself; the script adds the times and the sequence number.
