@@ -267,6 +267,61 @@ fn ready_store_under_sentinel() {
     assert!(!out.contains(CANARY), "{out}");
 }
 
+/// `ready://` with the store on a Redis Cluster (layout 2): agents published through the crate
+/// are healthy from a seed list or a single seed; with the master of one agent's slot killed
+/// the verdict is unhealthy saying unknown (never a crash), and healthy again once its replica
+/// is promoted.
+#[test]
+fn ready_store_on_a_cluster() {
+    let mut c = RedisCluster::start();
+    let url = format!("{}?cluster=true", c.seed_url());
+    let agents: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    publish_ready(&url, &agents);
+    let target = format!("ready://{}", agents.join(","));
+    let (code, out) = probe_ready(&url, &target);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("c0 ready") && out.contains("c5 ready"),
+        "{out}"
+    );
+    let one_seed = format!("redis://{}?cluster=true", c.addr(1));
+    let (code, out) = probe_ready(&one_seed, &target);
+    assert_eq!(code, 0, "{out}");
+
+    let keys = ready_signal::StoreConfig::new()
+        .redis(&url)
+        .unwrap()
+        .namespace(ready_signal::Name::new("e2e").unwrap())
+        .keys();
+    let record = keys.record(
+        &ready_signal::Name::new("c0").unwrap(),
+        &ready_signal::Name::new("r1").unwrap(),
+    );
+    let victim = c.wait_owner_of(&record, Duration::from_secs(10));
+    let heir = c.wait_replica_of(victim, Duration::from_secs(10));
+    // The record has reached the replica before its master goes.
+    std::thread::sleep(Duration::from_millis(300));
+    c.kill(victim);
+    let (code, out) = probe_ready(&url, &target);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unknown"), "{out}");
+    c.wait_master(heir, Duration::from_secs(30));
+    let (code, out) = probe_until_ready(&url, &target, Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+}
+
+/// [`probe_ready`] until healthy, at most `limit`.
+fn probe_until_ready(url: &str, target: &str, limit: Duration) -> (i32, String) {
+    let start = Instant::now();
+    loop {
+        let (code, out) = probe_ready(url, target);
+        if code == 0 || start.elapsed() > limit {
+            return (code, out);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A converged 3-master cluster: every node healthy with its own role; all_masters=true proves
 /// every master answers; role=replica on a master is unhealthy.
 #[test]

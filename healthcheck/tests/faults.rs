@@ -2049,6 +2049,31 @@ rows!(memory {
         probe("2s", &["ready://worker".to_string()])
             .env("READY_SIGNAL_REDIS_URL", format!("redis://{}", fake.addr())).rss().keep(fake)
     };
+    /// The ready-signal store on a Cluster whose seed answers CLUSTER SLOTS with an endless array.
+    ready_cluster_seed_endless_reply => {
+        let fake = FakePeer::streaming(b"*2147483647\r\n", &b":1\r\n".repeat(16384));
+        probe("2s", &["ready://worker".to_string()])
+            .env("READY_SIGNAL_REDIS_URL", format!("redis://{}?cluster=true", fake.addr()))
+            .rss()
+            .keep(fake)
+    };
+    /// The ready-signal store streams an endless array of tiny items (which redis-rs parses to
+    /// about 20 times their size).
+    ready_store_endless_array => {
+        let fake = FakePeer::streaming(b"*2147483647\r\n", &b":1\r\n".repeat(16384));
+        probe("2s", &["ready://worker".to_string()])
+            .env("READY_SIGNAL_REDIS_URL", format!("redis://{}", fake.addr()))
+            .rss()
+            .keep(fake)
+    };
+    /// The ready-signal store under Sentinel, whose Sentinel answers with an endless string.
+    ready_sentinel_endless_reply => {
+        let fake = FakePeer::streaming(b"$1073741824\r\n", &[b'x'; 65536]);
+        probe("2s", &["ready://worker".to_string()])
+            .env("READY_SIGNAL_REDIS_URL", format!("redis+sentinel://{}/mymaster", fake.addr()))
+            .rss()
+            .keep(fake)
+    };
 });
 
 /// `n` targets `tcp://127.0.0.1:PORT` where nothing listens.

@@ -1,28 +1,27 @@
-//! Benchmark (bench/run.sh): N agents heartbeating once a second against one redis-server.
+//! Benchmark (bench/run.sh): N agents heartbeating once a second against a Redis store: one
+//! redis-server, a master under Sentinel, or a Redis Cluster.
 //!
-//! Every heartbeat is exactly the protocol's write (PROTOCOL.md, "Writing"): the fenced Lua
-//! script `src/write.lua`, by EVALSHA through `redis::Script`, over a few multiplexed
+//! Every heartbeat is exactly the protocol's write (PROTOCOL.md, "Writing"), through the path a
+//! publisher uses: `ready_signal::RecordWriter` (the fenced Lua script `src/write.lua` by
+//! EVALSHA, keys in the store's layout, redis-rs's cluster client in a Cluster), over a few
 //! connections. The N agents' beats are spread evenly over each second. Reports the achieved
 //! rate against the target, the heartbeat latency (send to reply) p50/p99/max, how late beats
-//! were sent, redis-server's CPU over the run, and then the time `Observer::all()` takes to read
-//! the state of every agent in one call.
+//! were sent, Redis's CPU over the run (`INFO cpu` of a single server; `/proc` of every
+//! `--redis-pid`), and then the time `Observer::all()` takes to read the state of every agent in
+//! one call.
 //!
 //! ```text
 //! bench_heartbeats --redis redis://127.0.0.1:6379 --agents 10000 --seconds 20 \
-//!     [--connections 4] [--namespace hb] [--redis-pid PID] [--read-all 5] [--json FILE]
+//!     [--connections 4] [--namespace hb] [--redis-pid PID[,PID...]] [--read-all 5] [--json FILE]
+//! bench_heartbeats --redis 'redis://127.0.0.1:7000,127.0.0.1:7001?cluster=true' ...
 //! ```
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ready_signal::{
-    Name, Observed, Observer, StoreConfig, agents_key, epoch_key, record_key, replicas_key,
-};
-use redis::Script;
+use ready_signal::{Name, Observed, Observer, RecordWriter, State, StoreConfig};
 use tokio::sync::mpsc;
-
-const WRITE: &str = include_str!("../src/write.lua");
 
 #[derive(Debug)]
 struct Args {
@@ -31,7 +30,7 @@ struct Args {
     seconds: u64,
     connections: usize,
     namespace: String,
-    redis_pid: Option<u32>,
+    redis_pids: Vec<u32>,
     read_all: usize,
     json: Option<String>,
 }
@@ -43,7 +42,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         seconds: 20,
         connections: 4,
         namespace: "hb".into(),
-        redis_pid: None,
+        redis_pids: Vec::new(),
         read_all: 5,
         json: None,
     };
@@ -56,7 +55,11 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--seconds" => a.seconds = val()?.parse()?,
             "--connections" => a.connections = val()?.parse()?,
             "--namespace" => a.namespace = val()?,
-            "--redis-pid" => a.redis_pid = Some(val()?.parse()?),
+            "--redis-pid" => {
+                for pid in val()?.split(',') {
+                    a.redis_pids.push(pid.parse()?);
+                }
+            }
             "--read-all" => a.read_all = val()?.parse()?,
             "--json" => a.json = Some(val()?),
             other => return Err(format!("unknown argument {other}").into()),
@@ -109,42 +112,50 @@ struct Beat {
 async fn main() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
     let ns = Name::new(&args.namespace)?;
-    let client = redis::Client::open(args.redis.as_str())?;
-    let mut conns = Vec::new();
+    let store = StoreConfig::new().redis(&args.redis)?.namespace(ns.clone());
+    let mut writers = Vec::new();
     for _ in 0..args.connections.max(1) {
-        conns.push(client.get_multiplexed_async_connection().await?);
+        writers.push(RecordWriter::connect(&store, Duration::from_secs(2)).await?);
     }
-    let script = Arc::new(Script::new(WRITE));
-    script.prepare_invoke().load_async(&mut conns[0]).await?;
+    // INFO cpu only means Redis's CPU for a single server.
+    let mut info_conn = match store.redis_addr() {
+        Some(_) if !args.redis.contains("cluster=true") && args.redis.starts_with("redis://") => {
+            Some(
+                redis::Client::open(args.redis.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await?,
+            )
+        }
+        _ => None,
+    };
     let replica = Name::new("r0")?;
-    let host = "bench".to_string();
-    let pid = std::process::id();
-    struct AgentKeys {
-        name: String,
-        record: String,
-        replicas: String,
+    struct Agent {
+        name: Name,
         instance: String,
     }
-    let agents_set = agents_key(&ns);
-    let epoch_counter = epoch_key(&ns);
-    let agents: Arc<Vec<AgentKeys>> = Arc::new(
+    let agents: Arc<Vec<Agent>> = Arc::new(
         (0..args.agents)
             .map(|i| {
-                let name = format!("agent-{i:05}");
-                let agent = Name::new(&name).map_err(|e| e.to_string())?;
-                Ok(AgentKeys {
-                    record: record_key(&ns, &agent, &replica),
-                    replicas: replicas_key(&ns, &agent),
+                Ok(Agent {
+                    name: Name::new(&format!("agent-{i:05}")).map_err(|e| e.to_string())?,
                     instance: ready_signal::new_instance_id(),
-                    name,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?,
     );
 
-    let redis_pid = args.redis_pid.map(|p| p.to_string());
-    let cpu_redis_proc0 = redis_pid.as_deref().and_then(proc_cpu_s);
-    let cpu_redis_info0 = info_cpu_s(&mut conns[0]).await?;
+    let redis_pids: Vec<String> = args.redis_pids.iter().map(u32::to_string).collect();
+    let procs_cpu = |pids: &[String]| -> Option<f64> {
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|p| proc_cpu_s(p)).sum()
+    };
+    let cpu_redis_proc0 = procs_cpu(&redis_pids);
+    let cpu_redis_info0 = match info_conn.as_mut() {
+        Some(c) => Some(info_cpu_s(c).await?),
+        None => None,
+    };
     let cpu_self0 = proc_cpu_s("self");
 
     let total = args.agents * args.seconds;
@@ -154,6 +165,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut k = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let interval = Duration::from_secs(1);
+    let replica = Arc::new(replica);
     while k < total {
         ticker.tick().await;
         let now = Instant::now();
@@ -163,40 +176,29 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 break;
             }
             let idx = (k % args.agents) as usize;
-            let mut conn = conns[(k as usize) % conns.len()].clone();
-            let script = Arc::clone(&script);
+            let mut writer = writers[(k as usize) % writers.len()].clone();
             let agents = Arc::clone(&agents);
-            let agents_set = agents_set.clone();
-            let epoch_counter = epoch_counter.clone();
-            let host = host.clone();
+            let replica = Arc::clone(&replica);
             let tx = tx.clone();
             tokio::spawn(async move {
                 let a = &agents[idx];
                 let start = Instant::now();
-                // Epoch 0: the script continues the epoch this instance already holds (the first
-                // beat of each agent takes one), the same work as a publisher's kept epoch.
-                let r: redis::RedisResult<i64> = script
-                    .key(&a.record)
-                    .key(&a.replicas)
-                    .key(&agents_set)
-                    .key(&epoch_counter)
-                    .arg("put")
-                    .arg(&a.instance)
-                    .arg(0u64)
-                    .arg("ready")
-                    .arg("")
-                    .arg(pid)
-                    .arg(&host)
-                    .arg(1000u64)
-                    .arg(3000u64)
-                    .arg(&a.name)
-                    .arg("r0")
-                    .invoke_async(&mut conn)
+                // Each agent's first beat takes an epoch; later ones continue it, the same work
+                // as a publisher's kept epoch.
+                let r = writer
+                    .put(
+                        &a.name,
+                        &replica,
+                        &a.instance,
+                        State::Ready,
+                        interval,
+                        interval * 3,
+                    )
                     .await;
                 let _ = tx.send(Beat {
                     latency_us: start.elapsed().as_micros() as u64,
                     lag_us: start.saturating_duration_since(scheduled).as_micros() as u64,
-                    ok: matches!(r, Ok(epoch) if epoch > 0),
+                    ok: r.is_ok(),
                 });
             });
             k += 1;
@@ -214,11 +216,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu_redis_info = info_cpu_s(&mut conns[0]).await? - cpu_redis_info0;
-    let cpu_redis_proc = match (cpu_redis_proc0, redis_pid.as_deref().and_then(proc_cpu_s)) {
+    let cpu_redis_info = match (info_conn.as_mut(), cpu_redis_info0) {
+        (Some(c), Some(before)) => Some(info_cpu_s(c).await? - before),
+        _ => None,
+    };
+    let cpu_redis_proc = match (cpu_redis_proc0, procs_cpu(&redis_pids)) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
+    let cpu_redis = cpu_redis_info.or(cpu_redis_proc);
     let cpu_self = match (cpu_self0, proc_cpu_s("self")) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -230,7 +236,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let late_100ms = lag.iter().filter(|&&l| l > 100_000).count();
 
     // Reading the state of every agent in one call, as a status view would.
-    let store = StoreConfig::new().redis(&args.redis)?.namespace(ns.clone());
     let observer = Observer::connect(&store).await?;
     let mut reads_ms = Vec::new();
     let mut seen = 0usize;
@@ -246,16 +251,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     sorted_reads.sort_by(f64::total_cmp);
     let read_median = sorted_reads.get(sorted_reads.len() / 2).copied();
 
-    let redis_cpu_pct = cpu_redis_info / elapsed * 100.0;
+    let redis_cpu_pct = cpu_redis.map(|c| c / elapsed * 100.0);
     println!(
         "agents {n} at 1 Hz for {s}s over {c} connections: target {n}/s, achieved {achieved:.0}/s \
          ({done} of {total} beats in {elapsed:.2}s, {failed} failed)",
         n = args.agents,
         s = args.seconds,
-        c = conns.len()
+        c = writers.len()
     );
     println!(
-        "  heartbeat latency (EVALSHA write.lua, send to reply): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "  heartbeat latency (RecordWriter::put: EVALSHA write.lua, send to reply): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         pct(&lat, 0.5) as f64 / 1000.0,
         pct(&lat, 0.99) as f64 / 1000.0,
         lat.last().copied().unwrap_or(0) as f64 / 1000.0
@@ -267,9 +272,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         lag.last().copied().unwrap_or(0) as f64 / 1000.0
     );
     println!(
-        "  redis-server CPU: {redis_cpu_pct:.1}% of one core (INFO cpu: {cpu_redis_info:.2}s{}); load generator {}",
+        "  redis-server CPU: {} (INFO cpu: {}{}); load generator {}",
+        redis_cpu_pct
+            .map(|p| format!("{p:.1}% of one core"))
+            .unwrap_or_else(|| "? (give --redis-pid)".into()),
+        cpu_redis_info
+            .map(|c| format!("{c:.2}s"))
+            .unwrap_or_else(|| "n/a".into()),
         cpu_redis_proc
-            .map(|c| format!(", /proc stat: {:.2}s", c))
+            .map(|c| format!(", /proc stat of {} processes: {:.2}s", redis_pids.len(), c))
             .unwrap_or_default(),
         cpu_self
             .map(|c| format!("{:.1}% of one core", c / elapsed * 100.0))
@@ -288,7 +299,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let j = serde_json::json!({
             "agents": args.agents,
             "seconds": args.seconds,
-            "connections": conns.len(),
+            "connections": writers.len(),
             "target_per_s": args.agents,
             "achieved_per_s": achieved,
             "beats": done,
@@ -299,7 +310,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "lag_ms": {"p50": pct(&lag, 0.5) as f64 / 1000.0, "p99": pct(&lag, 0.99) as f64 / 1000.0,
                        "max": lag.last().copied().unwrap_or(0) as f64 / 1000.0},
             "late_over_100ms": late_100ms,
-            "redis_cpu_s": cpu_redis_info,
+            "redis_cpu_s": cpu_redis,
+            "redis_cpu_info_s": cpu_redis_info,
             "redis_cpu_pct": redis_cpu_pct,
             "redis_cpu_proc_s": cpu_redis_proc,
             "generator_cpu_s": cpu_self,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+use crate::redis_store::keys::{Keys, Layout};
 use crate::redis_store::sentinel::Sentinels;
 use crate::{Error, Name};
 
@@ -55,6 +56,18 @@ pub(crate) enum Topology {
     Single(String),
     /// The master that Sentinels name.
     Sentinel(Sentinels),
+    /// A Redis Cluster, found from these seed nodes (`host:port`).
+    Cluster(Vec<String>),
+}
+
+impl RedisStore {
+    /// The key layout: layout 2 in a Cluster, layout 1 otherwise.
+    pub(crate) fn layout(&self) -> Layout {
+        match self.topology {
+            Topology::Cluster(_) => Layout::Cluster,
+            Topology::Single(_) | Topology::Sentinel(_) => Layout::Single,
+        }
+    }
 }
 
 /// NATS servers (one, or the seeds of a cluster) and how to authenticate to them.
@@ -155,7 +168,9 @@ impl StoreConfig {
     /// - `redis://[user[:password]@]host[:port][/db]`: one server;
     /// - `redis+sentinel://[user[:password]@]host:26379[,host:26379...]/MASTER_NAME[?db=N]`: the
     ///   master that these Sentinels name (the user and password are the data nodes'; the
-    ///   Sentinels' own password is [`StoreConfig::redis_sentinel_password`]).
+    ///   Sentinels' own password is [`StoreConfig::redis_sentinel_password`]);
+    /// - `redis://[user[:password]@]host:port[,host:port...]?cluster=true`: a Redis Cluster,
+    ///   found from these seed nodes (one is enough; the keys then follow layout 2).
     ///
     /// Errors name the host by its position in a list, never the URL.
     ///
@@ -328,6 +343,16 @@ impl StoreConfig {
         self.redis.is_some()
     }
 
+    /// The Redis keys of this store's namespace, in its layout (layout 2 for a Redis Cluster,
+    /// layout 1 otherwise, and without Redis).
+    pub fn keys(&self) -> Keys {
+        let layout = self
+            .redis
+            .as_ref()
+            .map_or(Layout::Single, RedisStore::layout);
+        Keys::new(layout, &self.namespace)
+    }
+
     /// Whether NATS is configured.
     pub fn has_nats(&self) -> bool {
         self.nats.is_some()
@@ -353,10 +378,12 @@ impl StoreConfig {
     pub fn redis_addr(&self) -> Option<&str> {
         match &self.redis.as_ref()?.topology {
             Topology::Single(addr) => Some(addr),
-            Topology::Sentinel(s) => match s.addrs.as_slice() {
-                [one] => Some(one),
-                _ => None,
-            },
+            Topology::Sentinel(Sentinels { addrs: hosts, .. }) | Topology::Cluster(hosts) => {
+                match hosts.as_slice() {
+                    [one] => Some(one),
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -465,9 +492,20 @@ fn parse_redis(url: &str) -> Result<RedisStore, Error> {
         });
         (topology, db)
     } else {
-        if hosts.len() > 1 {
+        let cluster = match take("cluster").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(Error::Config(
+                    "option `cluster` must be true or false".into(),
+                ));
+            }
+        };
+        if hosts.len() > 1 && !cluster {
             return Err(Error::Config(
-                "a host list is for redis+sentinel://HOSTS/MASTER_NAME (Sentinels)".into(),
+                "a host list is for a Redis Cluster (redis://HOSTS?cluster=true) or Sentinels \
+                 (redis+sentinel://HOSTS/MASTER_NAME)"
+                    .into(),
             ));
         }
         let db = match parsed.path().trim_matches('/') {
@@ -476,7 +514,15 @@ fn parse_redis(url: &str) -> Result<RedisStore, Error> {
                 Error::Config("the path must be a database number (redis://host/0)".into())
             })?,
         };
-        (Topology::Single(addr_of(&parsed, 6379)?), db)
+        if cluster && db != 0 {
+            return Err(Error::Config("a Redis Cluster has only database 0".into()));
+        }
+        let topology = if cluster {
+            Topology::Cluster(hosts)
+        } else {
+            Topology::Single(addr_of(&parsed, 6379)?)
+        };
+        (topology, db)
     };
     // User and password as redis-rs reads them (percent-decoded; `+` stays a plus sign).
     let mut plain = parsed.clone();
@@ -484,7 +530,7 @@ fn parse_redis(url: &str) -> Result<RedisStore, Error> {
         .set_scheme("redis")
         .map_err(|()| Error::Config("not a redis URL".into()))?;
     plain.set_path(&format!("/{db}"));
-    if matches!(topology, Topology::Sentinel(_)) {
+    if !matches!(topology, Topology::Single(_)) {
         plain.set_query(None);
     }
     let info = redis::IntoConnectionInfo::into_connection_info(plain.as_str())
@@ -497,6 +543,7 @@ fn parse_redis(url: &str) -> Result<RedisStore, Error> {
             s.addrs.join(","),
             cut(&s.master, 60)
         ),
+        Topology::Cluster(seeds) => format!("{} (cluster)", seeds.join(",")),
     };
     Ok(RedisStore {
         topology,
@@ -718,6 +765,34 @@ mod tests {
         assert_eq!(sentinels.addrs, ["s1:26379", "[::1]:26380"]);
         assert_eq!(sentinels.password.as_deref(), Some("canary-sentinel"));
         assert_eq!(s.redis_addr(), None);
+    }
+
+    /// A Cluster seed list (or a single seed) with `cluster=true` means layout 2; only db 0.
+    #[test]
+    fn cluster_urls_parse_and_redact() {
+        let s = StoreConfig::new()
+            .redis("redis://:canary@a:7000,b:7001,c?cluster=true")
+            .unwrap();
+        assert_eq!(
+            s.describe(),
+            "redis at a:7000,b:7001,c:6379 (cluster), namespace default"
+        );
+        assert!(!format!("{s:?}").contains("canary"));
+        assert_eq!(s.keys().layout(), Layout::Cluster);
+        assert_eq!(s.redis_addr(), None);
+        let one = StoreConfig::new()
+            .redis("redis://a:7000?cluster=true")
+            .unwrap();
+        assert_eq!(one.redis_addr(), Some("a:7000"));
+        assert_eq!(one.keys().layout(), Layout::Cluster);
+        let single = StoreConfig::new().redis("redis://a?cluster=false").unwrap();
+        assert_eq!(single.keys().layout(), Layout::Single);
+        let err = |url: &str| StoreConfig::new().redis(url).unwrap_err().to_string();
+        assert!(err("redis://a:1/2?cluster=true").contains("only database 0"));
+        assert!(err("redis://a?cluster=yes").contains("must be true or false"));
+        let e = err("redis://:canary@a:1,b:x?cluster=true");
+        assert!(e.starts_with("host 2 of the host list: "), "{e}");
+        assert!(!e.contains("canary"), "{e}");
     }
 
     /// Bad hosts are named by position and no part of the URL (which may hold a password)

@@ -8,8 +8,9 @@
 //! records and derive [`Observed`] states, adding `stale`, `dead` and `unknown`.
 //!
 //! Stores ([`StoreConfig`]):
-//! - **Redis** holds one hash per replica with a server-side TTL; freshness is judged by Redis's
-//!   own clock (`PTTL`, `TIME`). Every write is one Lua script fenced by an epoch that Redis hands
+//! - **Redis** (one server, the master that Sentinels name, or a Redis Cluster) holds one hash
+//!   per replica with a server-side TTL; freshness is judged by Redis's own clock (`PTTL`,
+//!   `TIME`). Every write is one Lua script fenced by an epoch that Redis hands
 //!   out at each instance's first write, so an older process never overwrites a newer one's
 //!   record whatever the hosts' clocks say, and the indexes of agents and replicas clean
 //!   themselves.
@@ -19,7 +20,8 @@
 //!
 //! Layout: `publisher/` (the builder, identity, clocks and progress, the sink that writes the
 //! stores, the heartbeat loop, the handle, one-shot writes), `observer` (reads and judgements),
-//! `record` (the record, its states and validation), `redis_store` with `write.lua`, `events`
+//! `record` (the record, its states and validation), `redis_store` (keys in both layouts, the
+//! connections to a server, Sentinels or a Cluster) with `write.lua`, `events`
 //! (NATS), `file_store`, `config` (stores from the environment), `name`, `error`.
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
@@ -67,10 +69,10 @@ pub use observer::{
 };
 pub use publisher::{
     Builder, CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle,
-    ReadySignal, default_replica, default_replica_from, instance_id, new_instance_id, publish_once,
-    remove_once, running_instance, shutdown_on_signal,
+    ReadySignal, RecordWriter, default_replica, default_replica_from, instance_id, new_instance_id,
+    publish_once, remove_once, running_instance, shutdown_on_signal,
 };
 pub use record::{
     EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record, State, decode_record,
 };
-pub use redis_store::{KEY_PREFIX, agents_key, epoch_key, record_key, replicas_key};
+pub use redis_store::keys::{KEY_PREFIX, Keys, Layout, SHARDS, keyslot, shard};

@@ -13,15 +13,17 @@ use crate::events::{self, Events};
 use crate::file_store;
 use crate::record::Record;
 use crate::redis_store::node::Budget;
-use crate::redis_store::{self, RedisConn, Snapshot};
+use crate::redis_store::{RedisReader, Snapshot};
 use crate::{Error, Name, Observed};
 
 /// How long an observer waits to connect to a store.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The most an [`Observer::connect_within`] observer reads from Redis over its life: thousands
-/// of records, far less than a reply that would hurt a memory-limited container.
-pub(crate) const READ_BOUND: usize = 1 << 20;
+/// The most an [`Observer::connect_within`] observer reads from Redis over its life: about 700
+/// records, far less than a reply that would hurt a memory-limited container. redis-rs parses
+/// an array of tiny items to about 20 times its size on the wire (an endless `*N` of `:1` grew a
+/// probe by 16 MB under a 1 MiB bound), hence 256 KiB.
+pub(crate) const READ_BOUND: usize = 256 << 10;
 
 /// The most one read of an [`Observer::connect`] observer takes from Redis.
 const LONG_READ_BOUND: usize = 64 << 20;
@@ -162,7 +164,7 @@ impl ReplicaStatus {
 #[derive(Debug)]
 pub struct Observer {
     store: StoreConfig,
-    redis: Option<Result<RedisConn, Error>>,
+    redis: Option<Result<RedisReader, Error>>,
     /// What may still be read from Redis.
     budget: Budget,
 }
@@ -180,8 +182,9 @@ impl Observer {
 
     /// Like [`Observer::connect`], for a one-shot reader such as a probe: `timeout` instead of
     /// [`CONNECT_TIMEOUT`] bounds the connection and every later read (a caller with its own
-    /// deadline passes a longer one), and at most 1 MiB is read from Redis, so a
-    /// server streaming an endless reply fails the read instead of filling memory.
+    /// deadline passes a longer one), and at most 256 KiB is read from Redis (the Sentinels and
+    /// Cluster nodes asked included), so a server streaming an endless reply fails the read
+    /// instead of filling memory.
     pub async fn connect_within(store: &StoreConfig, timeout: Duration) -> Result<Observer, Error> {
         Observer::open(store, timeout, Budget::total(READ_BOUND)).await
     }
@@ -192,7 +195,7 @@ impl Observer {
         budget: Budget,
     ) -> Result<Observer, Error> {
         let redis = match &store.redis {
-            Some(r) => Some(RedisConn::connect_bounded(r, timeout, &budget).await),
+            Some(r) => Some(RedisReader::connect(r, timeout, &budget).await),
             None => None,
         };
         Ok(Observer {
@@ -205,13 +208,9 @@ impl Observer {
     /// The status of one replica.
     pub async fn replica(&self, agent: &Name, replica: &Name) -> Result<ReplicaStatus, Error> {
         self.budget.refill();
-        let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let snap = conn
-                    .clone()
-                    .read(&redis_store::record_key(ns, agent, replica))
-                    .await;
+                let snap = conn.read(&self.store.keys().record(agent, replica)).await;
                 let snap = snap.map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
                 Ok(ReplicaStatus::from_snapshot(agent, replica, snap))
             }
@@ -228,14 +227,11 @@ impl Observer {
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let mut conn = conn.clone();
+                let keys = self.store.keys();
                 let read = async {
-                    let names = conn.members(&redis_store::replicas_key(ns, agent)).await?;
+                    let names = conn.members(&keys.replicas(agent)).await?;
                     let names: Vec<Name> = names.iter().filter_map(|n| Name::new(n).ok()).collect();
-                    let keys: Vec<String> = names
-                        .iter()
-                        .map(|r| redis_store::record_key(ns, agent, r))
-                        .collect();
+                    let keys: Vec<String> = names.iter().map(|r| keys.record(agent, r)).collect();
                     let snaps = conn.read_many(&keys).await?;
                     Ok(names
                         .iter()
@@ -266,17 +262,16 @@ impl Observer {
         let ns = &self.store.namespace;
         match &self.redis {
             Some(Ok(conn)) => {
-                let mut conn = conn.clone();
+                let keys = self.store.keys();
+                // Layout 2 lists a namespace in 64 shard indexes: one pipeline per node.
                 let agents: Vec<Name> = conn
-                    .members(&redis_store::agents_key(ns))
+                    .members_many(&keys.agent_indexes())
                     .await?
                     .iter()
+                    .flatten()
                     .filter_map(|a| Name::new(a).ok())
                     .collect();
-                let replica_keys: Vec<String> = agents
-                    .iter()
-                    .map(|a| redis_store::replicas_key(ns, a))
-                    .collect();
+                let replica_keys: Vec<String> = agents.iter().map(|a| keys.replicas(a)).collect();
                 let members = conn.members_many(&replica_keys).await?;
                 let mut pairs = Vec::new();
                 for (agent, names) in agents.iter().zip(members) {
@@ -287,10 +282,7 @@ impl Observer {
                             .map(|r| (agent.clone(), r)),
                     );
                 }
-                let keys: Vec<String> = pairs
-                    .iter()
-                    .map(|(a, r)| redis_store::record_key(ns, a, r))
-                    .collect();
+                let keys: Vec<String> = pairs.iter().map(|(a, r)| keys.record(a, r)).collect();
                 let snaps = conn.read_many(&keys).await?;
                 Ok(pairs
                     .iter()

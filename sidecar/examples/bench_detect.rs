@@ -5,7 +5,8 @@
 //! - stale: from the instant the record crosses the stale threshold (its `beat_ms` plus two
 //!   intervals, by Redis's clock, which is this host's clock) to the `change` event.
 //!
-//! Usage: `bench_detect SIDECAR_PORT REDIS_URL NATS_URL NAMESPACE ROUNDS`
+//! Usage: `bench_detect SIDECAR_PORT REDIS_URL NATS_URL NAMESPACE ROUNDS` (REDIS_URL in any form
+//! `READY_SIGNAL_REDIS_URL` takes, a Cluster's seed list included).
 
 #![allow(clippy::unwrap_used)]
 
@@ -94,8 +95,10 @@ fn main() {
         .nats(nats_url)
         .unwrap()
         .namespace(Name::new(ns).unwrap());
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_connection().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let events = follow(port);
     thread::sleep(Duration::from_millis(300));
 
@@ -137,18 +140,16 @@ fn main() {
         ticking.store(false, Ordering::Relaxed);
         ticker.join().unwrap();
         let (at, _) = wait_change(&events, &key, "stale").expect("stale not seen");
-        let record = ready_signal::record_key(
-            &Name::new(ns).unwrap(),
-            &Name::new("bench").unwrap(),
-            &Name::new(&replica).unwrap(),
-        );
-        let beat: f64 = redis::cmd("HGET")
-            .arg(&record)
-            .arg("beat_ms")
-            .query::<String>(&mut conn)
-            .unwrap()
-            .parse()
-            .unwrap();
+        // The last beat by Redis's clock (this host's), read through the crate in any store
+        // layout: the record's age (ttl - PTTL) at the time of reading.
+        let status = rt.block_on(async {
+            let observer = ready_signal::Observer::connect(&store).await.unwrap();
+            observer
+                .replica(&Name::new("bench").unwrap(), &Name::new(&replica).unwrap())
+                .await
+                .unwrap()
+        });
+        let beat = unix_ms() - status.age.unwrap().as_secs_f64() * 1000.0;
         let crossed = beat + 2.0 * interval.as_millis() as f64;
         stale.push(at - crossed);
         drop(handle);

@@ -31,11 +31,18 @@ struct Sidecar {
 
 impl Sidecar {
     fn start(redis: &RedisServer, nats: &NatsServer) -> Sidecar {
-        Sidecar::start_with(&redis.url(), &nats.url(), "200ms")
+        Sidecar::start_with(
+            &[
+                ("READY_SIGNAL_REDIS_URL", redis.url()),
+                ("READY_SIGNAL_NATS_URL", nats.url()),
+            ],
+            "200ms",
+        )
     }
 
-    /// A sidecar on these store URLs, reading the store every `read_interval`.
-    fn start_with(redis_url: &str, nats_url: &str, read_interval: &str) -> Sidecar {
+    /// The sidecar with these store variables (and the namespace), reading the store every
+    /// `read_interval`.
+    fn start_with(env: &[(&str, String)], read_interval: &str) -> Sidecar {
         let port = harness::free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("sidecar.log");
@@ -43,8 +50,7 @@ impl Sidecar {
             .args(["--listen", &format!("127.0.0.1:{port}"), "--docker", "none"])
             .args(["--read-interval", read_interval, "--timeout", "1s"])
             .env_clear()
-            .env("READY_SIGNAL_REDIS_URL", redis_url)
-            .env("READY_SIGNAL_NATS_URL", nats_url)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("READY_SIGNAL_NAMESPACE", NS)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -338,7 +344,13 @@ fn events_stream_state_changes() {
 fn events_survive_the_death_of_the_sidecars_nats_node() {
     let redis = RedisServer::start();
     let mut cluster = NatsCluster::start();
-    let sidecar = Sidecar::start_with(&redis.url(), &cluster.seed_url(), "30s");
+    let sidecar = Sidecar::start_with(
+        &[
+            ("READY_SIGNAL_REDIS_URL", redis.url()),
+            ("READY_SIGNAL_NATS_URL", cluster.seed_url()),
+        ],
+        "30s",
+    );
     sidecar.wait_for("a readable store", Duration::from_secs(5), |v| {
         v["sources"]["store"]["status"] == "ok"
     });
@@ -405,6 +417,44 @@ fn events_survive_the_death_of_the_sidecars_nats_node() {
 }
 
 /// A program from a Debian package the test needs; a clear panic when it is missing.
+/// The sidecar watching a store on a Redis Cluster (3 masters with a replica each): every agent
+/// listed ready through the JSON API, and after one master is killed, the store read and every
+/// agent ready again once its replica is promoted (the long-running Observer path).
+#[test]
+fn api_lists_the_agents_of_a_redis_cluster_across_a_failover() {
+    let mut c = harness::cluster::RedisCluster::start();
+    let url = format!("{}?cluster=true", c.seed_url());
+    let sidecar = Sidecar::start_with(&[("READY_SIGNAL_REDIS_URL", url.clone())], "200ms");
+    let store = StoreConfig::new()
+        .redis(&url)
+        .unwrap()
+        .namespace(ready_signal::Name::new(NS).unwrap());
+    let names: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
+    let agents: Vec<Agent> = names
+        .iter()
+        .map(|n| Agent::start(&store, n, "r1"))
+        .collect();
+    for a in &agents {
+        a.h().ready();
+    }
+    let all_ready = |v: &Value| names.iter().all(|n| state_of(v, n) == "ready");
+    sidecar.wait_for("every agent ready", Duration::from_secs(10), all_ready);
+    let record = store.keys().record(
+        &ready_signal::Name::new("c00").unwrap(),
+        &ready_signal::Name::new("r1").unwrap(),
+    );
+    let victim = c.wait_owner_of(&record, Duration::from_secs(10));
+    let heir = c.wait_replica_of(victim, Duration::from_secs(10));
+    c.kill(victim);
+    c.wait_master(heir, Duration::from_secs(30));
+    sidecar.wait_for(
+        "every agent ready after the failover",
+        Duration::from_secs(10),
+        |v| v["sources"]["store"]["status"] == "ok" && all_ready(v),
+    );
+    drop(agents);
+}
+
 fn tool(name: &str, package: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
         let p = PathBuf::from(dir).join(name);

@@ -600,6 +600,27 @@ impl RedisCluster {
             .and_then(|v| self.index_of(v.addr))
     }
 
+    /// [`replica_of`](RedisCluster::replica_of), asked until it answers (a node's view can lack
+    /// the replica for a moment on a loaded machine), or panics with the logs.
+    pub fn wait_replica_of(&self, i: usize, timeout: Duration) -> usize {
+        wait_for(
+            timeout,
+            &format!("a replica of node {i}"),
+            || self.logs(),
+            || self.replica_of(i),
+        )
+    }
+
+    /// [`owner_of`](RedisCluster::owner_of), asked until it answers, or panics with the logs.
+    pub fn wait_owner_of(&self, key: &str, timeout: Duration) -> usize {
+        wait_for(
+            timeout,
+            &format!("the owner of {key}"),
+            || self.logs(),
+            || self.owner_of(key),
+        )
+    }
+
     /// The `role` of node `i` from `INFO replication` (`master` or `slave`).
     pub fn role(&self, i: usize) -> Option<String> {
         info_field(self.addr(i), &["INFO", "replication"], "role")
@@ -723,6 +744,7 @@ pub struct RedisSentinelBuilder {
     down_after_ms: u64,
     failover_timeout_ms: u64,
     password: Option<String>,
+    sentinel_password: Option<String>,
 }
 
 impl Default for RedisSentinelBuilder {
@@ -734,6 +756,7 @@ impl Default for RedisSentinelBuilder {
             down_after_ms: 1000,
             failover_timeout_ms: 3000,
             password: None,
+            sentinel_password: None,
         }
     }
 }
@@ -763,6 +786,14 @@ impl RedisSentinelBuilder {
     /// use it (`sentinel auth-pass`). The Sentinels themselves stay open.
     pub fn requirepass(mut self, password: &str) -> Self {
         self.password = Some(password.to_string());
+        self
+    }
+
+    /// The Sentinels themselves require this password (`requirepass`, and `sentinel
+    /// sentinel-pass` so they still talk to each other); this helper's own questions to them
+    /// authenticate with it.
+    pub fn sentinel_password(mut self, password: &str) -> Self {
+        self.sentinel_password = Some(password.to_string());
         self
     }
 
@@ -879,6 +910,9 @@ impl RedisSentinel {
         if let Some(p) = &o.password {
             let _ = writeln!(conf, "sentinel auth-pass {name} {p}");
         }
+        if let Some(p) = &o.sentinel_password {
+            let _ = writeln!(conf, "requirepass {p}\nsentinel sentinel-pass {p}");
+        }
         // Sentinel rewrites its config file (it records what it learns), so it must be a
         // writable file of its own.
         fs::write(n.dir.join("sentinel.conf"), conf).unwrap();
@@ -904,6 +938,15 @@ impl RedisSentinel {
     /// The address of data node `i` (0: the first master, 1: the first replica).
     pub fn data_addr(&self, i: usize) -> SocketAddr {
         loopback(self.data[i].port)
+    }
+
+    /// A question to Sentinel `i`, authenticated when the Sentinels have a password.
+    fn sentinel_cmd(&self, i: usize, args: &[&str]) -> io::Result<Reply> {
+        let addr = self.sentinel_addr(i);
+        match &self.opts.sentinel_password {
+            Some(p) => redis_command_as(addr, None, p, args),
+            None => redis_command(addr, args),
+        }
     }
 
     /// The address of Sentinel `i`.
@@ -945,15 +988,16 @@ impl RedisSentinel {
     /// `SENTINEL GET-MASTER-ADDR-BY-NAME` asked of Sentinel `i`, or None when it does not
     /// answer or knows no master.
     pub fn master_addr(&self, sentinel: usize) -> Option<SocketAddr> {
-        let reply = redis_command(
-            self.sentinel_addr(sentinel),
-            &[
-                "SENTINEL",
-                "GET-MASTER-ADDR-BY-NAME",
-                &self.opts.master_name,
-            ],
-        )
-        .ok()?;
+        let reply = self
+            .sentinel_cmd(
+                sentinel,
+                &[
+                    "SENTINEL",
+                    "GET-MASTER-ADDR-BY-NAME",
+                    &self.opts.master_name,
+                ],
+            )
+            .ok()?;
         let Reply::Array(Some(hp)) = reply else {
             return None;
         };
@@ -965,10 +1009,7 @@ impl RedisSentinel {
     /// `SENTINEL CKQUORUM` asked of Sentinel `i`: `Ok(text)` when it passes, `Err(error
     /// line)` otherwise.
     pub fn ckquorum(&self, sentinel: usize) -> Result<String, String> {
-        match redis_command(
-            self.sentinel_addr(sentinel),
-            &["SENTINEL", "CKQUORUM", &self.opts.master_name],
-        ) {
+        match self.sentinel_cmd(sentinel, &["SENTINEL", "CKQUORUM", &self.opts.master_name]) {
             Ok(Reply::Error(e)) => Err(e),
             Ok(r) => r.text().map(str::to_string).ok_or(format!("{r:?}")),
             Err(e) => Err(e.to_string()),
@@ -1033,10 +1074,9 @@ impl RedisSentinel {
 
     /// The flat field/value pairs of `SENTINEL MASTER NAME` asked of Sentinel `i`.
     pub fn sentinel_master_fields(&self, sentinel: usize) -> Vec<(String, String)> {
-        let Ok(Reply::Array(Some(items))) = redis_command(
-            self.sentinel_addr(sentinel),
-            &["SENTINEL", "MASTER", &self.opts.master_name],
-        ) else {
+        let Ok(Reply::Array(Some(items))) =
+            self.sentinel_cmd(sentinel, &["SENTINEL", "MASTER", &self.opts.master_name])
+        else {
             return Vec::new();
         };
         items
@@ -1048,10 +1088,9 @@ impl RedisSentinel {
     /// The flags (`sentinel`, `s_down`, ...) Sentinel `i` holds for its peer Sentinel `peer`,
     /// from `SENTINEL SENTINELS NAME`; None when `i` does not answer or does not know `peer`.
     pub fn peer_flags(&self, sentinel: usize, peer: usize) -> Option<String> {
-        let Ok(Reply::Array(Some(peers))) = redis_command(
-            self.sentinel_addr(sentinel),
-            &["SENTINEL", "SENTINELS", &self.opts.master_name],
-        ) else {
+        let Ok(Reply::Array(Some(peers))) =
+            self.sentinel_cmd(sentinel, &["SENTINEL", "SENTINELS", &self.opts.master_name])
+        else {
             return None;
         };
         let port = self.sentinels[peer].port.to_string();

@@ -36,7 +36,8 @@ struct Cli {
 /// Where to publish; each flag falls back to its `READY_SIGNAL_*` variable.
 #[derive(Debug, Args)]
 struct StoreArgs {
-    /// Redis URL (prefer the variable: a password on the command line is visible to `ps`).
+    /// Redis URL: redis://HOST, redis+sentinel://S1,S2/MASTER or redis://N1,N2?cluster=true
+    /// (prefer the variable: a password on the command line is visible to `ps`).
     #[arg(
         long,
         global = true,

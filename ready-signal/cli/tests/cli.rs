@@ -85,6 +85,41 @@ fn one_shot_states_are_what_the_probe_reads() {
 }
 
 /// A one-shot record not written again turns stale or dead after its TTL.
+/// The CLI writes and the probe reads the same records when the store is a Redis Cluster (a seed
+/// list, layout 2) or the master Sentinels name: the URL forms reach every reader and writer.
+#[test]
+fn one_shot_states_on_a_cluster_and_under_sentinel() {
+    let cluster = harness::cluster::RedisCluster::start();
+    let sentinel = harness::cluster::RedisSentinel::start();
+    for url in [
+        format!("{}?cluster=true", cluster.seed_url()),
+        sentinel.url(),
+    ] {
+        let env = vec![
+            ("READY_SIGNAL_REDIS_URL", url.clone()),
+            ("READY_SIGNAL_NAMESPACE", "ha".to_string()),
+            ("READY_SIGNAL_REPLICA", "r1".to_string()),
+        ];
+        let ok = |o: &Output| {
+            assert!(
+                o.status.success(),
+                "{url}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        };
+        ok(&cli(&env, &["ready", "worker", "--ttl", "30s"]));
+        let (code, out) = probe(&env, "ready://worker");
+        assert_eq!(code, 0, "{url}: {out}");
+        ok(&cli(
+            &env,
+            &["not-ready", "worker", "--reason", "reindexing"],
+        ));
+        let (code, out) = probe(&env, "ready://worker?replica=r1");
+        assert_eq!(code, 1, "{url}: {out}");
+        assert!(out.contains("not-ready (reindexing)"), "{url}: {out}");
+    }
+}
+
 #[test]
 fn a_one_shot_record_expires_after_its_ttl() {
     let redis = RedisServer::start();

@@ -28,7 +28,7 @@ pub use builder::Builder;
 pub use handle::{Handle, shutdown_on_signal};
 pub(crate) use identity::unix_ms;
 pub use identity::{default_replica, default_replica_from, instance_id, new_instance_id};
-pub use once::{publish_once, remove_once, running_instance};
+pub use once::{RecordWriter, publish_once, remove_once, running_instance};
 
 /// Default heartbeat interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::config::StoreConfig;
 use crate::observer::Observer;
 use crate::record::State;
-use crate::{Error, Name};
+use crate::redis_store::{Applied, Op, RedisConn, Write};
+use crate::{Error, Keys, Name};
 
 use super::clock::WallClock;
 use super::identity::{Identity, ancestry, hostname};
@@ -115,4 +116,81 @@ pub async fn running_instance(store: &StoreConfig, agent: &Name, replica: &Name)
     (status.host.as_deref() == Some(host.as_str()) && ancestry().contains(&pid))
         .then_some(status.instance)
         .flatten()
+}
+
+/// Writes records to a store's Redis (one server, the master Sentinels name, or a Cluster)
+/// through the protocol's script and the same connection a publisher uses, for many agents over
+/// one connection, without heartbeats, events or files: for load generators and tools.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), ready_signal::Error> {
+/// use std::time::Duration;
+/// use ready_signal::{Name, RecordWriter, State, StoreConfig};
+///
+/// let store = StoreConfig::new().redis("redis://127.0.0.1:7000,127.0.0.1:7001?cluster=true")?;
+/// let mut writer = RecordWriter::connect(&store, Duration::from_secs(2)).await?;
+/// let instance = ready_signal::new_instance_id();
+/// let (agent, replica) = (Name::new("agent-1")?, Name::new("r0")?);
+/// let interval = Duration::from_secs(1);
+/// writer.put(&agent, &replica, &instance, State::Ready, interval, interval * 3).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecordWriter {
+    conn: RedisConn,
+    keys: Keys,
+    pid: u32,
+    host: String,
+}
+
+impl RecordWriter {
+    /// Connects to the store's Redis within `timeout` (which bounds every later write too).
+    pub async fn connect(store: &StoreConfig, timeout: Duration) -> Result<RecordWriter, Error> {
+        let Some(redis) = &store.redis else {
+            return Err(Error::Config(
+                "no Redis configured (READY_SIGNAL_REDIS_URL)".into(),
+            ));
+        };
+        Ok(RecordWriter {
+            conn: RedisConn::connect(redis, timeout).await?,
+            keys: store.keys(),
+            pid: std::process::id(),
+            host: hostname().unwrap_or_default(),
+        })
+    }
+
+    /// Writes `state` for `agent`/`replica` as `instance` (a heartbeat when nothing changed):
+    /// the instance's first write takes an epoch, later ones continue it. Returns the epoch, or
+    /// [`Error::FencedOff`] when a newer instance holds the record.
+    pub async fn put(
+        &mut self,
+        agent: &Name,
+        replica: &Name,
+        instance: &str,
+        state: State,
+        interval: Duration,
+        ttl: Duration,
+    ) -> Result<u64, Error> {
+        let write = Write {
+            keys: &self.keys,
+            agent,
+            replica,
+            instance,
+            epoch: 0,
+            state: state.as_str(),
+            reason: "",
+            pid: self.pid,
+            host: &self.host,
+            interval_ms: interval.as_millis() as u64,
+            ttl_ms: ttl.as_millis() as u64,
+        };
+        match self.conn.write(&write, Op::Put).await? {
+            Applied::Yes { epoch } => Ok(epoch),
+            Applied::FencedOff => Err(Error::FencedOff {
+                agent: agent.to_string(),
+                replica: replica.to_string(),
+                instance: instance.to_string(),
+            }),
+        }
+    }
 }

@@ -13,10 +13,13 @@ use crate::events;
 use crate::file_store;
 use crate::record::{EventPayload, MAX_REASON_LEN, PROTOCOL_VERSION, Record, State, one_line};
 use crate::redis_store::{Applied, Op, RedisConn, Write};
-use crate::{Error, Name};
+use crate::{Error, Keys, Name};
 
 use super::clock::WallClock;
 use super::identity::Identity;
+
+/// Failed writes in a row after which a cluster client is built again.
+const CLUSTER_RECONNECT_AFTER: u32 = 5;
 
 /// Where this instance stands in one store's fence.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,10 +67,14 @@ impl Fence {
 /// Writes one replica's record to every configured store: Redis (fenced), NATS (events), files.
 pub(crate) struct Sink {
     store: StoreConfig,
+    /// The Redis keys in the store's layout.
+    keys: Keys,
     pub(crate) id: Identity,
     clock: WallClock,
     redis: Option<RedisConn>,
     redis_failing: bool,
+    /// Writes failed in a row on the kept connection.
+    redis_errors: u32,
     redis_fence: Fence,
     file_fence: Fence,
     nats: Option<Client>,
@@ -95,11 +102,13 @@ impl Sink {
     ) -> Sink {
         let since_ms = clock.unix_ms();
         Sink {
+            keys: store.keys(),
             store,
             id,
             clock,
             redis: None,
             redis_failing: false,
+            redis_errors: 0,
             redis_fence: Fence::default(),
             file_fence: Fence::default(),
             nats: None,
@@ -271,7 +280,7 @@ impl Sink {
         }
         let id = &self.id;
         let write = Write {
-            namespace: &self.store.namespace,
+            keys: &self.keys,
             agent: &id.agent,
             replica: &id.replica,
             instance: &id.instance,
@@ -286,17 +295,25 @@ impl Sink {
         let Some(conn) = self.redis.as_mut() else {
             return Err(timed_out());
         };
-        match tokio::time::timeout(timeout, conn.write(&write, op)).await {
-            Ok(Ok(applied)) => Ok(applied),
-            Ok(Err(e)) => {
+        // A node's connection is dropped at any error, so the next write connects afresh (under
+        // Sentinel: asks the Sentinels again, and so follows a failover or a READONLY demotion).
+        // A cluster client follows failovers itself and is kept, unless it keeps failing (a
+        // cluster moved to new addresses, say): then it is built again from the seeds.
+        let keep = conn.heals_itself();
+        let result = match tokio::time::timeout(timeout, conn.write(&write, op)).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out()),
+        };
+        if result.is_ok() {
+            self.redis_errors = 0;
+        } else {
+            self.redis_errors += 1;
+            if !keep || self.redis_errors >= CLUSTER_RECONNECT_AFTER {
                 self.redis = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.redis = None;
-                Err(timed_out())
+                self.redis_errors = 0;
             }
         }
+        result
     }
 
     async fn publish_event(&mut self, event: bool) -> Result<(), Error> {

@@ -1,43 +1,24 @@
-//! The Redis side of PROTOCOL.md: keys, the fenced write script, and reads by Redis's own clock.
+//! The Redis side of PROTOCOL.md: keys, the fenced write script, and reads by Redis's own clock,
+//! on one server, under Sentinel (`sentinel`) or in a Cluster (`cluster`).
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::{RedisError, Script};
+use redis::{RedisError, Script, Value};
 
 use crate::config::{RedisStore, Topology};
 use crate::record::{Record, decode_record, malformed};
 use crate::{Error, Name};
 
+pub(crate) mod cluster;
+pub(crate) mod keys;
 pub(crate) mod node;
 pub(crate) mod sentinel;
 
+use cluster::ClusterReader;
+use keys::Keys;
 use node::{Budget, NodeConn};
-
-/// Key prefix of every key this crate writes.
-pub const KEY_PREFIX: &str = "ready-signal";
-
-/// `ready-signal:{ns}:{agent}:r:{replica}`: the record hash.
-pub fn record_key(ns: &Name, agent: &Name, replica: &Name) -> String {
-    format!("{KEY_PREFIX}:{ns}:{agent}:r:{replica}")
-}
-
-/// `ready-signal:{ns}:{agent}:replicas`: sorted set of replica names, scored by record expiry.
-pub fn replicas_key(ns: &Name, agent: &Name) -> String {
-    format!("{KEY_PREFIX}:{ns}:{agent}:replicas")
-}
-
-/// `ready-signal:{ns}:agents`: sorted set of agent names, scored by the latest expiry of their
-/// live records.
-pub fn agents_key(ns: &Name) -> String {
-    format!("{KEY_PREFIX}:{ns}:agents")
-}
-
-/// `ready-signal:{ns}:epoch`: the last epoch the write script handed out in the namespace.
-pub fn epoch_key(ns: &Name) -> String {
-    format!("{KEY_PREFIX}:{ns}:epoch")
-}
 
 /// The one write: fenced by epoch, timed by Redis's clock, atomic.
 ///
@@ -46,13 +27,13 @@ pub fn epoch_key(ns: &Name) -> String {
 /// (returns 0): a late heartbeat or `stopping` of a predecessor never overwrites its successor.
 const WRITE: &str = include_str!("../write.lua");
 
-/// The write script with its SHA1 computed once; invoked by `EVALSHA`, loaded on `NOSCRIPT`.
+/// The write script with its SHA1 computed once: `EVALSHA`, and `EVAL` on `NOSCRIPT`.
 static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
 
 /// What a writer says about itself; the script adds the times and the sequence number.
 #[derive(Debug, Clone)]
 pub(crate) struct Write<'a> {
-    pub(crate) namespace: &'a Name,
+    pub(crate) keys: &'a Keys,
     pub(crate) agent: &'a Name,
     pub(crate) replica: &'a Name,
     pub(crate) instance: &'a str,
@@ -95,16 +76,22 @@ pub(crate) enum Applied {
     FencedOff,
 }
 
-/// One connection to the Redis store: the server, or the master the Sentinels name.
+/// A writer's connection to the Redis store: the server, the master the Sentinels name, or
+/// redis-rs's cluster client.
 #[derive(Clone)]
-pub(crate) struct RedisConn {
-    node: NodeConn,
+pub(crate) enum RedisConn {
+    Node(NodeConn),
+    Sentinel(Arc<sentinel::Followed>),
+    Cluster {
+        conn: redis::cluster_async::ClusterConnection,
+        store: String,
+    },
 }
 
 impl std::fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConn")
-            .field("addr", &self.node.addr)
+            .field("addr", &self.addr())
             .finish()
     }
 }
@@ -113,115 +100,273 @@ impl RedisConn {
     /// Connects (and authenticates) within `timeout`; every later command is bounded by it too.
     /// Under Sentinel, the master is asked of the Sentinels at every connection.
     pub(crate) async fn connect(store: &RedisStore, timeout: Duration) -> Result<RedisConn, Error> {
-        RedisConn::connect_bounded(store, timeout, &Budget::unbounded()).await
+        let unbounded = Budget::unbounded();
+        Ok(match &store.topology {
+            Topology::Single(addr) => {
+                RedisConn::Node(NodeConn::open(addr, &store.settings, timeout, &unbounded).await?)
+            }
+            Topology::Sentinel(s) => RedisConn::Sentinel(Arc::new(
+                sentinel::master(s, &store.settings, &store.addr, timeout, &unbounded).await?,
+            )),
+            Topology::Cluster(seeds) => RedisConn::Cluster {
+                conn: cluster::writer(seeds, &store.settings, &store.addr, timeout).await?,
+                store: store.addr.clone(),
+            },
+        })
     }
 
-    /// Like [`RedisConn::connect`], for a reader: what is read from the servers draws on
-    /// `budget`.
-    pub(crate) async fn connect_bounded(
-        store: &RedisStore,
-        timeout: Duration,
-        budget: &Budget,
-    ) -> Result<RedisConn, Error> {
-        let node = match &store.topology {
-            Topology::Single(addr) => {
-                NodeConn::open(addr, &store.settings, timeout, budget).await?
-            }
-            Topology::Sentinel(s) => {
-                sentinel::master(s, &store.settings, &store.addr, timeout, budget).await?
+    /// Whether the connection is worth keeping after an error: a cluster client follows
+    /// failovers itself (a new one would have to learn the whole cluster again), while a node's
+    /// connection may be to a master that is gone or demoted.
+    pub(crate) fn heals_itself(&self) -> bool {
+        matches!(self, RedisConn::Cluster { .. })
+    }
+
+    /// Writes, retakes or removes a record through the fenced script: `EVALSHA`, and `EVAL` when
+    /// the node does not have the script yet (a restart, a new node, a failover).
+    pub(crate) async fn write(&mut self, w: &Write<'_>, op: Op) -> Result<Applied, Error> {
+        let script = |name: &str, body: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(body)
+                .arg(4)
+                .arg(w.keys.record(w.agent, w.replica))
+                .arg(w.keys.replicas(w.agent))
+                .arg(w.keys.agents(w.agent))
+                .arg(w.keys.epoch(w.agent))
+                .arg(op.as_str())
+                .arg(w.instance)
+                .arg(w.epoch)
+                .arg(w.state)
+                .arg(w.reason)
+                .arg(w.pid)
+                .arg(w.host)
+                .arg(w.interval_ms)
+                .arg(w.ttl_ms)
+                .arg(w.agent.as_str())
+                .arg(w.replica.as_str());
+            cmd
+        };
+        let evalsha = script("EVALSHA", WRITE_SCRIPT.get_hash());
+        let followed = match self {
+            RedisConn::Sentinel(f) => Some(Arc::clone(f)),
+            _ => None,
+        };
+        let addr = self.addr().to_string();
+        let run = async {
+            match self.query(&evalsha).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.query(&script("EVAL", WRITE)).await
+                }
+                other => other,
             }
         };
-        Ok(RedisConn { node })
-    }
-
-    /// Writes, retakes or removes a record through the fenced script.
-    pub(crate) async fn write(&mut self, w: &Write<'_>, op: Op) -> Result<Applied, Error> {
-        let mut invocation = WRITE_SCRIPT.prepare_invoke();
-        invocation
-            .key(record_key(w.namespace, w.agent, w.replica))
-            .key(replicas_key(w.namespace, w.agent))
-            .key(agents_key(w.namespace))
-            .key(epoch_key(w.namespace))
-            .arg(op.as_str())
-            .arg(w.instance)
-            .arg(w.epoch)
-            .arg(w.state)
-            .arg(w.reason)
-            .arg(w.pid)
-            .arg(w.host)
-            .arg(w.interval_ms)
-            .arg(w.ttl_ms)
-            .arg(w.agent.as_str())
-            .arg(w.replica.as_str());
-        let epoch: i64 = invocation
-            .invoke_async(&mut self.node.conn)
-            .await
-            .map_err(|e| redis_error(&self.node.addr, &e))?;
+        let still = async {
+            match &followed {
+                Some(f) => f.still_master().await,
+                None => Ok(()),
+            }
+        };
+        let (result, still) = futures_util::future::join(run, still).await;
+        // Written to a master the Sentinels no longer name: lost to readers, so an error (the
+        // publisher reconnects and writes again, to the new master).
+        still?;
+        let epoch: i64 = result.map_err(|e| redis_error(&addr, &e))?;
         Ok(match u64::try_from(epoch) {
             Ok(epoch) if epoch > 0 => Applied::Yes { epoch },
             _ => Applied::FencedOff,
         })
     }
 
-    /// Reads one record with its remaining TTL and Redis's clock, in one round trip.
-    pub(crate) async fn read(&mut self, key: &str) -> Result<Snapshot, Error> {
-        let (fields, pttl, time): (HashMap<String, String>, i64, (u64, u64)) = redis::pipe()
-            .cmd("HGETALL")
-            .arg(key)
-            .cmd("PTTL")
-            .arg(key)
-            .cmd("TIME")
-            .query_async(&mut self.node.conn)
-            .await
-            .map_err(|e| redis_error(&self.node.addr, &e))?;
-        Ok(Snapshot::new(key, fields, pttl, time))
+    async fn query(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<i64> {
+        match self {
+            RedisConn::Node(node) => cmd.query_async(&mut node.conn).await,
+            RedisConn::Sentinel(followed) => {
+                cmd.query_async(&mut followed.master.conn.clone()).await
+            }
+            RedisConn::Cluster { conn, .. } => cmd.query_async(conn).await,
+        }
     }
 
-    /// Reads several records in one pipeline.
-    pub(crate) async fn read_many(&mut self, keys: &[String]) -> Result<Vec<Snapshot>, Error> {
+    fn addr(&self) -> &str {
+        match self {
+            RedisConn::Node(node) => &node.addr,
+            RedisConn::Sentinel(followed) => &followed.master.addr,
+            RedisConn::Cluster { store, .. } => store,
+        }
+    }
+}
+
+/// A reader's connection to the Redis store: one server (or the master the Sentinels name), or
+/// a Cluster routed key by key. Every read draws on the reader's budget.
+#[derive(Debug, Clone)]
+pub(crate) enum RedisReader {
+    Node(NodeConn),
+    Sentinel(Arc<sentinel::Followed>),
+    Cluster(Arc<ClusterReader>),
+}
+
+impl RedisReader {
+    /// Connects within `timeout` (which bounds every later command too); what is read from the
+    /// servers draws on `budget`.
+    pub(crate) async fn connect(
+        store: &RedisStore,
+        timeout: Duration,
+        budget: &Budget,
+    ) -> Result<RedisReader, Error> {
+        Ok(match &store.topology {
+            Topology::Single(addr) => {
+                RedisReader::Node(NodeConn::open(addr, &store.settings, timeout, budget).await?)
+            }
+            Topology::Sentinel(s) => RedisReader::Sentinel(Arc::new(
+                sentinel::master(s, &store.settings, &store.addr, timeout, budget).await?,
+            )),
+            Topology::Cluster(seeds) => RedisReader::Cluster(Arc::new(
+                ClusterReader::connect(seeds, &store.settings, &store.addr, timeout, budget)
+                    .await?,
+            )),
+        })
+    }
+
+    /// Runs `cmds(key)` for every key, with the `TIME` of the server that holds the key: one
+    /// pipeline on one server, one per node in a Cluster.
+    async fn batch(
+        &self,
+        keys: &[String],
+        cmds: &(dyn Fn(&str) -> Vec<redis::Cmd> + Sync),
+    ) -> Result<Vec<cluster::Answer>, Error> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let (node, followed) = match self {
+            RedisReader::Cluster(c) => return c.batch(keys, cmds).await,
+            RedisReader::Node(node) => (node, None),
+            RedisReader::Sentinel(f) => (&f.master, Some(f)),
+        };
+        let groups: Vec<Vec<redis::Cmd>> = keys.iter().map(|k| cmds(k)).collect();
         let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
+        for cmd in groups.iter().flatten() {
+            pipe.add_command(cmd.clone());
         }
         pipe.cmd("TIME");
-        let values: Vec<redis::Value> = pipe
-            .query_async(&mut self.node.conn)
-            .await
-            .map_err(|e| redis_error(&self.node.addr, &e))?;
+        let mut conn = node.conn.clone();
+        let read = pipe.query_async(&mut conn);
+        // Under Sentinel, a read of a master the Sentinels no longer name is an error (a
+        // long-running reader reconnects), not records that no writer refreshes any more.
+        let values: redis::RedisResult<Vec<Value>> = match followed {
+            Some(f) => {
+                let (values, still) = futures_util::future::join(read, f.still_master()).await;
+                still?;
+                values
+            }
+            None => read.await,
+        };
+        let mut values = values.map_err(|e| redis_error(&node.addr, &e))?;
         let bad = |why: &str| Error::Redis {
-            addr: self.node.addr.clone(),
+            addr: node.addr.clone(),
             message: format!("unexpected reply: {why}"),
         };
-        let Some((time, pairs)) = values.split_last() else {
-            return Err(bad("empty pipeline reply"));
-        };
-        let time: (u64, u64) =
-            redis::from_redis_value_ref(time).map_err(|e| bad(&e.to_string()))?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (key, pair) in keys.iter().zip(pairs.chunks(2)) {
-            let [fields, pttl] = pair else {
-                return Err(bad("short pipeline reply"));
-            };
-            let fields: HashMap<String, String> =
-                redis::from_redis_value_ref(fields).map_err(|e| bad(&e.to_string()))?;
-            let pttl: i64 = redis::from_redis_value_ref(pttl).map_err(|e| bad(&e.to_string()))?;
-            out.push(Snapshot::new(key, fields, pttl, time));
+        let time = values.pop().ok_or_else(|| bad("empty pipeline reply"))?;
+        let (secs, micros): (u64, u64) =
+            redis::from_redis_value_ref(&time).map_err(|e| bad(&e.to_string()))?;
+        let now_ms = secs * 1000 + micros / 1000;
+        if values.len() != groups.iter().map(Vec::len).sum::<usize>() {
+            return Err(bad("short pipeline reply"));
         }
-        Ok(out)
+        let mut values = values.into_iter();
+        Ok(groups
+            .iter()
+            .map(|g| (values.by_ref().take(g.len()).collect(), now_ms))
+            .collect())
+    }
+
+    /// Reads one record with its remaining TTL and the clock of the server holding it.
+    pub(crate) async fn read(&self, key: &str) -> Result<Snapshot, Error> {
+        let mut snaps = self.read_many(&[key.to_string()]).await?;
+        snaps.pop().ok_or_else(|| Error::Redis {
+            addr: self.addr().to_string(),
+            message: "unexpected reply: empty".into(),
+        })
+    }
+
+    /// Reads several records (`HGETALL`, `PTTL`), pipelined per server.
+    pub(crate) async fn read_many(&self, keys: &[String]) -> Result<Vec<Snapshot>, Error> {
+        let answers = self
+            .batch(keys, &|key| {
+                let mut hgetall = redis::cmd("HGETALL");
+                hgetall.arg(key);
+                let mut pttl = redis::cmd("PTTL");
+                pttl.arg(key);
+                vec![hgetall, pttl]
+            })
+            .await?;
+        let bad = |why: &str| Error::Redis {
+            addr: self.addr().to_string(),
+            message: format!("unexpected reply: {why}"),
+        };
+        keys.iter()
+            .zip(answers)
+            .map(|(key, (values, now_ms))| {
+                let [fields, pttl] = values.as_slice() else {
+                    return Err(bad("short pipeline reply"));
+                };
+                let fields: HashMap<String, String> =
+                    redis::from_redis_value_ref(fields).map_err(|e| bad(&e.to_string()))?;
+                let pttl: i64 =
+                    redis::from_redis_value_ref(pttl).map_err(|e| bad(&e.to_string()))?;
+                Ok(Snapshot::new(key, fields, pttl, now_ms))
+            })
+            .collect()
     }
 
     /// The live members of a sorted set (replica or agent names whose score, an expiry, is still
     /// ahead of Redis's clock), oldest expiry first. Readers filter as writers trim, so a departed
     /// agent leaves listings when its last record expires even if nobody writes again.
-    pub(crate) async fn members(&mut self, key: &str) -> Result<Vec<String>, Error> {
+    pub(crate) async fn members(&self, key: &str) -> Result<Vec<String>, Error> {
         Ok(self
             .members_many(&[key.to_string()])
             .await?
             .pop()
             .unwrap_or_default())
+    }
+
+    /// The live members of several sorted sets (see [`RedisReader::members`]), pipelined per
+    /// server.
+    pub(crate) async fn members_many(&self, keys: &[String]) -> Result<Vec<Vec<String>>, Error> {
+        let answers = self
+            .batch(keys, &|key| {
+                let mut zrange = redis::cmd("ZRANGE");
+                zrange.arg(key).arg(0).arg(-1).arg("WITHSCORES");
+                vec![zrange]
+            })
+            .await?;
+        answers
+            .iter()
+            .map(|(values, now_ms)| {
+                let scored: Vec<(String, f64)> = match values.first() {
+                    Some(v) => redis::from_redis_value_ref(v).map_err(|e| Error::Redis {
+                        addr: self.addr().to_string(),
+                        message: format!("unexpected reply: {e}"),
+                    })?,
+                    None => Vec::new(),
+                };
+                let now = *now_ms as f64;
+                Ok(scored
+                    .into_iter()
+                    .filter(|(_, expiry)| *expiry > now)
+                    .map(|(name, _)| name)
+                    .collect())
+            })
+            .collect()
+    }
+
+    fn addr(&self) -> &str {
+        match self {
+            RedisReader::Node(node) => &node.addr,
+            RedisReader::Sentinel(f) => &f.master.addr,
+            RedisReader::Cluster(c) => c.store(),
+        }
     }
 }
 
@@ -236,12 +381,7 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    fn new(
-        key: &str,
-        fields: HashMap<String, String>,
-        pttl_ms: i64,
-        (secs, micros): (u64, u64),
-    ) -> Snapshot {
+    fn new(key: &str, fields: HashMap<String, String>, pttl_ms: i64, now_ms: u64) -> Snapshot {
         let record = if fields.is_empty() {
             None
         } else {
@@ -250,7 +390,7 @@ impl Snapshot {
         Snapshot {
             record,
             pttl_ms,
-            now_ms: secs * 1000 + micros / 1000,
+            now_ms,
         }
     }
 }
@@ -266,46 +406,5 @@ pub(crate) fn redis_error(addr: &str, e: &RedisError) -> Error {
     Error::Redis {
         addr: addr.to_string(),
         message,
-    }
-}
-
-impl RedisConn {
-    /// The live members of several sorted sets in one pipeline (see [`RedisConn::members`]).
-    pub(crate) async fn members_many(
-        &mut self,
-        keys: &[String],
-    ) -> Result<Vec<Vec<String>>, Error> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES");
-        }
-        pipe.cmd("TIME");
-        let mut values: Vec<redis::Value> = pipe
-            .query_async(&mut self.node.conn)
-            .await
-            .map_err(|e| redis_error(&self.node.addr, &e))?;
-        let bad = |why: &str| Error::Redis {
-            addr: self.node.addr.clone(),
-            message: format!("unexpected reply: {why}"),
-        };
-        let time = values.pop().ok_or_else(|| bad("empty pipeline reply"))?;
-        let (secs, micros): (u64, u64) =
-            redis::from_redis_value_ref(&time).map_err(|e| bad(&e.to_string()))?;
-        let now_ms = (secs * 1000 + micros / 1000) as f64;
-        values
-            .iter()
-            .map(|v| {
-                let scored: Vec<(String, f64)> =
-                    redis::from_redis_value_ref(v).map_err(|e| bad(&e.to_string()))?;
-                Ok(scored
-                    .into_iter()
-                    .filter(|(_, expiry)| *expiry > now_ms)
-                    .map(|(name, _)| name)
-                    .collect())
-            })
-            .collect()
     }
 }
