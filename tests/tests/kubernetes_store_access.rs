@@ -118,6 +118,69 @@ fn redis_agent_user_writes_only_its_own_record() {
     }
 }
 
+/// The shipped users do their real work through the real programs: the agent user publishes its
+/// record with the `ready-signal` command (the fenced write script, epoch counter included), the
+/// sidecar user reads it with the probe. A rule the script needs and the file lacks fails here.
+#[test]
+fn redis_shipped_users_run_the_write_script_and_the_reads() {
+    let redis = RedisServer::builder()
+        .acl_user("worker", "worker-pw", &acl_rules("worker"))
+        .acl_user(
+            "healthcheck-sidecar",
+            "sidecar-pw",
+            &acl_rules("healthcheck-sidecar"),
+        )
+        .start();
+    let dir = tempfile_dir();
+    let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@{}", redis.addr());
+    let run = |program: &str, url: String, args: &[&str]| {
+        std::process::Command::new(harness::bin(program))
+            .env_clear()
+            .env("READY_SIGNAL_REDIS_URL", url)
+            .env("READY_SIGNAL_NAMESPACE", "stack")
+            .env("READY_SIGNAL_REPLICA", "w1")
+            .env("READY_SIGNAL_DIR", &dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    for args in [
+        &["ready", "worker", "--ttl", "30s"][..],
+        &["ready", "worker"],
+    ] {
+        let out = run("ready-signal", url("worker", "worker-pw"), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    let out = run(
+        "healthcheck",
+        url("healthcheck-sidecar", "sidecar-pw"),
+        &["--timeout", "2s", "ready://worker?replica=w1"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // The agent user may not publish for another agent, even through the script.
+    let out = run(
+        "ready-signal",
+        url("worker", "worker-pw"),
+        &["ready", "planner"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("NOPERM"), "{}", text(&out));
+}
+
+/// A directory for the record files the CLI also writes (removed with the test process's tmp).
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("k8s-store-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn nats_with_shipped_authorization() -> NatsCluster {
     NatsCluster::builder()
         .size(1)
