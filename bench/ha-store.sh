@@ -146,7 +146,7 @@ scale() {
     echo "|---|---|---:|"
     for i in "${!nodes[@]}"; do
       local role; role=$(redis-cli -p "${nodes[$i]##*:}" role | head -1)
-      python3 -c "import sys; b,a,t0,t1=map(float,sys.argv[1:]); print(f'| :{sys.argv[5]} | $role | {100*(a-b)/(t1-t0):.1f} % of a core |')" \
+      python3 -c "import sys; b,a,t0,t1=map(float,sys.argv[1:5]); print(f'| :{sys.argv[5]} | $role | {100*(a-b)/(t1-t0):.1f} % of a core |')" \
         "${before[$i]}" "${after[$i]}" "$t0" "$t1" "${nodes[$i]##*:}"
     done
   } | tee -a "$out"
