@@ -7,7 +7,10 @@
 //! for when NATS is absent or an event is lost.
 //!
 //! Configuration and authentication failures will not fix themselves: the first one ends the
-//! wait at once. Each attempt runs until the one deadline, never a cap of its own.
+//! wait at once. An attempt that hangs (a node stopped or black-holed, a JetStream request during
+//! a leader election) is cut at [`FIRST_ATTEMPT_CAP`], doubled at every attempt so a check that
+//! is slow but progressing still gets the time it needs, and never past the one deadline: a
+//! failover that happens meanwhile is then seen by the next attempt instead of never.
 
 use std::hash::{BuildHasher, RandomState};
 use std::rc::Rc;
@@ -24,6 +27,8 @@ use crate::target::Target;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 /// Longest pause between attempts of one target.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest first attempt of a target; each later attempt may take twice as long as the one before.
+const FIRST_ATTEMPT_CAP: Duration = Duration::from_secs(2);
 /// Longest wait for NATS to take a subscription before trying again (only the event listener,
 /// which is an optimisation; the checks themselves run to the one deadline).
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -90,9 +95,17 @@ async fn until_healthy(
     timeout: Duration,
 ) -> Outcome {
     let mut backoff = FIRST_BACKOFF;
+    let mut cap = FIRST_ATTEMPT_CAP;
     let mut last: Option<Outcome> = None;
     loop {
-        let attempt = crate::check_until(target, deadline, timeout);
+        // The attempt's own deadline; the last attempt ends with the wait's, and says so.
+        let capped = tokio::time::Instant::now() + cap;
+        let attempt = if capped < deadline {
+            crate::check_until(target, capped, cap)
+        } else {
+            crate::check_until(target, deadline, timeout)
+        };
+        cap = cap.saturating_mul(2);
         let outcome = tokio::select! {
             o = attempt => o,
             () = stop.wait() => return last.unwrap_or_else(|| not_checked(target)),

@@ -169,6 +169,34 @@ fn sentinel_master_killed_unhealthy_then_new_master_healthy() {
     assert!(out.contains(&format!("master {new} ")), "{out}");
 }
 
+/// `wait` on a Sentinel store whose master hangs (SIGSTOP: connections open, no answer): an
+/// attempt stuck on the hung master is cut, and a later one follows the failover, well before the
+/// wait's own deadline. (With attempts uncapped, the first ran to the deadline.)
+#[test]
+fn wait_follows_a_failover_while_the_master_hangs() {
+    let s = RedisSentinel::start();
+    let url = s.url();
+    let old = s.data_addr(0);
+    s.pause_data(0);
+    let began = std::time::Instant::now();
+    let out = healthcheck()
+        .args(["wait", "--timeout", "40s", &url, "--", "true"])
+        .output()
+        .unwrap();
+    let took = began.elapsed();
+    s.resume_data(0);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "after {took:?}: {text}");
+    assert!(
+        took < Duration::from_secs(25),
+        "the wait took {took:?}: stuck on the hung master {old}? {text}"
+    );
+}
+
 /// The master's password from the URL authenticates; a wrong one is an auth failure; the
 /// password is printed nowhere.
 #[test]

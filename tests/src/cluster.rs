@@ -310,6 +310,18 @@ impl Node {
         }
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to the process: `-STOP` makes a node that hangs with
+    /// its connections open, as a frozen or black-holed host does, rather than one that refuses.
+    fn signal(&self, signal: &str) {
+        if let Some(p) = &self.process {
+            let sent = Command::new("kill")
+                .args([signal, &p.pid().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(sent, "kill {signal} {} failed", self.name);
+        }
+    }
+
     fn log_tail(&self) -> String {
         let previous = self.log.with_extension("log.previous");
         let before = if previous.exists() {
@@ -1163,6 +1175,17 @@ impl RedisSentinel {
     pub fn restart_data(&mut self, i: usize) {
         self.data[i].kill();
         self.spawn_data(i, None);
+    }
+
+    /// Stops data node `i` (SIGSTOP): it hangs with its connections open until
+    /// [`RedisSentinel::resume_data`]; the Sentinels see it down and fail over.
+    pub fn pause_data(&self, i: usize) {
+        self.data[i].signal("-STOP");
+    }
+
+    /// Lets a stopped data node `i` run again (SIGCONT).
+    pub fn resume_data(&self, i: usize) {
+        self.data[i].signal("-CONT");
     }
 
     /// Kills Sentinel `i` (SIGKILL).
