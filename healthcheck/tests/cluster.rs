@@ -498,6 +498,35 @@ fn nats_jetstream_meta_leader_from_jsz() {
     assert!(out.contains("jetstream meta leader unknown"), "{out}");
 }
 
+/// `wait` on a cluster whose JetStream meta leader was killed sees the new one well before its
+/// deadline; and a JetStream request left unanswered (as during the election) is reported within
+/// the probe's own 1 s bound, not as the deadline's bare "timed out".
+#[test]
+fn nats_jetstream_without_a_meta_leader_says_so_and_wait_sees_the_new_one() {
+    let mut n = NatsCluster::builder().jetstream().start();
+    let leader = n.wait_jetstream_leader(Duration::from_secs(30));
+    let url = format!("{}?jetstream=true", n.seed_url());
+    n.kill(leader);
+    let began = std::time::Instant::now();
+    let out = healthcheck()
+        .args(["wait", "--timeout", "40s", &url])
+        .output()
+        .unwrap();
+    let took = began.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "after {took:?}: {text}");
+    assert!(took < Duration::from_secs(25), "took {took:?}: {text}");
+
+    // The unanswered request itself, held open by a fake peer (named as such in the harness).
+    let fake = harness::fake::FakePeer::nats_jetstream_silent();
+    let began = std::time::Instant::now();
+    let (code, out) = probe(&[&format!("nats://{}?jetstream=true", fake.addr())]);
+    assert!(began.elapsed() < Duration::from_millis(1900), "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no answer to $JS.API.INFO within 1s"), "{out}");
+    drop(fake);
+}
+
 /// A seed list with a user and password: the password is never printed, healthy or not.
 #[test]
 fn nats_seed_list_password_never_printed() {

@@ -206,6 +206,16 @@ impl FakePeer {
         })
     }
 
+    /// FAKE: a NATS server that completes the handshake (every write is answered with `PONG`)
+    /// and never answers a JetStream API request, as nats-server does only while its JetStream
+    /// meta leader is being elected, which cannot be held open on demand.
+    pub fn nats_jetstream_silent() -> FakePeer {
+        FakePeer::spawn(Behaviour::Reply {
+            greeting: NATS_INFO.to_vec(),
+            reply: b"PONG\r\n".to_vec(),
+        })
+    }
+
     /// FAKE: an HTTP server whose every answer is `302 Found` back to the same path (a loop).
     pub fn http_redirect_loop() -> FakePeer {
         FakePeer::replying(b"HTTP/1.1 302 Found\r\nlocation: /loop\r\ncontent-length: 0\r\n\r\n")

@@ -22,6 +22,9 @@ use crate::progress::Progress;
 use crate::secret::{self, Secret};
 use crate::text::truncate;
 
+/// How long a JetStream API request may go unanswered: a healthy meta leader answers in
+/// milliseconds, and none answers at all during an election.
+const JETSTREAM_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest protocol line read (INFO lists cluster URLs; a few KiB in practice).
 const LINE_LIMIT: usize = 64 * 1024;
 /// The largest message payload read (the JetStream account info is well under 1 KiB).
@@ -543,14 +546,28 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         progress,
     )
     .await?;
-    let (status, payload) = loop {
-        match conn.read_op(progress).await? {
-            Op::Msg { status, payload } => break (status, payload),
-            Op::Ping => conn.send(b"PONG\r\n", progress).await?,
-            Op::Pong | Op::Other => {}
+    // Without a meta leader (an election after a node's loss) the request gets no answer at all:
+    // a bounded wait says so, instead of running into the deadline as a bare "timed out".
+    let answer = tokio::time::timeout(JETSTREAM_ANSWER_WAIT, async {
+        loop {
+            match conn.read_op(progress).await? {
+                Op::Msg { status, payload } => return Ok((status, payload)),
+                Op::Ping => conn.send(b"PONG\r\n", progress).await?,
+                Op::Pong | Op::Other => {}
+            }
+        }
+    })
+    .await;
+    let unhealthy = |m: String| progress.fail(FailureKind::Unhealthy, m);
+    let (status, payload) = match answer {
+        Ok(answer) => answer?,
+        Err(_) => {
+            return Err(unhealthy(format!(
+                "jetstream: no answer to $JS.API.INFO within {} (no meta leader: an election?)",
+                crate::format_duration(JETSTREAM_ANSWER_WAIT)
+            )));
         }
     };
-    let unhealthy = |m: String| progress.fail(FailureKind::Unhealthy, m);
     match status {
         Some(503) => {
             return Err(unhealthy(
