@@ -174,6 +174,54 @@ fn redis_shipped_users_run_the_write_script_and_the_reads() {
     assert!(text(&out).contains("NOPERM"), "{}", text(&out));
 }
 
+/// Both users may run what finding the data nodes takes (ROLE under Sentinel, CLUSTER SLOTS and
+/// ASKING in a Cluster: on a plain server these fail for lack of a cluster, not for lack of
+/// permission), and the agent's user writes its own layout-2 keys (a Cluster store's) but no
+/// other agent's.
+#[test]
+fn redis_shipped_users_may_route_and_the_agent_writes_layout_2_keys() {
+    let redis = RedisServer::builder()
+        .acl_user("worker", "worker-pw", &acl_rules("worker"))
+        .acl_user(
+            "healthcheck-sidecar",
+            "sidecar-pw",
+            &acl_rules("healthcheck-sidecar"),
+        )
+        .start();
+    for (user, pw) in [
+        ("worker", "worker-pw"),
+        ("healthcheck-sidecar", "sidecar-pw"),
+    ] {
+        for cmd in [&["ROLE"][..], &["CLUSTER", "SLOTS"], &["ASKING"]] {
+            let r = redis_command_as(redis.addr(), Some(user), pw, cmd).unwrap();
+            assert!(!is_noperm(&r), "{user}: {cmd:?} answered {r:?}");
+        }
+    }
+    let as_worker =
+        |args: &[&str]| redis_command_as(redis.addr(), Some("worker"), "worker-pw", args).unwrap();
+    let worker = ready_signal_shard_key("worker");
+    for key in [
+        format!("ready-signal:{{stack:{worker}}}:worker:r:w1"),
+        format!("ready-signal:{{stack:{worker}}}:agents"),
+    ] {
+        let r = as_worker(&["ZADD", &key, "1", "x"]);
+        assert!(!is_noperm(&r), "{key}: {r:?}");
+    }
+    let planner = ready_signal_shard_key("planner");
+    let r = as_worker(&[
+        "HSET",
+        &format!("ready-signal:{{stack:{planner}}}:planner:r:p1"),
+        "state",
+        "dead",
+    ]);
+    assert!(is_noperm(&r), "{r:?}");
+}
+
+/// The agent's shard in layout 2, two digits (PROTOCOL.md: CLUSTER KEYSLOT of the name % 64).
+fn ready_signal_shard_key(agent: &str) -> String {
+    format!("{:02}", ready_signal::keyslot(agent.as_bytes()) % 64)
+}
+
 /// A directory for the record files the CLI also writes (removed with the test process's tmp).
 fn tempfile_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("k8s-store-access-{}", std::process::id()));
