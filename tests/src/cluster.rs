@@ -310,6 +310,14 @@ impl Node {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the live process.
+    fn signal(&self, signal: &str) {
+        match &self.process {
+            Some(p) => p.signal(signal),
+            None => panic!("{} is not running", self.name),
+        }
+    }
+
     fn log_tail(&self) -> String {
         let previous = self.log.with_extension("log.previous");
         let before = if previous.exists() {
@@ -634,6 +642,18 @@ impl RedisCluster {
     /// Kills node `i` with SIGKILL (no goodbye to the cluster bus).
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].node.kill();
+    }
+
+    /// Stops node `i` with SIGSTOP: its port still accepts connections (the kernel does), but
+    /// it answers nothing, as a hung or black-holed node. [`RedisCluster::resume`] it before the
+    /// end (a stopped node is still killed at drop).
+    pub fn pause(&self, i: usize) {
+        self.nodes[i].node.signal("STOP");
+    }
+
+    /// Resumes node `i` stopped by [`RedisCluster::pause`] (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.nodes[i].node.signal("CONT");
     }
 
     /// Starts node `i` again on the same ports with its `nodes.conf`: it rejoins the cluster
