@@ -548,3 +548,106 @@ async fn cluster_readers_follow_ask_and_moved_during_a_slot_migration() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].state, Observed::Ready);
 }
+
+/// Waits until `heir` is a master with slots in the eyes of every node but `hung` (which
+/// answers nothing), or panics.
+fn wait_promoted_despite(c: &RedisCluster, heir: usize, hung: usize, timeout: Duration) {
+    let addr = c.addr(heir);
+    let began = Instant::now();
+    loop {
+        let promoted = c.role(heir).as_deref() == Some("master")
+            && (0..c.len()).filter(|&j| j != hung).all(|j| {
+                c.nodes_seen_by(j).is_some_and(|views| {
+                    views.iter().any(|v| {
+                        v.addr == addr && v.has_slots && v.flags.iter().any(|f| f == "master")
+                    })
+                })
+            });
+        if promoted {
+            return;
+        }
+        assert!(
+            began.elapsed() < timeout,
+            "node {heir} not promoted within {timeout:?}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Cluster: a master that hangs (SIGSTOP: its port still accepts connections, nothing answers)
+/// is a seed of every writer. Once its replica is promoted, every agent's record is rewritten
+/// within two intervals (plus slack), both the agents that were heartbeating when it hung and
+/// agents that start while it hangs (whose first connection must not wait on it): a writer
+/// asks its seeds at once and gives redis-rs per-node timeouts, so a hung node costs a
+/// fraction of a write instead of every write until it resumes.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_writers_recover_while_a_master_hangs() {
+    let c = RedisCluster::builder()
+        .masters(3)
+        .replicas(1)
+        .node_timeout_ms(1000)
+        .start();
+    let url = format!("{}?cluster=true", c.seed_url());
+    let store = StoreConfig::new()
+        .redis(&url)
+        .unwrap()
+        .namespace(name("hang"));
+    let keys = store.keys();
+    let interval = Duration::from_millis(400);
+    let n = 12;
+    let mut handles = agents(&store, n, interval);
+    let mut want: BTreeSet<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
+    until_all_fresh(&store, &want, || interval * 2, Duration::from_secs(15)).await;
+
+    // Hang a master that holds some agent's record, and is not the node the harness asks
+    // first.
+    let victim = want
+        .iter()
+        .map(|a| c.wait_owner_of(&keys.record(&name(a), &name("r1")), Duration::from_secs(10)))
+        .find(|&m| m != 0)
+        .expect("an agent on a master other than node 0");
+    let heir = c.wait_replica_of(victim, Duration::from_secs(10));
+    c.pause(victim);
+    let paused = Instant::now();
+    // Agents that start while the node hangs: their first connection meets it.
+    let late = 4;
+    for i in n..n + late {
+        let h = ReadySignal::builder(&format!("agent-{i:02}"))
+            .store(store.clone())
+            .replica("r1")
+            .interval(interval)
+            .stall_after(Duration::from_secs(600))
+            .start()
+            .unwrap();
+        h.ready();
+        handles.push(h);
+        want.insert(format!("agent-{i:02}"));
+    }
+    let c = tokio::task::spawn_blocking(move || {
+        wait_promoted_despite(&c, heir, victim, Duration::from_secs(20));
+        c
+    })
+    .await
+    .unwrap();
+    let promoted = Instant::now();
+    let took = until_all_fresh(
+        &store,
+        &want,
+        || promoted.elapsed(),
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!(
+        "cluster: master {victim} hung, replica {heir} promoted after {:?}; every record \
+         rewritten {took:?} after that",
+        promoted - paused
+    );
+    assert!(
+        took <= interval * 2 + Duration::from_millis(2000),
+        "records took {took:?} after the promotion (interval {interval:?})"
+    );
+    c.resume(victim);
+    drop(handles);
+    drop(c);
+}

@@ -310,15 +310,12 @@ impl Node {
         }
     }
 
-    /// Sends `signal` (`-STOP`, `-CONT`) to the process: `-STOP` makes a node that hangs with
+    /// Sends `signal` (`STOP`, `CONT`) to the live process: `STOP` makes a node that hangs with
     /// its connections open, as a frozen or black-holed host does, rather than one that refuses.
     fn signal(&self, signal: &str) {
-        if let Some(p) = &self.process {
-            let sent = Command::new("kill")
-                .args([signal, &p.pid().to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(sent, "kill {signal} {} failed", self.name);
+        match &self.process {
+            Some(p) => p.signal(signal),
+            None => panic!("{} is not running", self.name),
         }
     }
 
@@ -646,6 +643,18 @@ impl RedisCluster {
     /// Kills node `i` with SIGKILL (no goodbye to the cluster bus).
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].node.kill();
+    }
+
+    /// Stops node `i` with SIGSTOP: its port still accepts connections (the kernel does), but
+    /// it answers nothing, as a hung or black-holed node. [`RedisCluster::resume`] it before the
+    /// end (a stopped node is still killed at drop).
+    pub fn pause(&self, i: usize) {
+        self.nodes[i].node.signal("STOP");
+    }
+
+    /// Resumes node `i` stopped by [`RedisCluster::pause`] (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.nodes[i].node.signal("CONT");
     }
 
     /// Starts node `i` again on the same ports with its `nodes.conf`: it rejoins the cluster
@@ -1180,12 +1189,12 @@ impl RedisSentinel {
     /// Stops data node `i` (SIGSTOP): it hangs with its connections open until
     /// [`RedisSentinel::resume_data`]; the Sentinels see it down and fail over.
     pub fn pause_data(&self, i: usize) {
-        self.data[i].signal("-STOP");
+        self.data[i].signal("STOP");
     }
 
     /// Lets a stopped data node `i` run again (SIGCONT).
     pub fn resume_data(&self, i: usize) {
-        self.data[i].signal("-CONT");
+        self.data[i].signal("CONT");
     }
 
     /// Kills Sentinel `i` (SIGKILL).

@@ -23,23 +23,57 @@ use super::node::{Budget, NodeConn};
 use super::redis_error;
 use crate::Error;
 
+/// The least time redis-rs is given to connect to one node, or for one node to answer.
+const MIN_NODE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How long one node may take to connect or answer, out of an operation's `timeout`: a
+/// quarter of it (at least [`MIN_NODE_TIMEOUT`], at most `timeout`), so a node that hangs
+/// (stopped, black-holed) costs a fraction of a write rather than all of it.
+fn node_timeout(timeout: Duration) -> Duration {
+    (timeout / 4).max(MIN_NODE_TIMEOUT).min(timeout)
+}
+
 /// Connects redis-rs's cluster client to the cluster of `seeds` within `timeout`.
+///
+/// redis-rs connects to every initial node and waits for all of them, and asks its nodes for
+/// the slot map one after another: a seed that hangs would eat the whole budget at every
+/// (re)connection, and keep every writer of that seed list out until it resumes, even after
+/// the cluster failed over. So the seeds are first asked for the slot map all at once (the
+/// reader's way: the first complete answer wins), and redis-rs is given only the seed that
+/// answered and the masters of its map, with a per-node timeout well under `timeout`.
 pub(crate) async fn writer(
     seeds: &[String],
     settings: &RedisConnectionInfo,
     store: &str,
     timeout: Duration,
 ) -> Result<ClusterConnection, Error> {
-    let nodes = seeds
+    let per_node = node_timeout(timeout);
+    let began = tokio::time::Instant::now();
+    // The seeds are parsed first, so a bad one is a configuration error, not a network one.
+    for seed in seeds {
+        node_info(seed, settings)?;
+    }
+    let probe = ClusterReader::new(seeds, settings, store, per_node, &Budget::unbounded());
+    let (answered, map) = probe.slot_map_from().await?;
+    drop(probe);
+    let mut nodes = vec![answered];
+    for (_, _, node) in &map.ranges {
+        if !nodes.contains(node) {
+            nodes.push(node.clone());
+        }
+    }
+    let nodes = nodes
         .iter()
         .map(|s| node_info(s, settings))
         .collect::<Result<Vec<_>, Error>>()?;
     let client = ClusterClientBuilder::new(nodes)
-        .connection_timeout(timeout)
-        .response_timeout(timeout)
+        .connection_timeout(per_node)
+        .response_timeout(per_node)
         .build()
         .map_err(|e| redis_error(store, &e))?;
-    tokio::time::timeout(timeout, client.get_async_connection())
+    // One deadline for the whole: what the seeds' answer left of `timeout`.
+    let left = timeout.saturating_sub(began.elapsed());
+    tokio::time::timeout(left, client.get_async_connection())
         .await
         .map_err(|_| Error::Timeout {
             what: format!("connecting to redis at {store}"),
@@ -125,7 +159,20 @@ impl ClusterReader {
         timeout: Duration,
         budget: &Budget,
     ) -> Result<ClusterReader, Error> {
-        let reader = ClusterReader {
+        let reader = ClusterReader::new(seeds, settings, store, timeout, budget);
+        reader.slot_map().await?;
+        Ok(reader)
+    }
+
+    /// A reader that has asked nothing yet.
+    fn new(
+        seeds: &[String],
+        settings: &RedisConnectionInfo,
+        store: &str,
+        timeout: Duration,
+        budget: &Budget,
+    ) -> ClusterReader {
+        ClusterReader {
             seeds: seeds.to_vec(),
             settings: settings.clone(),
             store: store.to_string(),
@@ -133,9 +180,7 @@ impl ClusterReader {
             budget: budget.clone(),
             map: Mutex::new(None),
             conns: Mutex::new(HashMap::new()),
-        };
-        reader.slot_map().await?;
-        Ok(reader)
+        }
     }
 
     /// How messages name the store.
@@ -303,6 +348,11 @@ impl ClusterReader {
         if let Some(map) = self.map.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(Arc::clone(map));
         }
+        self.slot_map_from().await.map(|(_, map)| map)
+    }
+
+    /// The slot map asked afresh of the seeds, and the seed that gave it.
+    async fn slot_map_from(&self) -> Result<(String, Arc<SlotMap>), Error> {
         let mut asking: FuturesUnordered<_> = self
             .seeds
             .iter()
@@ -312,10 +362,10 @@ impl ClusterReader {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             match tokio::time::timeout_at(deadline, asking.next()).await {
-                Ok(Some((_, Ok(map)))) => {
+                Ok(Some((seed, Ok(map)))) => {
                     let map = Arc::new(map);
                     *self.map.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&map));
-                    return Ok(map);
+                    return Ok((seed.clone(), map));
                 }
                 Ok(Some((seed, Err(e)))) => problems.push(match e {
                     Error::Redis { message, .. } => format!("{seed}: {message}"),
