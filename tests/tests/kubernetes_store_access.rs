@@ -123,14 +123,7 @@ fn redis_agent_user_writes_only_its_own_record() {
 /// sidecar user reads it with the probe. A rule the script needs and the file lacks fails here.
 #[test]
 fn redis_shipped_users_run_the_write_script_and_the_reads() {
-    let redis = RedisServer::builder()
-        .acl_user("worker", "worker-pw", &acl_rules("worker"))
-        .acl_user(
-            "healthcheck-sidecar",
-            "sidecar-pw",
-            &acl_rules("healthcheck-sidecar"),
-        )
-        .start();
+    let redis = with_shipped_users();
     let dir = tempfile_dir();
     let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@{}", redis.addr());
     let run = |program: &str, url: String, args: &[&str]| {
@@ -180,14 +173,7 @@ fn redis_shipped_users_run_the_write_script_and_the_reads() {
 /// other agent's.
 #[test]
 fn redis_shipped_users_may_route_and_the_agent_writes_layout_2_keys() {
-    let redis = RedisServer::builder()
-        .acl_user("worker", "worker-pw", &acl_rules("worker"))
-        .acl_user(
-            "healthcheck-sidecar",
-            "sidecar-pw",
-            &acl_rules("healthcheck-sidecar"),
-        )
-        .start();
+    let redis = with_shipped_users();
     for (user, pw) in [
         ("worker", "worker-pw"),
         ("healthcheck-sidecar", "sidecar-pw"),
@@ -220,6 +206,19 @@ fn redis_shipped_users_may_route_and_the_agent_writes_layout_2_keys() {
 /// The agent's shard in layout 2, two digits (PROTOCOL.md: CLUSTER KEYSLOT of the name % 64).
 fn ready_signal_shard_key(agent: &str) -> String {
     format!("{:02}", ready_signal::keyslot(agent.as_bytes()) % 64)
+}
+
+/// A redis-server with the shipped agent user (`worker`, password `worker-pw`) and sidecar user
+/// (`healthcheck-sidecar`, `sidecar-pw`).
+fn with_shipped_users() -> RedisServer {
+    RedisServer::builder()
+        .acl_user("worker", "worker-pw", &acl_rules("worker"))
+        .acl_user(
+            "healthcheck-sidecar",
+            "sidecar-pw",
+            &acl_rules("healthcheck-sidecar"),
+        )
+        .start()
 }
 
 /// A directory for the record files the CLI also writes (removed with the test process's tmp).
