@@ -333,7 +333,7 @@ fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
         ],
         "redis+sentinel" => &["quorum", "password_file", "sentinel_password_file"],
         "http" | "https" => &["status", "body", "ca_file", "insecure"],
-        "ready" => &["min", "replica", "namespace"],
+        "ready" => &["min", "replica", "namespace", "store", "state"],
         _ => &[],
     };
     move |k: &str| names.contains(&k)

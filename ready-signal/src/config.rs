@@ -358,6 +358,13 @@ impl StoreConfig {
         self.nats.is_some()
     }
 
+    /// Whether writers keep a record file on every heartbeat: a directory is set
+    /// (`READY_SIGNAL_DIR`), or there is no Redis to hold the records. Only then does a
+    /// [`StoreConfig::files_only`] reader find one.
+    pub fn keeps_files(&self) -> bool {
+        self.files_always()
+    }
+
     /// The directory record files go to: the configured one, or `$TMPDIR/ready-signal`.
     pub fn file_dir(&self) -> PathBuf {
         self.dir

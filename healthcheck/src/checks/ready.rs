@@ -152,6 +152,14 @@ impl ReadyTarget {
         }
         let store = StoreConfig::from_env().map_err(|e| Failure::config(e.to_string()))?;
         let store = if self.files_only {
+            // With Redis and no directory, agents write no record file: every read would say
+            // dead, and a liveness probe would restart a healthy agent.
+            if !store.keeps_files() {
+                return Err(Failure::config(
+                    "store=file reads the record file agents write when READY_SIGNAL_DIR is set; \
+                     set READY_SIGNAL_DIR (here and in the agent) or drop store=file",
+                ));
+            }
             store.files_only()
         } else {
             store

@@ -687,7 +687,11 @@ fn store_file_reads_the_local_record_without_the_shared_store() {
     assert!(out.contains("unknown"), "{out}");
     let (code, out) = probe(&env, "ready://worker?replica=self&store=file");
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("worker"), "{out}");
+    // The options are printed as written: nothing secret in them.
+    assert!(
+        out.contains("ready://worker?replica=self&store=file ok"),
+        "{out}"
+    );
 
     // `state=any`: a not-ready agent whose record is fresh is alive; `ready` still needs ready.
     let (code, out) = probe(&env, "ready://busy?replica=self&store=file&state=any");
@@ -709,6 +713,16 @@ fn store_file_reads_the_local_record_without_the_shared_store() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("stale") || out.contains("dead"), "{out}");
+
+    // With Redis and no READY_SIGNAL_DIR there is no record file to read: a config error.
+    let no_dir: Vec<(&str, String)> = env
+        .iter()
+        .filter(|(k, _)| *k != "READY_SIGNAL_DIR")
+        .cloned()
+        .collect();
+    let (code, out) = probe(&no_dir, "ready://worker?replica=self&store=file");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("store=file reads the record file"), "{out}");
 
     let (code, out) = probe(&env, "ready://worker?store=redis");
     assert_eq!(code, 1, "{out}");
