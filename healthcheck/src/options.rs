@@ -15,25 +15,33 @@ pub(crate) use crate::text::{percent_decode, split_query};
 /// The query options of one target, in the order written.
 #[derive(Debug)]
 pub(crate) struct Options {
-    pairs: Vec<(String, String)>,
+    /// Position in the query (from 1), name, value.
+    pairs: Vec<(usize, String, String)>,
+    /// The names the target's check asked for: the options it takes.
+    known: Vec<String>,
 }
 
 impl Options {
     pub(crate) fn new(url: &Url) -> Options {
         Options {
             pairs: split_query(url.query().unwrap_or_default())
-                .map(|(k, v, _)| (k, v))
+                .enumerate()
+                .map(|(i, (k, v, _))| (i + 1, k, v))
                 .collect(),
+            known: Vec::new(),
         }
     }
 
     /// Removes and returns option `name`; repeated options are an error.
     pub(crate) fn take(&mut self, name: &str) -> Result<Option<String>, Failure> {
+        if !self.known.iter().any(|k| k == name) {
+            self.known.push(name.to_string());
+        }
         let mut found = None;
         let mut i = 0;
         while i < self.pairs.len() {
-            if self.pairs[i].0 == name {
-                let (_, v) = self.pairs.remove(i);
+            if self.pairs[i].1 == name {
+                let (_, _, v) = self.pairs.remove(i);
                 if found.replace(v).is_some() {
                     return Err(Failure::config(format!("option `{name}` given twice")));
                 }
@@ -71,14 +79,20 @@ impl Options {
         self.pairs.clear();
     }
 
+    /// Rejects what no check took. The unknown name is not repeated (a password pasted into a
+    /// query would be printed): its position is, with the options the target takes.
     pub(crate) fn finish(self) -> Result<(), Failure> {
-        match self.pairs.first() {
-            None => Ok(()),
-            Some((k, _)) => Err(Failure::config(format!(
-                "unknown option `{}`",
-                crate::text::truncate(k, 40)
-            ))),
-        }
+        let Some((at, _, _)) = self.pairs.first() else {
+            return Ok(());
+        };
+        let takes = if self.known.is_empty() {
+            "this target takes no options".to_string()
+        } else {
+            format!("this target takes {}", self.known.join(", "))
+        };
+        Err(Failure::config(format!(
+            "unknown option (option {at} of the query, its name not repeated here); {takes}"
+        )))
     }
 }
 

@@ -108,7 +108,9 @@ pub(crate) fn redact_query(
         .map(|(key, _, raw)| match raw.split_once('=') {
             Some((k, v)) if harmless(&key) => format!("{k}={}", crate::text::scrub(v, hide)),
             Some((k, _)) => format!("{}=***", crate::text::scrub(k, hide)),
-            None => crate::text::scrub(raw, hide),
+            // A bare item that is not a known flag may be a secret pasted without its name.
+            None if harmless(&key) => crate::text::scrub(raw, hide),
+            None => "***".to_string(),
         })
         .collect();
     items.join("&")
@@ -215,9 +217,10 @@ mod tests {
         assert_eq!(redact("nats://tok@h:4222"), "nats://***@h:4222");
         assert_eq!(redact("NATS://tok@h:4222"), "nats://***@h:4222");
         assert_eq!(redact("redis://user@h"), "redis://***@h");
+        // A bare item that is not a known flag may be a secret pasted without a name.
         assert_eq!(
             redact("http://h/p?token=abc&x=1&role=m&v"),
-            "http://h/p?token=***&x=***&role=m&v"
+            "http://h/p?token=***&x=***&role=m&***"
         );
     }
 
