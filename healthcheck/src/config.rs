@@ -180,9 +180,32 @@ impl Config {
                 }
             }
             if let Some(list) = &env_list {
-                for (i, raw) in list.split_whitespace().enumerate() {
-                    parse(raw, format!("HEALTHCHECK_TARGETS item {}", i + 1));
+                let items: Vec<&str> = list.split_whitespace().collect();
+                // `scheme://to ken@host`: a credential holding whitespace splits into items; the
+                // first would print its piece of the credential as a host. Neither is parsed.
+                let mut skip = vec![false; items.len()];
+                let mut split = Vec::new();
+                for i in 1..items.len() {
+                    if !items[i].contains("://") && items[i].contains('@') {
+                        let start = (0..i)
+                            .rev()
+                            .find(|&j| items[j].contains("://"))
+                            .unwrap_or(0);
+                        skip[start..=i].iter_mut().for_each(|s| *s = true);
+                        split.push(format!(
+                            "HEALTHCHECK_TARGETS items {} to {}: whitespace before an `@` (a space, \
+                             tab or newline in a credential must be percent-encoded: %20, %09, %0A)",
+                            start + 1,
+                            i + 1
+                        ));
+                    }
                 }
+                for (i, raw) in items.iter().enumerate() {
+                    if !skip[i] {
+                        parse(raw, format!("HEALTHCHECK_TARGETS item {}", i + 1));
+                    }
+                }
+                errors.0.append(&mut split);
             }
         }
         if targets.is_empty() && errors.0.is_empty() {
