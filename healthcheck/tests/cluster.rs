@@ -361,7 +361,7 @@ fn cluster_healthy_reports_role_and_all_masters() {
         |targets: &[&str]| probe_until(targets, Duration::from_secs(15), |code, _| code == 0);
     let masters = c.masters();
     let master = masters[0];
-    let replica = c.replica_of(master).unwrap();
+    let replica = c.wait_replica_of(master, Duration::from_secs(10));
     let m = format!("redis://{}?cluster=true", c.addr(master));
     let (code, out) = healthy(&[&m, &format!("{m}&all_masters=true")]);
     assert_eq!(code, 0, "{out}");
@@ -383,7 +383,7 @@ fn cluster_master_killed_unhealthy_then_healthy_after_failover() {
     let mut c = RedisCluster::start();
     let masters = c.masters();
     let (victim, watcher) = (masters[1], masters[0]);
-    let promoted = c.replica_of(victim).unwrap();
+    let promoted = c.wait_replica_of(victim, Duration::from_secs(10));
     let dead = c.addr(victim);
     let url = format!("redis://{}?cluster=true", c.addr(watcher));
     c.kill(victim);
