@@ -18,7 +18,7 @@ pub(crate) struct Options {
     /// Position in the query (from 1), name, value.
     pairs: Vec<(usize, String, String)>,
     /// The names the target's check asked for: the options it takes.
-    known: Vec<String>,
+    known: Vec<&'static str>,
 }
 
 impl Options {
@@ -33,9 +33,9 @@ impl Options {
     }
 
     /// Removes and returns option `name`; repeated options are an error.
-    pub(crate) fn take(&mut self, name: &str) -> Result<Option<String>, Failure> {
-        if !self.known.iter().any(|k| k == name) {
-            self.known.push(name.to_string());
+    pub(crate) fn take(&mut self, name: &'static str) -> Result<Option<String>, Failure> {
+        if !self.known.contains(&name) {
+            self.known.push(name);
         }
         let mut found = None;
         let mut i = 0;
@@ -52,7 +52,7 @@ impl Options {
         Ok(found)
     }
 
-    pub(crate) fn take_bool(&mut self, name: &str) -> Result<bool, Failure> {
+    pub(crate) fn take_bool(&mut self, name: &'static str) -> Result<bool, Failure> {
         match self.take(name)?.as_deref() {
             None | Some("false") | Some("0") | Some("no") => Ok(false),
             Some("") | Some("true") | Some("1") | Some("yes") => Ok(true),
@@ -62,12 +62,15 @@ impl Options {
         }
     }
 
-    pub(crate) fn take_path(&mut self, name: &str) -> Result<Option<PathBuf>, Failure> {
+    pub(crate) fn take_path(&mut self, name: &'static str) -> Result<Option<PathBuf>, Failure> {
         Ok(self.take(name)?.map(PathBuf::from))
     }
 
     /// A secret named by a `*_file` option, read now so a missing file fails at parse time.
-    pub(crate) fn take_secret_file(&mut self, name: &str) -> Result<Option<Secret>, Failure> {
+    pub(crate) fn take_secret_file(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<Secret>, Failure> {
         match self.take_path(name)? {
             Some(path) => secret::read_file(&path).map(Some),
             None => Ok(None),
