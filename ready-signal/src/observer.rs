@@ -61,6 +61,13 @@ pub struct ReplicaStatus {
     /// The publishing instance's epoch (a higher epoch is a newer instance), when there is a
     /// record.
     pub epoch: Option<u64>,
+    /// The id of the container the publishing instance runs in (64 lowercase hex digits), when
+    /// its record names one: the exact link between a replica and a container. `None` for a
+    /// writer outside a container and for records of writers that predate the field.
+    pub container: Option<String>,
+    /// How long before this read the publishing instance started, by the store's clock (the
+    /// store's time at the instance's first write). `None` when the record does not say.
+    pub started: Option<Duration>,
 }
 
 impl ReplicaStatus {
@@ -84,6 +91,8 @@ impl ReplicaStatus {
             interval: None,
             ttl: None,
             epoch: None,
+            container: None,
+            started: None,
         }
     }
 
@@ -124,6 +133,9 @@ impl ReplicaStatus {
             interval: Some(Duration::from_millis(record.interval_ms)),
             ttl: Some(Duration::from_millis(record.ttl_ms)),
             epoch: Some(record.epoch),
+            // Filled in by the record revision that carries them.
+            container: None,
+            started: None,
         }
     }
 

@@ -565,6 +565,8 @@ mod tests {
             interval: Some(Duration::from_secs(1)),
             ttl: Some(Duration::from_secs(3)),
             epoch: Some(1),
+            container: None,
+            started: None,
         }
     }
 
