@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::change::Change;
 use super::{fingerprint, freshness, link};
+use crate::error::Error;
 use crate::state::{ContainerHeal, Source, State};
 
 /// The working copy of the state and the rules that judge it.
@@ -22,8 +23,8 @@ pub struct Book {
     pub(super) state: State,
     pub(super) store_on: bool,
     pub(super) docker_on: bool,
-    pub(super) store_failures: BTreeMap<String, (String, Instant)>,
-    pub(super) docker_failure: Option<(String, Instant)>,
+    pub(super) store_failures: BTreeMap<String, (Error, Instant)>,
+    pub(super) docker_failure: Option<(Error, Instant)>,
     pub(super) heal: BTreeMap<String, ContainerHeal>,
     pub(super) fingerprint: u64,
 }
@@ -36,6 +37,7 @@ impl Book {
             if on {
                 Source::Unknown {
                     reason: "not read yet".into(),
+                    kind: None,
                     since: now,
                 }
             } else {
@@ -106,7 +108,7 @@ impl Book {
                 r.reason = self
                     .store_failures
                     .get(&r.namespace)
-                    .map(|(m, _)| m.clone());
+                    .map(|(e, _)| e.to_string());
             }
             if next != r.observed {
                 r.observed = next;

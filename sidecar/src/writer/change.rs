@@ -7,6 +7,7 @@ use ready_signal::ReplicaStatus;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::error::Error;
 use crate::state::{Container, ContainerHeal, HealSummary};
 
 /// How many changes may wait for the writer before sources wait (bounded, never a backlog).
@@ -22,8 +23,8 @@ pub enum Change {
         namespace: String,
         /// When the reply arrived.
         at: Instant,
-        /// Every replica, or the failure, one line.
-        result: Result<Vec<ReplicaStatus>, String>,
+        /// Every replica, or the failure.
+        result: Result<Vec<ReplicaStatus>, Error>,
     },
     /// A transition published on NATS.
     StoreEvent {
@@ -52,8 +53,8 @@ pub enum DockerChange {
     One(Box<Container>),
     /// A container was removed.
     Gone(String),
-    /// The Docker API could not be reached or answered an error: why, one line.
-    Failed(String),
+    /// The Docker API could not be reached or answered an error.
+    Failed(Error),
 }
 
 /// The governor's view, sent whole each time it changes.

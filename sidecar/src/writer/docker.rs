@@ -52,8 +52,9 @@ impl Book {
         self.state.docker = match (&self.docker_failure, self.docker_on) {
             (_, false) => Source::Off,
             (None, true) => Source::Ok,
-            (Some((reason, since)), true) => Source::Unknown {
-                reason: reason.clone(),
+            (Some((e, since)), true) => Source::Unknown {
+                reason: e.to_string(),
+                kind: Some(e.kind()),
                 since: *since,
             },
         };

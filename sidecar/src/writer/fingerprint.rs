@@ -42,6 +42,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::super::fixtures::*;
+    use crate::error::Error;
     use crate::writer::{Change, DockerChange};
 
     /// The generation moves on a visible change only, not on a refresh of beat ages.
@@ -67,7 +68,10 @@ mod tests {
         assert!(!b.judge(Instant::now()));
         assert_eq!(b.state().generation, g);
         b.apply(
-            Change::Docker(DockerChange::Failed("docker: timed out".into())),
+            Change::Docker(DockerChange::Failed(Error::timeout(
+                "docker at /var/run/docker.sock: listing containers",
+                Duration::from_secs(5),
+            ))),
             Instant::now(),
         );
         assert!(b.judge(Instant::now()));

@@ -8,6 +8,7 @@ use ready_signal::{Observed, ReplicaStatus};
 use tokio::time::Instant;
 
 use super::book::Book;
+use crate::error::Error;
 use crate::state::{Replica, Source};
 
 /// How long a replica whose record is gone stays listed as dead (the store lists live replicas
@@ -20,7 +21,7 @@ impl Book {
         &mut self,
         namespace: String,
         at: Instant,
-        result: Result<Vec<ReplicaStatus>, String>,
+        result: Result<Vec<ReplicaStatus>, Error>,
         now: Instant,
     ) {
         self.state.counters.store_reads += 1;
@@ -43,12 +44,13 @@ impl Book {
         } else {
             match self.store_failures.iter().next() {
                 None => Source::Ok,
-                Some((ns, (reason, since))) => Source::Unknown {
+                Some((ns, (e, since))) => Source::Unknown {
                     reason: if self.state.namespaces.len() > 1 {
-                        format!("namespace {ns}: {reason}")
+                        format!("namespace {ns}: {e}")
                     } else {
-                        reason.clone()
+                        e.to_string()
                     },
+                    kind: Some(e.kind()),
                     since: *since,
                 },
             }
@@ -185,6 +187,7 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::*;
+    use crate::error::ErrorKind;
     use crate::writer::Change;
 
     /// A published transition shows at once; a late event of an older instance is ignored.
@@ -270,7 +273,10 @@ mod tests {
         let failed = Change::StoreRead {
             namespace: NS.into(),
             at: Instant::now(),
-            result: Err("redis at redis:6379: connection refused".into()),
+            result: Err(Error::store(ready_signal::Error::Redis {
+                addr: "redis:6379".into(),
+                message: "connection refused".into(),
+            })),
         };
         b.apply(failed, Instant::now());
         tokio::time::advance(Duration::from_secs(60)).await;
@@ -284,6 +290,7 @@ mod tests {
                 .unwrap()
                 .contains("connection refused")
         );
+        assert_eq!(b.state().store.kind(), Some(ErrorKind::Unreachable));
         assert_eq!(b.state().counters.store_errors, 1);
         b.apply(
             read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
