@@ -65,6 +65,7 @@ impl HealFlags {
             window: self.heal_window,
             release_after: self.heal_release_after,
             earn_back_after: self.heal_earn_back_after,
+            start_grace: None,
         };
         cfg.policy.outage_share = self.heal_outage_share;
         cfg.policy.max_in_flight = self.heal_max_in_flight;

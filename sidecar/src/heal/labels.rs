@@ -78,6 +78,7 @@ pub fn rules(labels: &BTreeMap<String, String>, defaults: Rules) -> Result<Rules
         window: dur(WINDOW, defaults.window)?,
         release_after: dur(RELEASE, defaults.release_after)?,
         earn_back_after: dur(EARN_BACK, defaults.earn_back_after)?,
+        start_grace: defaults.start_grace,
     };
     if r.backoff_max < r.backoff {
         return Err(LabelError {

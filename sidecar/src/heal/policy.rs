@@ -35,6 +35,11 @@ pub struct Rules {
     pub release_after: Duration,
     /// Healthy this long, a container's backoff starts again from the first step.
     pub earn_back_after: Duration,
+    /// How long a (re)started container's agent may take to publish its first record: until
+    /// then it is starting, whatever its predecessor's record says. `None`: the record's TTL plus
+    /// `heal_after` (a new process as slow as a record that died TTL ago and stayed dead
+    /// `heal_after`).
+    pub start_grace: Option<Duration>,
 }
 
 impl Default for Rules {
@@ -47,6 +52,7 @@ impl Default for Rules {
             window: Duration::from_secs(30 * 60),
             release_after: Duration::from_secs(10 * 60),
             earn_back_after: Duration::from_secs(10 * 60),
+            start_grace: None,
         }
     }
 }
@@ -94,6 +100,9 @@ pub enum Condition {
     Starting,
     /// The agent's store cannot be read: nothing is known.
     Unknown,
+    /// The container (re)started and its agent has written no record of its own within its
+    /// start grace (only its predecessor's record is there).
+    Silent,
 }
 
 impl Condition {
@@ -101,7 +110,7 @@ impl Condition {
     pub fn is_bad(self) -> bool {
         matches!(
             self,
-            Condition::Stale | Condition::Dead | Condition::Unhealthy
+            Condition::Stale | Condition::Dead | Condition::Unhealthy | Condition::Silent
         )
     }
 }
@@ -113,6 +122,8 @@ pub struct Observation {
     pub id: String,
     /// Container name.
     pub name: String,
+    /// Compose project (empty when none): a service is keyed by its project and its name.
+    pub project: String,
     /// Compose service (or the name): at most one restart per service at a time.
     pub service: String,
     /// Labelled `healthcheck.heal=true`.
@@ -197,6 +208,8 @@ pub enum Why {
     Dead(Duration),
     /// Docker has said unhealthy this long.
     Unhealthy(Duration),
+    /// The container started this long ago and its agent has written no record of its own.
+    Silent(Duration),
     /// Bad, but not for `heal_after` yet.
     NotYet(Duration),
     /// It is the sidecar's own container.
@@ -244,6 +257,7 @@ impl Why {
             Why::Stale(_) => "stale",
             Why::Dead(_) => "dead",
             Why::Unhealthy(_) => "unhealthy",
+            Why::Silent(_) => "silent",
             Why::NotYet(_) => "not-yet",
             Why::IsSelf => "self",
             Why::NotRunning => "not-running",
@@ -270,6 +284,11 @@ impl fmt::Display for Why {
             Why::Stale(d) => write!(f, "agent record stale for {}", secs(d)),
             Why::Dead(d) => write!(f, "agent record gone for {}", secs(d)),
             Why::Unhealthy(d) => write!(f, "docker reports unhealthy for {}", secs(d)),
+            Why::Silent(d) => write!(
+                f,
+                "no record of its own since it started {} ago, past its start grace",
+                secs(d)
+            ),
             Why::NotYet(d) => write!(f, "bad for {} only", secs(d)),
             Why::IsSelf => f.write_str("the sidecar never restarts its own container"),
             Why::NotRunning => f.write_str("not running (exits are the restart policy's business)"),
@@ -376,7 +395,7 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
 
     let hold = brake(policy, input);
 
-    let mut busy_services: Vec<&str> = Vec::new();
+    let mut busy_services: Vec<(&str, &str)> = Vec::new();
     let mut in_flight = history.in_flight();
 
     for c in &input.containers {
@@ -474,7 +493,14 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::Backoff(at - now)));
             continue;
         }
-        if history.service_busy(&c.service) || busy_services.contains(&c.service.as_str()) {
+        // A service is its project and its name: `worker` in two projects is two services.
+        let service_in_flight = input.containers.iter().any(|o| {
+            o.id != c.id
+                && o.project == c.project
+                && o.service == c.service
+                && history.is_in_flight(&o.id)
+        });
+        if service_in_flight || busy_services.contains(&(c.project.as_str(), c.service.as_str())) {
             out.push(say(Action::Skip, Why::ServiceBusy));
             continue;
         }
@@ -482,11 +508,12 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::TooManyInFlight));
             continue;
         }
-        busy_services.push(&c.service);
+        busy_services.push((&c.project, &c.service));
         in_flight += 1;
         let why = match c.condition {
             Condition::Stale => Why::Stale(bad_for),
             Condition::Dead => Why::Dead(bad_for),
+            Condition::Silent => Why::Silent(bad_for),
             _ => Why::Unhealthy(bad_for),
         };
         out.push(say(
@@ -522,6 +549,7 @@ mod tests {
         Observation {
             id: id.to_owned(),
             name: format!("stack-{service}-1"),
+            project: "stack".to_owned(),
             service: service.to_owned(),
             opted_in: true,
             running: true,
@@ -1098,5 +1126,35 @@ mod tests {
             t0 + 105 * S,
         );
         assert_eq!(only(&ds).1, Why::NotYet(5 * S));
+    }
+
+    /// A service is its project and its name: `worker` frozen in two projects is restarted in
+    /// both, and a restart under way in one project does not hold the other's.
+    #[test]
+    fn services_are_keyed_by_project() {
+        let t0 = Instant::now();
+        let mut a = stale_since(obs("aaaa", "worker", t0), t0);
+        a.project = "one".into();
+        let mut b = stale_since(obs("bbbb", "worker", t0), t0);
+        b.project = "two".into();
+        let inp = input(vec![a, b, obs("cccc", "x", t0), obs("dddd", "y", t0)]);
+        let p = Policy {
+            max_in_flight: 5,
+            ..Policy::default()
+        };
+        let ds = decide(&p, &inp, &History::new(), t0 + 60 * S);
+        assert_eq!(
+            ds.iter()
+                .filter(|d| matches!(d.action, Action::Restart { .. }))
+                .count(),
+            2,
+            "{ds:?}"
+        );
+        let mut h = History::new();
+        h.begin("aaaa", "worker");
+        let ds = decide(&p, &inp, &h, t0 + 61 * S);
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!(ds[0].id, "bbbb");
+        assert!(matches!(ds[0].action, Action::Restart { .. }), "{ds:?}");
     }
 }

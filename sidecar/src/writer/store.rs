@@ -25,6 +25,7 @@ impl Book {
         now: Instant,
     ) {
         self.state.counters.store_reads += 1;
+        let was_failing = !self.store_failures.is_empty();
         match result {
             Ok(list) => {
                 self.store_failures.remove(&namespace);
@@ -55,11 +56,9 @@ impl Book {
                 },
             }
         };
-        self.state.store_ok_since = match (&self.state.store, self.state.store_ok_since) {
-            (Source::Ok, Some(t)) => Some(t),
-            (Source::Ok, None) => Some(at),
-            _ => None,
-        };
+        if was_failing && self.state.store.is_ok() {
+            self.state.store_back_at = Some(at);
+        }
     }
 
     fn merge_read(&mut self, namespace: &str, at: Instant, list: Vec<ReplicaStatus>) {
