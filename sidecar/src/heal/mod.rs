@@ -95,6 +95,9 @@ impl Config {
         if r.backoff_max < r.backoff {
             return bad("heal-backoff-max", "shorter than --heal-backoff");
         }
+        if r.start_grace.is_some_and(|g| g.is_zero()) {
+            return bad("heal-start-grace", "must be more than zero");
+        }
         if r.budget == 0 {
             return bad(
                 "heal-budget",
@@ -339,6 +342,9 @@ mod tests {
         let mut c = ok.clone();
         c.policy.outage_share = 1.5;
         assert_eq!(c.validate().unwrap_err().flag, "heal-outage-share");
+        let mut c = ok.clone();
+        c.defaults.start_grace = Some(Duration::ZERO);
+        assert_eq!(c.validate().unwrap_err().flag, "heal-start-grace");
         let mut c = ok;
         c.defaults.heal_after = Duration::ZERO;
         assert_eq!(c.validate().unwrap_err().flag, "heal-after");
