@@ -31,8 +31,10 @@ pub(super) fn links(
     docker_on: bool,
 ) -> Vec<(Option<String>, Link)> {
     let mut by_host: HashMap<&str, Vec<&Container>> = HashMap::new();
+    let mut by_id: HashMap<&str, &Container> = HashMap::with_capacity(containers.len());
     for c in containers {
         by_host.entry(c.hostname.as_str()).or_default().push(c);
+        by_id.insert(c.id.as_str(), c);
     }
     replicas
         .iter()
@@ -41,7 +43,7 @@ pub(super) fn links(
                 return (None, Link::None(Unlinked::NoDocker));
             }
             if let Some(id) = r.record_container.as_deref() {
-                return match containers.iter().find(|c| c.id == id) {
+                return match by_id.get(id) {
                     Some(c) => (Some(c.id.clone()), Link::Id),
                     None => (None, Link::None(Unlinked::NotWatched(short(id).to_owned()))),
                 };
