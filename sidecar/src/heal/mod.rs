@@ -218,6 +218,16 @@ pub fn observe(
 ) -> (Input, Vec<(String, labels::LabelError)>) {
     let mut bad_labels = Vec::new();
     let mut containers = Vec::with_capacity(state.containers.len());
+    // Replicas by the container they are linked to exactly (one pass, not one per container).
+    let mut linked_to: std::collections::HashMap<&str, Vec<&Replica>> =
+        std::collections::HashMap::new();
+    for r in &state.replicas {
+        if let Some(id) = r.container_id.as_deref()
+            && r.link.is_exact()
+        {
+            linked_to.entry(id).or_default().push(r);
+        }
+    }
     for c in &state.containers {
         let mut opted_in = labels::opted_in(&c.labels);
         let rules = match labels::rules(&c.labels, cfg.defaults) {
@@ -232,10 +242,7 @@ pub fn observe(
         };
         let start = docker_time(c.started_at.as_deref(), now, wall);
         let started_at = start.unwrap_or(state.built_at);
-        let linked: Vec<&Replica> = state
-            .replicas_in(&c.id)
-            .filter(|r| r.link.is_exact())
-            .collect();
+        let linked: &[&Replica] = linked_to.get(c.id.as_str()).map_or(&[], Vec::as_slice);
         // The agent's word first (worst record of the process that runs now).
         let worst = linked
             .iter()
