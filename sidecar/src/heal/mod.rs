@@ -228,6 +228,19 @@ pub fn observe(
             linked_to.entry(id).or_default().push(r);
         }
     }
+    // Host names of stale or dead records that could not be linked for being shared: each
+    // container with such a host name is told why it is not restarted for them.
+    let ambiguous_bad: std::collections::HashSet<&str> = state
+        .replicas
+        .iter()
+        .filter(|r| matches!(r.observed, Observed::Stale | Observed::Dead))
+        .filter_map(|r| match &r.link {
+            crate::state::Link::None(crate::state::Unlinked::Ambiguous { host, .. }) => {
+                Some(host.as_str())
+            }
+            _ => None,
+        })
+        .collect();
     for c in &state.containers {
         let mut opted_in = labels::opted_in(&c.labels);
         let rules = match labels::rules(&c.labels, cfg.defaults) {
@@ -313,6 +326,7 @@ pub fn observe(
             start_period: c.start_period.unwrap_or(Duration::ZERO),
             // Filled by the executor, which remembers what it saw since the container started.
             ready_since_start: false,
+            unlinked_bad: ambiguous_bad.contains(c.hostname.as_str()),
             rules,
         });
     }

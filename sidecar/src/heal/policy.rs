@@ -141,6 +141,9 @@ pub struct Observation {
     /// The agent (or Docker's check) has said ready since the container last started: the start
     /// period protects it no longer (a frozen worker is not a slow starter).
     pub ready_since_start: bool,
+    /// A record that may be this container's (its host name is this container's and another's)
+    /// is stale or dead, but is not linked to it exactly: never a reason to restart, and said.
+    pub unlinked_bad: bool,
     /// Its rules.
     pub rules: Rules,
 }
@@ -248,6 +251,8 @@ pub enum Why {
     HealthyFor(Duration),
     /// The `healthcheck.heal` label is gone.
     LabelRemoved,
+    /// A stale or dead record may be this container's, but cannot be tied to it exactly.
+    Unlinked,
 }
 
 impl Why {
@@ -273,6 +278,7 @@ impl Why {
             Why::TooManyInFlight => "too-many-in-flight",
             Why::HealthyFor(_) => "healthy",
             Why::LabelRemoved => "label-removed",
+            Why::Unlinked => "unlinked",
         }
     }
 }
@@ -314,6 +320,10 @@ impl fmt::Display for Why {
             Why::TooManyInFlight => f.write_str("too many restarts under way"),
             Why::HealthyFor(d) => write!(f, "healthy for {}", secs(d)),
             Why::LabelRemoved => f.write_str("the healthcheck.heal label was removed"),
+            Why::Unlinked => f.write_str(
+                "a stale or dead agent record may be this container's, but its host name is \
+                 shared and it names no container id: not restarted for it",
+            ),
         }
     }
 }
@@ -456,6 +466,10 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
                 out.push(say(Action::Skip, Why::Stopping));
                 continue;
             }
+            Condition::Healthy | Condition::Starting if c.unlinked_bad => {
+                out.push(say(Action::Skip, Why::Unlinked));
+                continue;
+            }
             Condition::Healthy | Condition::Starting => {
                 let healthy_for = now.saturating_duration_since(c.condition_since);
                 if c.condition == Condition::Healthy
@@ -558,6 +572,7 @@ mod tests {
             started_at: t0,
             start_period: Duration::ZERO,
             ready_since_start: false,
+            unlinked_bad: false,
             rules: Rules::default(),
         }
     }

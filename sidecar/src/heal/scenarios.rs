@@ -392,6 +392,14 @@ fn same_host_name_in_two_projects() {
             assert_eq!(sim.restarted(), ["one-worker-a"], "{:?}", sim.restarts);
         } else {
             assert!(sim.restarts.is_empty(), "{:?}", sim.restarts);
+            // Said: the frozen record may be either's, so neither is restarted for it.
+            let ds = sim.round(sim.t0 + 300 * S);
+            assert_eq!(ds.len(), 2, "{ds:?}");
+            assert!(
+                ds.iter()
+                    .all(|d| d.action == Action::Skip && d.why == policy::Why::Unlinked),
+                "{ds:?}"
+            );
             let r = &sim.book.state().replicas;
             assert!(
                 r.iter()
