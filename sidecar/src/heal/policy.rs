@@ -122,7 +122,7 @@ pub struct Observation {
     pub id: String,
     /// Container name.
     pub name: String,
-    /// Compose project (empty when none): a service is keyed by its project and its name.
+    /// Compose project (empty outside Compose): a service is known by its project and name.
     pub project: String,
     /// Compose service (or the name): at most one restart per service at a time.
     pub service: String,
