@@ -293,6 +293,7 @@ mod tests {
             result: Err(Error::store(ready_signal::Error::Redis {
                 addr: "redis:6379".into(),
                 message: "connection refused".into(),
+                source: None,
             })),
         };
         b.apply(failed, Instant::now());
