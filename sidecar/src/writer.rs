@@ -600,6 +600,7 @@ mod tests {
                 instance: instance.into(),
                 state,
                 reason: reason.into(),
+                container: None,
             },
         }
     }
