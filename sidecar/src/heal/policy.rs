@@ -113,6 +113,8 @@ pub struct Observation {
     pub id: String,
     /// Container name.
     pub name: String,
+    /// Compose project (empty outside Compose): a service is known by its project and name.
+    pub project: String,
     /// Compose service (or the name): at most one restart per service at a time.
     pub service: String,
     /// Labelled `healthcheck.heal=true`.
@@ -376,7 +378,7 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
 
     let hold = brake(policy, input);
 
-    let mut busy_services: Vec<&str> = Vec::new();
+    let mut busy_services: Vec<(&str, &str)> = Vec::new();
     let mut in_flight = history.in_flight();
 
     for c in &input.containers {
@@ -474,7 +476,9 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::Backoff(at - now)));
             continue;
         }
-        if history.service_busy(&c.service) || busy_services.contains(&c.service.as_str()) {
+        if history.service_busy(&c.project, &c.service)
+            || busy_services.contains(&(c.project.as_str(), c.service.as_str()))
+        {
             out.push(say(Action::Skip, Why::ServiceBusy));
             continue;
         }
@@ -482,7 +486,7 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::TooManyInFlight));
             continue;
         }
-        busy_services.push(&c.service);
+        busy_services.push((&c.project, &c.service));
         in_flight += 1;
         let why = match c.condition {
             Condition::Stale => Why::Stale(bad_for),
@@ -522,6 +526,7 @@ mod tests {
         Observation {
             id: id.to_owned(),
             name: format!("stack-{service}-1"),
+            project: "stack".to_owned(),
             service: service.to_owned(),
             opted_in: true,
             running: true,
@@ -1023,7 +1028,7 @@ mod tests {
         assert!(matches!(ds[0].action, Action::Restart { .. }));
         assert_eq!((ds[1].action, ds[1].why), (Action::Skip, Why::ServiceBusy));
         let mut h = History::new();
-        h.begin("aaa1", "a");
+        h.begin("aaa1", "stack", "a");
         let ds = decide(&p, &inp, &h, t0 + 61 * S);
         assert_eq!(only(&ds), (Action::Skip, Why::ServiceBusy));
         h.end("aaa1");
@@ -1031,6 +1036,34 @@ mod tests {
             decide(&p, &inp, &h, t0 + 62 * S)[0].action,
             Action::Restart { .. }
         ));
+    }
+
+    /// A service is known by its project: two frozen containers of services named alike in two
+    /// Compose projects are two services, each restarted (with room for two restarts at once).
+    #[test]
+    fn one_per_service_per_project() {
+        let t0 = Instant::now();
+        let one = stale_since(obs("aaa1", "worker", t0), t0);
+        let mut two = stale_since(obs("aaa2", "worker", t0), t0);
+        two.project = "other".into();
+        let p = Policy {
+            max_in_flight: 2,
+            ..Policy::default()
+        };
+        let inp = input(vec![one, two, obs("bbbb", "b", t0), obs("cccc", "c", t0)]);
+        let ds = decide(&p, &inp, &History::new(), t0 + 60 * S);
+        assert_eq!(ds.len(), 2, "{ds:?}");
+        assert!(
+            ds.iter()
+                .all(|d| matches!(d.action, Action::Restart { .. })),
+            "{ds:?}"
+        );
+        let mut h = History::new();
+        h.begin("aaa1", "stack", "worker");
+        let ds = decide(&p, &inp, &h, t0 + 61 * S);
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!(ds[0].id, "aaa2");
+        assert!(matches!(ds[0].action, Action::Restart { .. }));
     }
 
     /// At most max_in_flight restarts at once across the stack: a sidecar that comes back to many

@@ -25,6 +25,100 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Longest kept health log line, in bytes (Docker keeps up to 4096 bytes of output).
 const MAX_HEALTH_LINE: usize = 300;
 
+/// What a failed Docker call means, told by its HTTP status code, never by its text (engines
+/// word their errors differently: Podman says "no such container" in lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DockerFailure {
+    /// 404: the container (or what was named) is gone.
+    Gone,
+    /// 409: the container's state forbids it (being removed, paused, ...).
+    Conflict,
+    /// 304: it already is as asked (started, stopped).
+    Unchanged,
+    /// 5xx: the engine failed.
+    Engine,
+    /// Another status: the request was refused (a socket proxy's 403, ...).
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// The connection or the answer failed.
+    Transport,
+}
+
+impl DockerFailure {
+    /// The kind of an HTTP status an engine answered with.
+    pub fn of_status(status: u16) -> DockerFailure {
+        match status {
+            404 => DockerFailure::Gone,
+            409 => DockerFailure::Conflict,
+            304 => DockerFailure::Unchanged,
+            500..=599 => DockerFailure::Engine,
+            _ => DockerFailure::Refused,
+        }
+    }
+
+    /// A fixed word: `gone`, `conflict`, `unchanged`, `engine`, `refused`, `timeout`, `transport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DockerFailure::Gone => "gone",
+            DockerFailure::Conflict => "conflict",
+            DockerFailure::Unchanged => "unchanged",
+            DockerFailure::Engine => "engine",
+            DockerFailure::Refused => "refused",
+            DockerFailure::Timeout => "timeout",
+            DockerFailure::Transport => "transport",
+        }
+    }
+}
+
+/// A failed Docker call: its kind, what was being done, and the engine's or client's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("docker: {context}: {message}")]
+pub struct DockerError {
+    /// What it means.
+    pub kind: DockerFailure,
+    /// What was being done ("inspecting 3f4e8a1b2c3d").
+    pub context: String,
+    /// What the engine or the client said.
+    pub message: String,
+}
+
+impl DockerError {
+    /// A bollard error, classified by its status code.
+    pub fn from_bollard(context: &str, e: &bollard::errors::Error) -> DockerError {
+        use bollard::errors::Error as B;
+        let kind = match e {
+            B::DockerResponseServerError { status_code, .. } => {
+                DockerFailure::of_status(*status_code)
+            }
+            B::RequestTimeoutError => DockerFailure::Timeout,
+            _ => DockerFailure::Transport,
+        };
+        let message = match e {
+            B::DockerResponseServerError {
+                status_code,
+                message,
+            } => format!("{status_code} {message}"),
+            other => other.to_string(),
+        };
+        DockerError {
+            kind,
+            context: context.to_owned(),
+            message,
+        }
+    }
+
+    /// No answer within the call's deadline.
+    pub fn timeout(context: &str) -> DockerError {
+        DockerError {
+            kind: DockerFailure::Timeout,
+            context: context.to_owned(),
+            message: "no answer in time".to_owned(),
+        }
+    }
+}
+
 /// How Docker is watched.
 #[derive(Debug, Clone)]
 pub struct DockerWatch {
@@ -151,8 +245,8 @@ impl DockerWatch {
                     } else {
                         match self.inspect(&docker, &id).await {
                             Ok(c) => DockerChange::One(Box::new(c)),
-                            Err(e) if e.contains("No such container") => DockerChange::Gone(id),
-                            Err(e) => return Err(e),
+                            Err(e) if e.kind == DockerFailure::Gone => DockerChange::Gone(id),
+                            Err(e) => return Err(e.to_string()),
                         }
                     };
                     if changes.send(Change::Docker(change)).await.is_err() {
@@ -230,8 +324,8 @@ impl DockerWatch {
             match self.inspect(docker, &id).await {
                 Ok(c) => all.push(c),
                 // Removed between the listing and the inspect.
-                Err(e) if e.contains("No such container") => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind == DockerFailure::Gone => {}
+                Err(e) => return Err(e.to_string()),
             }
         }
         changes
@@ -240,14 +334,14 @@ impl DockerWatch {
             .map_err(|_| "shutting down".to_string())
     }
 
-    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, String> {
+    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, DockerError> {
         let r = tokio::time::timeout(
             self.timeout,
             docker.inspect_container(id, None::<InspectContainerOptions>),
         )
         .await
-        .map_err(|_| self.timed_out("inspecting a container"))?
-        .map_err(|e| format!("docker: inspecting {}: {e}", short(id)))?;
+        .map_err(|_| DockerError::timeout(&self.timed_out("inspecting a container")))?
+        .map_err(|e| DockerError::from_bollard(&format!("inspecting {}", short(id)), &e))?;
         Ok(container_from(r))
     }
 
@@ -321,4 +415,58 @@ fn clip(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A container that is gone is told by the status code, whatever the words: Docker's
+    /// "No such container" and Podman's "no such container" are both `Gone`; 409, 304 and 5xx
+    /// have kinds of their own.
+    #[test]
+    fn failures_by_status_not_text() {
+        let e = |status_code: u16, message: &str| {
+            DockerError::from_bollard(
+                "inspecting abc",
+                &bollard::errors::Error::DockerResponseServerError {
+                    status_code,
+                    message: message.into(),
+                },
+            )
+            .kind
+        };
+        assert_eq!(e(404, "no such container: abc"), DockerFailure::Gone);
+        assert_eq!(e(404, "No such container: abc"), DockerFailure::Gone);
+        assert_eq!(e(409, "container is paused"), DockerFailure::Conflict);
+        assert_eq!(e(304, ""), DockerFailure::Unchanged);
+        assert_eq!(e(500, "No such container (sic)"), DockerFailure::Engine);
+        assert_eq!(e(403, "forbidden by the proxy"), DockerFailure::Refused);
+    }
+
+    /// On the real engine (when this machine has one): inspecting a container that does not exist
+    /// is `Gone`.
+    #[tokio::test]
+    async fn the_engine_says_gone_by_status() {
+        let sock = std::path::Path::new("/var/run/docker.sock");
+        if !sock.exists() {
+            eprintln!("skipped: no docker engine at {}", sock.display());
+            return;
+        }
+        let docker = connect(
+            &DockerEndpoint::Unix(sock.to_string_lossy().into_owned()),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("docker answers");
+        let err = docker
+            .inspect_container(&"0".repeat(64), None::<InspectContainerOptions>)
+            .await
+            .expect_err("no container has this id");
+        assert_eq!(
+            DockerError::from_bollard("inspecting", &err).kind,
+            DockerFailure::Gone,
+            "{err}"
+        );
+    }
 }
