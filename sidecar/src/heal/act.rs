@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use super::history::{EngineAction, EngineEvent, History, Saved};
 use super::policy::{self, Action, Decision, Mode, Why};
 use super::{Config, observe, statefile, subject};
+use crate::error::Error as DockerError;
 use crate::state::{ContainerHeal, HealCount, HealMode, HealSummary, State};
-use crate::watch::docker::DockerError;
 use crate::writer::{Change, Changes, HealUpdate};
 
 /// Docker's stop timeout when a container sets none (the engine's own default).
@@ -373,7 +373,7 @@ impl Governor {
             let t = c
                 .and_then(|c| c.stop_timeout)
                 .unwrap_or(DEFAULT_STOP_TIMEOUT);
-            self.history.begin(&d.id, &project, &d.service);
+            self.history.begin(&d.id, &d.service);
             let docker = self.docker.clone();
             let id = d.id.clone();
             let tx = self.done_tx.clone();
@@ -475,10 +475,10 @@ impl Governor {
                 )
             }
             Err(e) => {
-                tracing::warn!(target: "heal", container = %name, project = %project, service = %service, error = %e, kind = e.kind.as_str(), decision = "restart-failed", "restart failed");
+                tracing::warn!(target: "heal", container = %name, project = %project, service = %service, error = %e, kind = e.kind().as_str(), decision = "restart-failed", "restart failed");
                 self.lines.insert(
                     done.id.clone(),
-                    format!("restart failed ({}): {e}", e.kind.as_str()),
+                    format!("restart failed ({}): {e}", e.kind().as_str()),
                 );
                 ("restart-failed", e.to_string())
             }
@@ -633,17 +633,16 @@ async fn restart(docker: &Docker, id: &str, t: i64) -> Result<Restarted, DockerE
     match tokio::time::timeout(limit, docker.restart_container(id, Some(opts))).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            return Err(DockerError::from_bollard(
-                &format!("restarting {}", short(id)),
-                &e,
+            return Err(DockerError::docker(
+                format_args!("docker: restarting {}", short(id)),
+                e,
             ));
         }
         Err(_) => {
-            return Err(DockerError::timeout(&format!(
-                "restarting {}: no answer within {}s",
-                short(id),
-                limit.as_secs()
-            )));
+            return Err(DockerError::timeout(
+                format_args!("docker: restarting {}", short(id)),
+                limit,
+            ));
         }
     }
     let took = began.elapsed();
@@ -876,6 +875,9 @@ mod tests {
             restart_count: 0,
             exit_code: None,
             started_at: None,
+            health_checked_at: None,
+            instances: Vec::new(),
+            earlier_instances: Vec::new(),
             stop_timeout: None,
             start_period: None,
             heal: None,

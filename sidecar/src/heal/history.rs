@@ -26,8 +26,9 @@ const MAX_KEPT: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct History {
     containers: BTreeMap<String, Memory>,
-    /// Restarts under way: container id → its Compose project and service.
-    in_flight: BTreeMap<String, (String, String)>,
+    /// Restarts under way: container id → its service. Which service is busy is asked of the
+    /// policy's input, where a service is known by its project and its name.
+    in_flight: BTreeMap<String, String>,
     /// The last instant a stack-wide hold (shared outage, store unknown) was in force.
     held: Option<Instant>,
 }
@@ -121,10 +122,9 @@ impl History {
         true
     }
 
-    /// A restart of `id` (service `service` of Compose project `project`) is under way.
-    pub fn begin(&mut self, id: &str, project: &str, service: &str) {
-        self.in_flight
-            .insert(id.to_owned(), (project.to_owned(), service.to_owned()));
+    /// A restart of `id` (service `service`) is under way.
+    pub fn begin(&mut self, id: &str, service: &str) {
+        self.in_flight.insert(id.to_owned(), service.to_owned());
     }
 
     /// The restart of `id` is over (whatever its outcome).
@@ -135,14 +135,6 @@ impl History {
     /// Whether a restart of `id` is under way.
     pub fn is_in_flight(&self, id: &str) -> bool {
         self.in_flight.contains_key(id)
-    }
-
-    /// Whether a restart of some container of `service` in Compose project `project` is under
-    /// way (a service of the same name in another project is another service).
-    pub fn service_busy(&self, project: &str, service: &str) -> bool {
-        self.in_flight
-            .values()
-            .any(|(p, s)| p == project && s == service)
     }
 
     /// How many restarts are under way.
@@ -659,16 +651,5 @@ mod tests {
         }];
         assert_eq!(saved.merge_events(&events), 1);
         assert_eq!(saved.containers["b"].restarts.len(), 1);
-    }
-
-    /// Two services of the same name in two Compose projects are two services.
-    #[test]
-    fn service_busy_is_per_project() {
-        let mut h = History::new();
-        h.begin("a1", "one", "worker");
-        assert!(h.service_busy("one", "worker"));
-        assert!(!h.service_busy("two", "worker"));
-        h.end("a1");
-        assert!(!h.service_busy("one", "worker"));
     }
 }

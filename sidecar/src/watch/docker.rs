@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::{Backoff, pause};
 use crate::config::DockerEndpoint;
+use crate::error::{Error, ErrorKind};
 use crate::state::Container;
 use crate::writer::{Change, Changes, DockerChange};
 
@@ -24,100 +25,6 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 
 /// Longest kept health log line, in bytes (Docker keeps up to 4096 bytes of output).
 const MAX_HEALTH_LINE: usize = 300;
-
-/// What a failed Docker call means, told by its HTTP status code, never by its text (engines
-/// word their errors differently: Podman says "no such container" in lower case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DockerFailure {
-    /// 404: the container (or what was named) is gone.
-    Gone,
-    /// 409: the container's state forbids it (being removed, paused, ...).
-    Conflict,
-    /// 304: it already is as asked (started, stopped).
-    Unchanged,
-    /// 5xx: the engine failed.
-    Engine,
-    /// Another status: the request was refused (a socket proxy's 403, ...).
-    Refused,
-    /// No answer in time.
-    Timeout,
-    /// The connection or the answer failed.
-    Transport,
-}
-
-impl DockerFailure {
-    /// The kind of an HTTP status an engine answered with.
-    pub fn of_status(status: u16) -> DockerFailure {
-        match status {
-            404 => DockerFailure::Gone,
-            409 => DockerFailure::Conflict,
-            304 => DockerFailure::Unchanged,
-            500..=599 => DockerFailure::Engine,
-            _ => DockerFailure::Refused,
-        }
-    }
-
-    /// A fixed word: `gone`, `conflict`, `unchanged`, `engine`, `refused`, `timeout`, `transport`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DockerFailure::Gone => "gone",
-            DockerFailure::Conflict => "conflict",
-            DockerFailure::Unchanged => "unchanged",
-            DockerFailure::Engine => "engine",
-            DockerFailure::Refused => "refused",
-            DockerFailure::Timeout => "timeout",
-            DockerFailure::Transport => "transport",
-        }
-    }
-}
-
-/// A failed Docker call: its kind, what was being done, and the engine's or client's words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("docker: {context}: {message}")]
-pub struct DockerError {
-    /// What it means.
-    pub kind: DockerFailure,
-    /// What was being done ("inspecting 3f4e8a1b2c3d").
-    pub context: String,
-    /// What the engine or the client said.
-    pub message: String,
-}
-
-impl DockerError {
-    /// A bollard error, classified by its status code.
-    pub fn from_bollard(context: &str, e: &bollard::errors::Error) -> DockerError {
-        use bollard::errors::Error as B;
-        let kind = match e {
-            B::DockerResponseServerError { status_code, .. } => {
-                DockerFailure::of_status(*status_code)
-            }
-            B::RequestTimeoutError => DockerFailure::Timeout,
-            _ => DockerFailure::Transport,
-        };
-        let message = match e {
-            B::DockerResponseServerError {
-                status_code,
-                message,
-            } => format!("{status_code} {message}"),
-            other => other.to_string(),
-        };
-        DockerError {
-            kind,
-            context: context.to_owned(),
-            message,
-        }
-    }
-
-    /// No answer within the call's deadline.
-    pub fn timeout(context: &str) -> DockerError {
-        DockerError {
-            kind: DockerFailure::Timeout,
-            context: context.to_owned(),
-            message: "no answer in time".to_owned(),
-        }
-    }
-}
 
 /// How Docker is watched.
 #[derive(Debug, Clone)]
@@ -137,11 +44,16 @@ pub struct DockerWatch {
 
 /// Connects and agrees on an API version the engine speaks (an old engine refuses a client
 /// that asks for a newer one).
-pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, String> {
+pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Error> {
     let socket = endpoint.describe();
     let secs = timeout.as_secs().max(1);
     let docker = match endpoint {
-        DockerEndpoint::None => return Err("docker is not configured (--docker none)".into()),
+        DockerEndpoint::None => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "docker is not configured (--docker none)",
+            ));
+        }
         DockerEndpoint::Unix(path) => {
             Docker::connect_with_unix(path, secs, bollard::API_DEFAULT_VERSION)
         }
@@ -149,16 +61,16 @@ pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Doc
             Docker::connect_with_http(&format!("tcp://{addr}"), secs, bollard::API_DEFAULT_VERSION)
         }
     }
-    .map_err(|e| format!("docker at {socket}: {e}"))?;
+    .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))?;
     tokio::time::timeout(timeout, docker.negotiate_version())
         .await
         .map_err(|_| {
-            format!(
-                "docker at {socket}: no answer within {}",
-                humantime::format_duration(timeout)
+            Error::timeout(
+                format_args!("docker at {socket}: negotiating the API version"),
+                timeout,
             )
         })?
-        .map_err(|e| format!("docker at {socket}: {e}"))
+        .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))
 }
 
 impl DockerWatch {
@@ -202,7 +114,7 @@ impl DockerWatch {
         changes: &Changes,
         self_id: Option<&str>,
         shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let docker = connect(&self.endpoint, self.timeout).await?;
         if self.projects.is_empty()
             && let Some(id) = self_id
@@ -230,8 +142,8 @@ impl DockerWatch {
                 }
                 event = events.next() => {
                     let event = match event {
-                        None => return Err("docker event stream ended".into()),
-                        Some(Err(e)) => return Err(format!("docker events: {e}")),
+                        None => return Err(Error::new(ErrorKind::Unreachable, "docker event stream ended")),
+                        Some(Err(e)) => return Err(Error::docker("docker events", e)),
                         Some(Ok(e)) => e,
                     };
                     let Some(actor) = event.actor else { continue };
@@ -245,8 +157,8 @@ impl DockerWatch {
                     } else {
                         match self.inspect(&docker, &id).await {
                             Ok(c) => DockerChange::One(Box::new(c)),
-                            Err(e) if e.kind == DockerFailure::Gone => DockerChange::Gone(id),
-                            Err(e) => return Err(e.to_string()),
+                            Err(e) if e.is_not_found() => DockerChange::Gone(id),
+                            Err(e) => return Err(e),
                         }
                     };
                     if changes.send(Change::Docker(change)).await.is_err() {
@@ -292,7 +204,7 @@ impl DockerWatch {
     }
 
     /// Lists the watched containers and inspects each; sends the whole set.
-    async fn resync(&self, docker: &Docker, changes: &Changes) -> Result<(), String> {
+    async fn resync(&self, docker: &Docker, changes: &Changes) -> Result<(), Error> {
         // Label filters are ANDed: one listing per project.
         let groups: Vec<String> = if self.projects.is_empty() {
             vec![PROJECT_LABEL.to_string()]
@@ -316,7 +228,7 @@ impl DockerWatch {
             )
             .await
             .map_err(|_| self.timed_out("listing containers"))?
-            .map_err(|e| format!("docker: listing containers: {e}"))?;
+            .map_err(|e| Error::docker("docker: listing containers", e))?;
             ids.extend(list.into_iter().filter_map(|c| c.id));
         }
         let mut all = Vec::with_capacity(ids.len());
@@ -324,32 +236,31 @@ impl DockerWatch {
             match self.inspect(docker, &id).await {
                 Ok(c) => all.push(c),
                 // Removed between the listing and the inspect.
-                Err(e) if e.kind == DockerFailure::Gone => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
             }
         }
         changes
             .send(Change::Docker(DockerChange::All(all)))
             .await
-            .map_err(|_| "shutting down".to_string())
+            .map_err(|_| Error::new(ErrorKind::Unreachable, "the writer is gone: shutting down"))
     }
 
-    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, DockerError> {
+    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, Error> {
         let r = tokio::time::timeout(
             self.timeout,
             docker.inspect_container(id, None::<InspectContainerOptions>),
         )
         .await
-        .map_err(|_| DockerError::timeout(&self.timed_out("inspecting a container")))?
-        .map_err(|e| DockerError::from_bollard(&format!("inspecting {}", short(id)), &e))?;
+        .map_err(|_| self.timed_out("inspecting a container"))?
+        .map_err(|e| Error::docker(format_args!("docker: inspecting {}", short(id)), e))?;
         Ok(container_from(r))
     }
 
-    fn timed_out(&self, what: &str) -> String {
-        format!(
-            "docker at {}: {what} timed out after {}",
-            self.endpoint.describe(),
-            humantime::format_duration(self.timeout)
+    fn timed_out(&self, what: &str) -> Error {
+        Error::timeout(
+            format_args!("docker at {}: {what}", self.endpoint.describe()),
+            self.timeout,
         )
     }
 }
@@ -396,6 +307,9 @@ pub fn container_from(r: ContainerInspectResponse) -> Container {
         restart_count: r.restart_count.unwrap_or(0).max(0) as u64,
         exit_code: if running { None } else { state.exit_code },
         started_at: state.started_at.filter(|s| !s.starts_with("0001-")),
+        health_checked_at: health.log.as_ref().and_then(|log| log.last()?.end.clone()),
+        instances: Vec::new(),
+        earlier_instances: Vec::new(),
         stop_timeout: config.stop_timeout,
         start_period: config
             .healthcheck
@@ -421,33 +335,10 @@ fn clip(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    /// A container that is gone is told by the status code, whatever the words: Docker's
-    /// "No such container" and Podman's "no such container" are both `Gone`; 409, 304 and 5xx
-    /// have kinds of their own.
-    #[test]
-    fn failures_by_status_not_text() {
-        let e = |status_code: u16, message: &str| {
-            DockerError::from_bollard(
-                "inspecting abc",
-                &bollard::errors::Error::DockerResponseServerError {
-                    status_code,
-                    message: message.into(),
-                },
-            )
-            .kind
-        };
-        assert_eq!(e(404, "no such container: abc"), DockerFailure::Gone);
-        assert_eq!(e(404, "No such container: abc"), DockerFailure::Gone);
-        assert_eq!(e(409, "container is paused"), DockerFailure::Conflict);
-        assert_eq!(e(304, ""), DockerFailure::Unchanged);
-        assert_eq!(e(500, "No such container (sic)"), DockerFailure::Engine);
-        assert_eq!(e(403, "forbidden by the proxy"), DockerFailure::Refused);
-    }
-
     /// On the real engine (when this machine has one): inspecting a container that does not exist
-    /// is `Gone`.
+    /// is `NotFound`, told by the 404 the engine answers (not by its words).
     #[tokio::test]
-    async fn the_engine_says_gone_by_status() {
+    async fn the_engine_says_not_found_by_status() {
         let sock = std::path::Path::new("/var/run/docker.sock");
         if !sock.exists() {
             eprintln!("skipped: no docker engine at {}", sock.display());
@@ -463,10 +354,6 @@ mod tests {
             .inspect_container(&"0".repeat(64), None::<InspectContainerOptions>)
             .await
             .expect_err("no container has this id");
-        assert_eq!(
-            DockerError::from_bollard("inspecting", &err).kind,
-            DockerFailure::Gone,
-            "{err}"
-        );
+        assert!(Error::docker("inspecting", err).is_not_found());
     }
 }
