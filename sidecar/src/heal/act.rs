@@ -841,6 +841,37 @@ mod tests {
         assert!(waited.is_err(), "a restart task ran: {waited:?}");
     }
 
+    /// What the governor keeps per container leaves with the container: a removed container's
+    /// last words, page line, bad spell and start are forgotten, while one being restarted keeps
+    /// them until its restart reports back.
+    #[tokio::test]
+    async fn per_container_maps_shrink_when_containers_go() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, None);
+        let now = Instant::now();
+        let state = one_container(now);
+        let here = state.containers[0].id.clone();
+        for id in [here.as_str(), "gone", "restarting"] {
+            g.said.insert(id.to_owned(), ("skip", "backoff"));
+            g.lines
+                .insert(id.to_owned(), "left alone: backing off".into());
+            g.bad_since.insert(id.to_owned(), now);
+            g.ready_after_start.insert(id.to_owned(), now);
+        }
+        g.history.begin("restarting", "agent-b");
+        g.forget_gone(&state);
+        let mut kept: Vec<&String> = g.said.keys().collect();
+        kept.sort();
+        assert_eq!(kept, [&here, &"restarting".to_owned()]);
+        assert_eq!(g.lines.len(), 2);
+        assert_eq!(g.bad_since.len(), 2);
+        assert_eq!(g.ready_after_start.len(), 2);
+        g.history.end("restarting");
+        g.forget_gone(&state);
+        assert_eq!(g.said.keys().collect::<Vec<_>>(), [&here]);
+        assert_eq!(g.lines.len(), 1);
+    }
+
     fn governor(
         mode: Mode,
         dir: &tempfile::TempDir,
