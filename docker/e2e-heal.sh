@@ -17,6 +17,8 @@ export SECRETS_DIR
 export COMPOSE_OVERRIDE="$ROOT/docker/e2e-heal.compose.yml"
 # Docker's checks every 2 s (the example stack's default is 30 s): the suite waits on them.
 export HC_INTERVAL=2s SIDECAR_HEAL=on
+# The sidecar watches two projects: the stack's and a second one (the twins check's).
+export HEAL_PROJECT_A=$PROJECT HEAL_PROJECT_B=${PROJECT}2
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
 install_test_deps   # haproxy, jq and curl, when this suite runs on its own
@@ -44,6 +46,8 @@ fail() {
 cleanup() {
     local code=$?
     if [[ $code -ne 0 ]]; then compose logs --tail 15 >&2 2>/dev/null || true; fi
+    [[ -n "${TWIN_B:-}" ]] && docker rm -f "$TWIN_B" >/dev/null 2>&1
+    compose --profile twins rm -fsv agent-twin >/dev/null 2>&1 || true
     teardown
     rm -rf "$SECRETS_DIR"
     exit $code
@@ -368,4 +372,71 @@ say "heal timings, seconds after the freeze (the record turns stale at about ${S
 awk '{ printf "  %-7s detected %5.1f  decided %5.1f  stopped %5.1f  started %5.1f  ready %5.1f  docker-healthy %5.1f\n",
         $1, $3 - $2, $4 - $2, $5 - $2, $6 - $2, $7 - $2, $8 - $2 }' "$TIMINGS" >&2
 if [[ -n "${HEAL_TIMINGS_OUT:-}" ]]; then cp "$TIMINGS" "$HEAL_TIMINGS_OUT"; fi
+
+# --- a SIGTERM-deaf container (stop timeout 10 s) restarted, then the sidecar restarted during
+# its backoff: the restart is counted once (one in the window, backoff at its first step).
+say "breaking deaf (ignores SIGTERM, stop timeout 10 s), restarting the sidecar in its backoff: expect one restart counted"
+D=$(cid deaf)
+D_NAME=$(docker inspect -f '{{.Name}}' "$D" | sed 's#^/##')
+wait_health "$D" healthy 30 || fail "deaf did not become healthy"
+before=$(started_at "$D")
+t_break=$(now)
+docker exec "$D" /bin/busybox rm -f /tmp/ok
+new=$(wait_restarted "$D" "$before" 60) || fail "deaf was not restarted within 60 s"
+D1=$(first_line_at "$D_NAME" 'decision="?restart"? ' "$t_break") || fail "no restart line for deaf"
+took=$(elapsed "$D1" "$(epoch "$new")")
+awk -v t="$took" 'BEGIN { exit !(t >= 9) }' || fail "deaf restarted ${took}s after the decision: its SIGTERM was not ignored (expected the 10 s stop timeout)"
+wait_health "$D" healthy 30 || fail "deaf not healthy after its restart"
+# Broken again at once, and the sidecar restarted while the backoff (30 s, at least 24 s) runs.
+before=$(started_at "$D")
+docker exec "$D" /bin/busybox rm -f /tmp/ok
+sidecar_before=$(started_at "$SIDECAR")
+docker restart -t 5 "$SIDECAR" >/dev/null
+wait_restarted "$SIDECAR" "$sidecar_before" 30 >/dev/null || fail "the sidecar did not come back after docker restart"
+SIDECAR_ADDR=$(compose port sidecar "$SIDECAR_INNER_PORT" | tail -n 1)
+seen=""
+for _ in $(seq 60); do
+    seen=$(api /api/status 2>/dev/null | jq -r --arg id "$D" '[.containers[]? | select(.id == $id) | .heal // empty | "\(.restarts_in_window) \(.status)"] | first // empty')
+    [[ -n "$seen" ]] && break
+    sleep 0.5
+done
+[[ "$seen" == "1 backoff" ]] || fail "after the sidecar's restart deaf shows '${seen:-nothing}' (restarts in window, status), not '1 backoff': the restart was not counted once"
+new=$(wait_restarted "$D" "$before" 60) || fail "deaf was not restarted after its backoff"
+line=$(heal_lines "$D_NAME" | grep -E 'decision="?restart"? ' | tail -n 1)
+[[ "$line" == *"restarts_in_window=2"* ]] || fail "deaf's second restart is not its second in the window: $line"
+gap=$(elapsed "$D1" "$(epoch "$(awk '{ print $1 }' <<<"$line")")")
+awk -v g="$gap" 'BEGIN { exit !(g >= 24 && g < 48) }' || fail "deaf's second restart ${gap}s after its first: the backoff was not its first step (24-30 s)"
+wait_health "$D" healthy 40 || fail "deaf not healthy after its second restart"
+pass "SIGTERM-deaf deaf restarted (stop took ${took}s), sidecar restarted in its backoff: 1 restart counted, next one ${gap}s later as the 2nd"
+
+# --- the same host name three times: two replicas of one scaled service (hostname: twin) and a
+# container of a second watched project. One replica frozen: only it is restarted. This needs
+# records that name their container (ready-signal's record identity) and linking by id: with a
+# host name alone the record is ambiguous and nothing may be restarted.
+say "three containers with host name twin (a service scaled to 2, and one in project ${PROJECT}2): freezing one, expect only it restarted"
+compose --profile twins up -d --no-recreate --scale agent-twin=2 agent-twin >/dev/null 2>&1 || fail "agent-twin did not start"
+TWIN_B=$(docker run -d --name "${PROJECT}2_agent-twin_1" --hostname twin \
+    --label com.docker.compose.project="${PROJECT}2" --label com.docker.compose.service=agent-twin \
+    --label healthcheck.heal=true --label healthcheck.heal.after=3s \
+    --entrypoint /bin/sh "$SCRIPT_AGENT_IMAGE" -c 'while :; do sleep 1; done')
+mapfile -t TWINS < <(compose --profile twins ps -q agent-twin)
+(( ${#TWINS[@]} == 2 )) || fail "agent-twin has ${#TWINS[@]} replicas, not 2"
+for _ in $(seq 60); do
+    shown=$(api /api/status | jq -r '[.agents[]? | select((.agent // .name // "") == "consumer") | .replicas[]? | select(.replica == "twin") | .state] | first // empty')
+    [[ "$shown" == ready ]] && break
+    sleep 0.5
+done
+[[ "$shown" == ready ]] || fail "the twins' record is not shown ready (${shown:-nothing})"
+declare -A TWIN0
+for c in "${TWINS[@]}" "$TWIN_B"; do TWIN0[$c]=$(started_at "$c"); done
+FROZEN=${TWINS[0]}
+docker kill -s USR1 "$FROZEN" >/dev/null
+wait_restarted "$FROZEN" "${TWIN0[$FROZEN]}" 45 >/dev/null \
+    || fail "the frozen twin was not restarted (a record linked by host name alone is ambiguous: this check needs records that carry their container id)"
+sleep $(( HEAL_AFTER + 3 ))
+for c in "${TWINS[1]}" "$TWIN_B"; do
+    [[ "$(started_at "$c")" == "${TWIN0[$c]}" ]] || fail "a twin that was not frozen was restarted: $(docker inspect -f '{{.Name}}' "$c")"
+done
+pass "three containers named twin, one frozen: only it restarted"
+
 say "all $checks heal checks passed in $(( $(date +%s) - SUITE_T0 )) s"

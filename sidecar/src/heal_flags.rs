@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sidecar::heal::policy::{Mode, Rules};
-use sidecar::heal::{Config, ConfigError};
+use sidecar::heal::{Config, ConfigError, statefile};
 
 /// Healing: restart frozen containers labelled `healthcheck.heal=true` (see sidecar/HEAL.md).
 #[derive(Debug, Clone, clap::Args)]
@@ -48,9 +48,16 @@ pub(crate) struct HealFlags {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) heal_max_in_flight: usize,
     /// File the governor saves its history to at every change and reads at start, so that its
-    /// backoff and budget survive its own restart (put it on a volume)
-    #[arg(long, value_name = "PATH")]
+    /// backoff and budget survive its own restart (put it on a volume); `none`: keep nothing.
+    /// Default: $XDG_STATE_HOME/healthcheck-sidecar/heal.json, else
+    /// /var/lib/healthcheck-sidecar/heal.json, else ~/.local/state/healthcheck-sidecar/heal.json,
+    /// the first writable
+    #[arg(long, value_name = "PATH|none")]
     pub(crate) heal_state: Option<std::path::PathBuf>,
+    /// The sidecar's own container id, when it runs in a container and cannot find the id itself
+    /// (it then refuses to heal); `none`: it runs in no container it watches
+    #[arg(long, value_name = "ID|none")]
+    pub(crate) heal_self: Option<String>,
 }
 
 impl HealFlags {
@@ -74,7 +81,39 @@ impl HealFlags {
         };
         cfg.policy.outage_share = self.heal_outage_share;
         cfg.policy.max_in_flight = self.heal_max_in_flight;
-        cfg.state_file = self.heal_state.clone();
+        cfg.state_file = match &self.heal_state {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some(p.clone()),
+            None => match statefile::default_path(|k| std::env::var(k).ok()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(target: "heal", tried = %e, "no writable place for the heal history: budgets and backoff survive a sidecar restart only through docker's events (give --heal-state PATH on a volume)");
+                    None
+                }
+            },
+        };
+        match self.heal_self.as_deref() {
+            None => {}
+            Some("none") => {
+                cfg.self_id = None;
+                cfg.refused = None;
+            }
+            Some(id) => {
+                let hex = id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !(hex && (12..=64).contains(&id.len())) {
+                    return Err(ConfigError {
+                        flag: "heal-self",
+                        problem: format!(
+                            "{id:?} is not a container id (12 to 64 lowercase hex characters) nor none"
+                        ),
+                    });
+                }
+                cfg.self_id = Some(id.to_owned());
+                cfg.refused = None;
+            }
+        }
         cfg.validate()?;
         Ok(Some(cfg))
     }
@@ -121,7 +160,7 @@ mod tests {
                 .map(|v| v.to_string_lossy().into_owned())
                 .collect();
             match name {
-                "heal" | "heal-state" | "heal-start-grace" => {
+                "heal" | "heal-state" | "heal-start-grace" | "heal-self" => {
                     assert!(defaults.is_empty(), "--{name}: {defaults:?}")
                 }
                 _ => assert_eq!(defaults, [s.default], "--{name}"),

@@ -352,6 +352,8 @@ pub struct HealSummary {
     pub mode: HealMode,
     /// When the shared-outage brake holds every restart: why, one line.
     pub shared_outage: Option<String>,
+    /// When the governor heals nothing at all (its own container cannot be found): why.
+    pub refused: Option<String>,
     /// Decisions taken since the sidecar started, by service, decision and why (fixed words).
     pub decisions: Vec<HealCount>,
 }
@@ -359,6 +361,8 @@ pub struct HealSummary {
 /// A count of one kind of decision, for `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealCount {
+    /// Compose project (empty outside Compose).
+    pub project: String,
     /// Compose service (or container name when none).
     pub service: String,
     /// `restart`, `skip`, `quarantine`, `release`.

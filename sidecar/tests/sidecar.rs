@@ -43,12 +43,17 @@ impl Sidecar {
     /// The sidecar with these store variables (and the namespace), reading the store every
     /// `read_interval`.
     fn start_with(env: &[(&str, String)], read_interval: &str) -> Sidecar {
+        Sidecar::start_args(&["--docker", "none", "--read-interval", read_interval], env)
+    }
+
+    /// The sidecar with these flags (besides `--listen` and `--timeout`) and variables.
+    fn start_args(args: &[&str], env: &[(&str, String)]) -> Sidecar {
         let port = harness::free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("sidecar.log");
         let child = Command::new(harness::bin("healthcheck-sidecar"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--docker", "none"])
-            .args(["--read-interval", read_interval, "--timeout", "1s"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--timeout", "1s"])
+            .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("READY_SIGNAL_NAMESPACE", NS)
@@ -617,4 +622,72 @@ fn page_in_headless_chromium() {
         shot.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// With `--heal`, a sidecar that runs in a container whose own id it cannot find heals nothing
+/// and says why: in its log, in `/api/status` (`heal.refused`) and in `/metrics`; given
+/// `--heal-self none` it heals. (This machine must be such a container, as the build machines
+/// are: `/.dockerenv` and no id; elsewhere only the second half can be checked, and it says so.)
+#[test]
+fn heal_refuses_when_its_own_id_is_unknown() {
+    let sock = std::path::Path::new("/var/run/docker.sock");
+    assert!(
+        sock.exists(),
+        "--heal needs a docker engine at {}",
+        sock.display()
+    );
+    let me = sidecar::heal::identity::detect();
+    let unknown = me.refusal().is_some();
+    if !unknown {
+        eprintln!(
+            "this machine is not a container with an unknown id ({me:?}): refusal not checked"
+        );
+    }
+    let project = format!("h1b-nothing-{}", std::process::id());
+    let base = [
+        "--docker",
+        "unix:///var/run/docker.sock",
+        "--project",
+        &project,
+        "--heal",
+        "--heal-state",
+        "none",
+    ];
+    let s = Sidecar::start_args(&base, &[]);
+    let v = s.wait_for("the heal mode", Duration::from_secs(10), |v| {
+        v["heal"]["mode"] == "on"
+    });
+    if unknown {
+        let why = s.wait_for("the refusal", Duration::from_secs(10), |v| {
+            v["heal"]["refused"].is_string()
+        })["heal"]["refused"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(why.contains("whose id it cannot find"), "{why}");
+        let (_, metrics) = s.get("/metrics").unwrap();
+        assert!(
+            metrics.lines().any(|l| l == "healthcheck_heal_refused 1"),
+            "{metrics}"
+        );
+        let log = s.log();
+        assert!(log.contains("the governor heals nothing"), "{log}");
+        assert!(!log.contains("history rebuilt"), "{log}");
+    } else {
+        assert!(v["heal"]["refused"].is_null(), "{v}");
+    }
+    drop(s);
+    let mut args = base.to_vec();
+    args.extend(["--heal-self", "none"]);
+    let s = Sidecar::start_args(&args, &[]);
+    s.wait_for("a governor that heals", Duration::from_secs(10), |v| {
+        v["heal"]["mode"] == "on" && v["heal"]["refused"].is_null()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.log().contains("history rebuilt") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let log = s.log();
+    assert!(log.contains("history rebuilt"), "{log}");
+    assert!(!log.contains("the governor heals nothing"), "{log}");
 }

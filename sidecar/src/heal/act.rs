@@ -1,21 +1,25 @@
 //! The governor's thin I/O: reads snapshots, asks the pure policy, carries out its decisions
 //! through the Docker API, and says every one of them four ways (a tracing line, a NATS event,
 //! a metric counted in the snapshot, and a line on the status page).
+//!
+//! Every map here keyed by container id says when its entries leave: when the container is no
+//! longer in the snapshot (removed), at the end of each round.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
-use bollard::query_parameters::{EventsOptions, RestartContainerOptions};
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, RestartContainerOptions};
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::history::History;
+use super::history::{EngineAction, EngineEvent, History, Saved};
 use super::policy::{self, Action, Decision, Mode, Why};
-use super::{Config, observe, subject};
+use super::{Config, observe, statefile, subject};
+use crate::error::Error as DockerError;
 use crate::state::{ContainerHeal, HealCount, HealMode, HealSummary, State};
 use crate::writer::{Change, Changes, HealUpdate};
 
@@ -24,6 +28,9 @@ pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
 /// Longer than any restart may take beyond its stop timeout (start-up included).
 const RESTART_SLACK: Duration = Duration::from_secs(60);
+
+/// How long the inspect after a restart (for the start it produced) may take.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The JSON published on `healthcheck.heal.{project}.{service}` for every decision said.
 #[derive(Debug, Clone, Serialize)]
@@ -56,8 +63,20 @@ pub struct HealEvent {
 #[derive(Debug)]
 struct Done {
     id: String,
-    result: Result<Duration, String>,
+    result: Result<Restarted, DockerError>,
 }
+
+/// A restart Docker carried out.
+#[derive(Debug)]
+struct Restarted {
+    /// How long the call took (stop, grace, start).
+    took: Duration,
+    /// The start it produced (`State.StartedAt` read right after), Unix nanoseconds, when read.
+    started_ns: Option<u64>,
+}
+
+/// Decision counts, by Compose project, service, decision and why (fixed words).
+type Counts = BTreeMap<(String, String, String, String), u64>;
 
 /// The governor's mutable side: history, what it said last, its counts.
 struct Governor {
@@ -74,7 +93,7 @@ struct Governor {
     bad_since: HashMap<String, Instant>,
     /// Per container: the start after which it was last seen healthy.
     ready_after_start: HashMap<String, Instant>,
-    counts: BTreeMap<(String, String, String), u64>,
+    counts: Counts,
     outage: Option<String>,
     last_update: Option<HealUpdate>,
     done_tx: mpsc::Sender<Done>,
@@ -93,9 +112,19 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Docker's RFC 3339 `StartedAt` in Unix nanoseconds.
+fn rfc3339_ns(s: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_nanos()).ok()
+}
+
 /// Runs the governor until `shutdown` resolves: evaluates every new snapshot and, while a
 /// container is in a bad spell or a restart is under way, at least every `cfg.tick` (a backoff
 /// ends without anything changing); one restart task per restart.
+///
+/// When `cfg.refused` says why it must not heal (its own container cannot be found), it
+/// restarts nothing, ever: it says why once in the log and keeps it on the page and in the
+/// metrics until shutdown.
 pub async fn run(
     cfg: Config,
     docker: Docker,
@@ -110,31 +139,13 @@ pub async fn run(
     }
     let (done_tx, mut done_rx) = mpsc::channel(16);
     let mut g = Governor::new(cfg, docker, nats, changes, done_tx);
-    // Before any decision: what was saved, and what Docker remembers of recent restarts.
-    let (now, wall) = (Instant::now(), SystemTime::now());
-    if let Some(path) = &g.cfg.state_file {
-        match read_state(path) {
-            Ok(Some(saved)) => g.history = History::restore(&saved, now, wall),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(target: "heal", path = %path.display(), error = %e, "saved heal history not read")
-            }
-        }
+    if let Some(why) = g.cfg.refused.clone() {
+        tracing::error!(target: "heal", reason = %why, "the governor heals nothing: {why}");
+        g.publish_refusal().await;
+        shutdown.await;
+        return;
     }
-    let saved: usize = g.history.iter().map(|(_, m)| m.restarts.len()).sum();
-    let window = g.cfg.defaults.window;
-    match load_restarts(&g.docker, window, now, wall).await {
-        Ok(seen) => {
-            for (id, at) in &seen {
-                g.history.merge_restart(id, *at);
-            }
-            let total: usize = g.history.iter().map(|(_, m)| m.restarts.len()).sum();
-            tracing::info!(target: "heal", saved, from_events = seen.len(), restarts = total, window_s = window.as_secs(), "history rebuilt from the saved file and docker restart events");
-        }
-        Err(e) => {
-            tracing::warn!(target: "heal", saved, error = %e, "docker restart events could not be read: history from the saved file only")
-        }
-    }
+    g.rebuild_history().await;
     let mut tick = tokio::time::interval(g.cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -183,6 +194,43 @@ impl Governor {
             dirty: false,
             save_failed: false,
         }
+    }
+
+    /// Before any decision: what was saved, merged with what Docker remembers of recent
+    /// restarts (each restart once, see [`Saved::merge_events`]).
+    async fn rebuild_history(&mut self) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut saved = Saved::default();
+        if let Some(path) = &self.cfg.state_file {
+            match statefile::read(path) {
+                Ok(Some(s)) => saved = s,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(target: "heal", path = %path.display(), error = %e, "saved heal history not read")
+                }
+            }
+        }
+        let from_file: usize = saved
+            .containers
+            .values()
+            .map(|m| m.restarts.len() + m.restarts_ms.len())
+            .sum();
+        let window = self.cfg.defaults.window;
+        let from_events = match load_events(&self.docker, window, wall).await {
+            Ok(events) => saved.merge_events(&events),
+            Err(e) => {
+                tracing::warn!(target: "heal", error = %e, "docker's restart events could not be read: history from the saved file only");
+                0
+            }
+        };
+        let (history, dropped) = History::restore(&saved, now, wall);
+        self.history = history;
+        if !dropped.is_empty() {
+            tracing::warn!(target: "heal", later_than_now = dropped.future, before_clock_origin = dropped.unrepresentable, "saved heal times dropped: they cannot be placed on this clock (never moved to now)");
+        }
+        // The merge may have learnt starts the file did not know: keep them.
+        self.dirty = from_events > 0;
+        tracing::info!(target: "heal", from_file, from_events, restarts = self.history.restart_count(), window_s = window.as_secs(), state_file = %self.cfg.state_file.as_deref().map_or("none".into(), |p| p.display().to_string()), "history rebuilt from the saved file and docker's events");
     }
 
     async fn round(&mut self, state: &State, now: Instant, wall: SystemTime) {
@@ -267,36 +315,39 @@ impl Governor {
                 }
             }
         }
-        self.bad_since
-            .retain(|id, _| input.containers.iter().any(|c| &c.id == id));
-        self.ready_after_start
-            .retain(|id, _| input.containers.iter().any(|c| &c.id == id));
+        self.forget_gone(state);
         self.history.prune(
             state.containers.iter().map(|c| c.id.as_str()),
             now,
             self.cfg.defaults.window.max(Duration::from_secs(3600)),
         );
-        self.publish(state, &input, now).await;
+        self.publish(&input, now).await;
         if self.dirty {
             self.dirty = false;
             self.save(now, wall);
         }
     }
 
-    /// Writes the history to the state file, if there is one (a new file renamed over the old).
+    /// Forgets what is kept per container for containers no longer in the snapshot (removed):
+    /// without it a long-running sidecar of a stack that is recreated often grows without end.
+    /// A restart under way keeps its entries until it reports back.
+    fn forget_gone(&mut self, state: &State) {
+        let history = &self.history;
+        let alive =
+            |id: &String| state.containers.iter().any(|c| &c.id == id) || history.is_in_flight(id);
+        self.said.retain(|id, _| alive(id));
+        self.lines.retain(|id, _| alive(id));
+        self.bad_since.retain(|id, _| alive(id));
+        self.ready_after_start.retain(|id, _| alive(id));
+    }
+
+    /// Writes the history to the state file, if there is one (durably: see [`statefile::write`]).
     fn save(&mut self, now: Instant, wall: SystemTime) {
         let Some(path) = &self.cfg.state_file else {
             return;
         };
         let saved = self.history.save(now, wall);
-        let result = serde_json::to_vec(&saved)
-            .map_err(std::io::Error::other)
-            .and_then(|body| {
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, body)?;
-                std::fs::rename(&tmp, path)
-            });
-        match result {
+        match statefile::write(path, &saved) {
             Ok(()) => self.save_failed = false,
             Err(e) if !self.save_failed => {
                 self.save_failed = true;
@@ -327,20 +378,7 @@ impl Governor {
             let id = d.id.clone();
             let tx = self.done_tx.clone();
             tokio::spawn(async move {
-                let began = Instant::now();
-                let opts = RestartContainerOptions {
-                    t: Some(t.clamp(0, i64::from(i32::MAX)) as i32),
-                    signal: None,
-                };
-                let limit = Duration::from_secs(t.max(0) as u64) + RESTART_SLACK;
-                let result =
-                    match tokio::time::timeout(limit, docker.restart_container(&id, Some(opts)))
-                        .await
-                    {
-                        Ok(Ok(())) => Ok(began.elapsed()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!("no answer within {}s", limit.as_secs())),
-                    };
+                let result = restart(&docker, &id, t).await;
                 let _ = tx.send(Done { id, result }).await;
             });
         }
@@ -372,6 +410,7 @@ impl Governor {
             target: "heal",
             container = %d.name,
             id = %short(&d.id),
+            project = %project,
             service = %d.service,
             decision = d.action.as_str(),
             why = d.why.as_str(),
@@ -383,6 +422,7 @@ impl Governor {
         *self
             .counts
             .entry((
+                project.clone(),
                 d.service.clone(),
                 d.action.as_str().to_owned(),
                 d.why.as_str().to_owned(),
@@ -413,9 +453,18 @@ impl Governor {
         let service = c
             .and_then(|c| c.service.clone())
             .unwrap_or_else(|| name.clone());
+        let project = c.and_then(|c| c.project.clone()).unwrap_or_default();
         let (decision, detail) = match &done.result {
-            Ok(took) => {
-                tracing::info!(target: "heal", container = %name, service = %service, took_ms = took.as_millis() as u64, decision = "restarted", "restart done");
+            Ok(r) => {
+                // The restart's identity: the start it produced. Saved at once, so a sidecar
+                // restarted right after counts this restart once.
+                if let Some(ns) = r.started_ns
+                    && self.history.started(&done.id, ns)
+                {
+                    self.dirty = true;
+                }
+                let took = r.took;
+                tracing::info!(target: "heal", container = %name, project = %project, service = %service, took_ms = took.as_millis() as u64, decision = "restarted", "restart done");
                 self.lines.insert(
                     done.id.clone(),
                     format!("restarted in {:.1}s", took.as_secs_f64()),
@@ -426,21 +475,28 @@ impl Governor {
                 )
             }
             Err(e) => {
-                tracing::warn!(target: "heal", container = %name, service = %service, error = %e, decision = "restart-failed", "restart failed");
-                self.lines
-                    .insert(done.id.clone(), format!("restart failed: {e}"));
-                ("restart-failed", e.clone())
+                tracing::warn!(target: "heal", container = %name, project = %project, service = %service, error = %e, kind = e.kind().as_str(), decision = "restart-failed", "restart failed");
+                self.lines.insert(
+                    done.id.clone(),
+                    format!("restart failed ({}): {e}", e.kind().as_str()),
+                );
+                ("restart-failed", e.to_string())
             }
         };
         *self
             .counts
-            .entry((service.clone(), decision.to_owned(), "done".to_owned()))
+            .entry((
+                project.clone(),
+                service.clone(),
+                decision.to_owned(),
+                "done".to_owned(),
+            ))
             .or_default() += 1;
         self.said.remove(&done.id);
         let event = HealEvent {
             v: 1,
             at_ms: unix_ms(SystemTime::now()),
-            project: c.and_then(|c| c.project.clone()).unwrap_or_default(),
+            project,
             service,
             container: name,
             id: done.id.clone(),
@@ -451,6 +507,10 @@ impl Governor {
             restarts_in_window: 0,
         };
         self.emit(event).await;
+        if self.dirty {
+            self.dirty = false;
+            self.save(Instant::now(), SystemTime::now());
+        }
     }
 
     async fn emit(&self, event: HealEvent) {
@@ -466,8 +526,39 @@ impl Governor {
         }
     }
 
+    fn summary(&self) -> HealSummary {
+        HealSummary {
+            mode: match self.cfg.policy.mode {
+                Mode::DryRun => HealMode::DryRun,
+                Mode::On => HealMode::On,
+            },
+            shared_outage: self.outage.clone(),
+            refused: self.cfg.refused.clone(),
+            decisions: self
+                .counts
+                .iter()
+                .map(|((project, service, decision, why), count)| HealCount {
+                    project: project.clone(),
+                    service: service.clone(),
+                    decision: decision.clone(),
+                    why: why.clone(),
+                    count: *count,
+                })
+                .collect(),
+        }
+    }
+
+    /// Says on the page and in the metrics that the governor heals nothing, and why.
+    async fn publish_refusal(&mut self) {
+        let update = HealUpdate {
+            summary: self.summary(),
+            containers: BTreeMap::new(),
+        };
+        let _ = self.changes.send(Change::Heal(update)).await;
+    }
+
     /// Sends the page's view to the writer when it changed (latest wins there).
-    async fn publish(&mut self, state: &State, input: &policy::Input, now: Instant) {
+    async fn publish(&mut self, input: &policy::Input, now: Instant) {
         let mut containers = BTreeMap::new();
         for c in &input.containers {
             let Some(line) = self.lines.get(&c.id) else {
@@ -501,26 +592,8 @@ impl Governor {
                 },
             );
         }
-        let summary = HealSummary {
-            mode: match self.cfg.policy.mode {
-                Mode::DryRun => HealMode::DryRun,
-                Mode::On => HealMode::On,
-            },
-            shared_outage: self.outage.clone(),
-            decisions: self
-                .counts
-                .iter()
-                .map(|((service, decision, why), count)| HealCount {
-                    service: service.clone(),
-                    decision: decision.clone(),
-                    why: why.clone(),
-                    count: *count,
-                })
-                .collect(),
-        };
-        let _ = state;
         let update = HealUpdate {
-            summary,
+            summary: self.summary(),
             containers,
         };
         // Only a change is sent (the countdown alone is not a change worth a snapshot).
@@ -548,28 +621,55 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// The saved history in `path`: `None` when there is no file yet; an error names what is wrong.
-pub fn read_state(path: &std::path::Path) -> Result<Option<super::history::Saved>, String> {
-    match std::fs::read(path) {
-        Ok(body) => serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| format!("not a heal history: {e}")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
+/// Restarts `id` with stop timeout `t` seconds, then reads the start it produced. A failure is
+/// told by Docker's status code (404 gone, 409 conflict, 5xx engine), never by its text.
+async fn restart(docker: &Docker, id: &str, t: i64) -> Result<Restarted, DockerError> {
+    let began = Instant::now();
+    let opts = RestartContainerOptions {
+        t: Some(t.clamp(0, i64::from(i32::MAX)) as i32),
+        signal: None,
+    };
+    let limit = Duration::from_secs(t.max(0) as u64) + RESTART_SLACK;
+    match tokio::time::timeout(limit, docker.restart_container(id, Some(opts))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(DockerError::docker(
+                format_args!("docker: restarting {}", short(id)),
+                e,
+            ));
+        }
+        Err(_) => {
+            return Err(DockerError::timeout(
+                format_args!("docker: restarting {}", short(id)),
+                limit,
+            ));
+        }
     }
+    let took = began.elapsed();
+    // The start it produced. Not read (an engine slow to answer): the restart still happened,
+    // and a restarted sidecar pairs it with Docker's events by order instead.
+    let started_ns = tokio::time::timeout(
+        INSPECT_TIMEOUT,
+        docker.inspect_container(id, None::<InspectContainerOptions>),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .and_then(|r| r.state?.started_at)
+    .and_then(|s| rfc3339_ns(&s));
+    Ok(Restarted { took, started_ns })
 }
 
-/// The `restart` events of labelled containers in the last `window`, as (container id, when):
+/// Docker's `die`, `start` and `restart` events of labelled containers in the last `window`:
 /// every restart through the API counts (ours, or a person's `docker restart`: that can only make
 /// the governor more careful). The engine keeps only its last few hundred events for `since`
 /// queries, and every healthcheck exec is three events, so on a busy engine the oldest restarts
 /// are missing: that is why the history is also saved to a file.
-pub async fn load_restarts(
+pub async fn load_events(
     docker: &Docker,
     window: Duration,
-    now: Instant,
     wall: SystemTime,
-) -> Result<Vec<(String, Instant)>, bollard::errors::Error> {
+) -> Result<Vec<EngineEvent>, bollard::errors::Error> {
     let wall_s = wall
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -577,7 +677,10 @@ pub async fn load_restarts(
     let since = wall_s.saturating_sub(window.as_secs());
     let mut filters = HashMap::new();
     filters.insert("type".to_owned(), vec!["container".to_owned()]);
-    filters.insert("event".to_owned(), vec!["restart".to_owned()]);
+    filters.insert(
+        "event".to_owned(),
+        ["die", "start", "restart"].map(String::from).to_vec(),
+    );
     filters.insert(
         "label".to_owned(),
         vec![format!("{}=true", super::labels::OPT_IN)],
@@ -598,15 +701,23 @@ pub async fn load_restarts(
         };
         let Some(event) = next else { break };
         let event = event?;
+        let action = match event.action.as_deref() {
+            Some("die") => EngineAction::Die,
+            Some("start") => EngineAction::Start,
+            Some("restart") => EngineAction::Restart,
+            _ => continue,
+        };
         let Some(id) = event.actor.and_then(|a| a.id) else {
             continue;
         };
         let at_ns = event
             .time_nano
-            .unwrap_or(event.time.unwrap_or(0) * 1_000_000_000);
-        let at_wall = UNIX_EPOCH + Duration::from_nanos(at_ns.max(0) as u64);
-        let ago = wall.duration_since(at_wall).unwrap_or_default();
-        seen.push((id, now.checked_sub(ago).unwrap_or(now)));
+            .unwrap_or(event.time.unwrap_or(0).saturating_mul(1_000_000_000));
+        seen.push(EngineEvent {
+            id,
+            action,
+            at_ns: u64::try_from(at_ns).unwrap_or(0),
+        });
     }
     Ok(seen)
 }
@@ -730,6 +841,37 @@ mod tests {
         assert!(waited.is_err(), "a restart task ran: {waited:?}");
     }
 
+    /// What the governor keeps per container leaves with the container: a removed container's
+    /// last words, page line, bad spell and start are forgotten, while one being restarted keeps
+    /// them until its restart reports back.
+    #[tokio::test]
+    async fn per_container_maps_shrink_when_containers_go() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, None);
+        let now = Instant::now();
+        let state = one_container(now);
+        let here = state.containers[0].id.clone();
+        for id in [here.as_str(), "gone", "restarting"] {
+            g.said.insert(id.to_owned(), ("skip", "backoff"));
+            g.lines
+                .insert(id.to_owned(), "left alone: backing off".into());
+            g.bad_since.insert(id.to_owned(), now);
+            g.ready_after_start.insert(id.to_owned(), now);
+        }
+        g.history.begin("restarting", "agent-b");
+        g.forget_gone(&state);
+        let mut kept: Vec<&String> = g.said.keys().collect();
+        kept.sort();
+        assert_eq!(kept, [&here, &"restarting".to_owned()]);
+        assert_eq!(g.lines.len(), 2);
+        assert_eq!(g.bad_since.len(), 2);
+        assert_eq!(g.ready_after_start.len(), 2);
+        g.history.end("restarting");
+        g.forget_gone(&state);
+        assert_eq!(g.said.keys().collect::<Vec<_>>(), [&here]);
+        assert_eq!(g.lines.len(), 1);
+    }
+
     fn governor(
         mode: Mode,
         dir: &tempfile::TempDir,
@@ -739,6 +881,7 @@ mod tests {
         let (done_tx, done_rx) = mpsc::channel(1);
         let cfg = Config {
             self_id: None,
+            refused: None,
             ..Config::new(mode)
         };
         let g = Governor::new(cfg, placeholder_docker(dir), nats, changes, done_tx);
@@ -785,6 +928,7 @@ mod tests {
         let docker = placeholder_docker(&dir);
         let cfg = Config {
             self_id: None,
+            refused: None,
             ..Config::new(Mode::On)
         };
         let fut = run(cfg, docker, rx, changes, None, std::future::ready(()));

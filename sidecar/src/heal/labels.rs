@@ -119,7 +119,13 @@ pub const SETTINGS: &[Setting] = &[
         flags: &["--heal-state PATH"],
         label: None,
         label_value: None,
-        default: "none (Docker's events only)",
+        default: "the first writable of $XDG_STATE_HOME/healthcheck-sidecar, /var/lib/healthcheck-sidecar, ~/.local/state/healthcheck-sidecar",
+    },
+    Setting {
+        flags: &["--heal-self ID"],
+        label: None,
+        label_value: None,
+        default: "found from mountinfo and cgroups",
     },
 ];
 

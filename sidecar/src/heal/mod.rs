@@ -7,18 +7,22 @@
 //!   every rule of the issue is one of its unit tests.
 //! - [`history`]: restarts, quarantine and earn-back per container (a leaf).
 //! - [`labels`]: the `healthcheck.heal*` labels, parsed once.
-//! - [`selfid`]: finding the sidecar's own container.
+//! - [`selfid`]: finding the sidecar's own container; [`identity`]: refusing to heal when it
+//!   runs in one whose id it cannot find.
+//! - [`statefile`]: the history on disk (default place, durable writes).
 //! - [`act`]: the loop that reads snapshots, decides, restarts, and reports.
 //!
 //! This module turns a [`State`] snapshot into the policy's [`policy::Input`] ([`observe`]).
 
 pub mod act;
 pub mod history;
+pub mod identity;
 pub mod labels;
 pub mod policy;
 #[cfg(test)]
 mod scenarios;
 pub mod selfid;
+pub mod statefile;
 
 use std::time::{Duration, SystemTime};
 
@@ -39,14 +43,19 @@ pub struct Config {
     pub tick: Duration,
     /// The sidecar's own container id (see [`selfid::find`]).
     pub self_id: Option<String>,
-    /// Where the history is saved at every change and read at start (on a volume, so that it
-    /// survives the sidecar's container being recreated); `None`: Docker's events only.
+    /// Why the governor must heal nothing: it runs in a container whose id it cannot find (see
+    /// [`identity`]). Said in the log, on the page and in a metric.
+    pub refused: Option<String>,
+    /// Where the history is saved at every change and read at start (by default a place of the
+    /// sidecar's own, see [`statefile::default_path`]; on a volume, it survives the sidecar's
+    /// container being recreated); `None`: Docker's events only.
     pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
     /// A configuration with the issue's defaults, in `mode`, finding its own container.
     pub fn new(mode: policy::Mode) -> Config {
+        let me = identity::detect();
         Config {
             policy: Policy {
                 mode,
@@ -54,7 +63,8 @@ impl Config {
             },
             defaults: Rules::default(),
             tick: Duration::from_millis(500),
-            self_id: selfid::find(),
+            self_id: me.id().map(str::to_owned),
+            refused: me.refusal(),
             state_file: None,
         }
     }
@@ -366,6 +376,7 @@ mod tests {
     fn config_validation() {
         let ok = Config {
             self_id: None,
+            refused: None,
             ..Config::new(policy::Mode::On)
         };
         assert_eq!(ok.validate(), Ok(()));
@@ -495,6 +506,7 @@ mod tests {
         let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
         let cfg = Config {
             self_id: None,
+            refused: None,
             ..Config::new(policy::Mode::On)
         };
         let (input, bad) = observe(&s, &cfg, now, wall);

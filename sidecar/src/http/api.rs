@@ -186,6 +186,8 @@ pub struct HealView<'a> {
     pub mode: &'static str,
     /// Why every restart is held, when it is.
     pub shared_outage: Option<&'a str>,
+    /// Why the governor heals nothing at all, when it refuses (its own container is unknown).
+    pub refused: Option<&'a str>,
 }
 
 /// Every observable state, in the order the summary lists them.
@@ -366,6 +368,7 @@ impl<'a> Status<'a> {
             heal: HealView {
                 mode: s.heal.mode.as_str(),
                 shared_outage: s.heal.shared_outage.as_deref(),
+                refused: s.heal.refused.as_deref(),
             },
             self_container: s.self_container.as_deref(),
         }

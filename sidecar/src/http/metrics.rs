@@ -265,6 +265,13 @@ impl Collector for SnapshotCollector {
             Gauge,
             ConstGauge::new(i64::from(s.heal.shared_outage.is_some())),
         )?;
+        single(
+            e,
+            "healthcheck_heal_refused",
+            "1 while the governor heals nothing because it cannot find its own container (see the log or /api/status for why)",
+            Gauge,
+            ConstGauge::new(i64::from(s.heal.refused.is_some())),
+        )?;
         family(
             e,
             "healthcheck_heal_quarantined",
@@ -281,11 +288,12 @@ impl Collector for SnapshotCollector {
         family(
             e,
             "healthcheck_heal_decisions",
-            "Heal decisions since the sidecar started, by service, decision and why",
+            "Heal decisions since the sidecar started, by project, service, decision and why",
             Counter,
             s.heal.decisions.iter().map(|d| {
                 (
                     [
+                        ("project", d.project.as_str()),
                         ("service", d.service.as_str()),
                         ("decision", d.decision.as_str()),
                         ("why", d.why.as_str()),

@@ -297,6 +297,13 @@ pub fn render(st: &Status) -> String {
             esc(why)
         );
     }
+    if let Some(why) = &st.heal.refused {
+        let _ = write!(
+            out,
+            "<p class=\"blind\" id=\"heal-refused\">Healing refused: the sidecar {}</p>",
+            esc(why)
+        );
+    }
     out.push_str("<h2>Agents</h2>");
     if st.agents.is_empty() {
         out.push_str("<p class=\"muted\" id=\"no-agents\">No agent has published in the watched namespaces.</p>");

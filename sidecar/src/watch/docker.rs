@@ -330,3 +330,30 @@ fn clip(s: &str, max: usize) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On the real engine (when this machine has one): inspecting a container that does not exist
+    /// is `NotFound`, told by the 404 the engine answers (not by its words).
+    #[tokio::test]
+    async fn the_engine_says_not_found_by_status() {
+        let sock = std::path::Path::new("/var/run/docker.sock");
+        if !sock.exists() {
+            eprintln!("skipped: no docker engine at {}", sock.display());
+            return;
+        }
+        let docker = connect(
+            &DockerEndpoint::Unix(sock.to_string_lossy().into_owned()),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("docker answers");
+        let err = docker
+            .inspect_container(&"0".repeat(64), None::<InspectContainerOptions>)
+            .await
+            .expect_err("no container has this id");
+        assert!(Error::docker("inspecting", err).is_not_found());
+    }
+}
