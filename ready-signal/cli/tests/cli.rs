@@ -728,3 +728,71 @@ fn store_file_reads_the_local_record_without_the_shared_store() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("option `store` must be `file`"), "{out}");
 }
+
+/// Log lines go to stderr in colour only when it is a terminal, and never with `NO_COLOR` set:
+/// a stderr that is a file (Docker's log, a CI artifact) gets plain text. The terminal is a real
+/// pseudo-terminal from `script` (util-linux), so the colour case proves the check is not simply
+/// "never".
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    // A Redis that refuses: the command logs a warning as it falls back to its record file.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |pty: bool, no_color: Option<&str>| -> String {
+        let bin = harness::bin("ready-signal");
+        let mut cmd = if pty {
+            let mut c = Command::new("script");
+            c.args(["-q", "-e", "-c"])
+                .arg(format!("{} ready colour-agent", bin.display()))
+                .arg("/dev/null");
+            c
+        } else {
+            let mut c = Command::new(&bin);
+            c.args(["ready", "colour-agent"]);
+            c
+        };
+        cmd.env(
+            "READY_SIGNAL_REDIS_URL",
+            format!("redis://127.0.0.1:{port}"),
+        )
+        .env("READY_SIGNAL_DIR", dir.path().join("records"))
+        .env_remove("READY_SIGNAL_NATS_URL")
+        .env_remove("READY_SIGNAL_LOG")
+        .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let err_file = dir.path().join("stderr.txt");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err_file).unwrap());
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}): install util-linux for script"));
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&std::fs::read_to_string(&err_file).unwrap());
+        assert!(text.contains("WARN"), "no warning logged: {text:?}");
+        text
+    };
+    let file = run(false, None);
+    assert!(!file.contains('\x1b'), "colour in a file: {file:?}");
+    let file = run(false, Some("1"));
+    assert!(!file.contains('\x1b'), "colour in a file: {file:?}");
+    let terminal = run(true, None);
+    assert!(
+        terminal.contains("\x1b["),
+        "no colour on a terminal: {terminal:?}"
+    );
+    let no_color = run(true, Some("1"));
+    assert!(
+        !no_color.contains('\x1b'),
+        "colour despite NO_COLOR: {no_color:?}"
+    );
+    // NO_COLOR set but empty does not count (no-color.org).
+    let empty = run(true, Some(""));
+    assert!(empty.contains("\x1b["), "{empty:?}");
+}
