@@ -20,17 +20,15 @@ fn env(redis: &RedisServer, ns: &str) -> Vec<(&'static str, String)> {
 }
 
 fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
-    Command::new(harness::bin("ready-signal"))
+    harness::clean_command(harness::bin("ready-signal"))
         .envs(env.iter().cloned())
-        .env_remove("READY_SIGNAL_DIR")
-        .env_remove("READY_SIGNAL_NATS_URL")
         .args(args)
         .output()
         .unwrap()
 }
 
 fn probe(env: &[(&str, String)], target: &str) -> (i32, String) {
-    let out = Command::new(harness::bin("healthcheck"))
+    let out = harness::clean_command(harness::bin("healthcheck"))
         .envs(env.iter().cloned())
         .args(["--timeout", "2s", target])
         .output()
@@ -166,10 +164,8 @@ fn usage_errors_exit_1_and_help_exits_0() {
 }
 
 fn spawn_run(env: &[(&str, String)], args: &[&str]) -> Child {
-    Command::new(harness::bin("ready-signal"))
+    harness::clean_command(harness::bin("ready-signal"))
         .envs(env.iter().cloned())
-        .env_remove("READY_SIGNAL_DIR")
-        .env_remove("READY_SIGNAL_NATS_URL")
         .arg("run")
         .args(args)
         .stdout(Stdio::piped())
@@ -745,13 +741,13 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let run = |pty: bool, no_color: Option<&str>| -> String {
         let bin = harness::bin("ready-signal");
         let mut cmd = if pty {
-            let mut c = Command::new("script");
+            let mut c = harness::clean_command("script");
             c.args(["-q", "-e", "-c"])
                 .arg(format!("{} ready colour-agent", bin.display()))
                 .arg("/dev/null");
             c
         } else {
-            let mut c = Command::new(&bin);
+            let mut c = harness::clean_command(&bin);
             c.args(["ready", "colour-agent"]);
             c
         };
@@ -759,10 +755,7 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
             "READY_SIGNAL_REDIS_URL",
             format!("redis://127.0.0.1:{port}"),
         )
-        .env("READY_SIGNAL_DIR", dir.path().join("records"))
-        .env_remove("READY_SIGNAL_NATS_URL")
-        .env_remove("READY_SIGNAL_LOG")
-        .env_remove("NO_COLOR");
+        .env("READY_SIGNAL_DIR", dir.path().join("records"));
         if let Some(v) = no_color {
             cmd.env("NO_COLOR", v);
         }
