@@ -23,9 +23,9 @@
 //! `record` (the record, its states and validation), `redis_store` (keys in both layouts, the
 //! connections to a server, Sentinels or a Cluster) with `write.lua`, `events`
 //! (NATS), `file_store`, `config` (the store builder and its grammars: environment, Redis URL,
-//! NATS URL), and the leaves they share: `stores` (what a configured store is), `fence` (the
-//! write fence's vocabulary), [`files`] (bounded non-blocking file reads, used by the probe too),
-//! `name`, `error`.
+//! NATS URL), `container` (which container this process runs in), and the leaves they share:
+//! `stores` (what a configured store is), `fence` (the write fence's vocabulary), [`files`]
+//! (bounded non-blocking file reads, used by the probe too), `name`, `error`.
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
 //! take part; the `ready-signal` command does it for shell and Python agents.
@@ -51,6 +51,7 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod container;
 mod error;
 mod events;
 mod fence;

@@ -47,6 +47,8 @@ pub(crate) struct Write<'a> {
     pub(crate) host: &'a str,
     pub(crate) interval_ms: u64,
     pub(crate) ttl_ms: u64,
+    /// The container the writer runs in (64 lowercase hex digits), or empty.
+    pub(crate) container: &'a str,
 }
 
 /// A writer's connection to the Redis store: the server, the master the Sentinels name, or
@@ -116,7 +118,8 @@ impl RedisConn {
                 .arg(w.interval_ms)
                 .arg(w.ttl_ms)
                 .arg(w.agent.as_str())
-                .arg(w.replica.as_str());
+                .arg(w.replica.as_str())
+                .arg(w.container);
             cmd
         };
         let evalsha = script("EVALSHA", WRITE_SCRIPT.get_hash());

@@ -23,6 +23,8 @@ pub const WINDOW: &str = "healthcheck.heal.window";
 pub const RELEASE: &str = "healthcheck.heal.release-after";
 /// Healthy this long, a container's backoff starts over.
 pub const EARN_BACK: &str = "healthcheck.heal.earn-back-after";
+/// How long a (re)started container's agent may take to write its first record.
+pub const START_GRACE: &str = "healthcheck.heal.start-grace";
 
 /// The longest duration a label or flag may give: a year. Every duration is added to an
 /// `Instant` (a restart time plus its backoff, a start plus its window); one of centuries would
@@ -94,6 +96,12 @@ pub const SETTINGS: &[Setting] = &[
         label: Some(EARN_BACK),
         label_value: None,
         default: "10m",
+    },
+    Setting {
+        flags: &["--heal-start-grace"],
+        label: Some(START_GRACE),
+        label_value: None,
+        default: "the record's TTL + `heal_after`",
     },
     Setting {
         flags: &["--heal-outage-share"],
@@ -204,6 +212,10 @@ pub fn rules(labels: &BTreeMap<String, String>, defaults: Rules) -> Result<Rules
         window: dur(WINDOW, defaults.window)?,
         release_after: dur(RELEASE, defaults.release_after)?,
         earn_back_after: dur(EARN_BACK, defaults.earn_back_after)?,
+        start_grace: match labels.get(START_GRACE) {
+            None => defaults.start_grace,
+            Some(_) => Some(dur(START_GRACE, Duration::ZERO)?),
+        },
     };
     if r.backoff_max < r.backoff {
         return Err(LabelError {
@@ -241,6 +253,9 @@ mod tests {
             (Duration::from_secs(3), Duration::from_secs(3), 3)
         );
         assert_eq!(r.backoff_max, Rules::default().backoff_max);
+        assert_eq!(r.start_grace, None);
+        let r = rules(&labels(&[(START_GRACE, "90s")]), Rules::default()).unwrap();
+        assert_eq!(r.start_grace, Some(Duration::from_secs(90)));
         assert!(!opted_in(&labels(&[(OPT_IN, "false")])));
     }
 
