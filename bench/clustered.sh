@@ -11,26 +11,15 @@
 # Results go to bench/results/clustered.{md,json}.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=bench/results
-mkdir -p "$OUT"
+# shellcheck source=bench/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then WARMUP=5 RUNS=50; else WARMUP=20 RUNS=300; fi
-die() { printf 'bench/clustered.sh: %s\n' "$*" >&2; exit 1; }
 for t in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server hyperfine:hyperfine python3:python3; do
   command -v "${t%%:*}" >/dev/null || die "'${t%%:*}' not found: apt-get install -y ${t##*:}"
 done
 HC=${HC:-$ROOT/target/release/healthcheck}
 [[ -x $HC ]] || die "$HC not built: cargo build --release -p healthcheck (or set HC=...)"
 
-TMP=$(mktemp -d /tmp/hc-clustered.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 # Free ports below the ephemeral range (cluster buses and routes open many outgoing connections).
 PORTS=($(python3 - <<'EOF'

@@ -10,14 +10,12 @@
 #   (cd /tmp/hc-base && cargo build --release --target x86_64-unknown-linux-musl -p healthcheck)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+# shellcheck source=bench/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 [[ $# == 2 && -x $1 && -x $2 ]] || { echo "usage: bash bench/compare.sh OLD_HEALTHCHECK NEW_HEALTHCHECK" >&2; exit 1; }
 OLD=$1 NEW=$2
 RUNS=${RUNS:-300}
 
-log() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'bench/compare.sh: %s\n' "$*" >&2; exit 1; }
 for tool in redis-server redis-cli nats-server hyperfine curl; do
   command -v "$tool" >/dev/null || die "'$tool' not found (see tests/deps.sh for the Debian packages)"
 done
@@ -28,14 +26,6 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 cargo build --quiet -p ready-signal-cli
 RS=$TARGET_DIR/debug/ready-signal
 
-TMP=$(mktemp -d /tmp/hc-compare.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 # shellcheck source=bench/servers.sh
 source "$ROOT/bench/servers.sh"
 

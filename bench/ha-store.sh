@@ -13,12 +13,8 @@
 # dir, killed on exit. Results go to bench/results/ha-store-*.txt.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=bench/results
-mkdir -p "$OUT"
-die() { printf 'bench/ha-store.sh: %s\n' "$*" >&2; exit 1; }
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=bench/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 for t in redis-server redis-cli python3; do command -v "$t" >/dev/null || die "'$t' not found"; done
 what=${1:-all}
 case "$what" in failover|scale|all) ;; *) die "usage: bash bench/ha-store.sh failover|scale|all" ;; esac
@@ -28,16 +24,7 @@ log "building the bench programs (release)"
 cargo build --release -p ready-signal --example bench_failover --example bench_heartbeats >&2
 EX=$TARGET_DIR/release/examples
 
-TMP=$(mktemp -d /tmp/hc-ha-store.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 # A port whose cluster bus (port + 10000) is free too, below the ephemeral range.
 cluster_port() {
   python3 - <<'EOF'

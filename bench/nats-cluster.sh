@@ -19,14 +19,10 @@
 # node has the new state, and the republish after the reconnection (bench/results/nats-failover.*).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=bench/results
-mkdir -p "$OUT"
+# shellcheck source=bench/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then GATE_RUNS=30 FAILOVER_RUNS=10; else
   GATE_RUNS=${GATE_RUNS:-200} FAILOVER_RUNS=${FAILOVER_RUNS:-100}; fi
-log() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'bench/nats-cluster.sh: %s\n' "$*" >&2; exit 1; }
 for t in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server curl:curl \
          musl-gcc:musl-tools python3:python3; do
   command -v "${t%%:*}" >/dev/null || die "'${t%%:*}' not found: apt-get install -y ${t##*:}"
@@ -34,14 +30,6 @@ done
 rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl \
   || die "rust target x86_64-unknown-linux-musl missing: rustup target add x86_64-unknown-linux-musl"
 
-TMP=$(mktemp -d /tmp/hc-nats-cluster.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 log "building (release, static musl) healthcheck, and the bench_gate and bench_nats_failover examples"
 cargo build --release --target x86_64-unknown-linux-musl -p healthcheck

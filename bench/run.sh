@@ -8,10 +8,8 @@
 # quotes them. Every server is started here on free loopback ports in a temp dir and killed on exit.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=bench/results
-mkdir -p "$OUT"
+# shellcheck source=bench/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
   WARMUP=5 RUNS=50 PY_RUNS=10 GATE_RUNS=20 HB_SECS=5
@@ -19,8 +17,6 @@ else
   WARMUP=20 RUNS=300 PY_RUNS=30 GATE_RUNS=120 HB_SECS=20
 fi
 
-log() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 
 # need TOOL DEBIAN-PACKAGE
 need() {
@@ -41,14 +37,6 @@ python3 -c 'import redis, nats' 2>/dev/null \
 rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl \
   || die "rust target x86_64-unknown-linux-musl missing: rustup target add x86_64-unknown-linux-musl"
 
-TMP=$(mktemp -d /tmp/hc-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 # ---------------------------------------------------------------- build
 log "building (release, static musl) healthcheck and ready-signal"

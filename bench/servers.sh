@@ -1,11 +1,10 @@
 # The servers the probe benchmarks run against, on free loopback ports: redis-server,
 # nats-server with JetStream and its monitoring port (the HTTP target), and a ready record
 # published with the ready-signal CLI. Sourced by bench/run.sh and bench/compare.sh; expects
-# TMP, PIDS (killed by the caller's cleanup), RS (the ready-signal binary), log() and die().
+# TMP, PIDS, free_port, log() and die() (bench/prelude.sh) and RS (the ready-signal binary).
 # Sets REDIS, NATS, HTTP and READY_SIGNAL_REDIS_URL.
 # shellcheck shell=bash
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 RPORT=$(free_port); NPORT=$(free_port); MPORT=$(free_port)
 log "starting redis-server :$RPORT, nats-server :$NPORT (monitor :$MPORT) in $TMP"
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \

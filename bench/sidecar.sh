@@ -11,20 +11,8 @@
 # Output goes to bench/results/sidecar-*.txt. Servers run on free loopback ports in a temp dir
 # and are killed on exit; the stack runs as its own Compose project and is removed.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=bench/results
-mkdir -p "$OUT"
-TMP=$(mktemp -d /tmp/hc-sidecar-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-log() { printf '\n== %s\n' "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 SIDECAR=$TARGET_DIR/x86_64-unknown-linux-musl/release/healthcheck-sidecar

@@ -50,6 +50,7 @@ use futures_util::future::join_all;
 
 pub use config::Config;
 pub use failure::{Failure, FailureKind, Phase};
+pub use options::{TARGET_OPTIONS, TargetOptions, options_of};
 pub use report::{Outcome, Report};
 pub use target::{Target, TargetError};
 

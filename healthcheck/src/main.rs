@@ -26,7 +26,7 @@ Targets (URLs; options in the query string, documented in the README):
   tls://...                                     NATS over TLS: ?ca_file=PATH insecure=true
   http(s)://host[:port]/path                    ?status=200-299,301 body=TEXT ca_file=PATH insecure=true
   tcp://host:port
-  ready://AGENT[,AGENT...]                      ?min=N replica=NAME|self namespace=NS
+  ready://AGENT[,AGENT...]                      ?min=N replica=NAME|self namespace=NS store=file state=any
 ${NAME} and ${NAME:-default} are expanded from the environment.
 Environment: HEALTHCHECK_TARGETS, HEALTHCHECK_CONFIG, HEALTHCHECK_TIMEOUT; REDIS_PASSWORD[_FILE],
 NATS_TOKEN[_FILE], NATS_USER, NATS_PASSWORD[_FILE]; READY_SIGNAL_* for ready:// targets.

@@ -12,6 +12,74 @@ use crate::secret::{self, Secret};
 pub(crate) use crate::text::{percent_decode, split_query};
 use ready_signal::files;
 
+/// The query options one kind of target takes.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetOptions {
+    /// The URL schemes of this kind of target.
+    pub schemes: &'static [&'static str],
+    /// Every option name it takes. None holds a secret (a secret is given by file), so their
+    /// values may be printed.
+    pub options: &'static [&'static str],
+}
+
+/// The options of every kind of target: the one definition that parsing checks against (a check
+/// asking for an option not listed here is a bug, caught by a debug assertion), that decides
+/// which values may be printed, and that `healthcheck --help` and README's table of targets are
+/// tested against.
+pub const TARGET_OPTIONS: &[TargetOptions] = &[
+    TargetOptions {
+        schemes: &["redis", "rediss"],
+        options: &[
+            "password_file",
+            "db",
+            "role",
+            "ca_file",
+            "server_name",
+            "insecure",
+            "cluster",
+            "all_masters",
+        ],
+    },
+    TargetOptions {
+        schemes: &["redis+sentinel"],
+        options: &["quorum", "password_file", "sentinel_password_file"],
+    },
+    TargetOptions {
+        schemes: &["nats", "tls"],
+        options: &[
+            "password_file",
+            "token_file",
+            "nkey_file",
+            "creds_file",
+            "jetstream",
+            "ca_file",
+            "insecure",
+            "cluster",
+            "monitor",
+        ],
+    },
+    TargetOptions {
+        schemes: &["http", "https"],
+        options: &["status", "body", "ca_file", "insecure"],
+    },
+    TargetOptions {
+        schemes: &["tcp"],
+        options: &[],
+    },
+    TargetOptions {
+        schemes: &["ready"],
+        options: &["replica", "min", "namespace", "store", "state"],
+    },
+];
+
+/// The options targets of `scheme` take (none for an unknown scheme).
+pub fn options_of(scheme: &str) -> &'static [&'static str] {
+    TARGET_OPTIONS
+        .iter()
+        .find(|t| t.schemes.contains(&scheme))
+        .map_or(&[], |t| t.options)
+}
+
 /// The query options of one target, in the order written.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -19,6 +87,9 @@ pub(crate) struct Options {
     pairs: Vec<(usize, String, String)>,
     /// The names the target's check asked for: the options it takes.
     known: Vec<&'static str>,
+    /// What [`TARGET_OPTIONS`] says the target's scheme takes (none known for a scheme it does
+    /// not list: a unit test's own).
+    defined: Option<&'static [&'static str]>,
 }
 
 impl Options {
@@ -29,11 +100,19 @@ impl Options {
                 .map(|(i, (k, v, _))| (i + 1, k, v))
                 .collect(),
             known: Vec::new(),
+            defined: TARGET_OPTIONS
+                .iter()
+                .find(|t| t.schemes.contains(&url.scheme()))
+                .map(|t| t.options),
         }
     }
 
     /// Removes and returns option `name`; repeated options are an error.
     pub(crate) fn take(&mut self, name: &'static str) -> Result<Option<String>, Failure> {
+        debug_assert!(
+            self.defined.is_none_or(|d| d.contains(&name)),
+            "option `{name}` is not in TARGET_OPTIONS for this scheme"
+        );
         if !self.known.contains(&name) {
             self.known.push(name);
         }
@@ -129,7 +208,7 @@ mod tests {
     /// `+` stays a plus sign and `%XX` is decoded, in keys and values.
     #[test]
     fn values_decode_percent_only() {
-        let url = Url::parse("redis://h?password_file=/run/a+b%21&x").unwrap();
+        let url = Url::parse("test://h?password_file=/run/a+b%21&x").unwrap();
         let mut o = Options::new(&url);
         assert_eq!(
             o.take("password_file").unwrap().as_deref(),

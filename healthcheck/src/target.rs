@@ -307,35 +307,10 @@ impl Target {
     }
 }
 
-/// Query options whose values are printed: the probe's own options that hold no secret.
+/// Query options whose values are printed: the probe's own options, none of which holds a
+/// secret (see [`crate::options::TARGET_OPTIONS`]).
 fn harmless_options(scheme: &str) -> impl Fn(&str) -> bool + use<> {
-    let names: &'static [&'static str] = match scheme {
-        "redis" | "rediss" => &[
-            "cluster",
-            "all_masters",
-            "role",
-            "db",
-            "password_file",
-            "ca_file",
-            "server_name",
-            "insecure",
-        ],
-        "nats" | "tls" => &[
-            "jetstream",
-            "cluster",
-            "monitor",
-            "password_file",
-            "token_file",
-            "nkey_file",
-            "creds_file",
-            "ca_file",
-            "insecure",
-        ],
-        "redis+sentinel" => &["quorum", "password_file", "sentinel_password_file"],
-        "http" | "https" => &["status", "body", "ca_file", "insecure"],
-        "ready" => &["min", "replica", "namespace", "store", "state"],
-        _ => &[],
-    };
+    let names = crate::options::options_of(scheme);
     move |k: &str| names.contains(&k)
 }
 

@@ -12,20 +12,7 @@ use harness::cluster::{NatsCluster, RedisCluster, RedisSentinel};
 const CANARY: &str = "canary-Pw-5e1b27";
 
 fn healthcheck() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthcheck"));
-    for var in [
-        "HEALTHCHECK_TARGETS",
-        "HEALTHCHECK_CONFIG",
-        "HEALTHCHECK_TIMEOUT",
-        "REDIS_PASSWORD",
-        "REDIS_PASSWORD_FILE",
-        "NATS_TOKEN",
-        "NATS_USER",
-        "NATS_PASSWORD",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    harness::clean_command(env!("CARGO_BIN_EXE_healthcheck"))
 }
 
 /// Runs the probe on `targets` with a 2 s deadline; returns (exit code, stdout + stderr).
@@ -254,10 +241,6 @@ fn probe_ready(url: &str, target: &str) -> (i32, String) {
         stdout,
         stderr,
     } = healthcheck()
-        .env_remove("READY_SIGNAL_REDIS_PASSWORD_FILE")
-        .env_remove("READY_SIGNAL_REDIS_SENTINEL_PASSWORD_FILE")
-        .env_remove("READY_SIGNAL_NATS_URL")
-        .env_remove("READY_SIGNAL_DIR")
         .env("READY_SIGNAL_REDIS_URL", url)
         .env("READY_SIGNAL_NAMESPACE", "e2e")
         .args(["--timeout", "3s", target])

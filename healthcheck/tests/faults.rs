@@ -531,21 +531,8 @@ fn probe_binary() -> PathBuf {
 }
 
 fn healthcheck() -> Command {
-    let mut cmd = Command::new(probe_binary());
     // Only what a row gives: nothing from the developer's or CI's environment.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("HEALTHCHECK_")
-            || name.starts_with("REDIS_")
-            || name.starts_with("NATS_")
-            || name.starts_with("READY_SIGNAL_")
-            || name.ends_with("_proxy")
-            || name.ends_with("_PROXY")
-        {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd
+    harness::clean_command(probe_binary())
 }
 
 /// Spawns the probe and measures spawn to exit.
@@ -952,7 +939,7 @@ impl Case {
         cmd.arg(&bin);
         // Its own process group, so the watchdog can end it and anything under it.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        clean_env(&mut cmd);
+        harness::clean_env(&mut cmd);
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
@@ -1254,22 +1241,6 @@ fn cut(s: &str, n: usize) -> String {
         end -= 1;
     }
     format!("{}…({} bytes)", &s[..end], s.len())
-}
-
-/// Only what a row gives: nothing from the developer's or CI's environment.
-fn clean_env(cmd: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("HEALTHCHECK_")
-            || name.starts_with("REDIS_")
-            || name.starts_with("NATS_")
-            || name.starts_with("READY_SIGNAL_")
-            || name.ends_with("_proxy")
-            || name.ends_with("_PROXY")
-        {
-            cmd.env_remove(&name);
-        }
-    }
 }
 
 /// A pipe already full: a thread writes until the write blocks, and stays blocked (nobody

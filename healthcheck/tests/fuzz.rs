@@ -475,10 +475,8 @@ fn probe_peer(target: &str) -> Result<(), TestCaseError> {
     let bin = std::env::var_os("HC_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_healthcheck")));
-    let out = std::process::Command::new(bin)
+    let out = harness::clean_command(bin)
         .args(["--timeout", "300ms", target])
-        .env_remove("HEALTHCHECK_TARGETS")
-        .env_remove("HEALTHCHECK_CONFIG")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,10 +52,7 @@ fn two_hundred_probes_at_once() {
     for i in 0..PROBES {
         let (set, targets, want) = &sets[i % sets.len()];
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_healthcheck"))
-            .env_remove("HEALTHCHECK_TARGETS")
-            .env_remove("HEALTHCHECK_CONFIG")
-            .env_remove("HEALTHCHECK_TIMEOUT")
+        let child = harness::clean_command(env!("CARGO_BIN_EXE_healthcheck"))
             .arg("--timeout")
             .arg("5s")
             .args(targets)

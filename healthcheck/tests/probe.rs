@@ -13,21 +13,8 @@ use harness::{NatsServer, RedisServer, free_port};
 const CANARY: &str = "canary-Pw-7f3a91";
 
 fn healthcheck() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthcheck"));
     // Tests must not pick up the developer's environment.
-    for var in [
-        "HEALTHCHECK_TARGETS",
-        "HEALTHCHECK_CONFIG",
-        "HEALTHCHECK_TIMEOUT",
-        "REDIS_PASSWORD",
-        "REDIS_PASSWORD_FILE",
-        "NATS_TOKEN",
-        "NATS_USER",
-        "NATS_PASSWORD",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    harness::clean_command(env!("CARGO_BIN_EXE_healthcheck"))
 }
 
 /// Runs the probe; returns (exit code, stdout + stderr).

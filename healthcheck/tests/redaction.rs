@@ -12,7 +12,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::LazyLock;
 
 use harness::fake::FakePeer;
@@ -133,16 +133,7 @@ impl Run {
         for (name, content) in &self.files {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
-        let mut cmd = Command::new(probe_binary());
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if ["HEALTHCHECK_", "REDIS_", "NATS_", "READY_SIGNAL_"]
-                .iter()
-                .any(|p| name.starts_with(p))
-            {
-                cmd.env_remove(&name);
-            }
-        }
+        let mut cmd = harness::clean_command(probe_binary());
         cmd.args(["--timeout", "2s"])
             .args(self.args.iter().map(|a| place(a)))
             .envs(self.env.iter().map(|(k, v)| (k.clone(), place(v))))

@@ -45,17 +45,8 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 fn wait_cmd() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthcheck"));
+    let mut cmd = harness::clean_command(env!("CARGO_BIN_EXE_healthcheck"));
     cmd.arg("wait");
-    for var in [
-        "HEALTHCHECK_TARGETS",
-        "HEALTHCHECK_CONFIG",
-        "HEALTHCHECK_TIMEOUT",
-        "READY_SIGNAL_NATS_URL",
-        "READY_SIGNAL_REDIS_URL",
-    ] {
-        cmd.env_remove(var);
-    }
     cmd
 }
 

@@ -160,6 +160,7 @@ mod tests {
                 .map(|v| v.to_string_lossy().into_owned())
                 .collect();
             match name {
+                // No value as a default: off, none, or one computed from other settings.
                 "heal" | "heal-state" | "heal-start-grace" | "heal-self" => {
                     assert!(defaults.is_empty(), "--{name}: {defaults:?}")
                 }

@@ -10,7 +10,8 @@
 //! - [`RedisServer`] / [`RedisBuilder`]: a real Redis, optionally with `requirepass` and ACL users.
 //! - [`NatsServer`] / [`NatsBuilder`]: a real NATS, optionally with a token, a user and JetStream.
 //! - [`fake`]: named fakes for faults a real server will not produce on demand.
-//! - [`bin`]: the path of a workspace binary built beside the running test.
+//! - [`bin`]: the path of a workspace binary built beside the running test, and
+//!   [`clean_command`]: the one launcher for it, free of the caller's probe and store variables.
 
 #![allow(clippy::unwrap_used)] // test support: a failure here should panic loudly
 
@@ -37,6 +38,42 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("no free loopback port")
+}
+
+/// The prefixes of every variable a probe, an agent or a client library reads: a command from
+/// [`clean_command`] starts with none of them, so a developer's or CI's environment never
+/// changes what a test sees.
+pub const ENV_PREFIXES: &[&str] = &[
+    "HEALTHCHECK_",
+    "REDIS_",
+    "NATS_",
+    "READY_SIGNAL_",
+    "NO_COLOR",
+];
+
+/// A command for `program` (a workspace binary: the probe, the CLI, the sidecar) without any
+/// variable of [`ENV_PREFIXES`] nor a proxy setting (`http_proxy`, `HTTPS_PROXY`, ...), so it
+/// sees only what the test gives it; the test's own `.env(...)` calls come after and win. The one
+/// launcher every integration test uses.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    clean_env(&mut cmd);
+    cmd
+}
+
+/// Removes from `cmd` what [`clean_command`] leaves out, for a command built another way (a
+/// binary run under `/usr/bin/time`).
+pub fn clean_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            || name.ends_with("_proxy")
+            || name.ends_with("_PROXY")
+        {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd
 }
 
 /// The path of a binary of this workspace, built into the same target directory as the test.

@@ -116,6 +116,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_stderr(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -129,6 +133,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(message) => fail(&message),
     }
+}
+
+/// Whether log lines get ANSI colour: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (no-color.org). A file or a pipe (Docker's log, CI) gets text.
+fn colour_stderr(is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn fail(message: &str) -> ExitCode {

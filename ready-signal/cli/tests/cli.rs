@@ -20,17 +20,15 @@ fn env(redis: &RedisServer, ns: &str) -> Vec<(&'static str, String)> {
 }
 
 fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
-    Command::new(harness::bin("ready-signal"))
+    harness::clean_command(harness::bin("ready-signal"))
         .envs(env.iter().cloned())
-        .env_remove("READY_SIGNAL_DIR")
-        .env_remove("READY_SIGNAL_NATS_URL")
         .args(args)
         .output()
         .unwrap()
 }
 
 fn probe(env: &[(&str, String)], target: &str) -> (i32, String) {
-    let out = Command::new(harness::bin("healthcheck"))
+    let out = harness::clean_command(harness::bin("healthcheck"))
         .envs(env.iter().cloned())
         .args(["--timeout", "2s", target])
         .output()
@@ -166,10 +164,8 @@ fn usage_errors_exit_1_and_help_exits_0() {
 }
 
 fn spawn_run(env: &[(&str, String)], args: &[&str]) -> Child {
-    Command::new(harness::bin("ready-signal"))
+    harness::clean_command(harness::bin("ready-signal"))
         .envs(env.iter().cloned())
-        .env_remove("READY_SIGNAL_DIR")
-        .env_remove("READY_SIGNAL_NATS_URL")
         .arg("run")
         .args(args)
         .stdout(Stdio::piped())
@@ -727,6 +723,71 @@ fn store_file_reads_the_local_record_without_the_shared_store() {
     let (code, out) = probe(&env, "ready://worker?store=redis");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("option `store` must be `file`"), "{out}");
+}
+
+/// Log lines go to stderr in colour only when it is a terminal, and never with `NO_COLOR` set:
+/// a stderr that is a file (Docker's log, a CI artifact) gets plain text. The terminal is a real
+/// pseudo-terminal from `script` (util-linux), so the colour case proves the check is not simply
+/// "never".
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    // A Redis that refuses: the command logs a warning as it falls back to its record file.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |pty: bool, no_color: Option<&str>| -> String {
+        let bin = harness::bin("ready-signal");
+        let mut cmd = if pty {
+            let mut c = harness::clean_command("script");
+            c.args(["-q", "-e", "-c"])
+                .arg(format!("{} ready colour-agent", bin.display()))
+                .arg("/dev/null");
+            c
+        } else {
+            let mut c = harness::clean_command(&bin);
+            c.args(["ready", "colour-agent"]);
+            c
+        };
+        cmd.env(
+            "READY_SIGNAL_REDIS_URL",
+            format!("redis://127.0.0.1:{port}"),
+        )
+        .env("READY_SIGNAL_DIR", dir.path().join("records"));
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let err_file = dir.path().join("stderr.txt");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err_file).unwrap());
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}): install util-linux for script"));
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&std::fs::read_to_string(&err_file).unwrap());
+        assert!(text.contains("WARN"), "no warning logged: {text:?}");
+        text
+    };
+    let file = run(false, None);
+    assert!(!file.contains('\x1b'), "colour in a file: {file:?}");
+    let file = run(false, Some("1"));
+    assert!(!file.contains('\x1b'), "colour in a file: {file:?}");
+    let terminal = run(true, None);
+    assert!(
+        terminal.contains("\x1b["),
+        "no colour on a terminal: {terminal:?}"
+    );
+    let no_color = run(true, Some("1"));
+    assert!(
+        !no_color.contains('\x1b'),
+        "colour despite NO_COLOR: {no_color:?}"
+    );
+    // NO_COLOR set but empty does not count (no-color.org).
+    let empty = run(true, Some(""));
+    assert!(empty.contains("\x1b["), "{empty:?}");
 }
 
 /// A writer in a container records the container's id, and readers get it back: the CLI runs in
