@@ -101,9 +101,15 @@ INSTANCE = env("READY_SIGNAL_INSTANCE") or "%013d-%08x" % (
 
 pool = redis.ConnectionPool.from_url(env("READY_SIGNAL_REDIS_URL"), socket_timeout=1)
 password_file = env("READY_SIGNAL_REDIS_PASSWORD_FILE")
-if password_file:  # the file's content, without a trailing newline, replaces the URL's password
-    with open(password_file, encoding="utf-8") as f:
-        pool.connection_kwargs["password"] = f.read().rstrip("\r\n")
+if password_file:  # the file's content, without trailing CR/LF, replaces the URL's password
+    try:
+        with open(password_file, encoding="utf-8") as f:
+            password = f.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:  # never a silent fallback to no password
+        sys.exit(f"READY_SIGNAL_REDIS_PASSWORD_FILE: {password_file}: {e}")
+    if not password:
+        sys.exit(f"READY_SIGNAL_REDIS_PASSWORD_FILE: {password_file}: the file is empty")
+    pool.connection_kwargs["password"] = password
 store = redis.Redis(connection_pool=pool)
 write = store.register_script(WRITE)
 
@@ -138,10 +144,16 @@ ESCAPES = {"\0": "\\0", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 def one_line(text):
-    """A reason as stored: control characters escaped (a newline reads \\n), at most 200 bytes."""
-    text = "".join(ESCAPES.get(c, "\\u{%x}" % ord(c)) if unicodedata.category(c) == "Cc" else c
-                   for c in text)
-    return text.encode()[:200].decode(errors="ignore")
+    """A reason as stored (PROTOCOL.md, "States"): control characters escaped (a newline reads
+    \\n), then cut to 200 bytes between whole characters and escapes."""
+    out, size = [], 0
+    for c in text:
+        unit = ESCAPES.get(c, "\\u{%x}" % ord(c)) if unicodedata.category(c) == "Cc" else c
+        size += len(unit.encode(errors="backslashreplace"))
+        if size > 200:
+            break
+        out.append(unit)
+    return "".join(out)
 
 
 def publish(state, reason="", op="put"):

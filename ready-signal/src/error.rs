@@ -87,12 +87,12 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A stored record that does not follow PROTOCOL.md.
-    #[error("malformed record {location}: {reason}")]
+    #[error("malformed record {location}: {source}")]
     Malformed {
         /// The Redis key or file it came from.
         location: String,
-        /// What is wrong with it.
-        reason: String,
+        /// What is wrong with it: its kind, the field and the cause.
+        source: crate::DecodeError,
     },
     /// A store operation that did not finish in time.
     #[error("{what} timed out after {}ms", after.as_millis())]

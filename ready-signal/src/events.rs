@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream::SelectAll;
 use tokio::sync::Notify;
 
-use crate::record::{EventPayload, PROTOCOL_VERSION, State};
+use crate::record::{DecodeError, DecodeErrorKind, EventPayload, PROTOCOL_VERSION, State};
 use crate::stores::{NatsAuth, NatsStore};
 use crate::{Error, Name};
 
@@ -220,30 +220,44 @@ impl Events {
 }
 
 /// Decodes an event payload (PROTOCOL.md, "Events").
-pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
+pub fn decode_event(payload: &[u8]) -> Result<Event, DecodeError> {
     let e: EventPayload = serde_json::from_slice(payload).map_err(|e| {
         // serde quotes the offending value whole (an unknown state of any length).
-        format!(
-            "not an event: {}",
-            crate::record::shown(&e.to_string(), 200)
+        DecodeError::new(
+            DecodeErrorKind::NotJson,
+            None,
+            format!(
+                "not an event: {}",
+                crate::record::shown(&e.to_string(), 200)
+            ),
         )
+        .with_source(e)
     })?;
     if e.v != PROTOCOL_VERSION {
-        return Err(format!(
-            "event format version {} is not {PROTOCOL_VERSION}",
-            e.v
+        return Err(DecodeError::new(
+            DecodeErrorKind::Version,
+            Some("v"),
+            format!("event format version {} is not {PROTOCOL_VERSION}", e.v),
         ));
     }
     if !(e.container.is_empty() || crate::container::is_id(&e.container)) {
-        return Err(format!(
-            "field `container` is not 64 lowercase hex digits: `{}`",
-            crate::record::shown(&e.container, 80)
+        return Err(DecodeError::invalid(
+            "container",
+            format!(
+                "field `container` is not 64 lowercase hex digits: `{}`",
+                crate::record::shown(&e.container, 80)
+            ),
         ));
     }
+    let name = |field: &str, value: &str| {
+        Name::new(value).map_err(|err| {
+            DecodeError::invalid(field, format!("field `{field}`: {err}")).with_source(err)
+        })
+    };
     Ok(Event {
         container: Some(e.container).filter(|c| !c.is_empty()),
-        agent: Name::new(&e.agent).map_err(|e| e.to_string())?,
-        replica: Name::new(&e.replica).map_err(|e| e.to_string())?,
+        agent: name("agent", &e.agent)?,
+        replica: name("replica", &e.replica)?,
         instance: e.instance,
         state: e.state,
         reason: crate::record::one_line(&e.reason, crate::record::MAX_REASON_LEN),
@@ -268,7 +282,7 @@ mod tests {
         assert_eq!(with.container.as_deref(), Some(id.as_str()));
         assert_eq!(decode_event(event("").as_bytes()).unwrap().container, None);
         let err = decode_event(event(r#","container":"3f4e8a1b2c3d""#).as_bytes()).unwrap_err();
-        assert!(err.contains("field `container`"), "{err}");
+        assert_eq!(err.field(), Some("container"), "{err}");
         let payload = EventPayload {
             v: 1,
             agent: "a".into(),

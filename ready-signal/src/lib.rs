@@ -80,6 +80,7 @@ pub use publisher::{
     publish_once, remove_once, running_instance, shutdown_on_signal,
 };
 pub use record::{
-    EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record, State, decode_record,
+    DecodeError, DecodeErrorKind, EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record,
+    State, decode_record,
 };
 pub use redis_store::keys::{KEY_PREFIX, Keys, Layout, SHARDS, keyslot, shard};

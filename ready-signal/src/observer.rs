@@ -42,7 +42,8 @@ pub struct ReplicaStatus {
     pub state: Observed,
     /// The publishing instance, when there is a record.
     pub instance: Option<String>,
-    /// The published reason, or why the state is unknown.
+    /// The published reason, why the state is unknown, or why a record that still exists is
+    /// dead (its last beat is older than its TTL).
     pub reason: Option<String>,
     /// Time since the last heartbeat.
     pub age: Option<Duration>,
@@ -117,12 +118,23 @@ impl ReplicaStatus {
         } else {
             record.state.into()
         };
+        let reason = if state == Observed::Dead {
+            // A record that is still there but past its TTL (no expiry removed it): say so,
+            // rather than "no record".
+            Some(format!(
+                "record not refreshed for {:.1}s, past its ttl of {:.1}s",
+                age_ms as f64 / 1000.0,
+                record.ttl_ms as f64 / 1000.0
+            ))
+        } else {
+            Some(record.reason.clone()).filter(|r| !r.is_empty())
+        };
         ReplicaStatus {
             agent: agent.clone(),
             replica: replica.clone(),
             state,
             instance: Some(record.instance.clone()),
-            reason: Some(record.reason.clone()).filter(|r| !r.is_empty()),
+            reason,
             age: Some(Duration::from_millis(age_ms)),
             since: Some(Duration::from_millis(
                 now_ms.saturating_sub(record.since_ms),
@@ -150,15 +162,58 @@ impl ReplicaStatus {
             ),
             Some(Ok(record)) => {
                 // Age by Redis's clock: how much of the TTL the last refresh granted is used up.
-                let age_ms = if snap.pttl_ms >= 0 {
-                    record.ttl_ms.saturating_sub(snap.pttl_ms as u64)
-                } else {
-                    snap.now_ms.saturating_sub(record.beat_ms)
+                // An expiry the script did not set (none, or longer than the record's own TTL)
+                // says nothing of the last beat: then the beat's own time, by the same clock.
+                let age = match u64::try_from(snap.pttl_ms) {
+                    Ok(pttl) if pttl <= record.ttl_ms => Ok(record.ttl_ms - pttl),
+                    _ => beat_age(&record, snap.now_ms),
                 };
-                ReplicaStatus::judge(agent, replica, &record, snap.now_ms, age_ms)
+                ReplicaStatus::checked(agent, replica, &record, snap.now_ms, age)
             }
         }
     }
+}
+
+impl ReplicaStatus {
+    /// Judges a record after checking that it is the one its key names, and that its age
+    /// could be told; either failure reads as unknown, with the reason.
+    fn checked(
+        agent: &Name,
+        replica: &Name,
+        record: &Record,
+        now_ms: u64,
+        age: Result<u64, String>,
+    ) -> ReplicaStatus {
+        let unknown = |why: String| {
+            ReplicaStatus::without_record(agent, replica, Observed::Unknown, Some(why))
+        };
+        if record.agent != agent.as_str() || record.replica != replica.as_str() {
+            return unknown(format!(
+                "malformed record: it names {}/{}, not the {agent}/{replica} of its key",
+                record.agent, record.replica
+            ));
+        }
+        match age {
+            Ok(age_ms) => ReplicaStatus::judge(agent, replica, record, now_ms, age_ms),
+            Err(why) => unknown(why),
+        }
+    }
+}
+
+/// The age of a record's last beat by its `beat_ms`, for a record no expiry bounds (a file, or
+/// a Redis key without the script's expiry). A beat up to one TTL ahead of the clock counts as
+/// just now; further ahead, the record's age cannot be told (it would read fresh for as long as
+/// the clock takes to catch up), so it is an error.
+fn beat_age(record: &Record, now_ms: u64) -> Result<u64, String> {
+    if record.beat_ms > now_ms.saturating_add(record.ttl_ms) {
+        return Err(format!(
+            "malformed record: its beat_ms is {}ms ahead of the clock, more than its ttl of \
+             {}ms, and no expiry bounds it",
+            record.beat_ms - now_ms,
+            record.ttl_ms
+        ));
+    }
+    Ok(now_ms.saturating_sub(record.beat_ms))
 }
 
 /// Reads agents' records and subscribes to their events.
@@ -179,6 +234,8 @@ pub struct Observer {
     redis: Option<Result<RedisReader, Error>>,
     /// What may still be read from Redis.
     budget: Budget,
+    /// The bound that budget enforces, in bytes, for the error that says it was reached.
+    bound: usize,
 }
 
 impl Observer {
@@ -189,7 +246,13 @@ impl Observer {
     /// (a namespace of over 100,000 records), so a server streaming an endless reply fails that
     /// read instead of filling memory.
     pub async fn connect(store: &StoreConfig) -> Result<Observer, Error> {
-        Observer::open(store, CONNECT_TIMEOUT, Budget::per_read(LONG_READ_BOUND)).await
+        Observer::open(
+            store,
+            CONNECT_TIMEOUT,
+            Budget::per_read(LONG_READ_BOUND),
+            LONG_READ_BOUND,
+        )
+        .await
     }
 
     /// Like [`Observer::connect`], for a one-shot reader such as a probe: `timeout` instead of
@@ -198,13 +261,14 @@ impl Observer {
     /// Cluster nodes asked included), so a server streaming an endless reply fails the read
     /// instead of filling memory.
     pub async fn connect_within(store: &StoreConfig, timeout: Duration) -> Result<Observer, Error> {
-        Observer::open(store, timeout, Budget::total(READ_BOUND)).await
+        Observer::open(store, timeout, Budget::total(READ_BOUND), READ_BOUND).await
     }
 
     async fn open(
         store: &StoreConfig,
         timeout: Duration,
         budget: Budget,
+        bound: usize,
     ) -> Result<Observer, Error> {
         let redis = match &store.redis {
             Some(r) => Some(RedisReader::connect(r, timeout, &budget).await),
@@ -214,6 +278,7 @@ impl Observer {
             store: store.clone(),
             redis,
             budget,
+            bound,
         })
     }
 
@@ -222,8 +287,11 @@ impl Observer {
         self.budget.refill();
         match &self.redis {
             Some(Ok(conn)) => {
-                let snap = conn.read(&self.store.keys().record(agent, replica)).await;
-                let snap = snap.map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
+                let key = self.store.keys().record(agent, replica);
+                let snap = conn.read(&key).await;
+                let snap = snap
+                    .map_err(|e| self.over_bound(e, &format!("record {key}")))
+                    .map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
                 Ok(ReplicaStatus::from_snapshot(agent, replica, snap))
             }
             Some(Err(e)) => Err(self.with_file_hint(e.clone_message(), agent, Some(replica))),
@@ -251,7 +319,9 @@ impl Observer {
                         .map(|(r, s)| ReplicaStatus::from_snapshot(agent, r, s))
                         .collect())
                 };
-                read.await.map_err(|e| self.with_file_hint(e, agent, None))
+                read.await
+                    .map_err(|e| self.over_bound(e, &format!("the records of agent {agent}")))
+                    .map_err(|e| self.with_file_hint(e, agent, None))
             }
             Some(Err(e)) => Err(self.with_file_hint(e.clone_message(), agent, None)),
             None => {
@@ -319,6 +389,24 @@ impl Observer {
         }
     }
 
+    /// A failed read that spent the read budget: the reply was too large. Said so, instead of
+    /// what the cut connection said (`broken pipe`), which hides the cause.
+    fn over_bound(&self, e: Error, what: &str) -> Error {
+        match e {
+            // The cut connection's own error stays the source.
+            Error::Redis { addr, source, .. } if self.budget.spent() => Error::Redis {
+                addr,
+                source,
+                message: format!(
+                    "{what}: the reply is larger than the read bound of {} bytes \
+                         (PROTOCOL.md, \"Size bounds\")",
+                    self.bound
+                ),
+            },
+            other => other,
+        }
+    }
+
     /// Subscribes to the transitions of `agents` on NATS (see [`subscribe`]).
     pub async fn subscribe(&self, agents: &[Name]) -> Result<Events, Error> {
         subscribe(&self.store, agents).await
@@ -335,13 +423,8 @@ impl Observer {
             Ok(None) => ReplicaStatus::without_record(agent, replica, Observed::Dead, None),
             Ok(Some(record)) => {
                 let now = crate::record::unix_ms();
-                ReplicaStatus::judge(
-                    agent,
-                    replica,
-                    &record,
-                    now,
-                    now.saturating_sub(record.beat_ms),
-                )
+                let age = beat_age(&record, now);
+                ReplicaStatus::checked(agent, replica, &record, now, age)
             }
             Err(e) => ReplicaStatus::without_record(
                 agent,

@@ -47,15 +47,18 @@ impl fmt::Display for State {
 }
 
 impl FromStr for State {
-    type Err = String;
+    type Err = DecodeError;
 
-    fn from_str(s: &str) -> Result<State, String> {
+    fn from_str(s: &str) -> Result<State, DecodeError> {
         match s {
             "starting" => Ok(State::Starting),
             "ready" => Ok(State::Ready),
             "not-ready" => Ok(State::NotReady),
             "stopping" => Ok(State::Stopping),
-            other => Err(format!("unknown state `{}`", shown(other, 40))),
+            other => Err(DecodeError::invalid(
+                "state",
+                format!("field `state`: unknown state `{}`", shown(other, 40)),
+            )),
         }
     }
 }
@@ -160,6 +163,108 @@ pub struct Record {
     pub started_ms: u64,
 }
 
+/// What is wrong with a record or an event that does not follow PROTOCOL.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// Not a JSON object (a record file or an event).
+    NotJson,
+    /// A required field is absent.
+    Missing,
+    /// A field has the wrong JSON type (a string where a number is required, or the reverse).
+    WrongType,
+    /// A field's value is not allowed (not a whole number, out of range, an unknown state, an
+    /// invalid name or instance id, a TTL shorter than two intervals).
+    Invalid,
+    /// The format version `v` is not one this reader knows.
+    Version,
+}
+
+/// A record or event that does not follow PROTOCOL.md: its kind, the field at fault, and the
+/// cause (a JSON syntax error, an invalid name, a number out of range) as its source.
+///
+/// ```
+/// use ready_signal::{DecodeErrorKind, decode_record};
+///
+/// let err = decode_record([("v", "1")]).unwrap_err();
+/// assert_eq!(err.kind(), DecodeErrorKind::Missing);
+/// assert_eq!(err.field(), Some("agent"));
+/// assert_eq!(err.to_string(), "field `agent` is missing");
+/// ```
+#[derive(Debug)]
+pub struct DecodeError {
+    kind: DecodeErrorKind,
+    field: Option<String>,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl DecodeError {
+    pub(crate) fn new(kind: DecodeErrorKind, field: Option<&str>, message: String) -> DecodeError {
+        DecodeError {
+            kind,
+            field: field.map(str::to_string),
+            message,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub(crate) fn invalid(field: &str, message: String) -> DecodeError {
+        DecodeError::new(DecodeErrorKind::Invalid, Some(field), message)
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> DecodeErrorKind {
+        self.kind
+    }
+
+    /// The field at fault, when one is.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The record or event is of a format version this reader does not know.
+    pub fn is_version(&self) -> bool {
+        self.kind == DecodeErrorKind::Version
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The fields a record's numbers are in (a file must give them as JSON numbers).
+const NUMBER_FIELDS: [&str; 10] = [
+    "v",
+    "epoch",
+    "pid",
+    "interval_ms",
+    "ttl_ms",
+    "since_ms",
+    "beat_ms",
+    "seq",
+    "started_ms",
+    "started_epoch",
+];
+
 /// Decodes a record from the fields of a Redis hash (as returned by `HGETALL`).
 ///
 /// Every field of PROTOCOL.md must be present and well formed; unknown fields are ignored so that
@@ -174,7 +279,7 @@ pub struct Record {
 /// let record = ready_signal::decode_record(fields).unwrap();
 /// assert_eq!(record.state, ready_signal::State::Ready);
 /// ```
-pub fn decode_record<K, V>(fields: impl IntoIterator<Item = (K, V)>) -> Result<Record, String>
+pub fn decode_record<K, V>(fields: impl IntoIterator<Item = (K, V)>) -> Result<Record, DecodeError>
 where
     K: AsRef<str>,
     V: AsRef<str>,
@@ -182,6 +287,16 @@ where
     let map: HashMap<String, String> = fields
         .into_iter()
         .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+        .collect();
+    decode_map(&map, Guard::Epoch)
+}
+
+/// Decodes a record from the raw fields of a Redis hash, whose values may be any bytes: text
+/// that is not UTF-8 is escaped (PROTOCOL.md, "States"), never a reason to refuse the record.
+pub(crate) fn decode_raw(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Record, DecodeError> {
+    let map: HashMap<String, String> = fields
+        .iter()
+        .map(|(k, v)| (escape_bytes(k, usize::MAX), escape_bytes(v, usize::MAX)))
         .collect();
     decode_map(&map, Guard::Epoch)
 }
@@ -196,25 +311,36 @@ enum Guard {
     None,
 }
 
-fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, String> {
+fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, DecodeError> {
     let get = |k: &str| {
-        map.get(k)
-            .map(String::as_str)
-            .ok_or_else(|| format!("field `{k}` is missing"))
+        map.get(k).map(String::as_str).ok_or_else(|| {
+            DecodeError::new(
+                DecodeErrorKind::Missing,
+                Some(k),
+                format!("field `{k}` is missing"),
+            )
+        })
     };
-    let num = |k: &str| -> Result<u64, String> {
+    let num = |k: &str| -> Result<u64, DecodeError> {
         let raw = get(k)?;
+        let bad = || {
+            DecodeError::invalid(
+                k,
+                format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)),
+            )
+        };
         // Decimal digits only: `parse` alone would also take a leading `+`.
-        raw.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| raw.parse::<u64>().ok())
-            .flatten()
-            .ok_or_else(|| format!("field `{k}` is not a whole number: `{}`", shown(raw, 40)))
+        if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        raw.parse::<u64>().map_err(|e| bad().with_source(e))
     };
     let v = num("v")?;
     if v != u64::from(PROTOCOL_VERSION) {
-        return Err(format!(
-            "format version {v} is not {PROTOCOL_VERSION}, the one this reader knows"
+        return Err(DecodeError::new(
+            DecodeErrorKind::Version,
+            Some("v"),
+            format!("format version {v} is not {PROTOCOL_VERSION}, the one this reader knows"),
         ));
     }
     // Optional: writers before revision 2 of the protocol wrote no epoch.
@@ -224,14 +350,19 @@ fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, Str
     };
     let agent = get("agent")?;
     let replica = get("replica")?;
-    Name::new(agent).map_err(|e| format!("field `agent`: {e}"))?;
-    Name::new(replica).map_err(|e| format!("field `replica`: {e}"))?;
+    for (field, value) in [("agent", agent), ("replica", replica)] {
+        Name::new(value).map_err(|e| {
+            DecodeError::invalid(field, format!("field `{field}`: {e}")).with_source(e)
+        })?;
+    }
     let instance = get("instance")?;
-    check_instance(instance)?;
-    let state = get("state")?
-        .parse::<State>()
-        .map_err(|e| format!("field `state`: {e}"))?;
-    let record = Record {
+    check_instance(instance).map_err(|m| DecodeError::invalid("instance", m))?;
+    let state = get("state")?.parse::<State>()?;
+    let pid = num("pid")?;
+    let pid = u32::try_from(pid).map_err(|e| {
+        DecodeError::invalid("pid", format!("field `pid` is out of range: {pid}")).with_source(e)
+    })?;
+    let mut record = Record {
         v: PROTOCOL_VERSION,
         agent: agent.to_string(),
         replica: replica.to_string(),
@@ -239,7 +370,7 @@ fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, Str
         epoch,
         state,
         reason: one_line(get("reason")?, MAX_REASON_LEN),
-        pid: u32::try_from(num("pid")?).map_err(|_| "field `pid` is out of range".to_string())?,
+        pid,
         host: one_line(get("host")?, 255),
         interval_ms: num("interval_ms")?,
         ttl_ms: num("ttl_ms")?,
@@ -249,6 +380,21 @@ fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, Str
         container: String::new(),
         started_ms: 0,
     };
+    if record.interval_ms == 0 {
+        return Err(DecodeError::invalid(
+            "interval_ms",
+            "field `interval_ms` must be positive".into(),
+        ));
+    }
+    if record.ttl_ms / 2 < record.interval_ms {
+        return Err(DecodeError::invalid(
+            "ttl_ms",
+            format!(
+                "field `ttl_ms` ({}) is less than 2 x `interval_ms` ({})",
+                record.ttl_ms, record.interval_ms
+            ),
+        ));
+    }
     // Optional (revision 4): the instance's container and start. In a Redis hash they are the
     // record's instance's only when written under its epoch: a writer of an older revision that
     // takes the record over rewrites the fields it knows and leaves these behind.
@@ -258,9 +404,12 @@ fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, Str
     };
     let container = map.get("container").map_or("", String::as_str);
     if !(container.is_empty() || crate::container::is_id(container)) {
-        return Err(format!(
-            "field `container` is not 64 lowercase hex digits: `{}`",
-            shown(container, 80)
+        return Err(DecodeError::invalid(
+            "container",
+            format!(
+                "field `container` is not 64 lowercase hex digits: `{}`",
+                shown(container, 80)
+            ),
         ));
     }
     let own = match (guard, map.get("started_epoch")) {
@@ -268,19 +417,9 @@ fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, Str
         (Guard::Epoch, Some(_)) => num("started_epoch")? == record.epoch,
         (Guard::Epoch, None) => false,
     };
-    let mut record = record;
     if own {
         record.container = container.to_string();
         record.started_ms = started_ms;
-    }
-    if record.interval_ms == 0 {
-        return Err("field `interval_ms` must be positive".into());
-    }
-    if record.ttl_ms / 2 < record.interval_ms {
-        return Err(format!(
-            "field `ttl_ms` ({}) is less than 2 x `interval_ms` ({})",
-            record.ttl_ms, record.interval_ms
-        ));
     }
     Ok(record)
 }
@@ -304,57 +443,126 @@ pub(crate) fn check_instance(instance: &str) -> Result<(), String> {
     }
 }
 
-/// A reason or host as stored: control characters escaped (`\n` as the two characters `\`
-/// and `n`), so a record's text stays one line in every probe verdict and log, then cut to `max`
-/// bytes at a character boundary.
+/// A reason or host as stored (PROTOCOL.md, "States"): every control character escaped (`\n` as
+/// the two characters `\` and `n`), so a record's text stays one line in every probe verdict and
+/// log, then cut to `max` bytes without splitting a character or an escape sequence.
 pub(crate) fn one_line(s: &str, max: usize) -> String {
-    if !s.chars().any(char::is_control) {
-        return clip(s, max);
+    escape_bytes(s.as_bytes(), max)
+}
+
+/// The escaping of PROTOCOL.md, "States", applied to any bytes: a control character (Unicode
+/// category Cc) becomes `\0`, `\t`, `\n`, `\r` or `\u{hex}`; a byte that is not part of valid
+/// UTF-8 becomes `\x` and two lowercase hex digits; everything else is kept. The result is cut
+/// to at most `max` bytes, only ever between two such units.
+pub(crate) fn escape_bytes(bytes: &[u8], max: usize) -> String {
+    if bytes.len() <= max
+        && let Ok(text) = std::str::from_utf8(bytes)
+        && !text.chars().any(char::is_control)
+    {
+        return text.to_string();
     }
-    clip(&shown(s, s.len()), max)
+    let mut out = String::with_capacity(bytes.len().min(max));
+    let fits = |out: &String, unit: &str| out.len() + unit.len() <= max;
+    let mut buf = [0u8; 4];
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let escaped;
+            let unit: &str = match c {
+                '\0' => "\\0",
+                '\t' => "\\t",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                c if c.is_control() => {
+                    escaped = format!("\\u{{{:x}}}", u32::from(c));
+                    &escaped
+                }
+                c => c.encode_utf8(&mut buf),
+            };
+            if !fits(&out, unit) {
+                return out;
+            }
+            out.push_str(unit);
+        }
+        for b in chunk.invalid() {
+            let unit = format!("\\x{b:02x}");
+            if !fits(&out, &unit) {
+                return out;
+            }
+            out.push_str(&unit);
+        }
+    }
+    out
 }
 
 impl Record {
-    /// Decodes a record file of the local-file backend (a JSON object with the same fields).
-    pub fn from_json(bytes: &[u8]) -> Result<Record, String> {
-        let value: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a JSON object: {e}"))?;
-        let fields = value.into_iter().map(|(k, v)| {
+    /// Decodes a record file of the local-file backend: a JSON object with the same fields,
+    /// numbers as JSON numbers and text as JSON strings.
+    pub fn from_json(bytes: &[u8]) -> Result<Record, DecodeError> {
+        let value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)
+            .map_err(|e| {
+                DecodeError::new(
+                    DecodeErrorKind::NotJson,
+                    None,
+                    format!("not a JSON object: {}", shown(&e.to_string(), 200)),
+                )
+                .with_source(e)
+            })?;
+        let mut fields = HashMap::with_capacity(value.len());
+        for (k, v) in value {
+            let number = NUMBER_FIELDS.contains(&k.as_str());
             let text = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
+                serde_json::Value::String(s) if !number => s,
+                serde_json::Value::Number(n) if number => n.to_string(),
+                other if FIELDS.contains(&k.as_str()) => {
+                    let want = if number {
+                        "a JSON number"
+                    } else {
+                        "a JSON string"
+                    };
+                    return Err(DecodeError::new(
+                        DecodeErrorKind::WrongType,
+                        Some(&k),
+                        format!(
+                            "field `{k}` must be {want}, not `{}`",
+                            shown(&other.to_string(), 40)
+                        ),
+                    ));
+                }
+                // Fields this reader does not know are ignored, whatever their type.
+                _ => continue,
             };
-            (k, text)
-        });
-        decode_map(&fields.collect(), Guard::None)
+            fields.insert(k, text);
+        }
+        decode_map(&fields, Guard::None)
     }
 }
 
-/// Untrusted text quoted in an error: cut to `max` bytes, control characters escaped, so an
-/// error stays one short line (a record or an event can hold anything; found by fuzzing).
+/// Every field of a record this reader knows.
+const FIELDS: [&str; 17] = [
+    "v",
+    "agent",
+    "replica",
+    "instance",
+    "epoch",
+    "state",
+    "reason",
+    "pid",
+    "host",
+    "interval_ms",
+    "ttl_ms",
+    "since_ms",
+    "beat_ms",
+    "seq",
+    "container",
+    "started_ms",
+    "started_epoch",
+];
+
+/// Untrusted text quoted in an error: escaped as a reason is (PROTOCOL.md, "States") and cut to
+/// `max` bytes, so an error stays one short line (a record or an event can hold anything; found
+/// by fuzzing).
 pub(crate) fn shown(s: &str, max: usize) -> String {
-    clip(s, max)
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// Cuts `s` to at most `max` bytes at a character boundary.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    escape_bytes(s.as_bytes(), max)
 }
 
 /// An event published on NATS at every transition (PROTOCOL.md, "Events").
@@ -389,10 +597,10 @@ pub(crate) fn unix_ms() -> u64 {
 }
 
 /// Ready-signal errors from decoding are reported with where the record came from.
-pub(crate) fn malformed(location: impl Into<String>, reason: String) -> Error {
+pub(crate) fn malformed(location: impl Into<String>, source: DecodeError) -> Error {
     Error::Malformed {
         location: location.into(),
-        reason,
+        source,
     }
 }
 
@@ -446,12 +654,17 @@ mod tests {
             let mut f = good();
             f.retain(|(k, _)| *k != field);
             f.push((field, value.to_string()));
-            let err = decode_record(f).unwrap_err();
+            let err = decode_record(f).unwrap_err().to_string();
             assert!(err.contains(expect), "{field}={value}: {err}");
         }
         let mut f = good();
         f.retain(|(k, _)| *k != "beat_ms");
-        assert_eq!(decode_record(f).unwrap_err(), "field `beat_ms` is missing");
+        let err = decode_record(f).unwrap_err();
+        assert_eq!(err.to_string(), "field `beat_ms` is missing");
+        assert_eq!(
+            (err.kind(), err.field()),
+            (DecodeErrorKind::Missing, Some("beat_ms"))
+        );
     }
 
     #[test]
@@ -462,6 +675,7 @@ mod tests {
         assert!(
             Record::from_json(b"[1]")
                 .unwrap_err()
+                .to_string()
                 .contains("not a JSON object")
         );
     }
@@ -514,10 +728,10 @@ mod tests {
         assert_eq!((old.container.as_str(), old.started_ms), ("", 0));
         for bad in ["3f4e8a1b2c3d", &id.to_uppercase(), "x"] {
             let err = with(&[("container", bad), ("started_epoch", "41")]).unwrap_err();
-            assert!(err.contains("field `container`"), "{bad}: {err}");
+            assert_eq!(err.field(), Some("container"), "{bad}: {err}");
         }
         let err = with(&[("started_ms", "-1"), ("started_epoch", "41")]).unwrap_err();
-        assert!(err.contains("field `started_ms`"), "{err}");
+        assert_eq!(err.field(), Some("started_ms"), "{err}");
         // A record file is written whole: its fields need no epoch to be its own.
         let json = format!(
             r#"{{"v":1,"agent":"a","replica":"r","instance":"1732540000000-0a1b2c3d","state":"ready",
@@ -528,9 +742,88 @@ mod tests {
         assert_eq!((file.container.as_str(), file.started_ms), (id.as_str(), 4));
     }
 
+    /// The escape rule of PROTOCOL.md, "States", with its examples: control characters and
+    /// bytes that are not UTF-8 are escaped, and the cut never splits a character or an escape.
     #[test]
-    fn clips_at_char_boundaries() {
-        assert_eq!(clip("ééé", 3), "é");
-        assert_eq!(clip("abc", 10), "abc");
+    fn the_documented_escape_rule_and_cut() {
+        for (raw, stored) in [
+            (&b"queue down\nretrying"[..], "queue down\\nretrying"),
+            (b"tab\there\r", "tab\\there\\r"),
+            (b"nul\0", "nul\\0"),
+            (b"esc\x1b[31m", "esc\\u{1b}[31m"),
+            (b"del\x7f", "del\\u{7f}"),
+            ("nel\u{85}".as_bytes(), "nel\\u{85}"),
+            ("caf\u{e9}".as_bytes(), "caf\u{e9}"),
+            (b"bad \xff\xfe byte", "bad \\xff\\xfe byte"),
+            (b"cut \xe2\x82", "cut \\xe2\\x82"),
+        ] {
+            assert_eq!(escape_bytes(raw, MAX_REASON_LEN), stored, "{raw:?}");
+        }
+        assert_eq!(one_line("ééé", 3), "é");
+        assert_eq!(one_line("abc", 10), "abc");
+        // 199 bytes, then a newline: its escape (2 bytes) does not fit, and is not split.
+        let reason = format!("{}\n", "x".repeat(199));
+        assert_eq!(one_line(&reason, MAX_REASON_LEN), "x".repeat(199));
+        let reason = format!("{}\u{1b}", "x".repeat(195));
+        assert_eq!(one_line(&reason, MAX_REASON_LEN), "x".repeat(195));
+        assert_eq!(
+            escape_bytes(
+                &[b'x'; 198]
+                    .iter()
+                    .copied()
+                    .chain([0xff])
+                    .collect::<Vec<_>>(),
+                200
+            ),
+            "x".repeat(198)
+        );
+    }
+
+    /// A record whose reason or host is not UTF-8 is read, with the bytes escaped.
+    #[test]
+    fn non_utf8_fields_are_escaped_not_refused() {
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = good()
+            .into_iter()
+            .filter(|(k, _)| *k != "reason")
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_bytes()))
+            .collect();
+        raw.push((b"reason".to_vec(), b"disk \xff full".to_vec()));
+        assert_eq!(decode_raw(&raw).unwrap().reason, "disk \\xff full");
+        raw.retain(|(k, _)| k != b"agent");
+        raw.push((b"agent".to_vec(), b"w\xffr".to_vec()));
+        let err = decode_raw(&raw).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.field()),
+            (DecodeErrorKind::Invalid, Some("agent"))
+        );
+        assert!(err.to_string().contains("w\\xffr"), "{err}");
+    }
+
+    /// Numbers in a record file are JSON numbers and text is JSON strings: `"v":"1"` and
+    /// `"pid":"1"` are refused, naming the field.
+    #[test]
+    fn file_records_need_json_numbers_where_numbers_are_required() {
+        let r = decode_record(good()).unwrap();
+        let json = serde_json::to_value(&r).unwrap();
+        for (field, value) in [
+            ("v", serde_json::json!("1")),
+            ("pid", serde_json::json!("1")),
+            ("beat_ms", serde_json::json!("1732540004100")),
+            ("agent", serde_json::json!(7)),
+        ] {
+            let mut bad = json.clone();
+            bad[field] = value;
+            let err = Record::from_json(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
+            assert_eq!(
+                (err.kind(), err.field()),
+                (DecodeErrorKind::WrongType, Some(field)),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("field `{field}` must be a JSON")),
+                "{err}"
+            );
+        }
     }
 }

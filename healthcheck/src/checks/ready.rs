@@ -393,7 +393,11 @@ fn state_text(s: &ReplicaStatus) -> String {
             Some(a) => format!("stale, last beat {} ago", secs(a)),
             None => "stale".into(),
         },
-        Observed::Dead => "dead (no record)".into(),
+        // A record past its TTL that no expiry removed says why; otherwise there is none.
+        Observed::Dead => match s.reason.as_deref().filter(|r| !r.is_empty()) {
+            Some(why) => format!("dead ({why})"),
+            None => "dead (no record)".into(),
+        },
         Observed::Unknown => format!("unknown{reason}"),
         other => {
             let since = s
@@ -439,6 +443,36 @@ mod tests {
         assert_eq!(
             super::first_host_only("redis://u:p@a:1,b:2?cluster=true"),
             "redis://u:p@a:1?cluster=true"
+        );
+    }
+
+    /// A dead replica whose record still exists (past its TTL, with no expiry) is described
+    /// with the reader's reason, not as "no record".
+    #[test]
+    fn dead_with_a_record_says_why() {
+        let name = |s: &str| ready_signal::Name::new(s).unwrap();
+        let mut status = ready_signal::ReplicaStatus {
+            agent: name("worker"),
+            replica: name("r1"),
+            state: ready_signal::Observed::Dead,
+            instance: None,
+            reason: None,
+            age: None,
+            since: None,
+            pid: None,
+            host: None,
+            published: None,
+            interval: None,
+            ttl: None,
+            epoch: None,
+            container: None,
+            started: None,
+        };
+        assert_eq!(super::describe(&status), "worker: dead (no record)");
+        status.reason = Some("record not refreshed for 5.0s, past its ttl of 3.0s".into());
+        assert_eq!(
+            super::describe(&status),
+            "worker: dead (record not refreshed for 5.0s, past its ttl of 3.0s)"
         );
     }
 

@@ -844,3 +844,34 @@ fn a_writer_in_a_container_records_its_id() {
         "a later write of the same instance keeps its first writer's container"
     );
 }
+
+/// PROTOCOL.md's Python agent follows the document's password-file rule: an empty or unreadable
+/// file is an error naming the variable and the path, never a silent fallback to no password.
+#[test]
+fn the_python_agent_of_protocol_md_refuses_an_empty_or_missing_password_file() {
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python_agent.py");
+    let empty = tmp.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = tmp.path().join("missing");
+    for (file, why) in [(&empty, "the file is empty"), (&missing, "No such file")] {
+        let out = Command::new("python3")
+            .arg(&agent)
+            .arg("py-worker")
+            .envs(env(&redis, "pwfile"))
+            .env("READY_SIGNAL_REDIS_PASSWORD_FILE", file)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "READY_SIGNAL_REDIS_PASSWORD_FILE: {}",
+                file.display()
+            )) && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+}

@@ -1,7 +1,6 @@
 //! The Redis side of PROTOCOL.md: keys, the fenced write script, and reads by Redis's own clock,
 //! on one server, under Sentinel (`sentinel`) or in a Cluster (`cluster`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use redis::{Script, Value};
 use crate::error::Error;
 use crate::fence::{Applied, Op};
 use crate::name::Name;
-use crate::record::{Record, decode_record, malformed};
+use crate::record::{Record, decode_raw, malformed};
 use crate::stores::{RedisStore, Topology};
 
 pub(crate) mod cluster;
@@ -290,7 +289,9 @@ impl RedisReader {
                 let [fields, pttl] = values.as_slice() else {
                     return Err(bad("short pipeline reply"));
                 };
-                let fields: HashMap<String, String> =
+                // Bytes, not text: a field that is not UTF-8 is escaped by the decoder, never a
+                // reason to fail the whole read.
+                let fields: Vec<(Vec<u8>, Vec<u8>)> =
                     redis::from_redis_value_ref(fields).map_err(|e| bad(&e.to_string()))?;
                 let pttl: i64 =
                     redis::from_redis_value_ref(pttl).map_err(|e| bad(&e.to_string()))?;
@@ -323,7 +324,9 @@ impl RedisReader {
         answers
             .iter()
             .map(|(values, now_ms)| {
-                let scored: Vec<(String, f64)> = match values.first() {
+                // Bytes: a member that is not UTF-8 is not a valid name, and is skipped by the
+                // caller like any other invalid name instead of failing the listing.
+                let scored: Vec<(Vec<u8>, f64)> = match values.first() {
                     Some(v) => redis::from_redis_value_ref(v).map_err(|e| Error::Redis {
                         addr: self.addr().to_string(),
                         message: format!("unexpected reply: {e}"),
@@ -335,7 +338,7 @@ impl RedisReader {
                 Ok(scored
                     .into_iter()
                     .filter(|(_, expiry)| *expiry > now)
-                    .map(|(name, _)| name)
+                    .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
                     .collect())
             })
             .collect()
@@ -361,11 +364,11 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    fn new(key: &str, fields: HashMap<String, String>, pttl_ms: i64, now_ms: u64) -> Snapshot {
+    fn new(key: &str, fields: Vec<(Vec<u8>, Vec<u8>)>, pttl_ms: i64, now_ms: u64) -> Snapshot {
         let record = if fields.is_empty() {
             None
         } else {
-            Some(decode_record(fields).map_err(|reason| malformed(key, reason)))
+            Some(decode_raw(&fields).map_err(|reason| malformed(key, reason)))
         };
         Snapshot {
             record,

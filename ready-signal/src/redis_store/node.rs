@@ -59,6 +59,13 @@ impl Budget {
         }
     }
 
+    /// Whether a bounded budget is used up (a read that failed then was cut by the bound).
+    pub(crate) fn spent(&self) -> bool {
+        self.left
+            .as_ref()
+            .is_some_and(|left| left.load(Ordering::Relaxed) == 0)
+    }
+
     /// Takes up to `want` bytes; 0 when the budget is spent.
     fn take(&self, want: usize) -> usize {
         let Some(left) = &self.left else {
