@@ -36,6 +36,7 @@ pub mod config;
 pub mod failure;
 pub mod files;
 pub mod install;
+pub mod lint;
 mod net;
 mod options;
 mod progress;
