@@ -66,6 +66,7 @@ enum Command {
     /// Wait until every target is healthy, then exec CMD (or exit 0)
     Wait(WaitFlags),
     /// Find the health mistakes in Compose files or Kubernetes manifests, with what the checks cost (LINT.md)
+    #[cfg(feature = "lint")]
     Lint(LintFlags),
     /// Copy healthcheck and ready-signal into DIR (for an init container filling a shared volume)
     Install {
@@ -92,6 +93,7 @@ struct WaitFlags {
 }
 
 /// Flags of `lint` (validated by `healthcheck::lint::Options::from_args`).
+#[cfg(feature = "lint")]
 #[derive(Debug, Args)]
 struct LintFlags {
     /// Compose files (merged in order, as -f), Kubernetes manifests, or directories of either;
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
         }
     };
     // Linting reads files and needs no runtime.
+    #[cfg(feature = "lint")]
     let cli = match cli.command {
         Some(Command::Lint(flags)) => std::process::exit(lint(flags)),
         _ => cli,
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         None => runtime.block_on(probe(cli.probe, started)),
         Some(Command::Wait(flags)) => runtime.block_on(wait(flags, started)),
         Some(Command::Install { dir }) => install(&dir, started),
+        #[cfg(feature = "lint")]
         Some(Command::Lint(_)) => 1,
     };
     // Exit at once: a DNS lookup still running on a blocking thread must not hold the process.
@@ -451,6 +455,7 @@ fn exec(program: &str, args: &[String]) -> i32 {
     1
 }
 
+#[cfg(feature = "lint")]
 /// `healthcheck lint`: the report on stdout, errors on stderr, 1 when something at or above
 /// `--fail-on` was found or the inputs could not be read (never 2, like the probe).
 fn lint(flags: LintFlags) -> i32 {
@@ -479,7 +484,7 @@ fn lint(flags: LintFlags) -> i32 {
         ignore: flags.ignore,
         profiles: flags.profile,
         exec_cost: flags.exec_cost,
-        dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        dir: PathBuf::from("."),
         env: std::env::vars().collect(),
     };
     let options = match lint::Options::from_args(args) {

@@ -33,30 +33,40 @@ pub const OVERRIDE_FILES: [&str; 4] = [
 /// Finds the Compose files as `docker compose` does with no `-f`: `COMPOSE_FILE` if set, else
 /// the first default file in `dir` or its parents, plus the override beside it.
 pub fn discover(dir: &Path, env: &BTreeMap<String, String>) -> Result<Vec<PathBuf>, LintError> {
+    // Paths are shown as the user would type them: `compose.yaml`, `../compose.yaml`.
+    let under = |d: &Path, f: &str| {
+        if d == Path::new(".") {
+            PathBuf::from(f)
+        } else {
+            d.join(f)
+        }
+    };
     if let Some(list) = env.get("COMPOSE_FILE").filter(|v| !v.is_empty()) {
         let sep = env
             .get("COMPOSE_PATH_SEPARATOR")
             .and_then(|s| s.chars().next())
             .unwrap_or(':');
-        return Ok(list.split(sep).map(|p| dir.join(p)).collect());
+        return Ok(list.split(sep).map(|p| under(dir, p)).collect());
     }
-    let mut at = Some(dir);
-    while let Some(d) = at {
-        if let Some(base) = DEFAULT_FILES
-            .iter()
-            .map(|f| d.join(f))
-            .find(|p| p.is_file())
-        {
-            let mut files = vec![base];
+    let depth = dir
+        .canonicalize()
+        .map(|p| p.components().count())
+        .unwrap_or(1);
+    for up in 0..depth {
+        let mut d = dir.to_path_buf();
+        for _ in 0..up {
+            d.push("..");
+        }
+        if let Some(base) = DEFAULT_FILES.iter().find(|f| d.join(f).is_file()) {
+            let mut files = vec![under(&d, base)];
             files.extend(
                 OVERRIDE_FILES
                     .iter()
-                    .map(|f| d.join(f))
-                    .find(|p| p.is_file()),
+                    .find(|f| d.join(f).is_file())
+                    .map(|f| under(&d, f)),
             );
             return Ok(files);
         }
-        at = d.parent();
     }
     Err(LintError::NothingFound(format!(
         "no {} in {} or its parents (name files to lint, or set COMPOSE_FILE)",

@@ -186,7 +186,7 @@ mod tests {
     fn the_grammar() {
         let e = env();
         let i = |s: &str| interpolate(s, &e).unwrap();
-        assert_eq!(i("a${SET}b $SET"), "av v");
+        assert_eq!(i("a${SET}b $SET"), "avb v");
         assert_eq!(i("${UNSET:-30s}"), "30s");
         assert_eq!(i("${EMPTY:-d}"), "d");
         assert_eq!(i("${EMPTY-d}"), "");
