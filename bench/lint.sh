@@ -71,3 +71,11 @@ hyperfine -N --warmup 5 --runs 100 \
     -n "lint 50 services (2 files, extends)" "$HC lint --fail-on never $DIR/compose.yaml $DIR/compose.override.yaml" \
     -n "lint docker/compose.yml" "$HC lint docker/compose.yml" \
     -n "healthcheck --version (probe start-up)" "$HC --version"
+
+# The cost line for the project's own 24-agent stack (agent-b scaled to 20, as bench/sidecar.sh
+# stack runs it), at the two intervals BENCHMARKS.md measured.
+printf 'services:\n  agent-b:\n    deploy: {replicas: 20}\n' > "$DIR/scale.yml"
+for interval in 2s 30s; do
+    echo "HC_INTERVAL=$interval:"
+    HC_INTERVAL=$interval "$HC" lint --fail-on never docker/compose.yml "$DIR/scale.yml" | grep -E '^(cost|gating)'
+done

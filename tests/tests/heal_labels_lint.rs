@@ -19,6 +19,7 @@ fn same_names() {
         heal::WINDOW,
         heal::RELEASE,
         heal::EARN_BACK,
+        heal::START_GRACE,
     ]
     .into_iter()
     .collect();

@@ -5,7 +5,7 @@
 /// Opts a container in to healing; only the value `true` does.
 pub const OPT_IN: &str = "healthcheck.heal";
 /// Every tuning label with what its value must be.
-pub const TUNING: [(&str, Kind); 7] = [
+pub const TUNING: [(&str, Kind); 8] = [
     ("healthcheck.heal.after", Kind::Duration),
     ("healthcheck.heal.backoff", Kind::Duration),
     ("healthcheck.heal.backoff-max", Kind::Duration),
@@ -13,6 +13,7 @@ pub const TUNING: [(&str, Kind); 7] = [
     ("healthcheck.heal.window", Kind::Duration),
     ("healthcheck.heal.release-after", Kind::Duration),
     ("healthcheck.heal.earn-back-after", Kind::Duration),
+    ("healthcheck.heal.start-grace", Kind::Duration),
 ];
 
 /// Every heal label the sidecar reads.

@@ -59,7 +59,15 @@ fn cost_lines(o: &Outcome) -> Vec<String> {
             c.unknown.join(", ")
         ));
     }
-    for ch in &c.chains {
+    // Each maximal chain once: a chain that continues into a longer one is part of it.
+    let continued = |service: &str| {
+        c.chains.iter().any(|other| {
+            other.path[..other.path.len() - 1]
+                .iter()
+                .any(|p| p == service)
+        })
+    };
+    for ch in c.chains.iter().filter(|ch| !continued(&ch.service)) {
         lines.push(format!(
             "gating: {} ({} level{}): up to {:.0}s before Engine 25 (one interval per level), {:.0}s with start_interval",
             ch.path.join(" -> "),

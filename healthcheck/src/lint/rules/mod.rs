@@ -135,7 +135,7 @@ pub static RULES: [Rule; 15] = [
         severity: Severity::Warning,
         what: "a healthcheck.heal.* label the sidecar does not know (a typo)",
         why: "the sidecar ignores it: the setting meant for this container silently does not apply",
-        fix: "use one of healthcheck.heal, .after, .backoff, .backoff-max, .budget, .window, .release-after, .earn-back-after",
+        fix: "use one of healthcheck.heal, .after, .backoff, .backoff-max, .budget, .window, .release-after, .earn-back-after, .start-grace",
     },
     Rule {
         id: "HC014",
