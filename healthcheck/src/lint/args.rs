@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use super::compose::go_duration;
+use super::error::LintError;
+use super::finding::{Format, Severity};
+use super::model::go_duration;
 use super::rules::RULES;
-use super::{ComposeOptions, DEFAULT_EXEC_COST, Format, LintError, Options, Severity};
+use super::{ComposeOptions, DEFAULT_EXEC_COST, Options};
 
 /// `healthcheck lint` flags, as typed.
 #[derive(Debug, Clone, Default)]

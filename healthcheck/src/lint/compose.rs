@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::LintError;
 use super::dockerfile;
+use super::error::LintError;
 use super::interpolate::{Env, interpolate, parse_dotenv};
 use super::model::{
-    Check, Dependency, EnvVar, Label, Location, Platform, Role, Test, Unit, shell_words,
+    Check, Dependency, EnvVar, Label, Location, Platform, Role, Test, Unit, go_duration,
+    shell_words,
 };
 use super::silence;
 use super::yaml::{Key, Node, Value, parse_documents};
@@ -104,8 +105,8 @@ impl Files {
         }
         let idx = u16::try_from(self.files.len())
             .map_err(|_| LintError::Input(path.display().to_string(), "too many files".into()))?;
-        let text = super::read(path)?;
-        let mut docs = parse_documents(&text).map_err(|e| super::yaml_error(path, &e))?;
+        let text = super::error::read(path)?;
+        let mut docs = parse_documents(&text).map_err(|e| super::error::yaml_error(path, &e))?;
         let mut doc = if docs.is_empty() {
             Node::map(Vec::new(), 1, idx)
         } else {
@@ -468,44 +469,6 @@ pub(crate) fn ignore_list(ext: Option<&Node>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// A duration as Compose writes it (`1m30s`, `500ms`, `10s`); a bare number is seconds.
-pub(crate) fn go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<f64>() {
-        return (n >= 0.0).then(|| Duration::from_secs_f64(n));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 fn duration(node: Option<&Node>) -> Option<Duration> {

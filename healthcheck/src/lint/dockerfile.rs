@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use super::compose::go_duration;
-use super::model::{Check, Location, Role, Test};
+use super::model::{Check, Location, Role, Test, go_duration};
 
 /// The facts read from a Dockerfile.
 #[derive(Debug, Clone, Default, PartialEq)]

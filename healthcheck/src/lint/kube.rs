@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::LintError;
 use super::compose::ignore_list;
+use super::error::LintError;
 use super::model::{Check, EnvVar, Location, Platform, Role, Test, Unit};
 use super::silence;
 use super::yaml::{Node, Value, parse_documents};
@@ -22,7 +22,7 @@ pub(crate) fn is_manifest(docs: &[Node]) -> bool {
 
 /// The units of one manifest file.
 pub(crate) fn load(path: &Path, text: &str) -> Result<Vec<Unit>, LintError> {
-    let docs = parse_documents(text).map_err(|e| super::yaml_error(path, &e))?;
+    let docs = parse_documents(text).map_err(|e| super::error::yaml_error(path, &e))?;
     let mut units = Vec::new();
     let mut starts = Vec::new();
     for doc in &docs {

@@ -16,6 +16,8 @@ mod args;
 pub mod compose;
 pub mod cost;
 mod dockerfile;
+mod error;
+mod finding;
 mod images;
 mod interpolate;
 mod kube;
@@ -27,67 +29,17 @@ mod silence;
 mod yaml;
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use args::{Args, explain};
 pub use compose::ComposeOptions;
 pub use cost::{Chain, Cost};
+pub use error::LintError;
+use error::{read, yaml_error};
+pub use finding::{Finding, Format, Outcome, Severity};
 pub use model::Location;
 pub use rules::{RULES, Rule};
-
-/// How bad a finding is; `--fail-on` picks the lowest that fails the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// Worth knowing; nothing breaks.
-    Note,
-    /// Likely wrong, or costly.
-    Warning,
-    /// Breaks health checking, gating or healing, or leaks a secret.
-    Error,
-}
-
-impl Severity {
-    /// `error`, `warning`, `note` (SARIF's level names).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Note => "note",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-/// One mistake found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// The rule that found it.
-    pub rule: &'static Rule,
-    /// Its severity (the rule's, or raised or lowered by what the rule knows).
-    pub severity: Severity,
-    /// The service (Compose) or `Kind/name[/container]` (Kubernetes).
-    pub unit: String,
-    /// The key it is about (`healthcheck.test`, `livenessProbe`, `labels.healthcheck.heal.after`).
-    pub key: String,
-    /// One line naming the service and the key; never a secret's value.
-    pub message: String,
-    /// Where it is written.
-    pub at: Location,
-    /// The fix for this case (a snippet), or the rule's general fix.
-    pub fix: String,
-}
-
-/// The output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// One line per finding, grouped by service, then the cost lines.
-    Text,
-    /// One JSON object: findings, cost, summary.
-    Json,
-    /// SARIF 2.1.0, for code-scanning tools.
-    Sarif,
-}
 
 /// A validated lint run.
 #[derive(Debug, Clone)]
@@ -110,66 +62,6 @@ pub struct Options {
 
 /// The per-exec CPU cost measured on this project's machines (BENCHMARKS.md, the 24-agent stack).
 pub const DEFAULT_EXEC_COST: Duration = Duration::from_millis(79);
-
-/// What a lint run found.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// Findings, by unit then line.
-    pub findings: Vec<Finding>,
-    /// How many findings were silenced (comments, extension keys, `--ignore`).
-    pub silenced: usize,
-    /// The files read.
-    pub files: Vec<PathBuf>,
-    /// How many units (services, containers) were read.
-    pub units: usize,
-    /// The rendered cost lines' data.
-    pub cost: cost::Cost,
-}
-
-impl Outcome {
-    /// True when a finding at or above `fail_on` exists.
-    pub fn fails(&self, fail_on: Option<Severity>) -> bool {
-        fail_on.is_some_and(|f| self.findings.iter().any(|x| x.severity >= f))
-    }
-
-    /// The report in `format`.
-    pub fn render(&self, format: Format) -> String {
-        match format {
-            Format::Text => output::text(self),
-            Format::Json => output::json(self),
-            Format::Sarif => output::sarif(self),
-        }
-    }
-}
-
-/// Why the inputs could not be linted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LintError {
-    /// A file that cannot be read or is not what it must be: the place (`path[:line]`) and why.
-    #[error("{0}: {1}")]
-    Input(String, String),
-    /// Nothing to lint was found.
-    #[error("{0}")]
-    NothingFound(String),
-    /// A flag's value is wrong.
-    #[error("{0}")]
-    Usage(String),
-}
-
-/// Reads a file, naming it in the error.
-pub(crate) fn read(path: &Path) -> Result<String, LintError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| LintError::Input(path.display().to_string(), format!("cannot read: {e}")))
-}
-
-/// A YAML error as a lint error naming the file and line.
-pub(crate) fn yaml_error(path: &Path, e: &yaml::YamlError) -> LintError {
-    LintError::Input(
-        yaml::place(path, e.line),
-        format!("not valid YAML (column {}): {}", e.column, e.reason),
-    )
-}
 
 /// Runs the linter.
 pub fn run(options: &Options) -> Result<Outcome, LintError> {
@@ -245,24 +137,4 @@ pub fn run(options: &Options) -> Result<Outcome, LintError> {
         units: project.units.len(),
         cost: cost::cost(&project, options.exec_cost),
     })
-}
-
-/// A duration as a finding writes it: `800ms`, `2s`, `1.5s`, `2m`.
-pub(crate) fn format_secs(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::finding::{Finding, Format, Outcome, Severity};
 use super::rules::RULES;
-use super::{Finding, Outcome, Severity};
 
 /// `file:line` of a finding.
 fn place(f: &Finding) -> String {
@@ -219,4 +219,15 @@ pub(crate) fn sarif(o: &Outcome) -> String {
         }],
     });
     format!("{v}\n")
+}
+
+impl Outcome {
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => text(self),
+            Format::Json => json(self),
+            Format::Sarif => sarif(self),
+        }
+    }
 }

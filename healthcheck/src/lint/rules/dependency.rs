@@ -1,11 +1,11 @@
 //! HC009, HC010 and HC011: what depends on what. Restarts tied to a shared dependency, and
 //! Compose gating that does not wait or cannot start.
 
+use super::super::finding::{Finding, Severity};
 use super::super::images;
 use super::super::labels::{OPT_IN, OTHER_HEALERS};
 use super::super::model::{Platform, Project, Role, Test, Unit};
-use super::super::{Finding, Severity};
-use super::{Contact, check_key, contacts, finding, healers, with_severity};
+use super::common::{Contact, check_key, contacts, finding, healers, with_severity};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     shared(project, out);

@@ -1,10 +1,10 @@
 //! HC013, HC014 and HC015: the sidecar's heal labels (and docker-autoheal's): unknown keys,
 //! values it cannot read, labels nothing will act on.
 
+use super::super::finding::{Finding, Severity};
 use super::super::labels::{self, Kind, OPT_IN, OTHER_HEALERS, TUNING};
 use super::super::model::{Platform, Project};
-use super::super::{Finding, Severity};
-use super::{finding, healers, with_severity};
+use super::common::{finding, healers, with_severity};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     let healers = healers(project);

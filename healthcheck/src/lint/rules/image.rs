@@ -1,9 +1,9 @@
 //! HC002 and HC003: tests the image cannot run (no shell, a missing tool).
 
-use super::super::Finding;
+use super::super::finding::Finding;
 use super::super::images::{self, WATCHED};
 use super::super::model::{Project, Test, commands, is_shell, program};
-use super::{check_key, finding};
+use super::common::{check_key, finding};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     for unit in &project.units {

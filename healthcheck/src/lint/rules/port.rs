@@ -1,8 +1,8 @@
 //! HC001: checks that only prove a port accepts connections.
 
+use super::super::finding::{Finding, Severity};
 use super::super::model::{Check, Platform, Project, Test, Unit, commands, program};
-use super::super::{Finding, Severity};
-use super::{check_key, finding, parse_url, probe_runs, with_severity};
+use super::common::{check_key, finding, parse_url, probe_runs, with_severity};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     for unit in &project.units {

@@ -1,9 +1,9 @@
 //! HC005 and HC006: secrets on a check's command line and in plain environment values. A
 //! finding names the key, the flag or the argument's position, never the value.
 
+use super::super::finding::{Finding, Severity};
 use super::super::model::{Platform, Project, commands, is_assignment, program};
-use super::super::{Finding, Severity};
-use super::{check_key, finding, with_severity};
+use super::common::{check_key, finding, with_severity};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     for unit in &project.units {

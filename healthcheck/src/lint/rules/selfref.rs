@@ -1,9 +1,9 @@
 //! HC012: a service responsible for its own restart or its own readiness.
 
-use super::super::Finding;
+use super::super::finding::Finding;
 use super::super::labels::{OPT_IN, OTHER_HEALERS};
 use super::super::model::{Project, commands, program};
-use super::{check_key, finding, healer_kind, parse_url};
+use super::common::{check_key, finding, healer_kind, parse_url};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     for unit in &project.units {

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use super::super::compose::go_duration;
-use super::super::model::{Check, Project, Unit, commands, program};
-use super::super::{Finding, format_secs};
-use super::{check_key, finding, probe_runs};
+use super::super::finding::{Finding, format_secs};
+use super::super::model::{Check, Project, Unit, commands, go_duration, program};
+use super::common::{check_key, finding, probe_runs};
 
 /// The probe's default deadline (healthcheck::config::DEFAULT_TIMEOUT).
 const PROBE_DEFAULT: Duration = crate::config::DEFAULT_TIMEOUT;

@@ -1,8 +1,8 @@
 //! HC007 and HC008: start-up timing that Docker silently ignores or that covers no check.
 
+use super::super::finding::{Finding, format_secs};
 use super::super::model::{Project, Role};
-use super::super::{Finding, format_secs};
-use super::{check_key, finding};
+use super::common::{check_key, finding};
 
 pub(super) fn check(project: &Project, out: &mut Vec<Finding>) {
     for unit in &project.units {
