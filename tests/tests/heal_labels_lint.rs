@@ -34,7 +34,7 @@ fn same_names() {
 #[test]
 fn same_verdicts() {
     for (label, kind) in lint::TUNING {
-        for value in ["30s", "0s", "soon", "-1", "5", " 2m "] {
+        for value in ["30s", "0s", "soon", "-1", "5", " 2m ", "400d"] {
             let labels: BTreeMap<String, String> = [(label.to_string(), value.to_string())]
                 .into_iter()
                 .collect();

@@ -45,6 +45,10 @@ pub fn problem(kind: Kind, value: &str) -> Option<String> {
         Kind::Duration => match humantime::parse_duration(value.trim()) {
             Err(e) => Some(format!("not a duration such as 10s or 5m ({e})")),
             Ok(d) if d.is_zero() => Some("must be more than zero".into()),
+            // The sidecar's MAX_DURATION: a longer one would overflow an Instant.
+            Ok(d) if d > std::time::Duration::from_secs(365 * 24 * 60 * 60) => {
+                Some("longer than 365d".into())
+            }
             Ok(_) => None,
         },
         Kind::Count => value
