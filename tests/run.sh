@@ -32,6 +32,10 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 echo "==> building every binary and example (tests run them)"
 cargo build --workspace --bins --examples
 
+echo "==> healthcheck lint (issue 23): the project's own Compose stack and manifests pass it"
+# README's Compose snippets are linted by healthcheck/tests/lint.rs (readme_snippets_pass).
+target/debug/healthcheck lint --fail-on warning docker/compose.yml deploy/kubernetes/
+
 echo "==> deploy/kubernetes/validate.sh (manifests against the Kubernetes schemas, offline)"
 bash deploy/kubernetes/validate.sh
 

@@ -18,6 +18,8 @@
 //!   merged into one validated [`Config`].
 //! - [`wait`]: retry until healthy, ending early on agents' NATS ready events.
 //! - [`install`]: copy the binaries into a shared volume for images we did not build.
+//! - `lint` (feature `lint`, on by default): `healthcheck lint`, the health mistakes of Compose
+//!   files and Kubernetes manifests (LINT.md).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), healthcheck::TargetError> {
@@ -35,6 +37,8 @@ mod checks;
 pub mod config;
 pub mod failure;
 pub mod install;
+#[cfg(feature = "lint")]
+pub mod lint;
 mod net;
 mod options;
 mod progress;

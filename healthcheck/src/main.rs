@@ -65,6 +65,9 @@ struct ProbeFlags {
 enum Command {
     /// Wait until every target is healthy, then exec CMD (or exit 0)
     Wait(WaitFlags),
+    /// Find the health mistakes in Compose files or Kubernetes manifests, with what the checks cost (LINT.md)
+    #[cfg(feature = "lint")]
+    Lint(LintFlags),
     /// Copy healthcheck and ready-signal into DIR (for an init container filling a shared volume)
     Install {
         /// Directory to copy the binaries into (created if missing)
@@ -87,6 +90,34 @@ struct WaitFlags {
     /// Command to exec once every target is healthy
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+/// Flags of `lint` (validated by `healthcheck::lint::Options::from_args`).
+#[cfg(feature = "lint")]
+#[derive(Debug, Args)]
+struct LintFlags {
+    /// Compose files (merged in order, as -f), Kubernetes manifests, or directories of either;
+    /// none: compose.yaml, docker-compose.yml and their override, found as Compose finds them
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format: text, json or sarif (SARIF 2.1.0) [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+    /// Exit 1 when a finding at or above this is found: error, warning, note or never [default: error]
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<String>,
+    /// Silence rules everywhere (repeatable or comma-separated: HC001,HC010)
+    #[arg(long, value_name = "ID")]
+    ignore: Vec<String>,
+    /// Enable a Compose profile (repeatable; COMPOSE_PROFILES also counts)
+    #[arg(long, value_name = "NAME")]
+    profile: Vec<String>,
+    /// Machine CPU of one health-check exec, for the cost line [default: 79ms, BENCHMARKS.md]
+    #[arg(long, value_name = "DURATION")]
+    exec_cost: Option<String>,
+    /// Print why a rule matters and how to fix it (every rule without ID), then exit
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "all")]
+    explain: Option<String>,
 }
 
 /// Output format of a probe.
@@ -136,6 +167,12 @@ fn main() -> ExitCode {
             std::process::exit(code);
         }
     };
+    // Linting reads files and needs no runtime.
+    #[cfg(feature = "lint")]
+    let cli = match cli.command {
+        Some(Command::Lint(flags)) => std::process::exit(lint(flags)),
+        _ => cli,
+    };
     // A probe is short-lived and mostly waits on a few sockets: one thread starts fastest and
     // costs least memory, in every container, every few seconds.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -159,6 +196,8 @@ fn main() -> ExitCode {
         None => runtime.block_on(probe(cli.probe, started)),
         Some(Command::Wait(flags)) => runtime.block_on(wait(flags, started)),
         Some(Command::Install { dir }) => install(&dir, started),
+        #[cfg(feature = "lint")]
+        Some(Command::Lint(_)) => 1,
     };
     // Exit at once: a DNS lookup still running on a blocking thread must not hold the process.
     std::process::exit(code)
@@ -414,6 +453,51 @@ fn exec(program: &str, args: &[String]) -> i32 {
         Instant::now() + Duration::from_secs(1),
     );
     1
+}
+
+#[cfg(feature = "lint")]
+/// `healthcheck lint`: the report on stdout, errors on stderr, 1 when something at or above
+/// `--fail-on` was found or the inputs could not be read (never 2, like the probe).
+fn lint(flags: LintFlags) -> i32 {
+    use healthcheck::lint;
+    let print = |text: String| {
+        // A closed pipe (`| head`) is not an error of the lint.
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    };
+    let fail = |e: lint::LintError| {
+        let _ = writeln!(std::io::stderr(), "healthcheck lint: {e}");
+        1
+    };
+    if let Some(id) = flags.explain {
+        return match lint::explain(&id) {
+            Ok(text) => {
+                print(text);
+                0
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let args = lint::Args {
+        paths: flags.files,
+        format: flags.format,
+        fail_on: flags.fail_on,
+        ignore: flags.ignore,
+        profiles: flags.profile,
+        exec_cost: flags.exec_cost,
+        dir: PathBuf::from("."),
+        env: std::env::vars().collect(),
+    };
+    let options = match lint::Options::from_args(args) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    match lint::run(&options) {
+        Ok(outcome) => {
+            print(outcome.render(options.format));
+            i32::from(outcome.fails(options.fail_on))
+        }
+        Err(e) => fail(e),
+    }
 }
 
 fn install(dir: &std::path::Path, started: Instant) -> i32 {
