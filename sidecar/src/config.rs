@@ -83,6 +83,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Time between full Docker listings.
     pub resync: Duration,
+    /// Notifications, history and the self signal ([`crate::outlets`]).
+    pub outlets: crate::outlets::Outlets,
 }
 
 /// Whether any store variable is set: without one the sidecar watches Docker only (the file

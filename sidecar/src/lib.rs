@@ -12,6 +12,9 @@
 //! - [`http`]: read-only views of a snapshot: `/`, `/api/status`, `/api/events`, `/metrics`,
 //!   `/healthz`.
 //! - [`heal`]: the governor, fed by snapshots, reporting back through [`writer::Change::Heal`].
+//! - [`notify`]: one webhook document per heal decision, never waited for by the governor.
+//! - [`timeline`]: the history of every replica and container over a window, from snapshots.
+//! - [`selfwatch`]: the sidecar's own ready signal, refreshed only while its parts progress.
 //!
 //! ```no_run
 //! # async fn f() {
@@ -32,7 +35,11 @@
 pub mod config;
 pub mod heal;
 pub mod http;
+pub mod notify;
+pub mod outlets;
 pub mod run;
+pub mod selfwatch;
 pub mod state;
+pub mod timeline;
 pub mod watch;
 pub mod writer;

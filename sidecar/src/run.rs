@@ -52,6 +52,8 @@ pub async fn run(
         );
         tasks.spawn(w.run_events(changes.clone(), Arc::clone(&poke), stop_rx.clone()));
     }
+    let mut heal = heal;
+    let extras = crate::outlets::start(&config, heal.as_mut(), &snap_rx, &mut tasks, &stop_rx)?;
     let self_id = crate::heal::selfid::find();
     if let Some(id) = &self_id {
         let _ = changes
@@ -110,7 +112,7 @@ pub async fn run(
         },
     ));
     let mut stop = stop_rx.clone();
-    let server = crate::http::serve(listener, snap_rx, async move {
+    let server = crate::http::serve_with(listener, snap_rx, extras, async move {
         crate::watch::stopped(&mut stop).await;
     });
     let server = tokio::spawn(server);

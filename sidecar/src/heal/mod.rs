@@ -14,6 +14,7 @@
 
 pub mod act;
 pub mod history;
+pub mod hooks;
 pub mod labels;
 pub mod policy;
 pub mod selfid;
@@ -40,6 +41,8 @@ pub struct Config {
     /// Where the history is saved at every change and read at start (on a volume, so that it
     /// survives the sidecar's container being recreated); `None`: Docker's events only.
     pub state_file: Option<std::path::PathBuf>,
+    /// Notifications and the self-watch's progress mark (issue 21); empty by default.
+    pub hooks: hooks::Hooks,
 }
 
 impl Config {
@@ -54,6 +57,7 @@ impl Config {
             tick: Duration::from_millis(500),
             self_id: selfid::find(),
             state_file: None,
+            hooks: hooks::Hooks::default(),
         }
     }
 }

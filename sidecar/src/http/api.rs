@@ -358,3 +358,133 @@ impl<'a> Status<'a> {
         }
     }
 }
+
+/// RFC 3339 UTC of unix milliseconds.
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// `GET /api/history`: every replica's and container's timeline over the window (schema in
+/// `sidecar/HEAL.md`, "History").
+#[derive(Debug, Serialize)]
+pub struct History<'a> {
+    /// [`crate::timeline::SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The window's length, seconds.
+    pub window_s: u64,
+    /// The window's start and end (now), RFC 3339 UTC.
+    pub from: String,
+    /// Now.
+    pub to: String,
+    /// One per replica, sorted by key (`namespace/agent/replica`).
+    pub replicas: Vec<Track<'a>>,
+    /// One per container, sorted by id.
+    pub containers: Vec<Track<'a>>,
+}
+
+/// One subject's timeline.
+#[derive(Debug, Serialize)]
+pub struct Track<'a> {
+    /// `namespace/agent/replica`, or the container id.
+    pub key: &'a str,
+    /// The agent (`namespace/agent`), for replicas.
+    pub agent: Option<&'a str>,
+    /// The container's name (containers), or the linked container's id (replicas, once a
+    /// restart was seen).
+    pub label: &'a str,
+    /// Compose service (containers).
+    pub service: &'a str,
+    /// Share of the window's known time spent up (ready, healthy, running); null when nothing
+    /// is known.
+    pub uptime: Option<f64>,
+    /// Restarts within the window (counted by the sidecar, whoever restarted).
+    pub restarts: usize,
+    /// States, oldest first: each from its start until the next one's (or now).
+    pub segments: Vec<Segment>,
+    /// Restarts and the governor's decisions, oldest first.
+    pub events: Vec<EventView<'a>>,
+}
+
+/// One run of a state.
+#[derive(Debug, Serialize)]
+pub struct Segment {
+    /// When it began, RFC 3339 UTC (clamped to the window's start).
+    pub from: String,
+    /// The state (`ready`, `stale`, `healthy`, `down`, `gone`, ...).
+    pub state: &'static str,
+    /// `up`, `degraded`, `down` or `none` (unknown, gone).
+    pub tone: &'static str,
+}
+
+/// One event.
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// `restart`, `decision`, `quarantine` or `release`.
+    pub kind: &'a str,
+    /// Restarts: `governor`, `restart-policy` or `api`.
+    pub by: &'a str,
+    /// One line.
+    pub text: &'a str,
+}
+
+impl<'a> History<'a> {
+    /// The view of `t` at the time of snapshot `s`.
+    pub fn of(t: &'a crate::timeline::Timeline, s: &State) -> History<'a> {
+        use crate::timeline::Kind;
+        let to = s
+            .built_wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let from = to.saturating_sub(t.window().as_millis() as u64);
+        let mut replicas = Vec::new();
+        let mut containers = Vec::new();
+        for tr in t.tracks() {
+            let view = Track {
+                key: &tr.key,
+                agent: match tr.kind {
+                    Kind::Replica => tr.key.rsplit_once('/').map(|(a, _)| a),
+                    Kind::Container => None,
+                },
+                label: &tr.label,
+                service: &tr.service,
+                uptime: tr
+                    .uptime(from, to)
+                    .map(|u| (u * 10_000.0).round() / 10_000.0),
+                restarts: tr.restarts(),
+                segments: tr
+                    .segments
+                    .iter()
+                    .map(|(at, level)| Segment {
+                        from: rfc3339_ms((*at).max(from)),
+                        state: level.as_str(),
+                        tone: level.tone(),
+                    })
+                    .collect(),
+                events: tr
+                    .events
+                    .iter()
+                    .map(|e| EventView {
+                        at: rfc3339_ms(e.at_ms),
+                        kind: &e.kind,
+                        by: &e.by,
+                        text: &e.text,
+                    })
+                    .collect(),
+            };
+            match tr.kind {
+                Kind::Replica => replicas.push(view),
+                Kind::Container => containers.push(view),
+            }
+        }
+        History {
+            schema: crate::timeline::SCHEMA_VERSION,
+            window_s: t.window().as_secs(),
+            from: rfc3339_ms(from),
+            to: rfc3339_ms(to),
+            replicas,
+            containers,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::api::{AgentView, ContainerView, SourceView, Status};
+use crate::timeline::{Timeline, Track};
 
 /// Escapes text for HTML element content and quoted attribute values.
 fn esc(s: &str) -> String {
@@ -47,6 +48,9 @@ tr.s-stale,tr.s-dead,tr.v-bad{background:#fff0f0}tr.s-unknown{background:#f3f3f3
 .sources span{margin-right:1.2rem}.muted{color:#666}.line{font-family:ui-monospace,monospace;font-size:.85rem}
 details summary{cursor:pointer}table.replicas{margin:.3rem 0;font-size:.9rem}
 footer{margin-top:1.5rem;color:#666;font-size:.85rem}
+svg.bar{display:block}svg.bar .t-up{fill:#1f883d}svg.bar .t-degraded{fill:#d4a72c}svg.bar .t-down{fill:#cf222e}
+svg.bar .t-none{fill:#d0d7de}svg.bar .restart line{stroke:#1b1f24;stroke-width:2}svg.bar .restart path{fill:#1b1f24}
+.uptime{font-size:.8rem;color:#555;white-space:nowrap}
 "#;
 
 /// Polls only while live updates are unavailable; the event stream drives refreshes otherwise.
@@ -126,7 +130,109 @@ fn blind(out: &mut String, st: &Status) {
     out.push_str("</div>");
 }
 
-fn agent_row(out: &mut String, a: &AgentView) {
+/// Width of the uptime bar in SVG units, and how many slices it is cut into.
+const BAR_W: u64 = 240;
+const SLICES: u64 = 120;
+
+fn tone_rank(t: &str) -> u8 {
+    match t {
+        "down" => 3,
+        "degraded" => 2,
+        "up" => 1,
+        _ => 0,
+    }
+}
+
+/// The uptime bar of an agent: each slice of `[from, to]` coloured by its replicas' worst state
+/// then, restarts marked (a tick with a tooltip saying when, who and why).
+fn uptime_bar(out: &mut String, tracks: &[&Track], from: u64, to: u64) {
+    let first = tracks
+        .iter()
+        .filter_map(|t| t.segments.front().map(|s| s.0))
+        .min()
+        .unwrap_or(to);
+    let from = from.max(first);
+    let span = to.saturating_sub(from).max(1);
+    let mut tones: Vec<&'static str> = Vec::with_capacity(SLICES as usize);
+    for i in 0..SLICES {
+        let (a, b) = (from + span * i / SLICES, from + span * (i + 1) / SLICES);
+        let mut worst = "none";
+        for t in tracks {
+            for (j, (start, level)) in t.segments.iter().enumerate() {
+                let end = t.segments.get(j + 1).map_or(to, |n| n.0);
+                if *start < b.max(a + 1) && end > a && tone_rank(level.tone()) > tone_rank(worst) {
+                    worst = level.tone();
+                }
+            }
+        }
+        tones.push(worst);
+    }
+    let restarts: Vec<&crate::timeline::Event> = {
+        let mut v: Vec<_> = tracks
+            .iter()
+            .flat_map(|t| t.events.iter())
+            .filter(|e| e.kind == "restart" && e.at_ms >= from)
+            .collect();
+        v.sort_by_key(|e| e.at_ms);
+        v.dedup_by_key(|e| e.at_ms);
+        v
+    };
+    let up = {
+        let (mut u, mut k) = (0u64, 0u64);
+        for t in tracks {
+            if let Some(x) = t.uptime(from, to) {
+                u += (x * 10_000.0) as u64;
+                k += 1;
+            }
+        }
+        (k > 0).then(|| u as f64 / k as f64 / 100.0)
+    };
+    let _ = write!(
+        out,
+        "<svg class=\"bar\" data-restarts=\"{n}\" data-from=\"{f}\" viewBox=\"0 0 {BAR_W} 18\" width=\"{BAR_W}\" height=\"18\" role=\"img\" aria-label=\"uptime since {f}: {n} restarts\">",
+        n = restarts.len(),
+        f = esc(&super::api::rfc3339_ms(from)),
+    );
+    let mut i = 0;
+    while i < tones.len() {
+        let mut j = i + 1;
+        while j < tones.len() && tones[j] == tones[i] {
+            j += 1;
+        }
+        let _ = write!(
+            out,
+            "<rect class=\"t-{t}\" x=\"{x}\" y=\"4\" width=\"{w}\" height=\"12\"/>",
+            t = tones[i],
+            x = i as u64 * BAR_W / SLICES,
+            w = (j - i) as u64 * BAR_W / SLICES,
+        );
+        i = j;
+    }
+    for e in &restarts {
+        let x = ((e.at_ms - from) * BAR_W / span).min(BAR_W - 1);
+        let _ = write!(
+            out,
+            "<g class=\"restart\" data-by=\"{by}\"><title>restart {at} by {by}: {text}</title>\
+             <path d=\"M{a} 0 L{b} 0 L{x} 4 Z\"/><line x1=\"{x}\" x2=\"{x}\" y1=\"3\" y2=\"18\"/></g>",
+            by = esc(&e.by),
+            at = esc(&super::api::rfc3339_ms(e.at_ms)),
+            text = esc(&e.text),
+            a = x.saturating_sub(3),
+            b = x + 3,
+        );
+    }
+    out.push_str("</svg>");
+    let _ = write!(
+        out,
+        "<span class=\"uptime\">{} · {} restart{} · since {}</span>",
+        up.map_or("–".into(), |u| format!("{u:.1} % up")),
+        restarts.len(),
+        if restarts.len() == 1 { "" } else { "s" },
+        esc(&super::api::rfc3339_ms(from)[11..16]),
+    );
+}
+
+fn agent_row(out: &mut String, a: &AgentView, history: Option<(&Timeline, u64)>) {
     let key = format!("{}/{}", a.namespace, a.agent);
     let worst = a.replicas.first();
     let reason = worst.and_then(|r| r.reason).unwrap_or("");
@@ -177,6 +283,13 @@ fn agent_row(out: &mut String, a: &AgentView) {
         );
     }
     out.push_str("</table></details></td>");
+    if let Some((t, now)) = history {
+        let tracks: Vec<&Track> = t.replicas_of(&key).collect();
+        let from = now.saturating_sub(t.window().as_millis() as u64);
+        out.push_str("<td class=\"timeline\">");
+        uptime_bar(out, &tracks, from, now);
+        out.push_str("</td>");
+    }
     let _ = write!(
         out,
         "<td class=\"reason\">{}</td><td class=\"beat\">{}</td><td class=\"restarts\">{}</td><td class=\"line\">{}</td></tr>",
@@ -231,6 +344,16 @@ fn container_row(out: &mut String, c: &ContainerView) {
 
 /// The whole page.
 pub fn render(st: &Status) -> String {
+    render_with(st, None)
+}
+
+/// The whole page, with each agent's timeline when a history is kept.
+pub fn render_with(st: &Status, history: Option<&Timeline>) -> String {
+    let now = humantime::parse_rfc3339_weak(&st.generated_at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    let history = history.map(|h| (h, now));
     let mut out =
         String::with_capacity(8192 + 600 * st.summary.replicas + 400 * st.containers.len());
     let bad = st
@@ -297,11 +420,20 @@ pub fn render(st: &Status) -> String {
         out.push_str("<p class=\"muted\" id=\"no-agents\">No agent has published in the watched namespaces.</p>");
     } else {
         out.push_str(
-            "<table id=\"agents\"><thead><tr><th>state</th><th>agent</th><th>replicas</th><th>reason</th>\
-             <th>beat age</th><th>restarts</th><th>container health</th></tr></thead><tbody>",
+            "<table id=\"agents\"><thead><tr><th>state</th><th>agent</th><th>replicas</th>",
+        );
+        if let Some((h, _)) = history {
+            let _ = write!(
+                out,
+                "<th>last {}</th>",
+                humantime::format_duration(h.window())
+            );
+        }
+        out.push_str(
+            "<th>reason</th><th>beat age</th><th>restarts</th><th>container health</th></tr></thead><tbody>",
         );
         for a in &st.agents {
-            agent_row(&mut out, a);
+            agent_row(&mut out, a, history);
         }
         out.push_str("</tbody></table>");
     }

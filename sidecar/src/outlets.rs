@@ -1,0 +1,125 @@
+//! What the sidecar gives out beyond its snapshot views (issue 21): webhook notifications, the
+//! history of every replica and container, and its own ready signal. Each is a task of its own,
+//! fed from the snapshots (and, for notifications, from the governor's hooks), started here so
+//! that the wiring in [`crate::run`] is one call.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::{Config, DockerEndpoint};
+use crate::http::Extras;
+use crate::notify::{Notifier, Target};
+use crate::selfwatch::{self, Limits, Mark};
+use crate::state::State;
+use crate::timeline::{self, Settings};
+
+/// The outlets' settings.
+#[derive(Debug, Clone)]
+pub struct Outlets {
+    /// Where each heal decision is posted (`--notify`, `--notify-file`).
+    pub notify: Vec<Target>,
+    /// The history's window and file.
+    pub history: Settings,
+    /// Publish the sidecar's own ready signal ([`selfwatch::SELF_AGENT`]) to the agents' store,
+    /// refreshed only while its parts progress (`--self-signal`).
+    pub self_signal: bool,
+    /// The self signal's heartbeat interval (its record turns stale two intervals after the
+    /// last refresh).
+    pub self_interval: Duration,
+}
+
+impl Default for Outlets {
+    fn default() -> Outlets {
+        Outlets {
+            notify: Vec::new(),
+            history: Settings {
+                window: timeline::DEFAULT_WINDOW,
+                file: None,
+            },
+            self_signal: false,
+            self_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Starts the outlets' tasks in `tasks`, hooks the governor (when there is one) and returns what
+/// the HTTP views read. An error names what could not start.
+pub fn start(
+    config: &Config,
+    heal: Option<&mut crate::heal::Config>,
+    snapshots: &watch::Receiver<Arc<State>>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Extras> {
+    let o = &config.outlets;
+    let stopped = |stop: &watch::Receiver<bool>| {
+        let mut stop = stop.clone();
+        async move { crate::watch::stopped(&mut stop).await }
+    };
+    let mut extras = Extras::default();
+
+    let history = Arc::new(Mutex::new(timeline::load(&o.history)));
+    tasks.spawn(timeline::run(
+        Arc::clone(&history),
+        snapshots.clone(),
+        o.history.file.clone(),
+        stopped(stop),
+    ));
+    extras.history = Some(history);
+
+    let governed = heal.is_some();
+    let mut governor_mark = None;
+    if let Some(heal) = heal {
+        if !o.notify.is_empty() {
+            let (notifier, deliveries) = Notifier::new(o.notify.clone(), snapshots.clone());
+            for d in deliveries {
+                tasks.spawn(d.run(stopped(stop)));
+            }
+            extras.notify = Some(notifier.stats());
+            heal.hooks.notify = Some(notifier);
+        }
+        if o.self_signal {
+            let mark = Mark::new();
+            heal.hooks.progress = Some(mark.clone());
+            governor_mark = Some(mark);
+        }
+    } else if !o.notify.is_empty() {
+        anyhow::bail!("--notify posts heal decisions: it needs --heal (or --heal=dry-run)");
+    }
+
+    if o.self_signal {
+        let Some(store) = config.stores.first() else {
+            anyhow::bail!(
+                "--self-signal publishes to the agents' store, and none is configured (READY_SIGNAL_*)"
+            );
+        };
+        let handle = ready_signal::ReadySignal::builder(selfwatch::SELF_AGENT)
+            .store(store.clone())
+            .interval(o.self_interval)
+            .stall_after(o.self_interval * 2)
+            .start()
+            .map_err(|e| anyhow::anyhow!("--self-signal: {e}"))?;
+        let limits = Limits::for_periods(
+            true,
+            config.docker != DockerEndpoint::None,
+            governed,
+            config.read_interval,
+            config.resync,
+            config.timeout,
+        );
+        let status = Arc::new(selfwatch::Status::default());
+        extras.selfwatch = Some(Arc::clone(&status));
+        tasks.spawn(selfwatch::run(
+            handle,
+            snapshots.clone(),
+            governor_mark,
+            limits,
+            o.self_interval,
+            status,
+            stopped(stop),
+        ));
+    }
+    Ok(extras)
+}
