@@ -745,6 +745,9 @@ mod tests {
             restart_count: restarts,
             exit_code: None,
             started_at: Some(started.into()),
+            health_checked_at: None,
+            instances: Vec::new(),
+            earlier_instances: Vec::new(),
             stop_timeout: None,
             start_period: None,
             heal: None,
@@ -763,6 +766,9 @@ mod tests {
             epoch: None,
             reason: None,
             container_id: Some(container.into()),
+            link: crate::state::Link::Id,
+            record_container: None,
+            instance_started: None,
             published: None,
             beat_at: None,
             interval: None,
@@ -854,7 +860,9 @@ mod tests {
             "the agent's bar shows its container's restarts"
         );
         assert_eq!(c.starts[1], (unix_ms(wall0) + 75_000, Some(3_000)));
-        let up = r.uptime(unix_ms(wall0), unix_ms(wall0) + 7_200_000).unwrap();
+        let up = r
+            .uptime(unix_ms(wall0), unix_ms(wall0) + 7_200_000)
+            .unwrap();
         assert!((up - (7200.0 - 18.0) / 7200.0).abs() < 1e-9, "{up}");
     }
 

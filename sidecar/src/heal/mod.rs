@@ -280,6 +280,9 @@ mod tests {
             restart_count: 0,
             exit_code: None,
             started_at: Some("2026-11-25T10:00:00.5Z".into()),
+            health_checked_at: None,
+            instances: Vec::new(),
+            earlier_instances: Vec::new(),
             stop_timeout: None,
             start_period: Some(Duration::from_secs(30)),
             heal: None,
@@ -298,6 +301,9 @@ mod tests {
             epoch: None,
             reason: None,
             container_id: Some(container.into()),
+            link: crate::state::Link::Id,
+            record_container: Some(container.into()),
+            instance_started: None,
             published: None,
             beat_at: None,
             interval: None,
@@ -375,6 +381,7 @@ mod tests {
         assert!(!input.store_unknown);
         s.store = Source::Unknown {
             reason: "redis down".into(),
+            kind: None,
             since: now,
         };
         assert!(observe(&s, &cfg, now, wall).0.store_unknown);
