@@ -428,11 +428,12 @@ pub fn render_with(st: &Status, history: Option<&Timeline>) -> String {
             "<table id=\"agents\"><thead><tr><th>state</th><th>agent</th><th>replicas</th>",
         );
         if let Some((h, _)) = history {
-            let _ = write!(
-                out,
-                "<th>last {}</th>",
-                humantime::format_duration(h.window())
-            );
+            let w = h.window().as_secs();
+            let _ = if w % 3600 == 0 {
+                write!(out, "<th>last {} h</th>", w / 3600)
+            } else {
+                write!(out, "<th>last {} min</th>", w.div_ceil(60))
+            };
         }
         out.push_str(
             "<th>reason</th><th>beat age</th><th>restarts</th><th>container health</th></tr></thead><tbody>",
