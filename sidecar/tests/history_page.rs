@@ -85,7 +85,14 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
         r_col.since = t0 + Duration::from_secs(120 * 60);
         col.health = Some("unhealthy".into());
     }
-    if m >= 130 {
+    if m >= 400 {
+        col.heal = Some(ContainerHeal {
+            status: "quarantined".into(),
+            next_allowed_in: Some(Duration::from_secs(113)),
+            last_decision: Some("quarantined: restart budget spent (5 in 30m)".into()),
+            ..ContainerHeal::default()
+        });
+    } else if m >= 130 {
         col.heal = Some(ContainerHeal {
             status: "restarting".into(),
             last_decision: Some("restarting (stale for 10m; attempt 1)".into()),
@@ -107,8 +114,40 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
         idx.started_at = Some("2026-01-01T05:10:00Z".into());
         r_idx.since = t0 + Duration::from_secs(310 * 60);
     }
-    s.containers = vec![col, idx, sum];
-    s.replicas = vec![r_col, r_idx, r_sum];
+    // planner: two replicas in one unlabelled container, one of them dead since 06:00.
+    let mut plan = container("planner");
+    plan.labels.clear();
+    let r_plan1 = replica("planner", t0);
+    let mut r_plan2 = replica("planner", t0);
+    r_plan2.replica = "planner-2".into();
+    if m >= 360 {
+        r_plan2.observed = Observed::Dead;
+        r_plan2.since = t0 + Duration::from_secs(360 * 60);
+    }
+    // router: the governor restarts it at 03:20; its line then says "left alone" a while,
+    // then "watching": the page keeps the restart as its last decision.
+    let mut rou = container("router");
+    let mut r_rou = replica("router", t0);
+    let line = |status: &str, line: &str| {
+        Some(ContainerHeal {
+            status: status.into(),
+            last_decision: Some(line.into()),
+            ..ContainerHeal::default()
+        })
+    };
+    rou.heal = match m {
+        0..200 => line("watching", "watching"),
+        200 => line("restarting", "restarting (unhealthy for 10.0s; attempt 1)"),
+        201..205 => line("watching", "left alone: within its start period"),
+        _ => line("watching", "watching"),
+    };
+    if m >= 201 {
+        rou.started_at = Some("2026-01-01T03:21:00Z".into());
+        r_rou.since = t0 + Duration::from_secs(201 * 60);
+    }
+    s.containers = vec![col, idx, plan, rou, sum];
+    s.replicas = vec![r_col, r_idx, r_plan1, r_plan2, r_rou, r_sum];
+    s.heal.mode = sidecar::state::HealMode::On;
     s
 }
 
@@ -221,6 +260,50 @@ fn timeline_on_the_page_in_headless_chromium() {
     assert!(summarizer.contains("data-restarts=\"0\""), "{summarizer}");
     assert!(summarizer.contains("100.0 % up"), "{summarizer}");
     assert!(!summarizer.contains("t-down"));
+
+    // The page tells the truth: "some replicas down" is not "down"; restarts are the sidecar's
+    // count with Docker's beside; a quarantine says what releases it, never a countdown; an
+    // unlabelled container says it is not eligible; the governor's last decision is kept.
+    let planner = row("planner");
+    assert!(
+        planner.contains("data-headline=\"partly down\""),
+        "{planner}"
+    );
+    assert!(planner.contains("1 of 2 down"), "{planner}");
+    assert!(
+        collector.contains("1 <span class=\"muted\">(docker 0)</span>"),
+        "{collector}"
+    );
+    let containers = &dom[dom.find("<h2>Containers").unwrap()..];
+    let crow = |name: &str| {
+        let at = containers
+            .find(&format!("data-container=\"{name}\""))
+            .unwrap();
+        let end = containers[at..].find("</tr>").unwrap();
+        containers[at..at + end].to_string()
+    };
+    let col_c = crow("demo-collector-1");
+    assert!(
+        col_c.contains(
+            "released once healthy for --heal-release-after (10m by default) without a break"
+        ),
+        "{col_c}"
+    );
+    assert!(
+        !col_c.contains("next restart allowed in"),
+        "a quarantine has no countdown: {col_c}"
+    );
+    let rou_c = crow("demo-router-1");
+    assert!(
+        rou_c.contains("last decision")
+            && rou_c.contains("restarting (unhealthy for 10.0s; attempt 1)"),
+        "the restart outlives the lines after it: {rou_c}"
+    );
+    let plan_c = crow("demo-planner-1");
+    assert!(
+        plan_c.contains("not eligible for healing: no healthcheck.heal=true label"),
+        "{plan_c}"
+    );
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sidecar-history.png");
     let _ = std::fs::remove_file(&shot);

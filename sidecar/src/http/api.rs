@@ -87,6 +87,10 @@ pub struct AgentView<'a> {
     pub state: &'static str,
     /// How many replicas are ready.
     pub ready: usize,
+    /// How a person should read the agent as a whole: `ready` (every replica ready), `down`
+    /// (none ready), `partly down` (some ready, some not), or its one state otherwise
+    /// (`starting`, `not-ready`, `unknown` ...). `state` stays the worst replica's.
+    pub headline: &'static str,
     /// Its replicas, worst first.
     pub replicas: Vec<ReplicaView<'a>>,
 }
@@ -125,6 +129,8 @@ pub struct ReplicaView<'a> {
     pub container_health: Option<&'a str>,
     /// The linked container's last health log line.
     pub health_line: Option<&'a str>,
+    /// Seconds since that health check ended (Docker's health is up to one interval old).
+    pub health_checked_s: Option<f64>,
 }
 
 /// One container.
@@ -164,6 +170,15 @@ pub struct ContainerView<'a> {
     pub verdict: &'static str,
     /// What the governor says, when it watches it.
     pub heal: Option<ContainerHealView<'a>>,
+    /// Whether the governor may restart it, and if not why: `eligible`, or a sentence
+    /// (`not eligible: no healthcheck.heal=true label`, `never: the sidecar's own container`,
+    /// `healing is off`).
+    pub eligibility: String,
+    /// Seconds since Docker's last health check ended (how old `health` is), when known.
+    pub health_checked_s: Option<f64>,
+    /// While quarantined: what releases it, in words (a quarantine has no countdown: it ends
+    /// after the container stays healthy long enough).
+    pub release_condition: Option<String>,
 }
 
 /// The governor on one container.
@@ -241,6 +256,74 @@ pub fn container_verdict(c: &Container) -> &'static str {
     }
 }
 
+/// An agent's headline: whether it is down, partly down, or what its replicas say.
+pub fn headline(worst: &'static str, ready: usize, replicas: usize) -> &'static str {
+    if replicas > 0 && ready == replicas {
+        "ready"
+    } else if ready > 0 {
+        "partly down"
+    } else if matches!(worst, "stale" | "dead") {
+        "down"
+    } else {
+        worst
+    }
+}
+
+/// Seconds since container `c`'s last health check ended, at the snapshot's time.
+fn checked_ago(s: &State, c: &Container) -> Option<f64> {
+    let t = humantime::parse_rfc3339_weak(c.health_checked_at.as_deref()?).ok()?;
+    Some(secs(s.built_wall.duration_since(t).unwrap_or_default()))
+}
+
+/// What ends container `c`'s quarantine, when it is quarantined.
+fn release_condition(s: &State, c: &Container) -> Option<String> {
+    if c.heal.as_ref()?.status != "quarantined" {
+        return None;
+    }
+    let after = c
+        .labels
+        .get(crate::heal::labels::RELEASE)
+        .map_or("--heal-release-after (10m by default)", String::as_str);
+    let healthy = c.health.as_deref() == Some("healthy")
+        || s.replicas_in(&c.id).next().is_some()
+            && s.replicas_in(&c.id).all(|r| r.observed == Observed::Ready);
+    let now = match (healthy, c.health_since) {
+        (true, Some(t)) => format!(
+            "healthy for {:.0} s",
+            s.built_at.saturating_duration_since(t).as_secs_f64()
+        ),
+        (true, None) => "healthy now".to_owned(),
+        (false, _) => "not healthy now".to_owned(),
+    };
+    Some(format!(
+        "released once healthy for {after} without a break; {now}"
+    ))
+}
+
+/// Whether the governor may restart container `c`, and if not why.
+fn eligibility(s: &State, c: &Container) -> String {
+    if s.self_container.as_deref() == Some(c.id.as_str()) {
+        return "never: the sidecar's own container".into();
+    }
+    if s.heal.mode == state::HealMode::Off {
+        return "not healed: healing is off (--heal)".into();
+    }
+    if !crate::heal::labels::opted_in(&c.labels) {
+        return format!(
+            "not eligible for healing: no {}=true label",
+            crate::heal::labels::OPT_IN
+        );
+    }
+    if c.heal
+        .as_ref()
+        .and_then(|h| h.last_decision.as_deref())
+        .is_some_and(|l| l.starts_with("not healed"))
+    {
+        return "not eligible: its heal labels cannot be read".into();
+    }
+    "eligible".into()
+}
+
 fn verdict_rank(v: &str) -> u8 {
     match v {
         "bad" => 0,
@@ -279,6 +362,7 @@ impl<'a> Status<'a> {
                 restarts: container.map(|c| c.restart_count),
                 container_health: container.and_then(|c| c.health.as_deref()),
                 health_line: container.and_then(|c| c.last_health_line.as_deref()),
+                health_checked_s: container.and_then(|c| checked_ago(s, c)),
             };
             match agents.last_mut() {
                 Some(a) if a.namespace == r.namespace && a.agent == r.agent => {
@@ -289,6 +373,7 @@ impl<'a> Status<'a> {
                     agent: &r.agent,
                     state: "",
                     ready: 0,
+                    headline: "",
                     replicas: vec![view],
                 }),
             }
@@ -303,6 +388,7 @@ impl<'a> Status<'a> {
             a.replicas.sort_by_key(|r| rank(r.state));
             a.state = a.replicas.first().map_or("dead", |r| r.state);
             a.ready = a.replicas.iter().filter(|r| r.state == "ready").count();
+            a.headline = headline(a.state, a.ready, a.replicas.len());
         }
         // Sorted by name already (the writer keeps replicas sorted): a stable sort by rank
         // keeps names in order within a rank.
@@ -338,6 +424,9 @@ impl<'a> Status<'a> {
                     next_allowed_in_s: h.next_allowed_in.map(secs),
                     last_decision: h.last_decision.as_deref(),
                 }),
+                eligibility: eligibility(s, c),
+                release_condition: release_condition(s, c),
+                health_checked_s: checked_ago(s, c),
             })
             .collect();
         containers.sort_by_key(|c| (verdict_rank(c.verdict), c.service, c.name));

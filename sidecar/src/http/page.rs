@@ -42,8 +42,8 @@ th{font-weight:600;color:#555;font-size:.85rem}
 .badge{display:inline-block;min-width:5.5em;padding:.05rem .45rem;border-radius:.6rem;font-weight:600;text-align:center;color:#fff}
 .s-ready .badge,.v-ok .badge{background:#1f883d}.s-starting .badge,.s-stopping .badge,.v-warn .badge{background:#9a6700}
 .s-not-ready .badge{background:#bc4c00}.s-stale .badge{background:#cf222e}.s-dead .badge,.v-bad .badge{background:#82071e}
-.s-unknown .badge{background:#6e7781}
-tr.s-stale,tr.s-dead,tr.v-bad{background:#fff0f0}tr.s-unknown{background:#f3f3f3}
+.s-unknown .badge{background:#6e7781}.h-partly-down .badge{background:#bc4c00}.h-down .badge{background:#82071e}
+tr.s-stale,tr.s-dead,tr.v-bad{background:#fff0f0}tr.s-unknown{background:#f3f3f3}tr.h-partly-down{background:#fff8e6}
 .blind{border:2px solid #9a6700;background:#fff8c5;padding:.5rem .8rem;margin:.6rem 0}
 .sources span{margin-right:1.2rem}.muted{color:#666}.unlinked{color:#a60}.line{font-family:ui-monospace,monospace;font-size:.85rem}
 details summary{cursor:pointer}table.replicas{margin:.3rem 0;font-size:.9rem}
@@ -239,13 +239,36 @@ fn agent_row(out: &mut String, a: &AgentView, history: Option<(&Timeline, u64)>)
     let beat = worst.and_then(|r| r.beat_age_s);
     let restarts: u64 = a.replicas.iter().filter_map(|r| r.restarts).sum();
     let linked = a.replicas.iter().any(|r| r.container_id.is_some());
-    let health = worst
-        .and_then(|r| r.health_line.or(r.container_health))
-        .unwrap_or("");
+    // Docker's health is up to one interval old: said with its age, so a "ready" check line
+    // beside a dead agent reads as what it is, an old result.
+    let health = match worst.and_then(|r| r.health_line.or(r.container_health)) {
+        Some(line) => match worst.and_then(|r| r.health_checked_s) {
+            Some(ago) => format!("{line} (checked {} ago)", age(Some(ago))),
+            None => line.to_owned(),
+        },
+        None => String::new(),
+    };
+    let sidecar_restarts = history.map(|(t, _)| {
+        t.replicas_of(&key)
+            .map(crate::timeline::Track::restarts)
+            .sum::<usize>()
+    });
+    // The headline tells "some replicas down" from "down": the badge says how many are down.
+    let badge = match a.headline {
+        "partly down" => format!(
+            "{} of {} down",
+            a.replicas.len() - a.ready,
+            a.replicas.len()
+        ),
+        h => h.to_owned(),
+    };
     let _ = write!(
         out,
-        "<tr class=\"agent s-{st}\" data-agent=\"{k}\" data-state=\"{st}\">\
-         <td><span class=\"badge\">{st}</span></td><td><b>{agent}</b>{ns}</td>",
+        "<tr class=\"agent s-{st} h-{hl}\" data-agent=\"{k}\" data-state=\"{st}\" data-headline=\"{headline}\">\
+         <td><span class=\"badge\">{badge}</span></td><td><b>{agent}</b>{ns}</td>",
+        hl = a.headline.replace(' ', "-"),
+        headline = a.headline,
+        badge = esc(&badge),
         st = a.state,
         k = esc(&key),
         agent = esc(a.agent),
@@ -300,16 +323,18 @@ fn agent_row(out: &mut String, a: &AgentView, history: Option<(&Timeline, u64)>)
         "<td class=\"reason\">{}</td><td class=\"beat\">{}</td><td class=\"restarts\">{}</td><td class=\"line\">{}</td></tr>",
         esc(reason),
         age(beat),
-        if linked {
-            restarts.to_string()
-        } else {
-            "–".into()
+        match (sidecar_restarts, linked) {
+            (Some(n), true) => format!("{n} <span class=\"muted\">(docker {restarts})</span>"),
+            (Some(n), false) => n.to_string(),
+            (None, true) => restarts.to_string(),
+            (None, false) => "–".into(),
         },
-        esc(health)
+        esc(&health)
     );
 }
 
-fn container_row(out: &mut String, c: &ContainerView) {
+fn container_row(out: &mut String, c: &ContainerView, history: Option<(&Timeline, u64)>) {
+    let track = history.and_then(|(t, _)| t.track(crate::timeline::Kind::Container, c.id));
     let state = match (&c.health, c.running) {
         (Some(h), true) => format!("{} · {}", c.status, h),
         _ => match c.exit_code {
@@ -326,25 +351,74 @@ fn container_row(out: &mut String, c: &ContainerView) {
         state = esc(&state),
         svc = esc(c.service.unwrap_or("")),
         name = esc(c.name),
-        restarts = c.restart_count,
+        restarts = match track {
+            Some(t) => format!(
+                "{} <span class=\"muted\">(docker {})</span>",
+                t.restarts(),
+                c.restart_count
+            ),
+            None => c.restart_count.to_string(),
+        },
         started = esc(c.started_at.unwrap_or("–")),
         replicas = esc(&c.replicas.join(", ")),
-        line = esc(c.last_health_line.unwrap_or("")),
-        heal = c
-            .heal
-            .as_ref()
-            .map(|h| {
-                let mut s = esc(h.status);
-                if let Some(n) = h.next_allowed_in_s {
-                    let _ = write!(s, " (next in {})", age(Some(n)));
-                }
-                if let Some(d) = &h.last_decision {
-                    let _ = write!(s, "<br><span class=\"muted\">{}</span>", esc(d));
-                }
-                s
-            })
-            .unwrap_or_default(),
+        line = match (c.last_health_line, c.health_checked_s) {
+            (Some(l), Some(ago)) => format!(
+                "{} <span class=\"muted\">(checked {} ago)</span>",
+                esc(l),
+                age(Some(ago))
+            ),
+            (Some(l), None) => esc(l),
+            (None, _) => String::new(),
+        },
+        heal = heal_cell(c, track),
     );
+}
+
+/// What the governor says of a container: its status, what ends a quarantine (never a
+/// countdown), its eligibility, the line of the moment and the last decision (kept from the
+/// history, so a passing skip or "watching" does not erase a restart).
+fn heal_cell(c: &ContainerView, track: Option<&Track>) -> String {
+    let mut s = String::new();
+    if let Some(h) = &c.heal {
+        let _ = write!(s, "<span class=\"heal-status\">{}</span>", esc(h.status));
+        match (&c.release_condition, h.next_allowed_in_s) {
+            (Some(r), _) => {
+                let _ = write!(s, "<br><span class=\"release\">{}</span>", esc(r));
+            }
+            (None, Some(n)) => {
+                let _ = write!(s, " (next restart allowed in {})", age(Some(n)));
+            }
+            (None, None) => {}
+        }
+        if let Some(d) = &h.last_decision {
+            let _ = write!(s, "<br><span class=\"muted\">{}</span>", esc(d));
+        }
+    }
+    let last = track.and_then(|t| {
+        t.events
+            .iter()
+            .rev()
+            .find(|e| e.kind != "restart" || e.by == "governor")
+    });
+    if let Some(e) = last
+        && c.heal.as_ref().and_then(|h| h.last_decision) != Some(e.text.as_str())
+    {
+        let _ = write!(
+            s,
+            "<br><span class=\"last-decision\">last decision {}: {}</span>",
+            esc(&super::api::rfc3339_ms(e.at_ms)[11..19]),
+            esc(&e.text)
+        );
+    }
+    if c.eligibility != "eligible" {
+        let _ = write!(
+            s,
+            "{}<span class=\"eligibility muted\">{}</span>",
+            if s.is_empty() { "" } else { "<br>" },
+            esc(&c.eligibility)
+        );
+    }
+    s
 }
 
 /// The whole page.
@@ -452,7 +526,7 @@ pub fn render_with(st: &Status, history: Option<&Timeline>) -> String {
              <th>replicas</th><th>last health check</th><th>heal</th></tr></thead><tbody>",
         );
         for c in &st.containers {
-            container_row(&mut out, c);
+            container_row(&mut out, c, history);
         }
         out.push_str("</tbody></table>");
     }
