@@ -419,7 +419,13 @@ pub struct Timeline {
     window: Duration,
     tracks: BTreeMap<(Kind, String), Track>,
     dirty: bool,
+    /// Per source (`store` reads, `events` from NATS, `docker`): its counter and when it last
+    /// moved (unix ms), so the page says how old each source's latest word is.
+    sources: [(u64, Option<u64>); 3],
 }
+
+/// The sources whose age [`Timeline::source_ages`] gives, in its order.
+pub const SOURCES: [&str; 3] = ["store", "events", "docker"];
 
 /// The saved file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -436,6 +442,7 @@ impl Timeline {
             window,
             tracks: BTreeMap::new(),
             dirty: false,
+            sources: [(0, None); 3],
         }
     }
 
@@ -447,6 +454,13 @@ impl Timeline {
     /// Every track, by kind and key.
     pub fn tracks(&self) -> impl Iterator<Item = &Track> {
         self.tracks.values()
+    }
+
+    /// How long ago (ms, at `now_ms`) each of [`SOURCES`] last brought something: a successful
+    /// store read, an agent event, a successful Docker call; `None` when never seen.
+    pub fn source_ages(&self, now_ms: u64) -> [Option<u64>; 3] {
+        self.sources
+            .map(|(_, at)| at.map(|at| now_ms.saturating_sub(at)))
     }
 
     /// The replicas' tracks of agent `namespace/agent`.
@@ -469,6 +483,17 @@ impl Timeline {
             self.apply(e);
         }
         let now = unix_ms(new.built_wall);
+        let c = &new.counters;
+        let counts = [
+            c.store_reads - c.store_errors.min(c.store_reads),
+            c.store_events,
+            c.docker_calls - c.docker_errors.min(c.docker_calls),
+        ];
+        for (seen, count) in self.sources.iter_mut().zip(counts) {
+            if count != seen.0 {
+                *seen = (count, Some(now));
+            }
+        }
         // Replicas inherit their container's restarts (the agent's bar shows them), and each
         // container start waits for its first ready record or passing check.
         let restarts: Vec<(String, Event)> = entries

@@ -148,6 +148,10 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
     s.containers = vec![col, idx, plan, rou, sum];
     s.replicas = vec![r_col, r_idx, r_plan1, r_plan2, r_rou, r_sum];
     s.heal.mode = sidecar::state::HealMode::On;
+    // Reads and Docker answers keep coming; the last agent event was at 06:00.
+    s.counters.store_reads = m * 60;
+    s.counters.docker_calls = m;
+    s.counters.store_events = m.min(360);
     s
 }
 
@@ -299,6 +303,11 @@ fn timeline_on_the_page_in_headless_chromium() {
             && rou_c.contains("restarting (unhealthy for 10.0s; attempt 1)"),
         "the restart outlives the lines after it: {rou_c}"
     );
+    assert!(
+        dom.contains("data-source-age=\"store\">last store read: 0.0 s ago"),
+        "sources with their age"
+    );
+    assert!(dom.contains("data-source-age=\"events\">last agent event: 2.0 h ago"));
     let plan_c = crow("demo-planner-1");
     assert!(
         plan_c.contains("not eligible for healing: no healthcheck.heal=true label"),

@@ -458,6 +458,25 @@ pub fn render_with(st: &Status, history: Option<&Timeline>) -> String {
     out.push_str("<p id=\"sources\" class=\"sources\">");
     source(&mut out, "store", &st.sources.store);
     source(&mut out, "docker", &st.sources.docker);
+    // How old each source's latest word is (from the history's view of the counters): a source
+    // that is "ok" but silent for long reads as what it is.
+    if let Some((h, now)) = history {
+        for (name, ago) in crate::timeline::SOURCES.iter().zip(h.source_ages(now)) {
+            let what = match *name {
+                "store" => "last store read",
+                "events" => "last agent event",
+                _ => "last docker answer",
+            };
+            let _ = write!(
+                out,
+                "<span class=\"muted source-age\" data-source-age=\"{name}\">{what}: {}</span>",
+                ago.map_or("never".to_owned(), |ms| format!(
+                    "{} ago",
+                    age(Some(ms as f64 / 1000.0))
+                ))
+            );
+        }
+    }
     if st.heal.mode != "off" {
         let _ = write!(
             out,
