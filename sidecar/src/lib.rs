@@ -15,6 +15,8 @@
 //! - [`heal`]: the governor, fed by snapshots, reporting back through [`writer::Change::Heal`].
 //! - [`notify`]: one webhook document per heal decision, never waited for by the governor.
 //! - [`timeline`]: the history of every replica and container over a window, from snapshots.
+//! - [`advice`]: per service, measured time to first ready against its start_period, failing
+//!   streaks, and what its health checks cost the machine.
 //! - [`selfwatch`]: the sidecar's own ready signal, refreshed only while its parts progress.
 //!
 //! ```no_run
@@ -33,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+pub mod advice;
 pub mod config;
 pub mod error;
 pub mod heal;

@@ -36,6 +36,10 @@ pub(crate) struct OutletFlags {
     /// stale (its HEALTHCHECK: ready://healthcheck-sidecar?replica=self&store=file&state=any)
     #[arg(long)]
     pub(crate) self_signal: bool,
+    /// Machine CPU of one Docker health check, for the advice's cost line (measured: 79 ms,
+    /// BENCHMARKS.md)
+    #[arg(long, value_name = "DURATION", default_value = "79ms", value_parser = humantime::parse_duration)]
+    pub(crate) check_cost: Duration,
 }
 
 impl OutletFlags {
@@ -70,6 +74,7 @@ impl OutletFlags {
                 file,
             },
             self_signal: self.self_signal,
+            check_cost: self.check_cost,
             ..Outlets::default()
         })
     }

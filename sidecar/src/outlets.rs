@@ -28,6 +28,8 @@ pub struct Outlets {
     /// The self signal's heartbeat interval (its record turns stale two intervals after the
     /// last refresh).
     pub self_interval: Duration,
+    /// Machine CPU of one Docker health check, for the advice's cost (`--check-cost`).
+    pub check_cost: Duration,
 }
 
 impl Default for Outlets {
@@ -40,13 +42,14 @@ impl Default for Outlets {
             },
             self_signal: false,
             self_interval: Duration::from_secs(2),
+            check_cost: crate::advice::DEFAULT_CHECK_COST,
         }
     }
 }
 
 /// Starts the outlets' tasks in `tasks`, hooks the governor (when there is one) and returns what
 /// the HTTP views read. An error names what could not start.
-pub fn start(
+pub async fn start(
     config: &Config,
     heal: Option<&mut crate::heal::Config>,
     snapshots: &watch::Receiver<Arc<State>>,
@@ -68,6 +71,25 @@ pub fn start(
         stopped(stop),
     ));
     extras.history = Some(history);
+
+    if config.docker != DockerEndpoint::None {
+        // The advice reads each container's healthcheck settings once; without Docker there is
+        // nothing to advise on.
+        match crate::watch::docker::connect(&config.docker, config.timeout).await {
+            Ok(docker) => {
+                let checks = crate::advice::Checks::default();
+                tasks.spawn(crate::advice::run(
+                    docker,
+                    Arc::clone(&checks),
+                    snapshots.clone(),
+                    config.timeout,
+                    stopped(stop),
+                ));
+                extras.advice = Some((checks, o.check_cost));
+            }
+            Err(e) => tracing::warn!(error = %e, "no advice: docker cannot be reached"),
+        }
+    }
 
     let governed = heal.is_some();
     let mut governor_mark = None;

@@ -463,6 +463,20 @@ impl Timeline {
             .map(|(_, at)| at.map(|at| now_ms.saturating_sub(at)))
     }
 
+    /// Container tracks with measured starts (id, service, start-to-ready ms each), for tests.
+    #[cfg(test)]
+    pub(crate) fn seed_starts(&mut self, tracks: &[(String, &str, Vec<u64>)]) {
+        for (id, service, samples) in tracks {
+            let mut t = Track::new(Kind::Container, id.clone());
+            t.service = (*service).to_owned();
+            t.label = id.clone();
+            for (i, ms) in samples.iter().enumerate() {
+                t.starts.push_back((i as u64 * 600_000, Some(*ms)));
+            }
+            self.tracks.insert((Kind::Container, id.clone()), t);
+        }
+    }
+
     /// The replicas' tracks of agent `namespace/agent`.
     pub fn replicas_of<'a>(&'a self, agent: &str) -> impl Iterator<Item = &'a Track> + 'a {
         let from = (Kind::Replica, format!("{agent}/"));

@@ -188,9 +188,22 @@ fn timeline_on_the_page_in_headless_chromium() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (_tx, rx) = tokio::sync::watch::channel(last);
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::clone(&last));
+    let checks: sidecar::advice::Checks = Arc::default();
+    for c in &last.containers {
+        checks.lock().unwrap().insert(
+            c.id.clone(),
+            sidecar::advice::CheckConfig {
+                has_check: true,
+                interval: Duration::from_secs(2),
+                start_period: Duration::from_secs(30),
+                start_interval: None,
+            },
+        );
+    }
     let extras = sidecar::http::Extras {
         history: Some(Arc::new(Mutex::new(tl))),
+        advice: Some((checks, sidecar::advice::DEFAULT_CHECK_COST)),
         ..Default::default()
     };
     runtime.spawn(sidecar::http::serve_with(
@@ -314,12 +327,22 @@ fn timeline_on_the_page_in_headless_chromium() {
         "{plan_c}"
     );
 
+    // The advice: five containers checked every 2 s cost 2.5 checks/s, 19.8 % of one core.
+    assert!(
+        dom.contains("Health checks: 2.50 per second, 19.8 % of one core"),
+        "{}",
+        &dom[dom.find("<h2>Advice").unwrap_or(0)..]
+    );
+    assert!(dom.contains("<tr class=\"advice"), "one row per service");
+    let advice: serde_json::Value = serde_json::from_str(&get(port, "/api/advice")).unwrap();
+    assert_eq!(advice["services"].as_array().unwrap().len(), 5, "{advice}");
+
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sidecar-history.png");
     let _ = std::fs::remove_file(&shot);
     let out = Command::new(&chromium)
         .args(&common)
         .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1400,700")
+        .arg("--window-size=1400,1100")
         .arg("--hide-scrollbars")
         .arg(&url)
         .output()

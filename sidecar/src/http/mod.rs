@@ -30,6 +30,18 @@ pub struct Extras {
     pub notify: Option<Arc<crate::notify::Stats>>,
     /// The self-watch's verdict ([`crate::selfwatch`]).
     pub selfwatch: Option<Arc<crate::selfwatch::Status>>,
+    /// Each container's healthcheck settings and the cost of one check ([`crate::advice`]).
+    pub advice: Option<(crate::advice::Checks, std::time::Duration)>,
+}
+
+impl Extras {
+    /// The advice for snapshot `s`, when a history and the checks' settings are kept.
+    fn advice(&self, s: &State) -> Option<crate::advice::Advice> {
+        let (checks, cost) = self.advice.as_ref()?;
+        let history = self.history.as_ref()?.lock().ok()?;
+        let checks = checks.lock().ok()?;
+        Some(crate::advice::advise(s, &history, &checks, *cost))
+    }
 }
 
 #[derive(Clone)]
@@ -80,6 +92,7 @@ pub fn router_with(snapshots: watch::Receiver<Arc<State>>, extras: Extras) -> Ro
         .route("/", get(page_handler))
         .route("/api/status", get(status_handler))
         .route("/api/history", get(history_handler))
+        .route("/api/advice", get(advice_handler))
         .route("/api/events", get(events_handler))
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz_handler))
@@ -121,8 +134,9 @@ fn latest(app: &App) -> Arc<State> {
 async fn page_handler(Extract(app): Extract<App>) -> Response {
     let state = latest(&app);
     let status = api::Status::of(&state);
+    let advice = app.extras.advice(&state);
     let html = match app.extras.history.as_ref().and_then(|h| h.lock().ok()) {
-        Some(history) => page::render_with(&status, Some(&history)),
+        Some(history) => page::render_with(&status, Some(&history), advice.as_ref()),
         None => page::render(&status),
     };
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
@@ -173,6 +187,31 @@ async fn history_handler(Extract(app): Extract<App>) -> Response {
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "encoding the history failed",
+        )
+            .into_response(),
+    }
+}
+
+async fn advice_handler(Extract(app): Extract<App>) -> Response {
+    let Some(advice) = app.extras.advice(&latest(&app)) else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no advice: it needs Docker and the history\n",
+        )
+            .into_response();
+    };
+    match serde_json::to_string(&advice) {
+        Ok(json) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the advice failed",
         )
             .into_response(),
     }

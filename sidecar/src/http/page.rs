@@ -421,13 +421,65 @@ fn heal_cell(c: &ContainerView, track: Option<&Track>) -> String {
     s
 }
 
+fn opt_s(v: Option<f64>) -> String {
+    v.map_or("–".into(), |s| age(Some(s)))
+}
+
+/// Measured advice per service: time to first ready against the start period, failing
+/// streaks, and the health checks' share of the machine.
+fn advice_table(out: &mut String, a: &crate::advice::Advice) {
+    let _ = write!(
+        out,
+        "<h2>Advice</h2><p id=\"check-cost\">Health checks: {:.2} per second, {:.1} % of one core \
+         <span class=\"muted\">({:.0} ms of machine CPU each, measured: BENCHMARKS.md)</span></p>",
+        a.checks_per_s,
+        a.check_cpu_share * 100.0,
+        a.check_cost_ms
+    );
+    out.push_str(
+        "<table id=\"advice\"><thead><tr><th>service</th><th>start to ready p50 / p95 (max)</th>\
+         <th>start_period</th><th>advice</th><th>failing streak now / worst</th><th>checks/s · CPU</th></tr></thead><tbody>",
+    );
+    for s in &a.services {
+        let class = match s.start_period_verdict {
+            "too-short" => "v-bad",
+            "longer-than-needed" => "v-warn",
+            "ok" => "v-ok",
+            _ => "",
+        };
+        let _ = write!(
+            out,
+            "<tr class=\"advice {class}\" data-service=\"{svc}\" data-verdict=\"{v}\"><td><b>{svc}</b> \
+             <span class=\"muted\">{n} measured</span></td><td>{p50} / {p95} ({max})</td><td>{sp}</td>\
+             <td>{advice}</td><td>{now} / {worst}</td><td>{rate:.3} · {cpu:.2} %</td></tr>",
+            svc = esc(&s.service),
+            v = s.start_period_verdict,
+            n = s.starts_measured,
+            p50 = opt_s(s.first_ready_p50_s),
+            p95 = opt_s(s.first_ready_p95_s),
+            max = opt_s(s.first_ready_max_s),
+            sp = opt_s(s.start_period_s),
+            advice = esc(&s.advice),
+            now = s.failing_streak_now,
+            worst = s.failing_streak_worst,
+            rate = s.checks_per_s,
+            cpu = s.check_cpu_share * 100.0,
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 /// The whole page.
 pub fn render(st: &Status) -> String {
-    render_with(st, None)
+    render_with(st, None, None)
 }
 
 /// The whole page, with each agent's timeline when a history is kept.
-pub fn render_with(st: &Status, history: Option<&Timeline>) -> String {
+pub fn render_with(
+    st: &Status,
+    history: Option<&Timeline>,
+    advice: Option<&crate::advice::Advice>,
+) -> String {
     let now = humantime::parse_rfc3339_weak(&st.generated_at)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -548,6 +600,9 @@ pub fn render_with(st: &Status, history: Option<&Timeline>) -> String {
             container_row(&mut out, c, history);
         }
         out.push_str("</tbody></table>");
+    }
+    if let Some(a) = advice {
+        advice_table(&mut out, a);
     }
     out.push_str("</main>");
     let _ = write!(
