@@ -22,6 +22,8 @@ pub const WINDOW: &str = "healthcheck.heal.window";
 pub const RELEASE: &str = "healthcheck.heal.release-after";
 /// Healthy this long, a container's backoff starts over.
 pub const EARN_BACK: &str = "healthcheck.heal.earn-back-after";
+/// Restart me after these services restart: `SERVICE[,SERVICE]` (see `heal::dependents`).
+pub const WITH: &str = "healthcheck.heal.with";
 
 /// A label whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
