@@ -13,6 +13,7 @@
 //! This module turns a [`State`] snapshot into the policy's [`policy::Input`] ([`observe`]).
 
 pub mod act;
+pub mod dependents;
 pub mod history;
 pub mod hooks;
 pub mod labels;
