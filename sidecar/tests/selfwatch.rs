@@ -141,3 +141,95 @@ async fn a_stalled_governor_turns_the_sidecar_stale() {
         "the HEALTHCHECK says why: {out}"
     );
 }
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// The built binary with `--self-signal`: its own record is ready in the store it watches, it
+/// shows itself as an agent, `/metrics` says it is not stalled, and `/api/history` answers;
+/// `--notify` without `--heal` is refused, naming the flag.
+#[test]
+fn the_binary_publishes_its_own_signal() {
+    let redis = RedisServer::start();
+    let port = harness::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sidecar.log");
+    let mut child = Command::new(harness::bin("healthcheck-sidecar"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--docker", "none"])
+        .args(["--read-interval", "200ms", "--self-signal"])
+        .env_clear()
+        .env("READY_SIGNAL_REDIS_URL", redis.url())
+        .env("READY_SIGNAL_NAMESPACE", "it")
+        .env("READY_SIGNAL_REPLICA", REPLICA)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut seen = None;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(body) = http_get(port, "/api/status") else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["agent"] == SELF_AGENT && a["state"] == "ready")
+        {
+            seen = Some(v);
+            break;
+        }
+    }
+    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let history = http_get(port, "/api/history").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.is_some(),
+        "the sidecar's own agent never read ready; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        metrics.contains("healthcheck_sidecar_stalled 0"),
+        "{metrics}"
+    );
+    let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert!(
+        h["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == format!("it/{SELF_AGENT}/{REPLICA}")),
+        "{h}"
+    );
+
+    let out = Command::new(harness::bin("healthcheck-sidecar"))
+        .args([
+            "--docker",
+            "none",
+            "--notify",
+            "http://127.0.0.1:9/hook?token=s3cret",
+        ])
+        .env_clear()
+        .env("READY_SIGNAL_REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--notify posts heal decisions: it needs --heal"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}
