@@ -31,6 +31,9 @@ pub(crate) struct OutletFlags {
     /// --heal-state, else none (the history starts empty at each start)
     #[arg(long, value_name = "PATH")]
     pub(crate) history_file: Option<PathBuf>,
+    /// Keep no history (no uptime bars, /api/history or advice)
+    #[arg(long, conflicts_with = "history_file")]
+    pub(crate) no_history: bool,
     /// Publish the sidecar's own ready signal (agent healthcheck-sidecar) to the agents' store,
     /// refreshed only while its writer, sources and governor progress: a stuck sidecar turns
     /// stale (its HEALTHCHECK: ready://healthcheck-sidecar?replica=self&store=file&state=any)
@@ -69,10 +72,10 @@ impl OutletFlags {
             .or_else(|| heal_state.map(|p| p.with_file_name("history.json")));
         Ok(Outlets {
             notify,
-            history: Settings {
+            history: (!self.no_history).then_some(Settings {
                 window: self.history_window,
                 file,
-            },
+            }),
             self_signal: self.self_signal,
             check_cost: self.check_cost,
             ..Outlets::default()

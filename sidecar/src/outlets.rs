@@ -20,8 +20,8 @@ use crate::timeline::{self, Settings};
 pub struct Outlets {
     /// Where each heal decision is posted (`--notify`, `--notify-file`).
     pub notify: Vec<Target>,
-    /// The history's window and file.
-    pub history: Settings,
+    /// The history's window and file; `None`: no history (`--no-history`), and so no advice.
+    pub history: Option<Settings>,
     /// Publish the sidecar's own ready signal ([`selfwatch::SELF_AGENT`]) to the agents' store,
     /// refreshed only while its parts progress (`--self-signal`).
     pub self_signal: bool,
@@ -36,10 +36,10 @@ impl Default for Outlets {
     fn default() -> Outlets {
         Outlets {
             notify: Vec::new(),
-            history: Settings {
+            history: Some(Settings {
                 window: timeline::DEFAULT_WINDOW,
                 file: None,
-            },
+            }),
             self_signal: false,
             self_interval: Duration::from_secs(2),
             check_cost: crate::advice::DEFAULT_CHECK_COST,
@@ -63,18 +63,20 @@ pub async fn start(
     };
     let mut extras = Extras::default();
 
-    let history = Arc::new(Mutex::new(timeline::load(&o.history)));
-    tasks.spawn(timeline::run(
-        Arc::clone(&history),
-        snapshots.clone(),
-        o.history.file.clone(),
-        stopped(stop),
-    ));
-    extras.history = Some(history);
+    if let Some(settings) = &o.history {
+        let history = Arc::new(Mutex::new(timeline::load(settings)));
+        tasks.spawn(timeline::run(
+            Arc::clone(&history),
+            snapshots.clone(),
+            settings.file.clone(),
+            stopped(stop),
+        ));
+        extras.history = Some(history);
+    }
 
-    if config.docker != DockerEndpoint::None {
+    if config.docker != DockerEndpoint::None && o.history.is_some() {
         // The advice reads each container's healthcheck settings once; without Docker there is
-        // nothing to advise on.
+        // nothing to advise on, and without the history nothing measured.
         match crate::watch::docker::connect(&config.docker, config.timeout).await {
             Ok(docker) => {
                 let checks = crate::advice::Checks::default();
