@@ -47,15 +47,22 @@ impl Default for Outlets {
     }
 }
 
-/// Starts the outlets' tasks in `tasks`, hooks the governor (when there is one) and returns what
-/// the HTTP views read. An error names what could not start.
+/// One task to spawn (and watch): its name for the log, and the future, which runs until the
+/// stop signal.
+pub type Task = (
+    &'static str,
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+);
+
+/// Builds the outlets' tasks (the caller spawns and watches them), hooks the governor (when
+/// there is one) and returns what the HTTP views read. An error names what could not start.
 pub async fn start(
     config: &Config,
     heal: Option<&mut crate::heal::Config>,
     snapshots: &watch::Receiver<Arc<State>>,
-    tasks: &mut tokio::task::JoinSet<()>,
     stop: &watch::Receiver<bool>,
-) -> anyhow::Result<Extras> {
+) -> anyhow::Result<(Extras, Vec<Task>)> {
+    let mut tasks: Vec<Task> = Vec::new();
     let o = &config.outlets;
     let stopped = |stop: &watch::Receiver<bool>| {
         let mut stop = stop.clone();
@@ -65,11 +72,14 @@ pub async fn start(
 
     if let Some(settings) = &o.history {
         let history = Arc::new(Mutex::new(timeline::load(settings)));
-        tasks.spawn(timeline::run(
-            Arc::clone(&history),
-            snapshots.clone(),
-            settings.file.clone(),
-            stopped(stop),
+        tasks.push((
+            "the history",
+            Box::pin(timeline::run(
+                Arc::clone(&history),
+                snapshots.clone(),
+                settings.file.clone(),
+                stopped(stop),
+            )),
         ));
         extras.history = Some(history);
     }
@@ -80,12 +90,15 @@ pub async fn start(
         match crate::watch::docker::connect(&config.docker, config.timeout).await {
             Ok(docker) => {
                 let checks = crate::advice::Checks::default();
-                tasks.spawn(crate::advice::run(
-                    docker,
-                    Arc::clone(&checks),
-                    snapshots.clone(),
-                    config.timeout,
-                    stopped(stop),
+                tasks.push((
+                    "the advice's inspector",
+                    Box::pin(crate::advice::run(
+                        docker,
+                        Arc::clone(&checks),
+                        snapshots.clone(),
+                        config.timeout,
+                        stopped(stop),
+                    )),
                 ));
                 extras.advice = Some((checks, o.check_cost));
             }
@@ -99,7 +112,7 @@ pub async fn start(
         if !o.notify.is_empty() {
             let (notifier, deliveries) = Notifier::new(o.notify.clone(), snapshots.clone());
             for d in deliveries {
-                tasks.spawn(d.run(stopped(stop)));
+                tasks.push(("a notification delivery", Box::pin(d.run(stopped(stop)))));
             }
             extras.notify = Some(notifier.stats());
             heal.hooks.notify = Some(notifier);
@@ -135,15 +148,18 @@ pub async fn start(
         );
         let status = Arc::new(selfwatch::Status::default());
         extras.selfwatch = Some(Arc::clone(&status));
-        tasks.spawn(selfwatch::run(
-            handle,
-            snapshots.clone(),
-            governor_mark,
-            limits,
-            o.self_interval,
-            status,
-            stopped(stop),
+        tasks.push((
+            "the self-watch",
+            Box::pin(selfwatch::run(
+                handle,
+                snapshots.clone(),
+                governor_mark,
+                limits,
+                o.self_interval,
+                status,
+                stopped(stop),
+            )),
         ));
     }
-    Ok(extras)
+    Ok((extras, tasks))
 }

@@ -53,8 +53,11 @@ pub async fn run(
         tasks.spawn(w.run_events(changes.clone(), Arc::clone(&poke), stop_rx.clone()));
     }
     let mut heal = heal;
-    let extras =
-        crate::outlets::start(&config, heal.as_mut(), &snap_rx, &mut tasks, &stop_rx).await?;
+    let (extras, outlets) =
+        crate::outlets::start(&config, heal.as_mut(), &snap_rx, &stop_rx).await?;
+    for (_name, task) in outlets {
+        tasks.spawn(task);
+    }
     let self_id = crate::heal::selfid::find();
     if let Some(id) = &self_id {
         let _ = changes
