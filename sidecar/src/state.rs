@@ -29,10 +29,10 @@ pub struct State {
     pub store: Source,
     /// The Docker Engine API.
     pub docker: Source,
-    /// Since when the store has been readable without a break (`None` while it is unknown or
-    /// off). Evidence observed before it, such as a Docker health check that failed during a
-    /// store outage, says nothing of a container's own health.
-    pub store_ok_since: Option<Instant>,
+    /// When the store last came back after failing to be read (`None` if it never failed since
+    /// the sidecar started). Evidence observed before it, such as a Docker health check that
+    /// failed during the store's outage, says nothing of a container's own health.
+    pub store_back_at: Option<Instant>,
     /// Namespaces watched.
     pub namespaces: Vec<String>,
     /// Every known replica of every agent, sorted by namespace, agent, replica.
@@ -56,7 +56,7 @@ impl State {
             generation: 0,
             store,
             docker,
-            store_ok_since: None,
+            store_back_at: None,
             namespaces: Vec::new(),
             replicas: Vec::new(),
             containers: Vec::new(),

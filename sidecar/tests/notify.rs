@@ -190,6 +190,7 @@ fn config(notifier: Notifier) -> sidecar::heal::Config {
         window: Duration::from_secs(600),
         release_after: Duration::from_millis(400),
         earn_back_after: Duration::from_secs(600),
+        ..Rules::default()
     };
     cfg.hooks.notify = Some(notifier);
     cfg

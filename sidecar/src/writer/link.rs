@@ -31,8 +31,10 @@ pub(super) fn links(
     docker_on: bool,
 ) -> Vec<(Option<String>, Link)> {
     let mut by_host: HashMap<&str, Vec<&Container>> = HashMap::new();
+    let mut by_id: HashMap<&str, &Container> = HashMap::with_capacity(containers.len());
     for c in containers {
         by_host.entry(c.hostname.as_str()).or_default().push(c);
+        by_id.insert(c.id.as_str(), c);
     }
     replicas
         .iter()
@@ -41,7 +43,7 @@ pub(super) fn links(
                 return (None, Link::None(Unlinked::NoDocker));
             }
             if let Some(id) = r.record_container.as_deref() {
-                return match containers.iter().find(|c| c.id == id) {
+                return match by_id.get(id) {
                     Some(c) => (Some(c.id.clone()), Link::Id),
                     None => (None, Link::None(Unlinked::NotWatched(short(id).to_owned()))),
                 };
@@ -230,6 +232,56 @@ mod tests {
         assert_eq!(
             b.state().replicas[0].link,
             Link::None(Unlinked::NoMatch("elsewhere".into()))
+        );
+    }
+
+    /// A new instance's event that names its container links at once; one that does not leaves
+    /// the replica unlinked until the next read says where it runs (never the old container).
+    #[tokio::test(start_paused = true)]
+    async fn a_new_instance_links_by_its_event() {
+        let mut b = book();
+        let mut s = status("worker", "w1", ready_signal::State::Ready, 0);
+        s.container = Some("aaaa".into());
+        b.apply(read(vec![s]), Instant::now());
+        b.apply(
+            Change::Docker(DockerChange::All(vec![
+                container("aaaa", "w", true),
+                container("bbbb", "x", true),
+            ])),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(b.state().replicas[0].link, Link::Id);
+        let mut moved = event(
+            "w1",
+            "1764000099999-00000001",
+            ready_signal::State::Ready,
+            "",
+        );
+        if let Change::StoreEvent { event, .. } = &mut moved {
+            event.container = Some("bbbb".into());
+        }
+        b.apply(moved, Instant::now());
+        b.judge(Instant::now());
+        let r = &b.state().replicas[0];
+        assert_eq!(
+            (r.container_id.as_deref(), &r.link),
+            (Some("bbbb"), &Link::Id)
+        );
+        b.apply(
+            event(
+                "w1",
+                "1764000199999-00000002",
+                ready_signal::State::Ready,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        let r = &b.state().replicas[0];
+        assert_eq!(
+            (r.container_id.as_deref(), &r.link),
+            (None, &Link::None(Unlinked::NoIdentity))
         );
     }
 }

@@ -25,6 +25,7 @@ impl Book {
         now: Instant,
     ) {
         self.state.counters.store_reads += 1;
+        let was_failing = !self.store_failures.is_empty();
         match result {
             Ok(list) => {
                 self.store_failures.remove(&namespace);
@@ -55,11 +56,9 @@ impl Book {
                 },
             }
         };
-        self.state.store_ok_since = match (&self.state.store, self.state.store_ok_since) {
-            (Source::Ok, Some(t)) => Some(t),
-            (Source::Ok, None) => Some(at),
-            _ => None,
-        };
+        if was_failing && self.state.store.is_ok() {
+            self.state.store_back_at = Some(at);
+        }
     }
 
     fn merge_read(&mut self, namespace: &str, at: Instant, list: Vec<ReplicaStatus>) {
@@ -149,6 +148,10 @@ impl Book {
                     r.record_container = None;
                     r.host = None;
                 }
+                // An event that names its container links the new instance at once.
+                if e.container.is_some() {
+                    r.record_container = e.container;
+                }
                 r.published = Some(e.state);
                 r.instance = Some(e.instance);
                 r.reason = reason;
@@ -168,7 +171,7 @@ impl Book {
                     reason,
                     container_id: None,
                     link: Link::Pending,
-                    record_container: None,
+                    record_container: e.container,
                     instance_started: None,
                     published: Some(e.state),
                     beat_at: Some(at),
@@ -294,6 +297,7 @@ mod tests {
             result: Err(Error::store(ready_signal::Error::Redis {
                 addr: "redis:6379".into(),
                 message: "connection refused".into(),
+                source: None,
             })),
         };
         b.apply(failed, Instant::now());
