@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::heal::act::HealEvent;
 use crate::state::{State, severity};
 
 /// Version of the document's shape; bumped only on an incompatible change.
@@ -207,20 +206,33 @@ impl Document {
         }
     }
 
-    /// The document for a governor's event, or `None` for what is not notified (skips,
-    /// earn-backs, the confirmation of a restart that worked).
-    pub fn of_heal_event(e: &HealEvent, state: &State) -> Option<Document> {
-        let event = match e.decision.as_str() {
-            "restart" | "restart-failed" | "quarantine" | "release" => e.decision.as_str(),
+    /// The document for a governor's event (the JSON it publishes on
+    /// `healthcheck.heal.{project}.{service}`, read by its documented field names), or `None`
+    /// for what is not notified (skips, earn-backs, the confirmation of a restart that worked).
+    pub fn of_heal_event(e: &serde_json::Value, state: &State) -> Option<Document> {
+        let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let event = match text("decision") {
+            d @ ("restart" | "restart-failed" | "quarantine" | "release") => d,
             _ => return None,
         };
-        // A restart's outcome carries no rule of its own: it names the restart's.
-        let mut d = Document::about(event, &e.why, e.detail.clone(), &e.id, state);
-        d.project = e.project.clone();
-        d.service = e.service.clone();
-        d.container = e.container.clone();
-        d.dry_run = e.dry_run;
-        d.restarts_in_window = e.restarts_in_window;
+        let mut d = Document::about(
+            event,
+            text("why"),
+            text("detail").to_owned(),
+            text("id"),
+            state,
+        );
+        d.project = text("project").to_owned();
+        d.service = text("service").to_owned();
+        d.container = text("container").to_owned();
+        d.dry_run = e
+            .get("dry_run")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        d.restarts_in_window = e
+            .get("restarts_in_window")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32;
         Some(d)
     }
 
@@ -342,21 +354,29 @@ impl Notifier {
         }
     }
 
-    /// The governor's hook: notifies `event` when it is one that is notified.
-    pub fn heal_event(&self, event: &HealEvent) {
+    /// The governor's hook: notifies `event` (the governor's published JSON) when it is one
+    /// that is notified.
+    pub fn heal_event(&self, event: &serde_json::Value) {
         let state = self.snapshots.borrow().clone();
+        let text = |k: &str| {
+            event
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        };
+        let (id, decision) = (text("id"), text("decision"));
         let Some(mut doc) = Document::of_heal_event(event, &state) else {
-            if event.decision == "restarted" {
-                self.rule_of(&event.id, None);
+            if decision == "restarted" {
+                self.rule_of(id, None);
             }
             return;
         };
-        match event.decision.as_str() {
-            "restart" if !event.dry_run => {
-                self.rule_of(&event.id, Some(&event.why));
+        match decision {
+            "restart" if !doc.dry_run => {
+                self.rule_of(id, Some(text("why")));
             }
             "restart-failed" => {
-                if let Some(rule) = self.rule_of(&event.id, None) {
+                if let Some(rule) = self.rule_of(id, None) {
                     doc.rule = rule;
                 }
             }

@@ -4,48 +4,16 @@
 //! that the wiring in [`crate::run`] is one call.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 use crate::config::{Config, DockerEndpoint};
 use crate::http::Extras;
-use crate::notify::{Notifier, Target};
+use crate::notify::Notifier;
 use crate::selfwatch::{self, Limits, Mark};
 use crate::state::State;
-use crate::timeline::{self, Settings};
+use crate::timeline;
 
-/// The outlets' settings.
-#[derive(Debug, Clone)]
-pub struct Outlets {
-    /// Where each heal decision is posted (`--notify`, `--notify-file`).
-    pub notify: Vec<Target>,
-    /// The history's window and file; `None`: no history (`--no-history`), and so no advice.
-    pub history: Option<Settings>,
-    /// Publish the sidecar's own ready signal ([`selfwatch::SELF_AGENT`]) to the agents' store,
-    /// refreshed only while its parts progress (`--self-signal`).
-    pub self_signal: bool,
-    /// The self signal's heartbeat interval (its record turns stale two intervals after the
-    /// last refresh).
-    pub self_interval: Duration,
-    /// Machine CPU of one Docker health check, for the advice's cost (`--check-cost`).
-    pub check_cost: Duration,
-}
-
-impl Default for Outlets {
-    fn default() -> Outlets {
-        Outlets {
-            notify: Vec::new(),
-            history: Some(Settings {
-                window: timeline::DEFAULT_WINDOW,
-                file: None,
-            }),
-            self_signal: false,
-            self_interval: Duration::from_secs(2),
-            check_cost: crate::advice::DEFAULT_CHECK_COST,
-        }
-    }
-}
+pub use crate::config::Outlets;
 
 /// One task to spawn (and watch): its name for the log, and the future, which runs until the
 /// stop signal.

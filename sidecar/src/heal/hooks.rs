@@ -5,7 +5,6 @@
 
 use tokio::time::Instant;
 
-use super::act::HealEvent;
 use crate::notify::Notifier;
 use crate::selfwatch::Mark;
 
@@ -19,10 +18,14 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// A decision was said (restart, quarantine, ...) or a restart finished.
-    pub fn decided(&self, event: &HealEvent) {
-        if let Some(n) = &self.notify {
-            n.heal_event(event);
+    /// A decision was said (restart, quarantine, ...) or a restart finished: `event` is the
+    /// governor's published event (taken as its JSON, so this module depends on no part of the
+    /// governor).
+    pub fn decided(&self, event: &impl serde::Serialize) {
+        if let Some(n) = &self.notify
+            && let Ok(v) = serde_json::to_value(event)
+        {
+            n.heal_event(&v);
         }
     }
 

@@ -34,12 +34,13 @@ pub fn registry(snapshots: watch::Receiver<Arc<State>>) -> Registry {
 
 /// A registry holding the snapshot collector and the outlets' counts (notifications, the
 /// self-watch).
-pub fn registry_with(snapshots: watch::Receiver<Arc<State>>, extras: &super::Extras) -> Registry {
+pub fn registry_with(
+    snapshots: watch::Receiver<Arc<State>>,
+    notify: Option<Arc<crate::notify::Stats>>,
+    selfwatch: Option<Arc<crate::selfwatch::Status>>,
+) -> Registry {
     let mut registry = registry(snapshots);
-    registry.register_collector(Box::new(OutletsCollector {
-        notify: extras.notify.clone(),
-        selfwatch: extras.selfwatch.clone(),
-    }));
+    registry.register_collector(Box::new(OutletsCollector { notify, selfwatch }));
     registry
 }
 

@@ -87,7 +87,11 @@ pub fn router(snapshots: watch::Receiver<Arc<State>>) -> Router {
 
 /// The router with the outlets' views.
 pub fn router_with(snapshots: watch::Receiver<Arc<State>>, extras: Extras) -> Router {
-    let registry = Arc::new(metrics::registry_with(snapshots.clone(), &extras));
+    let registry = Arc::new(metrics::registry_with(
+        snapshots.clone(),
+        extras.notify.clone(),
+        extras.selfwatch.clone(),
+    ));
     Router::new()
         .route("/", get(page_handler))
         .route("/api/status", get(status_handler))
