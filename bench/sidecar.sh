@@ -8,6 +8,9 @@
 #                                   HC_INTERVALS (default "2s 30s")
 #   bash bench/sidecar.sh all
 #
+# SIDECAR_ARGS adds flags to the sidecar (scale, detect), e.g. "--no-history" for an A/B of the
+# history's cost; RESULT_TAG suffixes the scale result's file name.
+#
 # Output goes to bench/results/sidecar-*.txt. Servers run on free loopback ports in a temp dir
 # and are killed on exit; the stack runs as its own Compose project and is removed.
 set -euo pipefail
@@ -36,7 +39,7 @@ servers() {
 start_sidecar() { # namespace
     SPORT=$(free_port)
     READY_SIGNAL_REDIS_URL=redis://127.0.0.1:$RPORT READY_SIGNAL_NATS_URL=nats://127.0.0.1:$NPORT \
-        READY_SIGNAL_NAMESPACE=$1 "$SIDECAR" --listen "127.0.0.1:$SPORT" --docker none >"$TMP/sidecar-$1.log" 2>&1 &
+        READY_SIGNAL_NAMESPACE=$1 "$SIDECAR" --listen "127.0.0.1:$SPORT" --docker none ${SIDECAR_ARGS:-} >"$TMP/sidecar-$1.log" 2>&1 &
     SIDECAR_PID=$!
     PIDS+=($SIDECAR_PID)
     for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$SPORT/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
@@ -116,7 +119,7 @@ PY
         t1=$(cpu_ticks "$SIDECAR_PID")
         awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "idle CPU over 20 s (bulk read every 1 s): %.1f %% of one core\n", (b - a) / hz / 20 * 100 }'
         echo "RSS $(rss_kb "$SIDECAR_PID") kB now, peak $(hwm_kb "$SIDECAR_PID") kB"
-    } | tee "$OUT/sidecar-scale.txt"
+    } | tee "$OUT/sidecar-scale${RESULT_TAG:-}.txt"
 }
 
 # CPU of everything Docker spends on this project: dockerd, containerd (both shared with every

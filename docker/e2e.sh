@@ -69,7 +69,8 @@ trace_agent() { # agent seconds
 }
 # Seconds at which the trace first shows state $2.
 first_seen() { awk -v s="$2" '$2 == s { print $1; exit }' "$1"; }
-AGENTS='["agent-a","agent-b","agent-py","agent-script","consumer","consumer-wait"]'
+# healthcheck-sidecar: the sidecar's own ready signal (--self-signal), ready while it progresses.
+AGENTS='["agent-a","agent-b","agent-py","agent-script","consumer","consumer-wait","healthcheck-sidecar"]'
 
 # Waits until service $1's health is $2; prints the seconds it took.
 wait_health() { # service status timeout

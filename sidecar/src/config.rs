@@ -83,6 +83,40 @@ pub struct Config {
     pub timeout: Duration,
     /// Time between full Docker listings.
     pub resync: Duration,
+    /// Notifications, history and the self signal ([`crate::outlets`]).
+    pub outlets: Outlets,
+}
+
+/// The outlets' settings.
+#[derive(Debug, Clone)]
+pub struct Outlets {
+    /// Where each heal decision is posted (`--notify`, `--notify-file`).
+    pub notify: Vec<crate::notify::Target>,
+    /// The history's window and file; `None`: no history (`--no-history`), and so no advice.
+    pub history: Option<crate::timeline::Settings>,
+    /// Publish the sidecar's own ready signal ([`crate::selfwatch::SELF_AGENT`]) to the agents' store,
+    /// refreshed only while its parts progress (`--self-signal`).
+    pub self_signal: bool,
+    /// The self signal's heartbeat interval (its record turns stale two intervals after the
+    /// last refresh).
+    pub self_interval: Duration,
+    /// Machine CPU of one Docker health check, for the advice's cost (`--check-cost`).
+    pub check_cost: Duration,
+}
+
+impl Default for Outlets {
+    fn default() -> Outlets {
+        Outlets {
+            notify: Vec::new(),
+            history: Some(crate::timeline::Settings {
+                window: crate::timeline::DEFAULT_WINDOW,
+                file: None,
+            }),
+            self_signal: false,
+            self_interval: Duration::from_secs(2),
+            check_cost: crate::advice::DEFAULT_CHECK_COST,
+        }
+    }
 }
 
 /// Whether any store variable is set: without one the sidecar watches Docker only (the file

@@ -13,6 +13,11 @@
 //! - [`http`]: read-only views of a snapshot: `/`, `/api/status`, `/api/events`, `/metrics`,
 //!   `/healthz`.
 //! - [`heal`]: the governor, fed by snapshots, reporting back through [`writer::Change::Heal`].
+//! - [`notify`]: one webhook document per heal decision, never waited for by the governor.
+//! - [`timeline`]: the history of every replica and container over a window, from snapshots.
+//! - [`advice`]: per service, measured time to first ready against its start_period, failing
+//!   streaks, and what its health checks cost the machine.
+//! - [`selfwatch`]: the sidecar's own ready signal, refreshed only while its parts progress.
 //!
 //! ```no_run
 //! # async fn f() {
@@ -30,11 +35,16 @@
 
 #![deny(missing_docs)]
 
+pub mod advice;
 pub mod config;
 pub mod error;
 pub mod heal;
 pub mod http;
+pub mod notify;
+pub mod outlets;
 pub mod run;
+pub mod selfwatch;
 pub mod state;
+pub mod timeline;
 pub mod watch;
 pub mod writer;

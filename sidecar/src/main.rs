@@ -10,6 +10,7 @@ use sidecar::config::{self, Config, DockerEndpoint};
 use sidecar::heal;
 
 mod heal_flags;
+mod outlet_flags;
 
 /// Watches every agent and container of a stack; serves a status page, a JSON API, server-sent
 /// events and Prometheus metrics. Reads the agents' store from the same READY_SIGNAL_*
@@ -42,6 +43,8 @@ struct Cli {
     resync: Duration,
     #[command(flatten)]
     heal: heal_flags::HealFlags,
+    #[command(flatten)]
+    outlets: outlet_flags::OutletFlags,
 }
 
 fn configure(cli: &Cli) -> anyhow::Result<(Config, Option<heal::Config>)> {
@@ -82,6 +85,7 @@ fn configure(cli: &Cli) -> anyhow::Result<(Config, Option<heal::Config>)> {
             read_interval: cli.read_interval,
             timeout: cli.timeout,
             resync: cli.resync,
+            outlets: cli.outlets.outlets(cli.heal.heal_state.as_deref(), env)?,
         },
         heal,
     ))

@@ -132,6 +132,12 @@ pub async fn run(
             );
         }
     }
+    let mut heal = heal;
+    let (extras, outlets) =
+        crate::outlets::start(&config, heal.as_mut(), &snap_rx, &stop_rx).await?;
+    for (name, task) in outlets {
+        spawn_unit(&mut tasks, name, task);
+    }
     // The governor's own id when healing (it may come from --heal-self), else looked up.
     let self_id = match &heal {
         Some(h) => h.self_id.clone(),
@@ -197,7 +203,7 @@ pub async fn run(
             stopped(&stop_rx),
         ),
     );
-    let server = crate::http::serve(listener, snap_rx, stopped(&stop_rx));
+    let server = crate::http::serve_with(listener, snap_rx, extras, stopped(&stop_rx));
     spawn(&mut tasks, "the http server", async move {
         server.await.map_err(|e| e.to_string())
     });

@@ -165,6 +165,7 @@ pub async fn run(
         }
         let state = snapshots.borrow_and_update().clone();
         g.round(&state, Instant::now(), SystemTime::now()).await;
+        g.cfg.hooks.round_done(state.built_at);
     }
 }
 
@@ -273,6 +274,7 @@ impl Governor {
             _ => None,
         };
         if outage.is_some() != self.outage.is_some() {
+            self.cfg.hooks.outage(outage.as_deref());
             match &outage {
                 Some(o) => tracing::warn!(target: "heal", "{o}: every restart held"),
                 None => {
@@ -514,6 +516,7 @@ impl Governor {
     }
 
     async fn emit(&self, event: HealEvent) {
+        self.cfg.hooks.decided(&event);
         let Some(nats) = &self.nats else { return };
         let subject = subject(&event.project, &event.service);
         match serde_json::to_vec(&event) {

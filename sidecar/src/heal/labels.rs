@@ -23,6 +23,9 @@ pub const WINDOW: &str = "healthcheck.heal.window";
 pub const RELEASE: &str = "healthcheck.heal.release-after";
 /// Healthy this long, a container's backoff starts over.
 pub const EARN_BACK: &str = "healthcheck.heal.earn-back-after";
+/// Restart me after these services restart: `SERVICE[,SERVICE]` (see `heal::dependents`).
+pub const WITH: &str = "healthcheck.heal.with";
+
 /// How long a (re)started container's agent may take to write its first record.
 pub const START_GRACE: &str = "healthcheck.heal.start-grace";
 

@@ -15,7 +15,9 @@
 //! This module turns a [`State`] snapshot into the policy's [`policy::Input`] ([`observe`]).
 
 pub mod act;
+pub mod dependents;
 pub mod history;
+pub mod hooks;
 pub mod identity;
 pub mod labels;
 pub mod policy;
@@ -50,6 +52,8 @@ pub struct Config {
     /// sidecar's own, see [`statefile::default_path`]; on a volume, it survives the sidecar's
     /// container being recreated); `None`: Docker's events only.
     pub state_file: Option<std::path::PathBuf>,
+    /// Notifications and the self-watch's progress mark (issue 21); empty by default.
+    pub hooks: hooks::Hooks,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ impl Config {
             self_id: me.id().map(str::to_owned),
             refused: me.refusal(),
             state_file: None,
+            hooks: hooks::Hooks::default(),
         }
     }
 }

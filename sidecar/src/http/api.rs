@@ -87,6 +87,10 @@ pub struct AgentView<'a> {
     pub state: &'static str,
     /// How many replicas are ready.
     pub ready: usize,
+    /// How a person should read the agent as a whole: `ready` (every replica ready), `down`
+    /// (none ready), `partly down` (some ready, some not), or its one state otherwise
+    /// (`starting`, `not-ready`, `unknown` ...). `state` stays the worst replica's.
+    pub headline: &'static str,
     /// Its replicas, worst first.
     pub replicas: Vec<ReplicaView<'a>>,
 }
@@ -125,6 +129,8 @@ pub struct ReplicaView<'a> {
     pub container_health: Option<&'a str>,
     /// The linked container's last health log line.
     pub health_line: Option<&'a str>,
+    /// Seconds since that health check ended (Docker's health is up to one interval old).
+    pub health_checked_s: Option<f64>,
 }
 
 /// One container.
@@ -164,6 +170,15 @@ pub struct ContainerView<'a> {
     pub verdict: &'static str,
     /// What the governor says, when it watches it.
     pub heal: Option<ContainerHealView<'a>>,
+    /// Whether the governor may restart it, and if not why: `eligible`, or a sentence
+    /// (`not eligible: no healthcheck.heal=true label`, `never: the sidecar's own container`,
+    /// `healing is off`).
+    pub eligibility: String,
+    /// Seconds since Docker's last health check ended (how old `health` is), when known.
+    pub health_checked_s: Option<f64>,
+    /// While quarantined: what releases it, in words (a quarantine has no countdown: it ends
+    /// after the container stays healthy long enough).
+    pub release_condition: Option<String>,
 }
 
 /// The governor on one container.
@@ -243,6 +258,74 @@ pub fn container_verdict(c: &Container) -> &'static str {
     }
 }
 
+/// An agent's headline: whether it is down, partly down, or what its replicas say.
+pub fn headline(worst: &'static str, ready: usize, replicas: usize) -> &'static str {
+    if replicas > 0 && ready == replicas {
+        "ready"
+    } else if ready > 0 {
+        "partly down"
+    } else if matches!(worst, "stale" | "dead") {
+        "down"
+    } else {
+        worst
+    }
+}
+
+/// Seconds since container `c`'s last health check ended, at the snapshot's time.
+fn checked_ago(s: &State, c: &Container) -> Option<f64> {
+    let t = humantime::parse_rfc3339_weak(c.health_checked_at.as_deref()?).ok()?;
+    Some(secs(s.built_wall.duration_since(t).unwrap_or_default()))
+}
+
+/// What ends container `c`'s quarantine, when it is quarantined.
+fn release_condition(s: &State, c: &Container) -> Option<String> {
+    if c.heal.as_ref()?.status != "quarantined" {
+        return None;
+    }
+    let after = c
+        .labels
+        .get(crate::heal::labels::RELEASE)
+        .map_or("--heal-release-after (10m by default)", String::as_str);
+    let healthy = c.health.as_deref() == Some("healthy")
+        || s.replicas_in(&c.id).next().is_some()
+            && s.replicas_in(&c.id).all(|r| r.observed == Observed::Ready);
+    let now = match (healthy, c.health_since) {
+        (true, Some(t)) => format!(
+            "healthy for {:.0} s",
+            s.built_at.saturating_duration_since(t).as_secs_f64()
+        ),
+        (true, None) => "healthy now".to_owned(),
+        (false, _) => "not healthy now".to_owned(),
+    };
+    Some(format!(
+        "released once healthy for {after} without a break; {now}"
+    ))
+}
+
+/// Whether the governor may restart container `c`, and if not why.
+fn eligibility(s: &State, c: &Container) -> String {
+    if s.self_container.as_deref() == Some(c.id.as_str()) {
+        return "never: the sidecar's own container".into();
+    }
+    if s.heal.mode == state::HealMode::Off {
+        return "not healed: healing is off (--heal)".into();
+    }
+    if !crate::heal::labels::opted_in(&c.labels) {
+        return format!(
+            "not eligible for healing: no {}=true label",
+            crate::heal::labels::OPT_IN
+        );
+    }
+    if c.heal
+        .as_ref()
+        .and_then(|h| h.last_decision.as_deref())
+        .is_some_and(|l| l.starts_with("not healed"))
+    {
+        return "not eligible: its heal labels cannot be read".into();
+    }
+    "eligible".into()
+}
+
 fn verdict_rank(v: &str) -> u8 {
     match v {
         "bad" => 0,
@@ -281,6 +364,7 @@ impl<'a> Status<'a> {
                 restarts: container.map(|c| c.restart_count),
                 container_health: container.and_then(|c| c.health.as_deref()),
                 health_line: container.and_then(|c| c.last_health_line.as_deref()),
+                health_checked_s: container.and_then(|c| checked_ago(s, c)),
             };
             match agents.last_mut() {
                 Some(a) if a.namespace == r.namespace && a.agent == r.agent => {
@@ -291,6 +375,7 @@ impl<'a> Status<'a> {
                     agent: &r.agent,
                     state: "",
                     ready: 0,
+                    headline: "",
                     replicas: vec![view],
                 }),
             }
@@ -305,6 +390,7 @@ impl<'a> Status<'a> {
             a.replicas.sort_by_key(|r| rank(r.state));
             a.state = a.replicas.first().map_or("dead", |r| r.state);
             a.ready = a.replicas.iter().filter(|r| r.state == "ready").count();
+            a.headline = headline(a.state, a.ready, a.replicas.len());
         }
         // Sorted by name already (the writer keeps replicas sorted): a stable sort by rank
         // keeps names in order within a rank.
@@ -340,6 +426,9 @@ impl<'a> Status<'a> {
                     next_allowed_in_s: h.next_allowed_in.map(secs),
                     last_decision: h.last_decision.as_deref(),
                 }),
+                eligibility: eligibility(s, c),
+                release_condition: release_condition(s, c),
+                health_checked_s: checked_ago(s, c),
             })
             .collect();
         containers.sort_by_key(|c| (verdict_rank(c.verdict), c.service, c.name));
@@ -371,6 +460,136 @@ impl<'a> Status<'a> {
                 refused: s.heal.refused.as_deref(),
             },
             self_container: s.self_container.as_deref(),
+        }
+    }
+}
+
+/// RFC 3339 UTC of unix milliseconds.
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// `GET /api/history`: every replica's and container's timeline over the window (schema in
+/// `sidecar/HEAL.md`, "History").
+#[derive(Debug, Serialize)]
+pub struct History<'a> {
+    /// [`crate::timeline::SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The window's length, seconds.
+    pub window_s: u64,
+    /// The window's start and end (now), RFC 3339 UTC.
+    pub from: String,
+    /// Now.
+    pub to: String,
+    /// One per replica, sorted by key (`namespace/agent/replica`).
+    pub replicas: Vec<Track<'a>>,
+    /// One per container, sorted by id.
+    pub containers: Vec<Track<'a>>,
+}
+
+/// One subject's timeline.
+#[derive(Debug, Serialize)]
+pub struct Track<'a> {
+    /// `namespace/agent/replica`, or the container id.
+    pub key: &'a str,
+    /// The agent (`namespace/agent`), for replicas.
+    pub agent: Option<&'a str>,
+    /// The container's name (containers), or the linked container's id (replicas, once a
+    /// restart was seen).
+    pub label: &'a str,
+    /// Compose service (containers).
+    pub service: &'a str,
+    /// Share of the window's known time spent up (ready, healthy, running); null when nothing
+    /// is known.
+    pub uptime: Option<f64>,
+    /// Restarts within the window (counted by the sidecar, whoever restarted).
+    pub restarts: usize,
+    /// States, oldest first: each from its start until the next one's (or now).
+    pub segments: Vec<Segment>,
+    /// Restarts and the governor's decisions, oldest first.
+    pub events: Vec<EventView<'a>>,
+}
+
+/// One run of a state.
+#[derive(Debug, Serialize)]
+pub struct Segment {
+    /// When it began, RFC 3339 UTC (clamped to the window's start).
+    pub from: String,
+    /// The state (`ready`, `stale`, `healthy`, `down`, `gone`, ...).
+    pub state: &'static str,
+    /// `up`, `degraded`, `down` or `none` (unknown, gone).
+    pub tone: &'static str,
+}
+
+/// One event.
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// `restart`, `decision`, `quarantine` or `release`.
+    pub kind: &'a str,
+    /// Restarts: `governor`, `restart-policy` or `api`.
+    pub by: &'a str,
+    /// One line.
+    pub text: &'a str,
+}
+
+impl<'a> History<'a> {
+    /// The view of `t` at the time of snapshot `s`.
+    pub fn of(t: &'a crate::timeline::Timeline, s: &State) -> History<'a> {
+        use crate::timeline::Kind;
+        let to = s
+            .built_wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let from = to.saturating_sub(t.window().as_millis() as u64);
+        let mut replicas = Vec::new();
+        let mut containers = Vec::new();
+        for tr in t.tracks() {
+            let view = Track {
+                key: &tr.key,
+                agent: match tr.kind {
+                    Kind::Replica => tr.key.rsplit_once('/').map(|(a, _)| a),
+                    Kind::Container => None,
+                },
+                label: &tr.label,
+                service: &tr.service,
+                uptime: tr
+                    .uptime(from, to)
+                    .map(|u| (u * 10_000.0).round() / 10_000.0),
+                restarts: tr.restarts(),
+                segments: tr
+                    .segments
+                    .iter()
+                    .map(|(at, level)| Segment {
+                        from: rfc3339_ms((*at).max(from)),
+                        state: level.as_str(),
+                        tone: level.tone(),
+                    })
+                    .collect(),
+                events: tr
+                    .events
+                    .iter()
+                    .map(|e| EventView {
+                        at: rfc3339_ms(e.at_ms),
+                        kind: &e.kind,
+                        by: &e.by,
+                        text: &e.text,
+                    })
+                    .collect(),
+            };
+            match tr.kind {
+                Kind::Replica => replicas.push(view),
+                Kind::Container => containers.push(view),
+            }
+        }
+        History {
+            schema: crate::timeline::SCHEMA_VERSION,
+            window_s: t.window().as_secs(),
+            from: rfc3339_ms(from),
+            to: rfc3339_ms(to),
+            replicas,
+            containers,
         }
     }
 }

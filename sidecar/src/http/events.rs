@@ -1,7 +1,9 @@
 //! `GET /api/events`: server-sent events of state changes.
 //!
 //! Each client gets a `hello` with the current generation, then one `change` event per replica,
-//! container or source whose state changed between two snapshots it saw. A slow client skips
+//! container or source whose state changed between two snapshots it saw, and one `history` event
+//! per new entry of the timeline ([`crate::timeline::Entry`]: a state run begun, a restart and
+//! who made it, a decision, a quarantine, a release). A slow client skips
 //! intermediate snapshots (the watch channel keeps only the latest) but never slows the writer,
 //! and its next diff still covers everything that changed.
 
@@ -121,7 +123,7 @@ pub fn stream(
             if next.generation == last.generation {
                 continue;
             }
-            let events: Vec<Result<Event, Infallible>> = diff(&last, &next)
+            let mut events: Vec<Result<Event, Infallible>> = diff(&last, &next)
                 .into_iter()
                 .map(|c| {
                     Ok(Event::default()
@@ -129,6 +131,17 @@ pub fn stream(
                         .data(serde_json::to_string(&c).unwrap_or_default()))
                 })
                 .collect();
+            // The history's new entries (the same diff the timeline keeps): a state run begun,
+            // a restart with who made it, a decision, a quarantine or release.
+            events.extend(
+                crate::timeline::changes(Some(&last), &next)
+                    .into_iter()
+                    .map(|h| {
+                        Ok(Event::default()
+                            .event("history")
+                            .data(serde_json::to_string(&h).unwrap_or_default()))
+                    }),
+            );
             return Some((futures_util::stream::iter(events), (rx, next)));
         }
     });

@@ -32,6 +32,83 @@ pub fn registry(snapshots: watch::Receiver<Arc<State>>) -> Registry {
     registry
 }
 
+/// A registry holding the snapshot collector and the outlets' counts (notifications, the
+/// self-watch).
+pub fn registry_with(
+    snapshots: watch::Receiver<Arc<State>>,
+    notify: Option<Arc<crate::notify::Stats>>,
+    selfwatch: Option<Arc<crate::selfwatch::Status>>,
+) -> Registry {
+    let mut registry = registry(snapshots);
+    registry.register_collector(Box::new(OutletsCollector { notify, selfwatch }));
+    registry
+}
+
+/// Reads the notifiers' counts and the self-watch's verdict at each scrape.
+#[derive(Debug)]
+struct OutletsCollector {
+    notify: Option<Arc<crate::notify::Stats>>,
+    selfwatch: Option<Arc<crate::selfwatch::Status>>,
+}
+
+impl Collector for OutletsCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = &mut e;
+        if let Some(n) = &self.notify {
+            for (name, help, pick) in [
+                (
+                    "healthcheck_sidecar_notifications_sent",
+                    "Notifications delivered (a 2xx answer), per target (scheme://host:port).",
+                    0,
+                ),
+                (
+                    "healthcheck_sidecar_notifications_dropped",
+                    "Notifications dropped because the target's queue was full.",
+                    1,
+                ),
+                (
+                    "healthcheck_sidecar_notifications_failed",
+                    "Notifications given up after every retry failed.",
+                    2,
+                ),
+            ] {
+                family(
+                    e,
+                    name,
+                    help,
+                    MetricType::Counter,
+                    n.targets.iter().map(|(t, st)| {
+                        let v = match pick {
+                            0 => st.sent.load(Relaxed),
+                            1 => st.dropped.load(Relaxed),
+                            _ => st.failed.load(Relaxed),
+                        };
+                        ([("target", t.as_str())], ConstCounter::new(v))
+                    }),
+                )?;
+            }
+        }
+        if let Some(w) = &self.selfwatch {
+            single(
+                e,
+                "healthcheck_sidecar_progress_timestamp_seconds",
+                "When the sidecar last saw every part of itself progress (its writer, sources and governor), unix seconds.",
+                MetricType::Gauge,
+                ConstGauge::new(w.progress_ms.load(Relaxed) as f64 / 1000.0),
+            )?;
+            single(
+                e,
+                "healthcheck_sidecar_stalled",
+                "1 while a part of the sidecar (writer, a source, the governor) shows no progress: its own ready signal is not refreshed.",
+                MetricType::Gauge,
+                ConstGauge::new(w.stalled.load(Relaxed) as i64),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The OpenMetrics content type `prometheus-client` writes.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The classic Prometheus text format's content type.

@@ -1,5 +1,7 @@
-//! Read-only HTTP views of the snapshot: `/`, `/api/status`, `/api/events`, `/metrics`,
-//! `/healthz`. Every handler reads the latest `Arc<State>`; none can slow the writer.
+//! Read-only HTTP views of the snapshot: `/`, `/api/status`, `/api/history`, `/api/events`,
+//! `/metrics`, `/healthz`. Every handler reads the latest `Arc<State>`; none can slow the writer.
+//! The history is the one view not in the snapshot: its own task keeps it, and `/api/history`
+//! and the page read it under a short lock.
 
 pub mod api;
 pub mod events;
@@ -19,9 +21,33 @@ use tokio::sync::watch;
 
 use crate::state::State;
 
+/// What the views read besides the snapshot (each absent when its outlet is off).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// The history ([`crate::timeline`]).
+    pub history: Option<crate::timeline::Shared>,
+    /// Notification counts ([`crate::notify`]).
+    pub notify: Option<Arc<crate::notify::Stats>>,
+    /// The self-watch's verdict ([`crate::selfwatch`]).
+    pub selfwatch: Option<Arc<crate::selfwatch::Status>>,
+    /// Each container's healthcheck settings and the cost of one check ([`crate::advice`]).
+    pub advice: Option<(crate::advice::Checks, std::time::Duration)>,
+}
+
+impl Extras {
+    /// The advice for snapshot `s`, when a history and the checks' settings are kept.
+    fn advice(&self, s: &State) -> Option<crate::advice::Advice> {
+        let (checks, cost) = self.advice.as_ref()?;
+        let history = self.history.as_ref()?.lock().ok()?;
+        let checks = checks.lock().ok()?;
+        Some(crate::advice::advise(s, &history, &checks, *cost))
+    }
+}
+
 #[derive(Clone)]
 struct App {
     snapshots: watch::Receiver<Arc<State>>,
+    extras: Extras,
     registry: Arc<Registry>,
     status: Arc<Rendered>,
     openmetrics: Arc<Rendered>,
@@ -56,15 +82,27 @@ impl Rendered {
 
 /// The router: GET only.
 pub fn router(snapshots: watch::Receiver<Arc<State>>) -> Router {
-    let registry = Arc::new(metrics::registry(snapshots.clone()));
+    router_with(snapshots, Extras::default())
+}
+
+/// The router with the outlets' views.
+pub fn router_with(snapshots: watch::Receiver<Arc<State>>, extras: Extras) -> Router {
+    let registry = Arc::new(metrics::registry_with(
+        snapshots.clone(),
+        extras.notify.clone(),
+        extras.selfwatch.clone(),
+    ));
     Router::new()
         .route("/", get(page_handler))
         .route("/api/status", get(status_handler))
+        .route("/api/history", get(history_handler))
+        .route("/api/advice", get(advice_handler))
         .route("/api/events", get(events_handler))
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz_handler))
         .with_state(App {
             snapshots,
+            extras,
             registry,
             status: Arc::default(),
             openmetrics: Arc::default(),
@@ -78,7 +116,17 @@ pub async fn serve(
     snapshots: watch::Receiver<Arc<State>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(snapshots))
+    serve_with(listener, snapshots, Extras::default(), shutdown).await
+}
+
+/// Serves [`router_with`] on `listener` until `shutdown` resolves.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Arc<State>>,
+    extras: Extras,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(snapshots, extras))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -88,7 +136,13 @@ fn latest(app: &App) -> Arc<State> {
 }
 
 async fn page_handler(Extract(app): Extract<App>) -> Response {
-    let html = page::render(&api::Status::of(&latest(&app)));
+    let state = latest(&app);
+    let status = api::Status::of(&state);
+    let advice = app.extras.advice(&state);
+    let html = match app.extras.history.as_ref().and_then(|h| h.lock().ok()) {
+        Some(history) => page::render_with(&status, Some(&history), advice.as_ref()),
+        None => page::render(&status),
+    };
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
@@ -109,6 +163,59 @@ async fn status_handler(Extract(app): Extract<App>) -> Response {
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "encoding the status failed",
+        )
+            .into_response(),
+    }
+}
+
+async fn history_handler(Extract(app): Extract<App>) -> Response {
+    let Some(history) = &app.extras.history else {
+        return (StatusCode::NOT_FOUND, "no history is kept\n").into_response();
+    };
+    let state = latest(&app);
+    let body = match history.lock() {
+        Ok(h) => serde_json::to_string(&api::History::of(&h, &state)),
+        Err(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "history unavailable\n").into_response();
+        }
+    };
+    match body {
+        Ok(json) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the history failed",
+        )
+            .into_response(),
+    }
+}
+
+async fn advice_handler(Extract(app): Extract<App>) -> Response {
+    let Some(advice) = app.extras.advice(&latest(&app)) else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no advice: it needs Docker and the history\n",
+        )
+            .into_response();
+    };
+    match serde_json::to_string(&advice) {
+        Ok(json) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the advice failed",
         )
             .into_response(),
     }
