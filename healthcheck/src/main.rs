@@ -65,7 +65,7 @@ struct ProbeFlags {
 enum Command {
     /// Wait until every target is healthy, then exec CMD (or exit 0)
     Wait(WaitFlags),
-    /// Copy healthcheck and ready-signal into DIR (for an init container filling a shared volume)
+    /// Copy healthcheck, ready-signal and healthcheck-sidecar (those beside it) into DIR
     Install {
         /// Directory to copy the binaries into (created if missing)
         dir: PathBuf,
