@@ -41,6 +41,9 @@ promtool test rules config/alerts.test.yml
 echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
 cargo test --doc --workspace --quiet
 
+echo "==> tests/docs.sh (README and the docs it links: snippets, links, words, times)"
+bash tests/docs.sh
+
 echo "==> ready-signal/python/tests/run.sh (the Python package: wheel in a virtualenv, pytest)"
 bash ready-signal/python/tests/run.sh
 

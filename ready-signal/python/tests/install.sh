@@ -17,7 +17,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export CARGO_TARGET_DIR="$TARGET_DIR/pip-install" MATURIN_PEP517_ARGS="--profile dev"
+export CARGO_TARGET_DIR="$TARGET_DIR" MATURIN_PEP517_ARGS="--profile dev"
 
 smoke() { # venv label
     local dir
