@@ -36,6 +36,11 @@ pub(crate) struct HealFlags {
     /// Healthy this long, a container's backoff starts over (label healthcheck.heal.earn-back-after)
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub(crate) heal_earn_back_after: Duration,
+    /// How long a (re)started container's agent may take to write its first record before it is
+    /// judged like any other; default: the record's TTL plus --heal-after (label
+    /// healthcheck.heal.start-grace)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) heal_start_grace: Option<Duration>,
     /// More than this share of labelled containers bad at once is a shared outage: no restarts
     #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
     pub(crate) heal_outage_share: f64,
@@ -65,6 +70,7 @@ impl HealFlags {
             window: self.heal_window,
             release_after: self.heal_release_after,
             earn_back_after: self.heal_earn_back_after,
+            start_grace: self.heal_start_grace,
         };
         cfg.policy.outage_share = self.heal_outage_share;
         cfg.policy.max_in_flight = self.heal_max_in_flight;

@@ -22,6 +22,8 @@ pub const WINDOW: &str = "healthcheck.heal.window";
 pub const RELEASE: &str = "healthcheck.heal.release-after";
 /// Healthy this long, a container's backoff starts over.
 pub const EARN_BACK: &str = "healthcheck.heal.earn-back-after";
+/// How long a (re)started container's agent may take to write its first record.
+pub const START_GRACE: &str = "healthcheck.heal.start-grace";
 
 /// A label whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +80,10 @@ pub fn rules(labels: &BTreeMap<String, String>, defaults: Rules) -> Result<Rules
         window: dur(WINDOW, defaults.window)?,
         release_after: dur(RELEASE, defaults.release_after)?,
         earn_back_after: dur(EARN_BACK, defaults.earn_back_after)?,
+        start_grace: match labels.get(START_GRACE) {
+            None => defaults.start_grace,
+            Some(_) => Some(dur(START_GRACE, Duration::ZERO)?),
+        },
     };
     if r.backoff_max < r.backoff {
         return Err(LabelError {
@@ -115,6 +121,9 @@ mod tests {
             (Duration::from_secs(3), Duration::from_secs(3), 3)
         );
         assert_eq!(r.backoff_max, Rules::default().backoff_max);
+        assert_eq!(r.start_grace, None);
+        let r = rules(&labels(&[(START_GRACE, "90s")]), Rules::default()).unwrap();
+        assert_eq!(r.start_grace, Some(Duration::from_secs(90)));
         assert!(!opted_in(&labels(&[(OPT_IN, "false")])));
     }
 

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::{Backoff, pause};
 use crate::config::DockerEndpoint;
+use crate::error::{Error, ErrorKind};
 use crate::state::Container;
 use crate::writer::{Change, Changes, DockerChange};
 
@@ -43,11 +44,16 @@ pub struct DockerWatch {
 
 /// Connects and agrees on an API version the engine speaks (an old engine refuses a client
 /// that asks for a newer one).
-pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, String> {
+pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Error> {
     let socket = endpoint.describe();
     let secs = timeout.as_secs().max(1);
     let docker = match endpoint {
-        DockerEndpoint::None => return Err("docker is not configured (--docker none)".into()),
+        DockerEndpoint::None => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "docker is not configured (--docker none)",
+            ));
+        }
         DockerEndpoint::Unix(path) => {
             Docker::connect_with_unix(path, secs, bollard::API_DEFAULT_VERSION)
         }
@@ -55,16 +61,16 @@ pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Doc
             Docker::connect_with_http(&format!("tcp://{addr}"), secs, bollard::API_DEFAULT_VERSION)
         }
     }
-    .map_err(|e| format!("docker at {socket}: {e}"))?;
+    .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))?;
     tokio::time::timeout(timeout, docker.negotiate_version())
         .await
         .map_err(|_| {
-            format!(
-                "docker at {socket}: no answer within {}",
-                humantime::format_duration(timeout)
+            Error::timeout(
+                format_args!("docker at {socket}: negotiating the API version"),
+                timeout,
             )
         })?
-        .map_err(|e| format!("docker at {socket}: {e}"))
+        .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))
 }
 
 impl DockerWatch {
@@ -108,7 +114,7 @@ impl DockerWatch {
         changes: &Changes,
         self_id: Option<&str>,
         shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let docker = connect(&self.endpoint, self.timeout).await?;
         if self.projects.is_empty()
             && let Some(id) = self_id
@@ -136,8 +142,8 @@ impl DockerWatch {
                 }
                 event = events.next() => {
                     let event = match event {
-                        None => return Err("docker event stream ended".into()),
-                        Some(Err(e)) => return Err(format!("docker events: {e}")),
+                        None => return Err(Error::new(ErrorKind::Unreachable, "docker event stream ended")),
+                        Some(Err(e)) => return Err(Error::docker("docker events", e)),
                         Some(Ok(e)) => e,
                     };
                     let Some(actor) = event.actor else { continue };
@@ -151,7 +157,7 @@ impl DockerWatch {
                     } else {
                         match self.inspect(&docker, &id).await {
                             Ok(c) => DockerChange::One(Box::new(c)),
-                            Err(e) if e.contains("No such container") => DockerChange::Gone(id),
+                            Err(e) if e.is_not_found() => DockerChange::Gone(id),
                             Err(e) => return Err(e),
                         }
                     };
@@ -198,7 +204,7 @@ impl DockerWatch {
     }
 
     /// Lists the watched containers and inspects each; sends the whole set.
-    async fn resync(&self, docker: &Docker, changes: &Changes) -> Result<(), String> {
+    async fn resync(&self, docker: &Docker, changes: &Changes) -> Result<(), Error> {
         // Label filters are ANDed: one listing per project.
         let groups: Vec<String> = if self.projects.is_empty() {
             vec![PROJECT_LABEL.to_string()]
@@ -222,7 +228,7 @@ impl DockerWatch {
             )
             .await
             .map_err(|_| self.timed_out("listing containers"))?
-            .map_err(|e| format!("docker: listing containers: {e}"))?;
+            .map_err(|e| Error::docker("docker: listing containers", e))?;
             ids.extend(list.into_iter().filter_map(|c| c.id));
         }
         let mut all = Vec::with_capacity(ids.len());
@@ -230,32 +236,31 @@ impl DockerWatch {
             match self.inspect(docker, &id).await {
                 Ok(c) => all.push(c),
                 // Removed between the listing and the inspect.
-                Err(e) if e.contains("No such container") => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
         changes
             .send(Change::Docker(DockerChange::All(all)))
             .await
-            .map_err(|_| "shutting down".to_string())
+            .map_err(|_| Error::new(ErrorKind::Unreachable, "the writer is gone: shutting down"))
     }
 
-    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, String> {
+    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, Error> {
         let r = tokio::time::timeout(
             self.timeout,
             docker.inspect_container(id, None::<InspectContainerOptions>),
         )
         .await
         .map_err(|_| self.timed_out("inspecting a container"))?
-        .map_err(|e| format!("docker: inspecting {}: {e}", short(id)))?;
+        .map_err(|e| Error::docker(format_args!("docker: inspecting {}", short(id)), e))?;
         Ok(container_from(r))
     }
 
-    fn timed_out(&self, what: &str) -> String {
-        format!(
-            "docker at {}: {what} timed out after {}",
-            self.endpoint.describe(),
-            humantime::format_duration(self.timeout)
+    fn timed_out(&self, what: &str) -> Error {
+        Error::timeout(
+            format_args!("docker at {}: {what}", self.endpoint.describe()),
+            self.timeout,
         )
     }
 }
@@ -302,6 +307,9 @@ pub fn container_from(r: ContainerInspectResponse) -> Container {
         restart_count: r.restart_count.unwrap_or(0).max(0) as u64,
         exit_code: if running { None } else { state.exit_code },
         started_at: state.started_at.filter(|s| !s.starts_with("0001-")),
+        health_checked_at: health.log.as_ref().and_then(|log| log.last()?.end.clone()),
+        instances: Vec::new(),
+        earlier_instances: Vec::new(),
         stop_timeout: config.stop_timeout,
         start_period: config
             .healthcheck
