@@ -9,8 +9,8 @@ use futures_util::StreamExt as _;
 use futures_util::stream::SelectAll;
 use tokio::sync::Notify;
 
-use crate::config::{NatsAuth, NatsStore};
 use crate::record::{EventPayload, PROTOCOL_VERSION, State};
+use crate::stores::{NatsAuth, NatsStore};
 use crate::{Error, Name};
 
 /// `ready-signal.{ns}.{agent}.{replica}`: where a replica's transitions are published.
@@ -92,9 +92,10 @@ async fn open(
     timeout: Duration,
     options: ConnectOptions,
 ) -> Result<Client, Error> {
-    let err = |message: String| Error::Nats {
+    let err = |e: async_nats::ConnectError| Error::Nats {
         addr: store.addr.clone(),
-        message,
+        message: e.to_string(),
+        source: Some(crate::error::Source::new(e)),
     };
     // Every seed is one server address: async-nats does not split a comma-separated URL.
     tokio::time::timeout(timeout, options.connect(store.servers.as_slice()))
@@ -103,7 +104,7 @@ async fn open(
             what: format!("connecting to nats at {}", store.addr),
             after: timeout,
         })?
-        .map_err(|e| err(e.to_string()))
+        .map_err(err)
 }
 
 impl crate::StoreConfig {
@@ -132,16 +133,19 @@ pub(crate) async fn publish(
     subject: String,
     event: &EventPayload,
 ) -> Result<(), Error> {
-    let err = |message: String| Error::Nats {
-        addr: addr.to_string(),
-        message,
-    };
-    let payload = serde_json::to_vec(event).map_err(|e| err(e.to_string()))?;
+    fn err<E: std::error::Error + Send + Sync + 'static>(addr: &str) -> impl FnOnce(E) -> Error {
+        move |e| Error::Nats {
+            addr: addr.to_string(),
+            message: e.to_string(),
+            source: Some(crate::error::Source::new(e)),
+        }
+    }
+    let payload = serde_json::to_vec(event).map_err(err(addr))?;
     client
         .publish(subject, payload.into())
         .await
-        .map_err(|e| err(e.to_string()))?;
-    client.flush().await.map_err(|e| err(e.to_string()))
+        .map_err(err(addr))?;
+    client.flush().await.map_err(err(addr))
 }
 
 /// A transition seen on NATS.
@@ -157,6 +161,8 @@ pub struct Event {
     pub state: State,
     /// Why, for `not-ready`.
     pub reason: String,
+    /// The container the publisher runs in (64 lowercase hex digits), when the event says.
+    pub container: Option<String>,
 }
 
 /// What a subscription delivers (see [`Events::next_delivery`]).
@@ -228,11 +234,52 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
             e.v
         ));
     }
+    if !(e.container.is_empty() || crate::container::is_id(&e.container)) {
+        return Err(format!(
+            "field `container` is not 64 lowercase hex digits: `{}`",
+            crate::record::shown(&e.container, 80)
+        ));
+    }
     Ok(Event {
+        container: Some(e.container).filter(|c| !c.is_empty()),
         agent: Name::new(&e.agent).map_err(|e| e.to_string())?,
         replica: Name::new(&e.replica).map_err(|e| e.to_string())?,
         instance: e.instance,
         state: e.state,
         reason: crate::record::one_line(&e.reason, crate::record::MAX_REASON_LEN),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Revision 4: an event may carry the publisher's container; one without it (an older
+    /// publisher) decodes with none, and a container that is not a full id is malformed.
+    #[test]
+    fn events_carry_the_container_when_there_is_one() {
+        let id = "ab".repeat(32);
+        let event = |extra: &str| {
+            format!(
+                r#"{{"v":1,"agent":"a","replica":"r","instance":"1732540000000-0a1b2c3d","state":"ready","reason":"","ts_ms":1{extra}}}"#
+            )
+        };
+        let with = decode_event(event(&format!(r#","container":"{id}""#)).as_bytes()).unwrap();
+        assert_eq!(with.container.as_deref(), Some(id.as_str()));
+        assert_eq!(decode_event(event("").as_bytes()).unwrap().container, None);
+        let err = decode_event(event(r#","container":"3f4e8a1b2c3d""#).as_bytes()).unwrap_err();
+        assert!(err.contains("field `container`"), "{err}");
+        let payload = EventPayload {
+            v: 1,
+            agent: "a".into(),
+            replica: "r".into(),
+            instance: "1732540000000-0a1b2c3d".into(),
+            state: State::Ready,
+            reason: String::new(),
+            ts_ms: 1,
+            container: String::new(),
+        };
+        let json = serde_json::to_string(&payload).unwrap();
+        assert!(!json.contains("container"), "left out when none: {json}");
+    }
 }

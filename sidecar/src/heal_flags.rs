@@ -79,3 +79,62 @@ impl HealFlags {
         Ok(Some(cfg))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use sidecar::heal::labels::SETTINGS;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        heal: HealFlags,
+    }
+
+    /// Every flag of `sidecar::heal::labels::SETTINGS` exists with that default, and its help
+    /// names the label that overrides it (the one definition the docs are tested against).
+    #[test]
+    fn flags_follow_the_settings_definition() {
+        let cmd = Cli::command();
+        for s in SETTINGS {
+            let name = s.flags[0]
+                .trim_start_matches("--")
+                .split([' ', '='])
+                .next()
+                .unwrap();
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(name))
+                .unwrap_or_else(|| panic!("no flag --{name}"));
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if let (Some(label), None) = (s.label, s.label_value) {
+                assert!(
+                    help.contains(label),
+                    "--{name}'s help does not name {label}: {help}"
+                );
+            }
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            match name {
+                "heal" | "heal-state" => assert!(defaults.is_empty(), "--{name}: {defaults:?}"),
+                _ => assert_eq!(defaults, [s.default], "--{name}"),
+            }
+        }
+        let settings: Vec<&str> = SETTINGS.iter().map(|s| s.flags[0]).collect();
+        for a in cmd.get_arguments().filter_map(|a| a.get_long()) {
+            if a.starts_with("heal") {
+                assert!(
+                    settings
+                        .iter()
+                        .any(|s| s.trim_start_matches("--").starts_with(a)),
+                    "--{a} is not in heal::labels::SETTINGS"
+                );
+            }
+        }
+    }
+}

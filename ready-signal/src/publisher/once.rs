@@ -5,9 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::StoreConfig;
+use crate::fence::{Applied, Op};
 use crate::observer::Observer;
 use crate::record::State;
-use crate::redis_store::{Applied, Op, RedisConn, Write};
+use crate::redis_store::{RedisConn, Write};
 use crate::{Error, Keys, Name};
 
 use super::clock::WallClock;
@@ -183,6 +184,7 @@ impl RecordWriter {
             host: &self.host,
             interval_ms: interval.as_millis() as u64,
             ttl_ms: ttl.as_millis() as u64,
+            container: crate::container::current().unwrap_or_default(),
         };
         match self.conn.write(&write, Op::Put).await? {
             Applied::Yes { epoch } => Ok(epoch),

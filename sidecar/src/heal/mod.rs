@@ -92,6 +92,21 @@ impl Config {
                 return bad(flag, "must be more than zero");
             }
         }
+        for (flag, d) in [
+            ("heal-after", r.heal_after),
+            ("heal-backoff", r.backoff),
+            ("heal-backoff-max", r.backoff_max),
+            ("heal-window", r.window),
+            ("heal-release-after", r.release_after),
+            ("heal-earn-back-after", r.earn_back_after),
+        ] {
+            if d > labels::MAX_DURATION {
+                return bad(
+                    flag,
+                    &format!("must be at most {}", labels::MAX_DURATION_TEXT),
+                );
+            }
+        }
         if r.backoff_max < r.backoff {
             return bad("heal-backoff-max", "shorter than --heal-backoff");
         }
@@ -366,9 +381,12 @@ mod tests {
         let mut c = ok.clone();
         c.defaults.start_grace = Some(Duration::ZERO);
         assert_eq!(c.validate().unwrap_err().flag, "heal-start-grace");
-        let mut c = ok;
+        let mut c = ok.clone();
         c.defaults.heal_after = Duration::ZERO;
         assert_eq!(c.validate().unwrap_err().flag, "heal-after");
+        let mut c = ok;
+        c.defaults.backoff_max = humantime::parse_duration("300000000000y").unwrap();
+        assert_eq!(c.validate().unwrap_err().flag, "heal-backoff-max");
     }
 
     /// Subjects are built from the project and service, never broken by a dot or a wildcard.
@@ -534,5 +552,67 @@ mod tests {
         let earlier = vec!["1764000000000-0a1b2c3d".to_owned()];
         assert_eq!(whose(&r, &earlier, Some(start)), Whose::Predecessor);
         assert_eq!(whose(&r, &earlier, None), Whose::Own, "no start known");
+    }
+
+    /// A label duration past the bound (`healthcheck.heal.backoff=300000000000y`, which overflows
+    /// `Instant` when added to the last restart, and with `panic = "abort"` would kill the
+    /// sidecar) leaves that container out with an error naming the label, its value and the
+    /// bound, reported against the container's id; the others are still decided on.
+    #[test]
+    fn huge_label_duration_is_refused_and_the_rest_is_decided() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let t = now - Duration::from_secs(600);
+        let mut s = State::new(now, Source::Ok, Source::Ok);
+        let on = ("healthcheck.heal", "true");
+        s.containers = vec![
+            container(
+                "a",
+                &[
+                    on,
+                    ("healthcheck.heal.backoff", "300000000000y"),
+                    ("healthcheck.heal.backoff-max", "300000000000y"),
+                ],
+                Some("healthy"),
+                t,
+            ),
+            container("b", &[on], Some("healthy"), t),
+            container("c", &[on], Some("healthy"), t),
+            container("d", &[on], Some("healthy"), t),
+            container("e", &[on], Some("healthy"), t),
+        ];
+        s.replicas = vec![
+            replica("a", Observed::Stale, t),
+            replica("b", Observed::Stale, t),
+            // Beating now, well after their containers started: their own processes' records.
+            replica("c", Observed::Ready, now - Duration::from_secs(1)),
+            replica("d", Observed::Ready, now - Duration::from_secs(1)),
+            replica("e", Observed::Ready, now - Duration::from_secs(1)),
+        ];
+        let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(policy::Mode::On)
+        };
+        let (input, bad) = observe(&s, &cfg, now, wall);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        let (id, e) = &bad[0];
+        assert_eq!((id.as_str(), e.label), ("a", labels::BACKOFF));
+        let text = e.to_string();
+        assert!(
+            text.contains("300000000000y") && text.contains("at most 365d"),
+            "{text}"
+        );
+        // Its last restart is remembered: a backoff added to it is where the overflow was.
+        let mut history = history::History::new();
+        history.record_restart("a", t);
+        history.record_restart("b", t);
+        let decisions = policy::decide(&cfg.policy, &input, &history, now);
+        assert!(decisions.iter().all(|d| d.id != "a"), "{decisions:?}");
+        assert!(
+            decisions
+                .iter()
+                .any(|d| d.id == "b" && matches!(d.action, policy::Action::Restart { .. })),
+            "{decisions:?}"
+        );
     }
 }

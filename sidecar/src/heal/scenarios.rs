@@ -259,6 +259,7 @@ impl Sim {
                 Err(Error::store(ready_signal::Error::Redis {
                     addr: "redis:6379".into(),
                     message: "connection refused".into(),
+                    source: None,
                 }))
             } else {
                 Ok(self

@@ -234,4 +234,54 @@ mod tests {
             Link::None(Unlinked::NoMatch("elsewhere".into()))
         );
     }
+
+    /// A new instance's event that names its container links at once; one that does not leaves
+    /// the replica unlinked until the next read says where it runs (never the old container).
+    #[tokio::test(start_paused = true)]
+    async fn a_new_instance_links_by_its_event() {
+        let mut b = book();
+        let mut s = status("worker", "w1", ready_signal::State::Ready, 0);
+        s.container = Some("aaaa".into());
+        b.apply(read(vec![s]), Instant::now());
+        b.apply(
+            Change::Docker(DockerChange::All(vec![
+                container("aaaa", "w", true),
+                container("bbbb", "x", true),
+            ])),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(b.state().replicas[0].link, Link::Id);
+        let mut moved = event(
+            "w1",
+            "1764000099999-00000001",
+            ready_signal::State::Ready,
+            "",
+        );
+        if let Change::StoreEvent { event, .. } = &mut moved {
+            event.container = Some("bbbb".into());
+        }
+        b.apply(moved, Instant::now());
+        b.judge(Instant::now());
+        let r = &b.state().replicas[0];
+        assert_eq!(
+            (r.container_id.as_deref(), &r.link),
+            (Some("bbbb"), &Link::Id)
+        );
+        b.apply(
+            event(
+                "w1",
+                "1764000199999-00000002",
+                ready_signal::State::Ready,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        let r = &b.state().replicas[0];
+        assert_eq!(
+            (r.container_id.as_deref(), &r.link),
+            (None, &Link::None(Unlinked::NoIdentity))
+        );
+    }
 }

@@ -148,6 +148,10 @@ impl Book {
                     r.record_container = None;
                     r.host = None;
                 }
+                // An event that names its container links the new instance at once.
+                if e.container.is_some() {
+                    r.record_container = e.container;
+                }
                 r.published = Some(e.state);
                 r.instance = Some(e.instance);
                 r.reason = reason;
@@ -167,7 +171,7 @@ impl Book {
                     reason,
                     container_id: None,
                     link: Link::Pending,
-                    record_container: None,
+                    record_container: e.container,
                     instance_started: None,
                     published: Some(e.state),
                     beat_at: Some(at),
@@ -293,6 +297,7 @@ mod tests {
             result: Err(Error::store(ready_signal::Error::Redis {
                 addr: "redis:6379".into(),
                 message: "connection refused".into(),
+                source: None,
             })),
         };
         b.apply(failed, Instant::now());
