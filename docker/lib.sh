@@ -40,6 +40,8 @@ compose() {
 source "$ROOT/tests/deps.sh"
 # shellcheck source=docker/images/python-agent.sh
 source "$DOCKER_DIR/images/python-agent.sh"
+# shellcheck source=docker/socket-proxy/image.sh
+source "$DOCKER_DIR/socket-proxy/image.sh"
 
 # The static binaries the images are made of.
 build_binaries() {
@@ -169,6 +171,7 @@ prepare() {
     build_binaries
     build_images
     build_python_agent_image
+    build_socket_proxy_image
     ensure_service_images
     render_secrets
     render_python_agent_secret

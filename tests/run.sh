@@ -6,6 +6,7 @@
 #
 #   bash tests/run.sh              everything
 #   bash tests/run.sh --no-docker  skip docker/e2e.sh (no Docker engine at hand)
+#   HEALTHCHECK_NO_INSTALL=1 bash tests/run.sh   install nothing; print what is missing instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,17 +18,12 @@ for arg in "$@"; do
     esac
 done
 
-# Debian packages (the real servers, redis-cli, musl, busybox, promtool, chromium...) and the
-# musl target.
+# What is missing of Debian's packages (the real servers, redis-cli, musl, busybox, promtool,
+# chromium...), the musl target, the Python clients and nextest: said in one line, then
+# installed. HEALTHCHECK_NO_INSTALL=1 installs nothing and prints the command instead.
 # shellcheck source=tests/deps.sh
 source tests/deps.sh
-install_test_deps
-
-# The Python clients (the interop test's agent) and nextest.
-python3 -c 'import redis, nats' 2>/dev/null \
-    || python3 -m pip install -q redis nats-py 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages redis nats-py
-command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+install_test_deps || exit 1
 
 echo "==> building every binary and example (tests run them)"
 cargo build --workspace --bins --examples
@@ -48,6 +44,9 @@ promtool test rules config/alerts.test.yml
 
 echo "==> cargo test --doc --workspace (nextest does not run doc examples)"
 cargo test --doc --workspace --quiet
+
+echo "==> tests/docs.sh (README and the docs it links: snippets, links, words, times)"
+bash tests/docs.sh
 
 echo "==> ready-signal/python/tests/run.sh (the Python package: wheel in a virtualenv, pytest)"
 bash ready-signal/python/tests/run.sh

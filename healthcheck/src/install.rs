@@ -1,15 +1,18 @@
 //! `healthcheck install DIR`: copy the binaries into a shared volume.
 //!
 //! Scratch images have no `cp`, so a short-lived init container runs this to fill a volume that
-//! unmodified redis, nats and agent containers mount read-only for their exec-form healthchecks.
+//! unmodified redis, nats and agent containers mount read-only for their exec-form healthchecks,
+//! or a Dockerfile stage runs it to put every binary into another image in one step.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The companion binary installed beside `healthcheck` when it sits next to it.
-pub const COMPANIONS: [&str; 1] = ["ready-signal"];
+/// The companion binaries installed beside `healthcheck` when they sit next to it: the
+/// `ready-signal` CLI (shell and wrapped agents) and `healthcheck-sidecar` (the stack's watcher).
+/// The project's image has all three; an image without the sidecar installs the other two.
+pub const COMPANIONS: [&str; 2] = ["ready-signal", "healthcheck-sidecar"];
 
 /// Copies the running executable, and companions found beside it, into `dir`.
 ///

@@ -68,7 +68,7 @@ enum Command {
     /// Find the health mistakes in Compose files or Kubernetes manifests, with what the checks cost (LINT.md)
     #[cfg(feature = "lint")]
     Lint(LintFlags),
-    /// Copy healthcheck and ready-signal into DIR (for an init container filling a shared volume)
+    /// Copy healthcheck, ready-signal and healthcheck-sidecar (those beside it) into DIR
     Install {
         /// Directory to copy the binaries into (created if missing)
         dir: PathBuf,

@@ -362,6 +362,40 @@ fn unresolvable_name_is_reported() {
     assert!(out.contains("resolving no-such-host.invalid"), "{out}");
 }
 
+/// `install DIR` copies every binary that sits beside the probe (the ready-signal CLI and the
+/// sidecar, as in the project's image) into DIR, executable and byte for byte. The two companions
+/// here are stand-in files (install copies bytes; it never runs them), beside a copy of the real
+/// probe.
+#[test]
+fn install_copies_the_cli_and_the_sidecar_beside_the_probe() {
+    let image = tempfile::tempdir().unwrap();
+    let probe = image.path().join("healthcheck");
+    std::fs::copy(env!("CARGO_BIN_EXE_healthcheck"), &probe).unwrap();
+    for name in ["ready-signal", "healthcheck-sidecar"] {
+        std::fs::write(image.path().join(name), format!("stand-in for {name}\n")).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("hc");
+    let (code, out) = run(Command::new(&probe).arg("install").arg(&target));
+    assert_eq!(code, 0, "{out}");
+    for name in ["healthcheck", "ready-signal", "healthcheck-sidecar"] {
+        let installed = target.join(name);
+        assert!(
+            out.contains(&installed.display().to_string()),
+            "{name}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(&installed).unwrap(),
+            std::fs::read(image.path().join(name)).unwrap(),
+            "{name} differs from its source"
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&installed).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o755, "{name}: mode {mode:o}");
+    }
+}
+
 /// `install DIR` copies the probe (and the ready-signal CLI when it sits beside it) into DIR,
 /// executable, for an init container filling a shared volume.
 #[test]

@@ -11,6 +11,9 @@ Files created in DIR steer it (checked on every iteration of the work loop):
   GIL for the whole call (a C call that never returns, for three seconds); ``ccall-busy`` first
   declares ``busy(10)``.
 Ticks come from the work loop (``--ticks work``) or only from ``watch_loop()`` (``watch``).
+``--ticks idle`` never gets work: it waits for input (``wait_for_stop()``) inside
+``waiting()``; ``idle-bare`` waits the same way without ``waiting()``. In both, a task on the
+loop obeys ``block``.
 SIGTERM: ``handle_sigterm()``; the current item then takes ``--finish`` seconds before exit.
 """
 
@@ -48,7 +51,7 @@ async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("name")
     p.add_argument("--control", required=True)
-    p.add_argument("--ticks", choices=["work", "watch"], default="work")
+    p.add_argument("--ticks", choices=["work", "watch", "idle", "idle-bare"], default="work")
     p.add_argument("--interval", type=float, default=0.1)
     p.add_argument("--ttl", type=float, default=1.5)
     p.add_argument("--stall-after", type=float, default=0.3)
@@ -66,6 +69,20 @@ async def main() -> None:
             signal.watch_loop(period=args.interval / 2)
         print("started", signal.instance, flush=True)
         signal.ready()
+        if args.ticks in ("idle", "idle-bare"):
+            async def freezer() -> None:
+                while True:
+                    while has("block"):
+                        time.sleep(0.05)  # blocking on the loop thread, while idle
+                    await asyncio.sleep(0.02)
+
+            frozen = asyncio.get_running_loop().create_task(freezer())
+            if args.ticks == "idle":
+                async with signal.waiting():
+                    await signal.wait_for_stop()  # input that never comes
+            else:
+                await signal.wait_for_stop()
+            frozen.cancel()
         while not signal.stop_requested:
             await asyncio.sleep(0.02)  # one work item
             while has("block"):

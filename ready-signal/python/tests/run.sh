@@ -8,7 +8,7 @@
 # the tests do not measure speed (bench/python.sh does, on a release wheel). The virtualenv
 # (Debian's python3) lives in target/pyvenv.
 #
-#   bash ready-signal/python/tests/run.sh [PYTEST ARGS...]
+#   bash ready-signal/python/tests/run.sh [PYTEST ARGS...]   (without arguments, also tests/install.sh)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$ROOT"
@@ -30,3 +30,8 @@ case $code in
     5) echo "pytest collected no tests: ready-signal/python/tests is broken" >&2; exit 1 ;;
     *) echo "pytest failed (exit $code)" >&2; exit 1 ;;
 esac
+
+# The documented installs (from a checkout, from an sdist), when the whole suite runs.
+if [[ $# -eq 0 ]]; then
+    bash ready-signal/python/tests/install.sh
+fi

@@ -1,9 +1,11 @@
 //! Progress marks and the clocks the publisher reads, injected so that stall transitions are
 //! tested with tokio's paused time in milliseconds rather than seconds of real time.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The wall clock that stamps records of the file backend and events' `ts_ms` (Redis records are
@@ -30,11 +32,16 @@ impl WallClock {
 /// Progress marks written by the agent's threads and read by the publisher: two atomics, so
 /// `tick()` costs a clock read and a store. Times are milliseconds since `base` on tokio's clock,
 /// which is the monotonic system clock outside tests and the paused clock inside them.
+///
+/// `pings` carries the publisher's questions to futures in a [`Progress::waiting`] scope: the
+/// publisher asks ("are you still polled?") and the agent's executor answers by polling the
+/// waiting future, which ticks. An executor that no longer polls answers nothing.
 #[derive(Debug)]
 pub(crate) struct Progress {
     base: Instant,
     last_ms: AtomicU64,
     busy_until_ms: AtomicU64,
+    pings: Notify,
 }
 
 impl Progress {
@@ -44,6 +51,7 @@ impl Progress {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             busy_until_ms: AtomicU64::new(0),
+            pings: Notify::new(),
         }
     }
 
@@ -77,5 +85,30 @@ impl Progress {
         let last = self.last_ms.load(Ordering::Relaxed);
         now.saturating_sub(last) <= stall_after.as_millis() as u64
             || now <= self.busy_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Asks every future in a `waiting` scope to prove that its executor still polls it. Sent by
+    /// the publisher more often than `stall_after`; costs nothing when nobody waits.
+    pub(crate) fn ping(&self) {
+        self.pings.notify_waiters();
+    }
+
+    /// Awaits `work` and ticks whenever the publisher pings and the executor polls this future:
+    /// an idle agent stays fresh while its executor is responsive, and goes stale `stall_after`
+    /// after its executor stops polling (a blocked thread, a frozen runtime), exactly as if it
+    /// had stopped ticking. Runtime-agnostic: the pings are a `Notify`, no timer of the caller's.
+    pub(crate) async fn waiting<F: Future>(&self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        loop {
+            self.tick();
+            tokio::select! {
+                biased;
+                out = &mut work => {
+                    self.tick();
+                    return out;
+                }
+                () = self.pings.notified() => {}
+            }
+        }
     }
 }

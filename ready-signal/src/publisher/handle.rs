@@ -138,8 +138,40 @@ impl Handle {
     }
 
     /// Declares that the current work item may take up to `budget` without ticks.
+    ///
+    /// **What it hides**: for the whole budget the record is refreshed whatever happens, so a
+    /// work loop that freezes inside the item (a deadlock, a blocked executor) is caught only
+    /// when the budget runs out, `budget` + `stall_after` after the freeze instead of
+    /// `stall_after`. Use it for work that cannot tick, such as one long blocking call; to wait
+    /// for input, use [`Handle::waiting`], which keeps catching a frozen executor.
     pub fn busy(&self, budget: Duration) {
         self.inner.progress.busy(budget);
+    }
+
+    /// Awaits `input` ("waiting for work") while proving the executor is still responsive, so
+    /// an idle agent stays fresh and a frozen one is still caught within `stall_after`.
+    ///
+    /// Without it, an agent that waits for work longer than `stall_after` stops ticking and
+    /// reads stale, as if frozen. Inside it, the publisher thread pings four times per
+    /// `stall_after` and every poll of this future that follows a ping is a tick: while the
+    /// executor keeps polling the task, the record stays fresh however long the wait; once it
+    /// stops (a blocking call on a current-thread runtime, a frozen runtime), the ticks stop and
+    /// the record goes stale as for any stall. It proves that the executor polls this task, not
+    /// that `input` will ever complete: wait for input here, do the work outside it and
+    /// [`Handle::tick`] from the work. Works on any executor (no timer of the caller's).
+    ///
+    /// ```no_run
+    /// # async fn agent(mut jobs: tokio::sync::mpsc::Receiver<String>) -> Result<(), ready_signal::Error> {
+    /// let signal = ready_signal::ReadySignal::builder("worker").start()?;
+    /// signal.ready();
+    /// while let Some(job) = signal.waiting(jobs.recv()).await {   // idle: fresh while polled
+    ///     println!("{job}");                                     // the work itself
+    ///     signal.tick();                                         // progress
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn waiting<F: std::future::Future>(&self, input: F) -> F::Output {
+        self.inner.progress.waiting(input).await
     }
 
     /// This process's instance id.

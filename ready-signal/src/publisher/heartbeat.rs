@@ -1,5 +1,7 @@
 //! The heartbeat loop on the publisher thread: the latest state the agent asked for is published
-//! at once, and the record is refreshed every interval while the work loop progresses.
+//! at once, and the record is refreshed every interval while the work loop progresses. It also
+//! pings futures in a `waiting` scope, four times per `stall_after`, so an agent idle for input
+//! proves its executor responsive instead of looking frozen.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,11 @@ impl Heartbeat {
         let interval = self.sink.id.interval;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Four pings per stall_after: a responsive executor answers well before the stall, and
+        // one that stops polling has answered at most a quarter of stall_after before it stopped.
+        let ping_every = (self.stall_after / 4).max(Duration::from_millis(10));
+        let mut pinger = tokio::time::interval(ping_every);
+        pinger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let nats_back = self.sink.nats_reconnects();
         loop {
             tokio::select! {
@@ -72,6 +79,7 @@ impl Heartbeat {
                     self.sink.set(want.state, &want.reason).await;
                 }
                 _ = ticker.tick() => self.beat().await,
+                _ = pinger.tick() => self.progress.ping(),
                 // NATS is back (perhaps on another server): the state is republished now rather
                 // than at the next beat, as an event sent while the old server died may be lost.
                 // An early beat, so a stalled loop still refreshes nothing.
@@ -270,6 +278,79 @@ mod tests {
             last_beat - touched
         );
         assert_eq!(judge(&rig), Observed::Dead);
+    }
+
+    /// An agent waiting for input inside `waiting()` for ten times `stall_after`, with no tick
+    /// of its own, stays ready: its executor keeps answering the publisher's pings.
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_idle_in_waiting_for_ten_stall_afters_stays_fresh() {
+        let rig = rig();
+        rig.desired.send_modify(|d| d.state = State::Ready);
+        let progress = Arc::clone(&rig.progress);
+        let idle =
+            tokio::spawn(
+                async move { progress.waiting(tokio::time::sleep(STALL_AFTER * 10)).await },
+            );
+        let began = tokio::time::Instant::now();
+        while began.elapsed() < STALL_AFTER * 10 {
+            tokio::time::sleep(INTERVAL).await;
+            assert_eq!(
+                judge(&rig),
+                Observed::Ready,
+                "idle agent judged at {:?}",
+                began.elapsed()
+            );
+        }
+        idle.await.unwrap();
+        // The control: the same idle time without `waiting()` reads stale.
+        run_for(&rig, STALL_AFTER * 2, false).await;
+        assert_eq!(judge(&rig), Observed::Dead);
+    }
+
+    /// An agent frozen while waiting (its executor no longer polls the `waiting()` future: the
+    /// future below is polled once, then never again) goes stale within `stall_after` + two
+    /// intervals of the freeze, and dead within `stall_after` + the TTL.
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_frozen_while_waiting_goes_stale_within_stall_after() {
+        let rig = rig();
+        rig.desired.send_modify(|d| d.state = State::Ready);
+        run_for(&rig, Duration::from_secs(1), true).await;
+        let mut frozen = Box::pin(rig.progress.waiting(std::future::pending::<()>()));
+        // One poll: the scope is entered (a tick), then the executor "freezes".
+        assert!(futures_poll_once(frozen.as_mut()).is_pending());
+        let frozen_at = rig.clock.unix_ms();
+        let mut stale_at = None;
+        let mut dead_at = None;
+        let began = tokio::time::Instant::now();
+        while began.elapsed() < STALL_AFTER + TTL * 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = rig.clock.unix_ms();
+            match judge(&rig) {
+                Observed::Stale if stale_at.is_none() => stale_at = Some(now - frozen_at),
+                Observed::Dead if dead_at.is_none() => dead_at = Some(now - frozen_at),
+                _ => {}
+            }
+        }
+        let ms = |d: Duration| d.as_millis() as u64;
+        let stale_at = stale_at.unwrap();
+        assert!(
+            stale_at >= ms(STALL_AFTER) && stale_at <= ms(STALL_AFTER + INTERVAL * 2) + 10,
+            "stale {stale_at} ms after the freeze"
+        );
+        assert!(
+            dead_at.unwrap() <= ms(STALL_AFTER + TTL) + 10,
+            "dead {dead_at:?} ms after the freeze"
+        );
+        drop(frozen);
+    }
+
+    /// Polls a future once with a waker that does nothing: what an executor that then freezes
+    /// has done to it.
+    fn futures_poll_once<F: std::future::Future>(
+        fut: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        fut.poll(&mut cx)
     }
 
     /// The latest state wins: a burst of changes publishes the last one; stop removes the file.

@@ -48,6 +48,7 @@ from .errors import (
 __all__ = [
     "ReadySignal",
     "Busy",
+    "Waiting",
     "Closing",
     "DEFAULT_INTERVAL",
     "DEFAULT_STALL_AFTER",
@@ -155,11 +156,44 @@ class ReadySignal:
 
         Takes effect at once; as a context manager (``with`` or ``async with``) the budget ends
         when the block does. When the budget runs out, the record goes stale as if frozen.
+
+        What it hides: for the whole budget the record is refreshed whatever happens, so a loop
+        that freezes inside the block (a blocking call on the event loop, a deadlock) is caught
+        only when the budget runs out, ``seconds`` + ``stall_after`` after the freeze instead of
+        ``stall_after``. Use it for work that cannot tick (one long C call); to wait for input
+        on an event loop, use ``waiting()``, which keeps catching a frozen loop.
         """
         if not (seconds >= 0):
             raise ConfigError(f"busy budget: {seconds!r} is not a number of seconds")
         self._native.busy(float(seconds))
         return Busy(self)
+
+    def waiting(self, period: Optional[float] = None) -> "Waiting":
+        """``async with signal.waiting():`` around an await for input: idle is not frozen.
+
+        Without it, a worker that waits for work longer than ``stall_after`` stops ticking and
+        reads stale, as if frozen. Inside the block, a callback on the running event loop ticks
+        every ``period`` seconds (default a quarter of ``stall_after``, at most one second), so
+        the record stays fresh however long the wait, for as long as the loop turns. A blocked
+        loop (``time.sleep``, a synchronous client, a C call) runs no callback: the ticks stop
+        and the record goes stale within ``stall_after`` + two intervals, as for any freeze.
+        It proves the loop turns, not that the awaited input will ever come: await input in
+        the block, do the work outside it and ``tick()`` from the work::
+
+            while True:
+                async with signal.waiting():      # idle: fresh while the loop turns
+                    job = await queue.get()
+                await handle(job)                 # the work: tick() from it
+                signal.tick()
+
+        Only ``async with`` (a thread blocked in ``queue.get()`` has no loop to prove: wait with
+        a timeout and ``tick()`` each time round instead).
+        """
+        if period is None:
+            period = min(1.0, self._stall_after / 4)
+        if not (period > 0):
+            raise ConfigError(f"waiting period: {period!r} is not a positive number of seconds")
+        return Waiting(self, float(period))
 
     # -- identity -------------------------------------------------------------------------
 
@@ -366,6 +400,45 @@ class Busy:
 
     async def __aexit__(self, *exc: object) -> None:
         self.end()
+
+
+class Waiting:
+    """What ``waiting()`` returns: an async context manager that ticks from the running loop."""
+
+    __slots__ = ("_tick", "_period", "_loop", "_timer")
+
+    def __init__(self, signal: ReadySignal, period: float) -> None:
+        self._tick = signal._native.tick
+        self._period = period
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    def _beat(self) -> None:
+        # Runs only when the loop turns: the proof this scope exists for.
+        self._tick()
+        if self._loop is not None:
+            self._timer = self._loop.call_later(self._period, self._beat)
+
+    async def __aenter__(self) -> "Waiting":
+        self._loop = asyncio.get_running_loop()
+        self._beat()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._loop = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._tick()
+
+    def __enter__(self) -> "Waiting":
+        raise TypeError(
+            "waiting() proves an event loop turns: use `async with signal.waiting():`; "
+            "in a thread, wait with a timeout and tick() each time round"
+        )
+
+    def __exit__(self, *exc: object) -> None:  # pragma: no cover (never entered)
+        pass
 
 
 class Closing:
