@@ -4,7 +4,8 @@
 //!
 //! Layout (one writer, many readers):
 //! - [`config`]: validated configuration; [`run`]: the wiring under one shutdown.
-//! - [`state`]: the snapshot vocabulary (a leaf module).
+//! - [`state`]: the snapshot vocabulary (a leaf module); [`error`]: the sidecar's typed error
+//!   (a leaf too).
 //! - [`writer`]: the one task that owns the state, judges freshness with injected time and
 //!   publishes `Arc<State>` snapshots through a `tokio::sync::watch`.
 //! - [`watch`]: the sources, each owning one connection: the agents' store (NATS events and one
@@ -30,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod error;
 pub mod heal;
 pub mod http;
 pub mod run;

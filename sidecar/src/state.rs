@@ -1,6 +1,7 @@
 //! The snapshot every reader sees: what the sidecar knows about the stack at one instant.
 //!
-//! This is the shared vocabulary of the crate (a leaf: it imports nothing of it). One writer task
+//! This is the shared vocabulary of the crate (a leaf: it imports nothing of it but the error
+//! kinds). One writer task
 //! ([`crate::writer`]) owns the working copy and publishes immutable `Arc<State>` snapshots
 //! through a `tokio::sync::watch`; the page, the API, the metrics, the event stream and the heal
 //! governor are views of a snapshot, so they cannot disagree.
@@ -11,6 +12,8 @@ use std::time::{Duration, SystemTime};
 use ready_signal::Observed;
 use serde::Serialize;
 use tokio::time::Instant;
+
+use crate::error::ErrorKind;
 
 /// Everything known at `built_at`.
 #[derive(Debug, Clone)]
@@ -83,6 +86,8 @@ pub enum Source {
     Unknown {
         /// Why, one line.
         reason: String,
+        /// What kind of failure, when one was seen (none before the first attempt).
+        kind: Option<ErrorKind>,
         /// Since when it has been failing.
         since: Instant,
     },
@@ -95,6 +100,14 @@ impl Source {
             Source::Off => "off",
             Source::Ok => "ok",
             Source::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// The kind of the last failure, when unknown after one.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Source::Unknown { kind, .. } => *kind,
+            _ => None,
         }
     }
 

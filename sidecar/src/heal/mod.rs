@@ -371,6 +371,7 @@ mod tests {
         assert!(!input.store_unknown);
         s.store = Source::Unknown {
             reason: "redis down".into(),
+            kind: None,
             since: now,
         };
         assert!(observe(&s, &cfg, now, wall).0.store_unknown);

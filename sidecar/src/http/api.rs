@@ -54,6 +54,9 @@ pub struct SourceView<'a> {
     pub status: &'static str,
     /// Why it is unknown.
     pub reason: Option<&'a str>,
+    /// What kind of failure made it unknown (`timeout`, `unreachable`, `auth`, `not-found`,
+    /// `conflict`, `engine`, `protocol`, `io`, `config`), when one was seen.
+    pub error: Option<&'static str>,
     /// For how long it has been unknown, in seconds.
     pub unknown_for_s: Option<f64>,
 }
@@ -202,6 +205,7 @@ fn source_view(s: &Source, now: tokio::time::Instant) -> SourceView<'_> {
     SourceView {
         status: s.as_str(),
         reason: s.reason(),
+        error: s.kind().map(|k| k.as_str()),
         unknown_for_s: match s {
             Source::Unknown { since, .. } => Some(secs(now.saturating_duration_since(*since))),
             _ => None,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::{Backoff, engine, pause};
 use crate::config::DockerEndpoint;
+use crate::error::{Error, ErrorKind};
 use crate::state::Container;
 use crate::writer::{Change, Changes, DockerChange};
 
@@ -42,7 +43,7 @@ pub struct DockerWatch {
 }
 
 /// Connects at an API version both sides speak (see [`super::engine`]).
-pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, String> {
+pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Error> {
     engine::connect(endpoint, timeout)
         .await
         .map(|(docker, _)| docker)
@@ -89,7 +90,7 @@ impl DockerWatch {
         changes: &Changes,
         self_id: Option<&str>,
         shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let (docker, engine) = engine::connect(&self.endpoint, self.timeout).await?;
         tracing::info!(engine = %engine.product, api = %engine.api, "watching docker");
         // Each container's last inspect, so an API 1.52 resync inspects only what changed;
@@ -121,8 +122,8 @@ impl DockerWatch {
                 }
                 event = events.next() => {
                     let event = match event {
-                        None => return Err("docker event stream ended".into()),
-                        Some(Err(e)) => return Err(format!("docker events: {e}")),
+                        None => return Err(Error::new(ErrorKind::Unreachable, "docker event stream ended")),
+                        Some(Err(e)) => return Err(Error::docker("docker events", e)),
                         Some(Ok(e)) => e,
                     };
                     let Some(actor) = event.actor else { continue };
@@ -140,7 +141,7 @@ impl DockerWatch {
                                 known.insert(id, c.clone());
                                 DockerChange::One(Box::new(c))
                             }
-                            Err(e) if e.contains("No such container") => DockerChange::Gone(id),
+                            Err(e) if e.is_not_found() => DockerChange::Gone(id),
                             Err(e) => return Err(e),
                         }
                     };
@@ -194,7 +195,7 @@ impl DockerWatch {
         engine: &engine::Engine,
         known: &mut HashMap<String, Container>,
         changes: &Changes,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         // Label filters are ANDed: one listing per project.
         let groups: Vec<String> = if self.projects.is_empty() {
             vec![PROJECT_LABEL.to_string()]
@@ -222,7 +223,7 @@ impl DockerWatch {
             )
             .await
             .map_err(|_| self.timed_out("listing containers"))?
-            .map_err(|e| format!("docker: listing containers: {e}"))?;
+            .map_err(|e| Error::docker("docker: listing containers", e))?;
             listed.extend(list.into_iter().filter_map(|c| {
                 Some(engine::Listed {
                     id: c.id?,
@@ -243,7 +244,7 @@ impl DockerWatch {
             match self.inspect(docker, &l.id).await {
                 Ok(c) => all.push(c),
                 // Removed between the listing and the inspect.
-                Err(e) if e.contains("No such container") => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -251,25 +252,24 @@ impl DockerWatch {
         changes
             .send(Change::Docker(DockerChange::All(all)))
             .await
-            .map_err(|_| "shutting down".to_string())
+            .map_err(|_| Error::new(ErrorKind::Unreachable, "the writer is gone: shutting down"))
     }
 
-    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, String> {
+    async fn inspect(&self, docker: &Docker, id: &str) -> Result<Container, Error> {
         let r = tokio::time::timeout(
             self.timeout,
             docker.inspect_container(id, None::<InspectContainerOptions>),
         )
         .await
         .map_err(|_| self.timed_out("inspecting a container"))?
-        .map_err(|e| format!("docker: inspecting {}: {e}", short(id)))?;
+        .map_err(|e| Error::docker(format_args!("docker: inspecting {}", short(id)), e))?;
         Ok(container_from(r))
     }
 
-    fn timed_out(&self, what: &str) -> String {
-        format!(
-            "docker at {}: {what} timed out after {}",
-            self.endpoint.describe(),
-            humantime::format_duration(self.timeout)
+    fn timed_out(&self, what: &str) -> Error {
+        Error::timeout(
+            format_args!("docker at {}: {what}", self.endpoint.describe()),
+            self.timeout,
         )
     }
 }

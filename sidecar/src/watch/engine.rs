@@ -27,6 +27,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::DockerEndpoint;
+use crate::error::{Error, ErrorKind};
 use crate::state::Container;
 
 /// An Engine API version, as `/version` spells it ("1.41").
@@ -149,19 +150,29 @@ struct Component {
 pub async fn connect(
     endpoint: &DockerEndpoint,
     timeout: Duration,
-) -> Result<(Docker, Engine), String> {
+) -> Result<(Docker, Engine), Error> {
     let socket = endpoint.describe();
     let body = get(endpoint, "/version", timeout).await?;
-    let reply: VersionReply = serde_json::from_slice(&body)
-        .map_err(|e| format!("docker at {socket}: reading /version: {e}"))?;
+    let reply: VersionReply = serde_json::from_slice(&body).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("docker at {socket}: reading /version"),
+        )
+        .with_source(e)
+    })?;
     let max = ApiVersion::parse(&reply.api_version).ok_or_else(|| {
-        format!(
-            "docker at {socket}: /version: ApiVersion `{}` is not major.minor",
-            reply.api_version
+        Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "docker at {socket}: /version: ApiVersion `{}` is not major.minor",
+                reply.api_version
+            ),
         )
     })?;
     let min = reply.min_api_version.as_deref().and_then(ApiVersion::parse);
-    let api = choose(max, min).map_err(|e| format!("docker at {socket}: {e}"))?;
+    let api = choose(max, min).map_err(|e| {
+        Error::new(ErrorKind::Protocol, format!("docker at {socket}")).with_source(e)
+    })?;
     let product = match reply.components.first() {
         Some(c) if !c.name.is_empty() => format!("{} {}", c.name, reply.version),
         _ => format!("engine {}", reply.version),
@@ -174,7 +185,7 @@ pub async fn connect(
     };
     let secs = timeout.as_secs().max(1);
     let docker = match endpoint {
-        DockerEndpoint::None => return Err("docker is not configured (--docker none)".into()),
+        DockerEndpoint::None => return Err(not_configured()),
         DockerEndpoint::Unix(path) => {
             Docker::connect_with_unix(path, secs, &engine.bollard_version())
         }
@@ -182,9 +193,16 @@ pub async fn connect(
             Docker::connect_with_http(&format!("tcp://{addr}"), secs, &engine.bollard_version())
         }
     }
-    .map_err(|e| format!("docker at {socket}: {e}"))?;
+    .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))?;
     tracing::debug!(engine = %engine.product, api = %engine.api, "docker engine");
     Ok((docker, engine))
+}
+
+fn not_configured() -> Error {
+    Error::new(
+        ErrorKind::Config,
+        "docker is not configured (--docker none)",
+    )
 }
 
 /// One container as the API 1.52 list shows it.
@@ -218,8 +236,10 @@ pub async fn list(
     engine: &Engine,
     filters: &HashMap<String, Vec<String>>,
     timeout: Duration,
-) -> Result<Vec<Listed>, String> {
-    let filters = serde_json::to_string(filters).map_err(|e| format!("docker: filters: {e}"))?;
+) -> Result<Vec<Listed>, Error> {
+    let filters = serde_json::to_string(filters).map_err(|e| {
+        Error::new(ErrorKind::Protocol, "docker: encoding the list filters").with_source(e)
+    })?;
     let path = format!(
         "/v{}/containers/json?all=1&filters={}",
         engine.api,
@@ -227,10 +247,14 @@ pub async fn list(
     );
     let body = get(endpoint, &path, timeout).await?;
     serde_json::from_slice(&body).map_err(|e| {
-        format!(
-            "docker at {}: reading the container list: {e}",
-            endpoint.describe()
+        Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "docker at {}: reading the container list",
+                endpoint.describe()
+            ),
         )
+        .with_source(e)
     })
 }
 
@@ -253,73 +277,88 @@ pub fn still_current(known: &Container, listed: &Listed) -> bool {
         && known.failing_streak == streak
 }
 
-/// A GET outside bollard, under `timeout`: the body of a 2xx answer, else an error with the
-/// engine's own message.
-async fn get(endpoint: &DockerEndpoint, path: &str, timeout: Duration) -> Result<Bytes, String> {
+/// A GET outside bollard, under `timeout`: the body of a 2xx answer, else an error whose kind
+/// comes from the status (404 not found, ...) and whose message is the engine's own.
+async fn get(endpoint: &DockerEndpoint, path: &str, timeout: Duration) -> Result<Bytes, Error> {
     let socket = endpoint.describe();
+    let unreachable = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Unreachable,
+            format!("docker at {socket}: connecting"),
+        )
+        .with_source(e)
+    };
     let exchange = async {
         match endpoint {
-            DockerEndpoint::None => Err("docker is not configured (--docker none)".to_string()),
+            DockerEndpoint::None => Err(not_configured()),
             DockerEndpoint::Unix(p) => {
                 let io = tokio::net::UnixStream::connect(p)
                     .await
-                    .map_err(|e| format!("connecting: {e}"))?;
+                    .map_err(unreachable)?;
                 exchange(io, path).await
             }
             DockerEndpoint::Tcp(a) => {
                 let io = tokio::net::TcpStream::connect(a.as_str())
                     .await
-                    .map_err(|e| format!("connecting: {e}"))?;
+                    .map_err(unreachable)?;
                 exchange(io, path).await
             }
         }
     };
     let (status, body) = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| {
-            format!(
-                "docker at {socket}: no answer within {}",
-                humantime::format_duration(timeout)
-            )
-        })?
-        .map_err(|e| format!("docker at {socket}: GET {path}: {e}"))?;
+        .map_err(|_| Error::timeout(format_args!("docker at {socket}: GET {path}"), timeout))?
+        .map_err(|e| match e.kind() {
+            ErrorKind::Config | ErrorKind::Unreachable => e,
+            kind => Error::new(kind, format!("docker at {socket}: GET {path}")).with_source(e),
+        })?;
     if (200..300).contains(&status) {
         return Ok(body);
     }
-    // Docker and Podman both answer errors as {"message": "..."}.
+    // Docker and Podman both answer errors as {"message": "..."}; the kind is the status's.
     let message = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
-    Err(format!(
-        "docker at {socket}: GET {path}: status {status}: {message}"
+    let kind = match status {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        401 | 403 => ErrorKind::Auth,
+        status => ErrorKind::Engine { status },
+    };
+    Err(Error::new(
+        kind,
+        format!("docker at {socket}: GET {path}: status {status}: {message}"),
     ))
 }
 
-/// One HTTP/1.1 request on a fresh connection.
-async fn exchange<S>(io: S, path: &str) -> Result<(u16, Bytes), String>
+/// One HTTP/1.1 request on a fresh connection: the status and the whole body.
+async fn exchange<S>(io: S, path: &str) -> Result<(u16, Bytes), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let broken = |what: &str, e: hyper::Error| {
+        Error::new(ErrorKind::Unreachable, what.to_string()).with_source(e)
+    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
+        .map_err(|e| broken("http handshake", e))?;
     let driver = tokio::spawn(conn);
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, "docker")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("request: {e}"))?;
+        .map_err(|e| Error::new(ErrorKind::Protocol, "building the request").with_source(e))?;
     let outcome = async {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| format!("{e}"))?;
+            .map_err(|e| broken("sending the request", e))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("reading the body: {e}"))?
+            .map_err(|e| broken("reading the body", e))?
             .to_bytes();
         Ok((status, body))
     }

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::{Backoff, pause};
+use crate::error::Error;
 use crate::writer::{Change, Changes};
 
 /// How the store is watched.
@@ -35,6 +36,7 @@ impl StoreWatch {
         let namespace = self.store.namespace_name().to_string();
         let mut backoff = Backoff::new(self.interval, self.max_backoff);
         let mut observer: Option<Observer> = None;
+        let mut connect_error: Option<Error> = None;
         loop {
             if observer.is_none() {
                 observer = match tokio::time::timeout(self.timeout, Observer::connect(&self.store))
@@ -43,23 +45,26 @@ impl StoreWatch {
                     Ok(Ok(o)) => Some(o),
                     Ok(Err(e)) => {
                         tracing::debug!(%namespace, error = %e, "store connection failed");
+                        connect_error = Some(Error::store(e));
                         None
                     }
                     Err(_) => None,
                 };
             }
             let result = match &observer {
-                None => Err(format!(
-                    "cannot connect to the store ({}) within {}",
-                    self.store.describe(),
-                    humantime::format_duration(self.timeout)
-                )),
+                None => Err(match connect_error.take() {
+                    Some(e) => e,
+                    None => Error::timeout(
+                        format_args!("connecting to the store ({})", self.store.describe()),
+                        self.timeout,
+                    ),
+                }),
                 Some(o) => match tokio::time::timeout(self.timeout, o.all()).await {
                     Ok(Ok(list)) => Ok(list),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!(
-                        "reading namespace {namespace} timed out after {}",
-                        humantime::format_duration(self.timeout)
+                    Ok(Err(e)) => Err(Error::store(e)),
+                    Err(_) => Err(Error::timeout(
+                        format_args!("reading namespace {namespace}"),
+                        self.timeout,
                     )),
                 },
             };

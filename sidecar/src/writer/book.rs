@@ -1,0 +1,134 @@
+//! The working copy of the state ([`Book`]): it takes in [`Change`]s and, at each
+//! [`Book::judge`], links replicas to containers and re-judges freshness at `now`.
+//!
+//! The book is pure: every method takes `now` as an argument, so tests drive a record from ready
+//! to stale to dead with paused time. How each kind of change is merged lives beside it
+//! (`store.rs`, `docker.rs`); the rules it applies live in `link.rs` and `freshness.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ready_signal::Observed;
+use tokio::time::Instant;
+
+use super::change::Change;
+use super::{fingerprint, freshness, link};
+use crate::error::Error;
+use crate::state::{ContainerHeal, Source, State};
+
+/// The working copy of the state and the rules that judge it.
+#[derive(Debug)]
+pub struct Book {
+    pub(super) state: State,
+    pub(super) store_on: bool,
+    pub(super) docker_on: bool,
+    pub(super) store_failures: BTreeMap<String, (Error, Instant)>,
+    pub(super) docker_failure: Option<(Error, Instant)>,
+    pub(super) heal: BTreeMap<String, ContainerHeal>,
+    pub(super) fingerprint: u64,
+}
+
+impl Book {
+    /// An empty book: `store_on` / `docker_on` say which sources are configured.
+    pub fn new(now: Instant, namespaces: Vec<String>, store_on: bool, docker_on: bool) -> Book {
+        // A configured source is unknown until its first answer: nothing is claimed about it.
+        let pending = |on: bool| {
+            if on {
+                Source::Unknown {
+                    reason: "not read yet".into(),
+                    kind: None,
+                    since: now,
+                }
+            } else {
+                Source::Off
+            }
+        };
+        let mut state = State::new(now, pending(store_on), pending(docker_on));
+        state.namespaces = namespaces;
+        Book {
+            state,
+            store_on,
+            docker_on,
+            store_failures: BTreeMap::new(),
+            docker_failure: None,
+            heal: BTreeMap::new(),
+            fingerprint: 0,
+        }
+    }
+
+    /// The current state (for tests and the run loop).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Takes in one change that happened at or before `now`.
+    pub fn apply(&mut self, change: Change, now: Instant) {
+        match change {
+            Change::StoreRead {
+                namespace,
+                at,
+                result,
+            } => self.apply_store_read(namespace, at, result, now),
+            Change::StoreEvent {
+                namespace,
+                at,
+                event,
+            } => {
+                self.state.counters.store_events += 1;
+                self.merge_event(&namespace, at, event);
+            }
+            Change::Docker(change) => self.apply_docker(change, now),
+            Change::Heal(update) => {
+                self.state.heal = update.summary;
+                self.heal = update.containers;
+                for c in &mut self.state.containers {
+                    c.heal = self.heal.get(&c.id).cloned();
+                }
+            }
+            Change::SelfContainer(id) => self.state.self_container = Some(id),
+        }
+    }
+
+    /// Re-judges every replica's freshness at `now`, links replicas to containers and stamps
+    /// the snapshot time. Returns true when something a person would notice changed.
+    pub fn judge(&mut self, now: Instant) -> bool {
+        let store_ok = self.state.store.is_ok();
+        let failing: Vec<String> = self.store_failures.keys().cloned().collect();
+        let link_of = link::links(&self.state.replicas, &self.state.containers);
+        for (r, link) in self.state.replicas.iter_mut().zip(link_of) {
+            r.container_id = link;
+            let ns_ok = store_ok || !failing.contains(&r.namespace);
+            let next = if !ns_ok {
+                Observed::Unknown
+            } else {
+                freshness::judged(r, now)
+            };
+            if next == Observed::Unknown && !ns_ok {
+                r.reason = self
+                    .store_failures
+                    .get(&r.namespace)
+                    .map(|(e, _)| e.to_string());
+            }
+            if next != r.observed {
+                r.observed = next;
+                r.since = now;
+            }
+            r.beat_age = r.beat_at.map(|b| now.saturating_duration_since(b));
+        }
+        self.state.built_at = now;
+        self.state.built_wall = SystemTime::now();
+        let fp = fingerprint::fingerprint(&self.state);
+        let changed = fp != self.fingerprint;
+        if changed {
+            self.fingerprint = fp;
+            self.state.generation += 1;
+        }
+        changed
+    }
+
+    /// An immutable copy for readers.
+    pub fn snapshot(&self) -> Arc<State> {
+        Arc::new(self.state.clone())
+    }
+}

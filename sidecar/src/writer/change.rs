@@ -1,0 +1,70 @@
+//! What sources tell the writer: the [`Change`] messages and the channel they travel on. A leaf
+//! of the writer (it imports only the snapshot vocabulary), so sources depend on it alone.
+
+use std::collections::BTreeMap;
+
+use ready_signal::ReplicaStatus;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::state::{Container, ContainerHeal, HealSummary};
+
+/// How many changes may wait for the writer before sources wait (bounded, never a backlog).
+pub const CHANGES_CAPACITY: usize = 1024;
+
+/// What a source tells the writer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Change {
+    /// A bulk read of one namespace finished at `at` (the read's replies, or why it failed).
+    StoreRead {
+        /// The namespace read.
+        namespace: String,
+        /// When the reply arrived.
+        at: Instant,
+        /// Every replica, or the failure.
+        result: Result<Vec<ReplicaStatus>, Error>,
+    },
+    /// A transition published on NATS.
+    StoreEvent {
+        /// The namespace it came from.
+        namespace: String,
+        /// When it arrived.
+        at: Instant,
+        /// The event.
+        event: ready_signal::Event,
+    },
+    /// What Docker says now.
+    Docker(DockerChange),
+    /// The governor's latest word (latest wins: it replaces the previous one).
+    Heal(HealUpdate),
+    /// The sidecar found its own container.
+    SelfContainer(String),
+}
+
+/// A change seen on the Docker side.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DockerChange {
+    /// A full listing: every watched container (replaces what was known).
+    All(Vec<Container>),
+    /// One container inspected after an event.
+    One(Box<Container>),
+    /// A container was removed.
+    Gone(String),
+    /// The Docker API could not be reached or answered an error.
+    Failed(Error),
+}
+
+/// The governor's view, sent whole each time it changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealUpdate {
+    /// The stack-wide summary.
+    pub summary: HealSummary,
+    /// Per container id.
+    pub containers: BTreeMap<String, ContainerHeal>,
+}
+
+/// Where sources send changes.
+pub type Changes = mpsc::Sender<Change>;

@@ -1,0 +1,303 @@
+//! Merging what the store says into the book: a bulk read of a namespace (authoritative, fenced
+//! by epoch in the store) and a transition published on NATS (fenced here by instance id).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ready_signal::{Observed, ReplicaStatus};
+use tokio::time::Instant;
+
+use super::book::Book;
+use crate::error::Error;
+use crate::state::{Replica, Source};
+
+/// How long a replica whose record is gone stays listed as dead (the store lists live replicas
+/// only; the sidecar remembers the ones it saw, so a vanished agent shows as dead, not absent).
+pub const DEAD_RETENTION: Duration = Duration::from_secs(600);
+
+impl Book {
+    /// A bulk read of `namespace` finished at `at`: its replicas, or why it failed.
+    pub(super) fn apply_store_read(
+        &mut self,
+        namespace: String,
+        at: Instant,
+        result: Result<Vec<ReplicaStatus>, Error>,
+        now: Instant,
+    ) {
+        self.state.counters.store_reads += 1;
+        match result {
+            Ok(list) => {
+                self.store_failures.remove(&namespace);
+                self.merge_read(&namespace, at, list);
+            }
+            Err(reason) => {
+                self.state.counters.store_errors += 1;
+                let since = match self.store_failures.get(&namespace) {
+                    Some((_, since)) => *since,
+                    None => now,
+                };
+                self.store_failures.insert(namespace, (reason, since));
+            }
+        }
+        self.state.store = if !self.store_on {
+            Source::Off
+        } else {
+            match self.store_failures.iter().next() {
+                None => Source::Ok,
+                Some((ns, (e, since))) => Source::Unknown {
+                    reason: if self.state.namespaces.len() > 1 {
+                        format!("namespace {ns}: {e}")
+                    } else {
+                        e.to_string()
+                    },
+                    kind: Some(e.kind()),
+                    since: *since,
+                },
+            }
+        };
+    }
+
+    fn merge_read(&mut self, namespace: &str, at: Instant, list: Vec<ReplicaStatus>) {
+        let mut old: HashMap<(String, String), Replica> = HashMap::new();
+        let mut kept = Vec::with_capacity(self.state.replicas.len());
+        for r in self.state.replicas.drain(..) {
+            if r.namespace == namespace {
+                old.insert((r.agent.clone(), r.replica.clone()), r);
+            } else {
+                kept.push(r);
+            }
+        }
+        for s in list {
+            let key = (s.agent.to_string(), s.replica.to_string());
+            let beat_at = s.age.map(|a| at.checked_sub(a).unwrap_or(at));
+            let entered = s.since.and_then(|d| at.checked_sub(d)).unwrap_or(at);
+            // The read is authoritative: the store fences its writes by epoch.
+            let prev = old.remove(&key);
+            let since = match &prev {
+                Some(p) if p.observed == s.state => p.since,
+                Some(_) => at,
+                None => entered,
+            };
+            kept.push(Replica {
+                namespace: namespace.to_string(),
+                agent: key.0,
+                replica: key.1,
+                observed: s.state,
+                since,
+                beat_age: s.age,
+                instance: s.instance,
+                epoch: s.epoch,
+                reason: s.reason,
+                container_id: prev.as_ref().and_then(|p| p.container_id.clone()),
+                published: s.published,
+                beat_at,
+                interval: s.interval,
+                ttl: s.ttl,
+                host: s.host,
+            });
+        }
+        // Replicas the store no longer lists: their record expired or was removed. One that said
+        // `stopping` left cleanly and goes; any other is dead, and kept a while to show it.
+        for (_, mut r) in old {
+            if r.published == Some(ready_signal::State::Stopping) {
+                continue;
+            }
+            if r.observed != Observed::Dead {
+                r.observed = Observed::Dead;
+                r.since = at;
+            }
+            r.published = None;
+            if at.saturating_duration_since(r.since) < DEAD_RETENTION {
+                kept.push(r);
+            }
+        }
+        kept.sort_by(|a, b| {
+            (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
+        });
+        self.state.replicas = kept;
+    }
+
+    pub(super) fn merge_event(&mut self, namespace: &str, at: Instant, e: ready_signal::Event) {
+        let (agent, replica) = (e.agent.to_string(), e.replica.to_string());
+        let found = self
+            .state
+            .replicas
+            .iter_mut()
+            .find(|r| r.namespace == namespace && r.agent == agent && r.replica == replica);
+        let reason = Some(e.reason).filter(|r| !r.is_empty());
+        match found {
+            Some(r) => {
+                // Fenced by instance id: an old process's late event never overrides a new one.
+                if newer(r.instance.as_deref(), Some(&e.instance)) {
+                    return;
+                }
+                if r.instance.as_deref() != Some(e.instance.as_str()) {
+                    r.epoch = None;
+                }
+                r.published = Some(e.state);
+                r.instance = Some(e.instance);
+                r.reason = reason;
+                // A transition is written with a fresh beat: the publisher is alive right now.
+                r.beat_at = Some(at);
+            }
+            None => {
+                self.state.replicas.push(Replica {
+                    namespace: namespace.to_string(),
+                    agent,
+                    replica,
+                    observed: e.state.into(),
+                    since: at,
+                    beat_age: Some(Duration::ZERO),
+                    instance: Some(e.instance),
+                    epoch: None,
+                    reason,
+                    container_id: None,
+                    published: Some(e.state),
+                    beat_at: Some(at),
+                    interval: None,
+                    ttl: None,
+                    host: None,
+                });
+                self.state.replicas.sort_by(|a, b| {
+                    (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
+                });
+            }
+        }
+    }
+}
+
+/// Whether instance `a` is strictly newer than `b`. Events carry no epoch, so a late event is
+/// told apart by the instance id, which starts with its process's start time; the next read
+/// (fenced by epoch in the store) corrects any misjudgement within a read interval.
+fn newer(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use ready_signal::Observed;
+    use tokio::time::Instant;
+
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::writer::Change;
+
+    /// A published transition shows at once; a late event of an older instance is ignored.
+    #[tokio::test(start_paused = true)]
+    async fn events_apply_at_once_fenced_by_instance() {
+        let mut b = book();
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        b.apply(
+            event(
+                "w1",
+                "1764000000000-0a1b2c3d",
+                ready_signal::State::NotReady,
+                "redis down",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::NotReady)]);
+        assert_eq!(b.state().replicas[0].reason.as_deref(), Some("redis down"));
+        // A new instance takes over, then the old one's late `stopping` arrives.
+        b.apply(
+            event(
+                "w1",
+                "1764000099999-00000001",
+                ready_signal::State::Ready,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.apply(
+            event(
+                "w1",
+                "1764000000000-0a1b2c3d",
+                ready_signal::State::Stopping,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        assert_eq!(
+            b.state().replicas[0].instance.as_deref(),
+            Some("1764000099999-00000001")
+        );
+    }
+
+    /// A replica the store stops listing (its record expired) stays, as dead, for a while; one
+    /// that said `stopping` first leaves at once.
+    #[tokio::test(start_paused = true)]
+    async fn vanished_replicas_show_dead_then_go() {
+        let mut b = book();
+        b.apply(
+            read(vec![
+                status("worker", "w1", ready_signal::State::Ready, 0),
+                status("worker", "w2", ready_signal::State::Stopping, 0),
+            ]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        b.apply(read(vec![]), Instant::now());
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Dead)]);
+        tokio::time::advance(DEAD_RETENTION).await;
+        b.apply(read(vec![]), Instant::now());
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), []);
+    }
+
+    /// An unreachable store makes every replica unknown with the reason, never dead, however
+    /// long it lasts; the next good read restores the truth.
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_store_is_unknown_not_dead() {
+        let mut b = book();
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        let failed = Change::StoreRead {
+            namespace: NS.into(),
+            at: Instant::now(),
+            result: Err(Error::store(ready_signal::Error::Redis {
+                addr: "redis:6379".into(),
+                message: "connection refused".into(),
+            })),
+        };
+        b.apply(failed, Instant::now());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Unknown)]);
+        assert_eq!(b.state().store.as_str(), "unknown");
+        assert!(
+            b.state().replicas[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("connection refused")
+        );
+        assert_eq!(b.state().store.kind(), Some(ErrorKind::Unreachable));
+        assert_eq!(b.state().counters.store_errors, 1);
+        b.apply(
+            read(vec![status("worker", "w1", ready_signal::State::Ready, 0)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Ready)]);
+        assert!(b.state().store.is_ok());
+    }
+}
