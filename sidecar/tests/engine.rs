@@ -112,7 +112,11 @@ impl FakeEngine29 {
             None => path.clone(),
         };
         match rest.as_str() {
-            "/_ping" => "OK".into_response(),
+            "/_ping" => (
+                [("Api-Version", "1.52"), ("Server", "Docker/29.0.0 (linux)")],
+                "OK",
+            )
+                .into_response(),
             "/version" => axum::Json(json!({
                 "Platform": {"Name": "Docker Engine - Community"},
                 "Components": [{"Name": "Engine", "Version": "29.0.0",
@@ -215,8 +219,8 @@ async fn engine_29_refuses_api_1_41_and_the_sidecar_speaks_1_52() {
         .await
         .expect("the sidecar connects to Engine 29");
     assert_eq!(engine.api, ApiVersion::new(1, 52));
-    assert_eq!(engine.min, Some(MIN));
-    assert_eq!(engine.product, "Engine 29.0.0");
+    assert_eq!(engine.max, ApiVersion::new(1, 52));
+    assert_eq!(engine.product, "Docker/29.0.0");
     assert!(engine.lists_health());
     // bollard itself (inspect, events, restart) speaks 1.49, which Engine 29 takes.
     let inspected = docker

@@ -4,9 +4,10 @@
 //! API 1.41, Podman 4's Docker-compatible service reports 1.41, and Docker Engine 29 refuses
 //! every client below 1.44 (HTTP 400, "client version 1.41 is too old"). bollard's own
 //! negotiation only lowers its default version (1.49, the version of its models) to the
-//! engine's, and never raises it. So the version is chosen here, from the unversioned
-//! `/version` every engine answers: the engine's newest, capped at [`NEWEST`], refused below
-//! [`OLDEST`] or the engine's own minimum. bollard is given it, capped at its models' version
+//! engine's, and never raises it. So the version is chosen here, as the docker CLI does, from
+//! the `Api-Version` header of the unversioned `/_ping` every engine answers (Podman answers
+//! `/version` in seconds on a busy machine, `/_ping` in milliseconds): the engine's newest,
+//! capped at [`NEWEST`], refused below [`OLDEST`]. bollard is given it, capped at its models' version
 //! (bollard 0.19.4 in fact sends its requests without the version prefix, which every engine
 //! answers at its own newest version: tests/engine.rs shows it on the fake Engine 29).
 //!
@@ -22,6 +23,7 @@ use std::time::Duration;
 use bollard::{ClientVersion, Docker};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
+use hyper::HeaderMap;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -100,13 +102,13 @@ pub fn choose(max: ApiVersion, min: Option<ApiVersion>) -> Result<ApiVersion, Ne
 /// What the sidecar knows of the engine it talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
-    /// Product and version, for messages and the log ("Engine 20.10.24", "Podman Engine 4.3.1").
+    /// Product and version, for messages and the log ("Docker/20.10.24", "Libpod/4.3.1").
     pub product: String,
     /// The version spoken.
     pub api: ApiVersion,
     /// The engine's newest.
     pub max: ApiVersion,
-    /// The engine's oldest, when it says.
+    /// The engine's oldest, when it says (`/_ping` does not).
     pub min: Option<ApiVersion>,
 }
 
@@ -127,61 +129,43 @@ impl Engine {
     }
 }
 
-/// The parts of `/version` read here.
-#[derive(Debug, Deserialize)]
-struct VersionReply {
-    #[serde(rename = "ApiVersion")]
-    api_version: String,
-    #[serde(rename = "MinAPIVersion", default)]
-    min_api_version: Option<String>,
-    #[serde(rename = "Version", default)]
-    version: String,
-    #[serde(rename = "Components", default)]
-    components: Vec<Component>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Component {
-    #[serde(rename = "Name", default)]
-    name: String,
-}
-
-/// Reads the engine's versions and connects bollard at the chosen one.
+/// Reads the engine's newest API version from `/_ping` and connects bollard at the chosen one.
 pub async fn connect(
     endpoint: &DockerEndpoint,
     timeout: Duration,
 ) -> Result<(Docker, Engine), Error> {
     let socket = endpoint.describe();
-    let body = get(endpoint, "/version", timeout).await?;
-    let reply: VersionReply = serde_json::from_slice(&body).map_err(|e| {
+    let (headers, _) = get(endpoint, "/_ping", timeout).await?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let api_version = header("api-version");
+    let max = ApiVersion::parse(&api_version).ok_or_else(|| {
         Error::new(
             ErrorKind::Protocol,
-            format!("docker at {socket}: reading /version"),
-        )
-        .with_source(e)
-    })?;
-    let max = ApiVersion::parse(&reply.api_version).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!(
-                "docker at {socket}: /version: ApiVersion `{}` is not major.minor",
-                reply.api_version
-            ),
+            format!("docker at {socket}: /_ping: Api-Version `{api_version}` is not major.minor"),
         )
     })?;
-    let min = reply.min_api_version.as_deref().and_then(ApiVersion::parse);
-    let api = choose(max, min).map_err(|e| {
+    // `/_ping` does not say the engine's oldest; an engine whose oldest is above NEWEST
+    // refuses the first request with its own message, which is then the error shown.
+    let api = choose(max, None).map_err(|e| {
         Error::new(ErrorKind::Protocol, format!("docker at {socket}")).with_source(e)
     })?;
-    let product = match reply.components.first() {
-        Some(c) if !c.name.is_empty() => format!("{} {}", c.name, reply.version),
-        _ => format!("engine {}", reply.version),
-    };
+    // "Docker/20.10.24 (linux)", "Libpod/4.3.1 (linux)".
+    let server = header("server");
     let engine = Engine {
-        product,
+        product: server
+            .split_whitespace()
+            .next()
+            .unwrap_or("unknown")
+            .to_string(),
         api,
         max,
-        min,
+        min: None,
     };
     let secs = timeout.as_secs().max(1);
     let docker = match endpoint {
@@ -245,7 +229,7 @@ pub async fn list(
         engine.api,
         percent_encoding::utf8_percent_encode(&filters, percent_encoding::NON_ALPHANUMERIC)
     );
-    let body = get(endpoint, &path, timeout).await?;
+    let (_, body) = get(endpoint, &path, timeout).await?;
     serde_json::from_slice(&body).map_err(|e| {
         Error::new(
             ErrorKind::Protocol,
@@ -277,9 +261,13 @@ pub fn still_current(known: &Container, listed: &Listed) -> bool {
         && known.failing_streak == streak
 }
 
-/// A GET outside bollard, under `timeout`: the body of a 2xx answer, else an error whose kind
-/// comes from the status (404 not found, ...) and whose message is the engine's own.
-async fn get(endpoint: &DockerEndpoint, path: &str, timeout: Duration) -> Result<Bytes, Error> {
+/// A GET outside bollard, under `timeout`: the headers and body of a 2xx answer, else an error
+/// whose kind comes from the status (404 not found, ...) and whose message is the engine's own.
+async fn get(
+    endpoint: &DockerEndpoint,
+    path: &str,
+    timeout: Duration,
+) -> Result<(HeaderMap, Bytes), Error> {
     let socket = endpoint.describe();
     let unreachable = |e: std::io::Error| {
         Error::new(
@@ -305,7 +293,7 @@ async fn get(endpoint: &DockerEndpoint, path: &str, timeout: Duration) -> Result
             }
         }
     };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
+    let (status, headers, body) = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| Error::timeout(format_args!("docker at {socket}: GET {path}"), timeout))?
         .map_err(|e| match e.kind() {
@@ -313,7 +301,7 @@ async fn get(endpoint: &DockerEndpoint, path: &str, timeout: Duration) -> Result
             kind => Error::new(kind, format!("docker at {socket}: GET {path}")).with_source(e),
         })?;
     if (200..300).contains(&status) {
-        return Ok(body);
+        return Ok((headers, body));
     }
     // Docker and Podman both answer errors as {"message": "..."}; the kind is the status's.
     let message = serde_json::from_slice::<serde_json::Value>(&body)
@@ -332,8 +320,8 @@ async fn get(endpoint: &DockerEndpoint, path: &str, timeout: Duration) -> Result
     ))
 }
 
-/// One HTTP/1.1 request on a fresh connection: the status and the whole body.
-async fn exchange<S>(io: S, path: &str) -> Result<(u16, Bytes), Error>
+/// One HTTP/1.1 request on a fresh connection: the status, the headers and the whole body.
+async fn exchange<S>(io: S, path: &str) -> Result<(u16, HeaderMap, Bytes), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -354,13 +342,14 @@ where
             .await
             .map_err(|e| broken("sending the request", e))?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
             .map_err(|e| broken("reading the body", e))?
             .to_bytes();
-        Ok((status, body))
+        Ok((status, headers, body))
     }
     .await;
     driver.abort();
