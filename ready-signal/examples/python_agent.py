@@ -10,6 +10,7 @@ READY_SIGNAL_INSTANCE, and stops writing while a newer instance holds its record
 
 import os
 import random
+import re
 import signal
 import socket
 import sys
@@ -19,16 +20,17 @@ import unicodedata
 import redis
 
 # The write script of PROTOCOL.md, verbatim: fenced by epoch, timed by Redis's clock.
-WRITE = r'''-- ready-signal write script, protocol version 1, revision 2 (PROTOCOL.md, "Writing").
+WRITE = r'''-- ready-signal write script, protocol version 1, revision 4 (PROTOCOL.md, "Writing").
 -- KEYS: record hash, replicas zset, agents zset, epoch counter.
 -- ARGV: op ('put', 'retake' or 'del'), instance, epoch (0 when the writer has none yet),
---       state, reason, pid, host, interval_ms, ttl_ms, agent, replica.
+--       state, reason, pid, host, interval_ms, ttl_ms, agent, replica,
+--       container (64 lowercase hex digits, or empty).
 -- Returns the writer's epoch when applied, 0 when a newer instance owns the record (fenced).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op, epoch = ARGV[1], tonumber(ARGV[3]) or 0
 local cur = redis.call('HMGET', KEYS[1], 'instance', 'epoch', 'state', 'since_ms', 'seq', 'pid',
-  'host')
+  'host', 'container', 'started_ms', 'started_epoch')
 local held = tonumber(cur[2]) or 0
 local mine = cur[1] == ARGV[2]
 if cur[1] and not mine then
@@ -47,17 +49,22 @@ else
   end
   local ttl = tonumber(ARGV[9])
   local since, seq, pid, host = now, 1, ARGV[6], ARGV[7]
+  -- Taking the record: the instance starts now, by this clock, under this epoch.
+  local container, started, sepoch = ARGV[12] or '', now, epoch
   if mine then
-    -- One instance, one process tree: pid and host stay those of its first writer.
+    -- One instance, one process tree: pid, host, container and start stay its first writer's.
     seq = (tonumber(cur[5]) or 0) + 1
     pid, host = cur[6] or pid, cur[7] or host
     if cur[3] == ARGV[4] and cur[4] then since = tonumber(cur[4]) end
+    container, started, sepoch = cur[8] or '', tonumber(cur[9]) or 0, tonumber(cur[10]) or 0
   end
   redis.call('HSET', KEYS[1], 'v', '1', 'agent', ARGV[10], 'replica', ARGV[11],
     'instance', ARGV[2], 'epoch', string.format('%d', epoch), 'state', ARGV[4],
     'reason', ARGV[5], 'pid', pid, 'host', host, 'interval_ms', ARGV[8],
     'ttl_ms', ARGV[9], 'since_ms', string.format('%d', since),
-    'beat_ms', string.format('%d', now), 'seq', string.format('%d', seq))
+    'beat_ms', string.format('%d', now), 'seq', string.format('%d', seq),
+    'container', container, 'started_ms', string.format('%d', started),
+    'started_epoch', string.format('%d', sepoch))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], now + ttl, ARGV[11])
 end
@@ -104,6 +111,29 @@ epoch = 0        # handed out by the script at this instance's first write
 fenced = False   # a newer instance holds the record: only retake until it is gone
 
 
+def container_id():
+    """The container this process runs in (PROTOCOL.md, "The container and the
+    instance's start"), or "" outside one."""
+    full_id = re.compile(r"[0-9a-f]{64}")
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for fields in (line.split() for line in f):
+                if fields[4] in ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf"):
+                    parts = fields[3].split("/")
+                    for parent, part in zip(parts, parts[1:]):
+                        if parent.endswith("containers") and full_id.fullmatch(part):
+                            return part
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            for part in f.read().replace("\n", "/").split("/"):
+                part = re.sub(r"^(docker|libpod|cri-containerd|crio)-|\.scope$", "", part)
+                if full_id.fullmatch(part):
+                    return part
+    except OSError:
+        pass
+    return ""
+
+
+CONTAINER = container_id()
 ESCAPES = {"\0": "\\0", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -125,7 +155,7 @@ def publish(state, reason="", op="put"):
         f"ready-signal:{NAMESPACE}:epoch",
     ]
     args = [op, INSTANCE, epoch, state, one_line(reason), os.getpid(), socket.gethostname(),
-            INTERVAL_MS, TTL_MS, AGENT, REPLICA]
+            INTERVAL_MS, TTL_MS, AGENT, REPLICA, CONTAINER]
     try:
         applied = int(write(keys=keys, args=args))
     except redis.RedisError as e:  # a store outage must never stop the work

@@ -157,6 +157,8 @@ pub struct Event {
     pub state: State,
     /// Why, for `not-ready`.
     pub reason: String,
+    /// The container the publisher runs in (64 lowercase hex digits), when the event says.
+    pub container: Option<String>,
 }
 
 /// What a subscription delivers (see [`Events::next_delivery`]).
@@ -228,11 +230,52 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
             e.v
         ));
     }
+    if !(e.container.is_empty() || crate::container::is_id(&e.container)) {
+        return Err(format!(
+            "field `container` is not 64 lowercase hex digits: `{}`",
+            crate::record::shown(&e.container, 80)
+        ));
+    }
     Ok(Event {
+        container: Some(e.container).filter(|c| !c.is_empty()),
         agent: Name::new(&e.agent).map_err(|e| e.to_string())?,
         replica: Name::new(&e.replica).map_err(|e| e.to_string())?,
         instance: e.instance,
         state: e.state,
         reason: crate::record::one_line(&e.reason, crate::record::MAX_REASON_LEN),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Revision 4: an event may carry the publisher's container; one without it (an older
+    /// publisher) decodes with none, and a container that is not a full id is malformed.
+    #[test]
+    fn events_carry_the_container_when_there_is_one() {
+        let id = "ab".repeat(32);
+        let event = |extra: &str| {
+            format!(
+                r#"{{"v":1,"agent":"a","replica":"r","instance":"1732540000000-0a1b2c3d","state":"ready","reason":"","ts_ms":1{extra}}}"#
+            )
+        };
+        let with = decode_event(event(&format!(r#","container":"{id}""#)).as_bytes()).unwrap();
+        assert_eq!(with.container.as_deref(), Some(id.as_str()));
+        assert_eq!(decode_event(event("").as_bytes()).unwrap().container, None);
+        let err = decode_event(event(r#","container":"3f4e8a1b2c3d""#).as_bytes()).unwrap_err();
+        assert!(err.contains("field `container`"), "{err}");
+        let payload = EventPayload {
+            v: 1,
+            agent: "a".into(),
+            replica: "r".into(),
+            instance: "1732540000000-0a1b2c3d".into(),
+            state: State::Ready,
+            reason: String::new(),
+            ts_ms: 1,
+            container: String::new(),
+        };
+        let json = serde_json::to_string(&payload).unwrap();
+        assert!(!json.contains("container"), "left out when none: {json}");
+    }
 }

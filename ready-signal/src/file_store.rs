@@ -58,11 +58,16 @@ pub(crate) fn write(path: &Path, record: &Record, op: Op) -> Result<Applied, Err
         return Ok(Applied::FencedOff);
     }
     let mut record = record.clone();
+    // Taking the record: the instance starts now, by this host's clock.
+    record.started_ms = record.beat_ms;
     if mine && let Some(e) = &existing {
-        // One instance, one process tree: pid and host stay those of its first writer.
+        // One instance, one process tree: pid, host, container and start stay those of its
+        // first writer.
         record.epoch = record.epoch.max(e.epoch);
         record.pid = e.pid;
         record.host = e.host.clone();
+        record.container = e.container.clone();
+        record.started_ms = e.started_ms;
     }
     if record.epoch == 0 || op == Op::Retake && !mine {
         record.epoch = claim_epoch(existing.as_ref());
@@ -209,6 +214,8 @@ mod tests {
             since_ms: beat_ms,
             beat_ms,
             seq: 1,
+            container: String::new(),
+            started_ms: 0,
         }
     }
 

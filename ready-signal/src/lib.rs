@@ -22,7 +22,8 @@
 //! stores, the heartbeat loop, the handle, one-shot writes), `observer` (reads and judgements),
 //! `record` (the record, its states and validation), `redis_store` (keys in both layouts, the
 //! connections to a server, Sentinels or a Cluster) with `write.lua`, `events`
-//! (NATS), `file_store`, `config` (stores from the environment), `name`, `error`.
+//! (NATS), `file_store`, `config` (stores from the environment), `container` (which container
+//! this process runs in), `name`, `error`.
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
 //! take part; the `ready-signal` command does it for shell and Python agents.
@@ -48,6 +49,7 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod container;
 mod error;
 mod events;
 mod file_store;

@@ -133,9 +133,9 @@ impl ReplicaStatus {
             interval: Some(Duration::from_millis(record.interval_ms)),
             ttl: Some(Duration::from_millis(record.ttl_ms)),
             epoch: Some(record.epoch),
-            // Filled in by the record revision that carries them.
-            container: None,
-            started: None,
+            container: Some(record.container.clone()).filter(|c| !c.is_empty()),
+            started: (record.started_ms > 0)
+                .then(|| Duration::from_millis(now_ms.saturating_sub(record.started_ms))),
         }
     }
 

@@ -148,6 +148,16 @@ pub struct Record {
     pub beat_ms: u64,
     /// Writes by this instance, starting at 1.
     pub seq: u64,
+    /// The id of the container the instance's first writer runs in (64 lowercase hex digits),
+    /// kept while the instance holds the record; empty outside a container, when it cannot be
+    /// found, and in records of writers that predate the field (PROTOCOL.md revision 4).
+    #[serde(default)]
+    pub container: String,
+    /// When the instance took the record, in the store's clock (Unix milliseconds): Redis's
+    /// `TIME` at its first write, kept across its writes. 0 when unknown (writers that predate
+    /// the field).
+    #[serde(default)]
+    pub started_ms: u64,
 }
 
 /// Decodes a record from the fields of a Redis hash (as returned by `HGETALL`).
@@ -173,6 +183,20 @@ where
         .into_iter()
         .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
         .collect();
+    decode_map(&map, Guard::Epoch)
+}
+
+/// Whether the revision-4 fields of a record must prove they belong to its instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// A Redis hash, which writers of older revisions update field by field: `container` and
+    /// `started_ms` count only when `started_epoch` equals `epoch`.
+    Epoch,
+    /// A record file, always written whole.
+    None,
+}
+
+fn decode_map(map: &HashMap<String, String>, guard: Guard) -> Result<Record, String> {
     let get = |k: &str| {
         map.get(k)
             .map(String::as_str)
@@ -222,7 +246,33 @@ where
         since_ms: num("since_ms")?,
         beat_ms: num("beat_ms")?,
         seq: num("seq")?,
+        container: String::new(),
+        started_ms: 0,
     };
+    // Optional (revision 4): the instance's container and start. In a Redis hash they are the
+    // record's instance's only when written under its epoch: a writer of an older revision that
+    // takes the record over rewrites the fields it knows and leaves these behind.
+    let started_ms = match map.get("started_ms") {
+        Some(_) => num("started_ms")?,
+        None => 0,
+    };
+    let container = map.get("container").map_or("", String::as_str);
+    if !(container.is_empty() || crate::container::is_id(container)) {
+        return Err(format!(
+            "field `container` is not 64 lowercase hex digits: `{}`",
+            shown(container, 80)
+        ));
+    }
+    let own = match (guard, map.get("started_epoch")) {
+        (Guard::None, _) => true,
+        (Guard::Epoch, Some(_)) => num("started_epoch")? == record.epoch,
+        (Guard::Epoch, None) => false,
+    };
+    let mut record = record;
+    if own {
+        record.container = container.to_string();
+        record.started_ms = started_ms;
+    }
     if record.interval_ms == 0 {
         return Err("field `interval_ms` must be positive".into());
     }
@@ -276,7 +326,7 @@ impl Record {
             };
             (k, text)
         });
-        decode_record(fields)
+        decode_map(&fields.collect(), Guard::None)
     }
 }
 
@@ -325,6 +375,10 @@ pub struct EventPayload {
     pub reason: String,
     /// Publisher's wall clock, Unix milliseconds (informational only).
     pub ts_ms: u64,
+    /// The container the publisher runs in (64 lowercase hex digits); empty (and left out of
+    /// the payload) when none, and in events of publishers that predate the field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container: String,
 }
 
 /// The system clock in Unix milliseconds (0 before 1970).
@@ -421,6 +475,57 @@ mod tests {
         assert_eq!(r.reason, "line one\\nline\\ttwo\\r");
         assert_eq!(r.epoch, 0, "a record without an epoch reads as epoch 0");
         assert_eq!(one_line("plain", 3), "pla");
+    }
+
+    /// Revision 4: `container` and `started_ms` are read when written under the record's epoch
+    /// (`started_epoch`), ignored when left behind by an earlier instance or without it, and a
+    /// container that is not a full id makes the record malformed.
+    #[test]
+    fn identity_fields_belong_to_the_records_epoch() {
+        let id = "ab".repeat(32);
+        let with = |extra: &[(&'static str, &str)]| {
+            let mut f = good();
+            f.push(("epoch", "41".into()));
+            f.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            decode_record(f)
+        };
+        let own = with(&[
+            ("container", &id),
+            ("started_ms", "1732540000000"),
+            ("started_epoch", "41"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (own.container.as_str(), own.started_ms),
+            (id.as_str(), 1_732_540_000_000)
+        );
+        for left_behind in [
+            with(&[
+                ("container", &id),
+                ("started_ms", "1732540000000"),
+                ("started_epoch", "40"),
+            ]),
+            with(&[("container", &id), ("started_ms", "1732540000000")]),
+        ] {
+            let r = left_behind.unwrap();
+            assert_eq!((r.container.as_str(), r.started_ms), ("", 0));
+        }
+        let old = with(&[]).unwrap();
+        assert_eq!((old.container.as_str(), old.started_ms), ("", 0));
+        for bad in ["3f4e8a1b2c3d", &id.to_uppercase(), "x"] {
+            let err = with(&[("container", bad), ("started_epoch", "41")]).unwrap_err();
+            assert!(err.contains("field `container`"), "{bad}: {err}");
+        }
+        let err = with(&[("started_ms", "-1"), ("started_epoch", "41")]).unwrap_err();
+        assert!(err.contains("field `started_ms`"), "{err}");
+        // A record file is written whole: its fields need no epoch to be its own.
+        let json = format!(
+            r#"{{"v":1,"agent":"a","replica":"r","instance":"1732540000000-0a1b2c3d","state":"ready",
+            "reason":"","pid":7,"host":"h","interval_ms":100,"ttl_ms":300,"since_ms":5,"beat_ms":9,
+            "seq":1,"container":"{id}","started_ms":4}}"#
+        );
+        let file = Record::from_json(json.as_bytes()).unwrap();
+        assert_eq!((file.container.as_str(), file.started_ms), (id.as_str(), 4));
     }
 
     #[test]

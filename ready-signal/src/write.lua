@@ -1,13 +1,14 @@
--- ready-signal write script, protocol version 1, revision 2 (PROTOCOL.md, "Writing").
+-- ready-signal write script, protocol version 1, revision 4 (PROTOCOL.md, "Writing").
 -- KEYS: record hash, replicas zset, agents zset, epoch counter.
 -- ARGV: op ('put', 'retake' or 'del'), instance, epoch (0 when the writer has none yet),
---       state, reason, pid, host, interval_ms, ttl_ms, agent, replica.
+--       state, reason, pid, host, interval_ms, ttl_ms, agent, replica,
+--       container (64 lowercase hex digits, or empty).
 -- Returns the writer's epoch when applied, 0 when a newer instance owns the record (fenced).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op, epoch = ARGV[1], tonumber(ARGV[3]) or 0
 local cur = redis.call('HMGET', KEYS[1], 'instance', 'epoch', 'state', 'since_ms', 'seq', 'pid',
-  'host')
+  'host', 'container', 'started_ms', 'started_epoch')
 local held = tonumber(cur[2]) or 0
 local mine = cur[1] == ARGV[2]
 if cur[1] and not mine then
@@ -26,17 +27,22 @@ else
   end
   local ttl = tonumber(ARGV[9])
   local since, seq, pid, host = now, 1, ARGV[6], ARGV[7]
+  -- Taking the record: the instance starts now, by this clock, under this epoch.
+  local container, started, sepoch = ARGV[12] or '', now, epoch
   if mine then
-    -- One instance, one process tree: pid and host stay those of its first writer.
+    -- One instance, one process tree: pid, host, container and start stay its first writer's.
     seq = (tonumber(cur[5]) or 0) + 1
     pid, host = cur[6] or pid, cur[7] or host
     if cur[3] == ARGV[4] and cur[4] then since = tonumber(cur[4]) end
+    container, started, sepoch = cur[8] or '', tonumber(cur[9]) or 0, tonumber(cur[10]) or 0
   end
   redis.call('HSET', KEYS[1], 'v', '1', 'agent', ARGV[10], 'replica', ARGV[11],
     'instance', ARGV[2], 'epoch', string.format('%d', epoch), 'state', ARGV[4],
     'reason', ARGV[5], 'pid', pid, 'host', host, 'interval_ms', ARGV[8],
     'ttl_ms', ARGV[9], 'since_ms', string.format('%d', since),
-    'beat_ms', string.format('%d', now), 'seq', string.format('%d', seq))
+    'beat_ms', string.format('%d', now), 'seq', string.format('%d', seq),
+    'container', container, 'started_ms', string.format('%d', started),
+    'started_epoch', string.format('%d', sepoch))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], now + ttl, ARGV[11])
 end

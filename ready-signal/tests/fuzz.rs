@@ -28,7 +28,10 @@ fn check_error(e: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 17] = [
+    "container",
+    "started_ms",
+    "started_epoch",
     "v",
     "agent",
     "replica",
@@ -77,12 +80,17 @@ fn valid_record() -> impl Strategy<Value = Record> {
             any::<u64>(),
             any::<u64>(),
         ),
+        (
+            prop_oneof![Just(String::new()), "[0-9a-f]{64}"],
+            any::<u64>(),
+        ),
     )
         .prop_map(
             |(
                 (agent, replica, start, tag, epoch),
                 (state, reason, pid, host),
                 (i, extra, since, beat, seq),
+                (container, started_ms),
             )| {
                 Record {
                     v: 1,
@@ -99,6 +107,8 @@ fn valid_record() -> impl Strategy<Value = Record> {
                     since_ms: since,
                     beat_ms: beat,
                     seq,
+                    container,
+                    started_ms,
                 }
             },
         )
@@ -120,6 +130,9 @@ fn fields_of(r: &Record) -> Vec<(String, String)> {
         ("since_ms".into(), r.since_ms.to_string()),
         ("beat_ms".into(), r.beat_ms.to_string()),
         ("seq".into(), r.seq.to_string()),
+        ("container".into(), r.container.clone()),
+        ("started_ms".into(), r.started_ms.to_string()),
+        ("started_epoch".into(), r.epoch.to_string()),
     ]
 }
 
@@ -172,7 +185,7 @@ proptest! {
     #[test]
     fn decode_record_one_bad_field(
         record in valid_record(),
-        which in 0usize..14,
+        which in 0usize..17,
         value in prop::option::of(hostile_value()),
     ) {
         let mut fields = fields_of(&record);

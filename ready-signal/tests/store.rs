@@ -88,6 +88,7 @@ async fn records_follow_the_documented_keys_and_fields() {
         [
             "agent",
             "beat_ms",
+            "container",
             "epoch",
             "host",
             "instance",
@@ -97,6 +98,8 @@ async fn records_follow_the_documented_keys_and_fields() {
             "replica",
             "seq",
             "since_ms",
+            "started_epoch",
+            "started_ms",
             "state",
             "ttl_ms",
             "v"

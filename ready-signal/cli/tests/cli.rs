@@ -728,3 +728,58 @@ fn store_file_reads_the_local_record_without_the_shared_store() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("option `store` must be `file`"), "{out}");
 }
+
+/// A writer in a container records the container's id, and readers get it back: the CLI runs in
+/// its own mount namespace where `/etc/hostname` is bind-mounted from
+/// `.../containers/<id>/hostname`, the layout Docker gives every container (a real mount that
+/// the kernel's mountinfo shows, made with `unshare` and `mount`; not a Docker container). Needs
+/// root for the mount namespace.
+#[test]
+fn a_writer_in_a_container_records_its_id() {
+    let redis = RedisServer::start();
+    let env = env(&redis, "incontainer");
+    let id = "3f4e8a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7";
+    let dir = tempfile::tempdir().unwrap();
+    let engine_dir = dir.path().join("docker/containers").join(id);
+    std::fs::create_dir_all(&engine_dir).unwrap();
+    std::fs::write(engine_dir.join("hostname"), "3f4e8a1b2c3d\n").unwrap();
+    let script = format!(
+        "mount --bind {}/hostname /etc/hostname && exec {} ready worker",
+        engine_dir.display(),
+        harness::bin("ready-signal").display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .envs(env.iter().cloned())
+        .env_remove("READY_SIGNAL_DIR")
+        .env_remove("READY_SIGNAL_NATS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "unshare --mount (needs root) or the CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        hget(
+            &redis,
+            None,
+            "ready-signal:incontainer:worker:r:r1",
+            "container"
+        ),
+        id
+    );
+    // The same CLI outside the namespace (this host: no container) records none.
+    let out = cli(&env, &["ready", "worker"]);
+    assert!(out.status.success());
+    assert_eq!(
+        hget(
+            &redis,
+            None,
+            "ready-signal:incontainer:worker:r:r1",
+            "container"
+        ),
+        id,
+        "a later write of the same instance keeps its first writer's container"
+    );
+}

@@ -170,6 +170,13 @@ impl Publisher {
         &self.instance
     }
 
+    /// The container id the publisher records (the crate's own finding, read once per
+    /// process), or None outside a container.
+    #[getter]
+    fn container(&self) -> Option<&'static str> {
+        ready_signal::container::current()
+    }
+
     /// The last warning the publisher logged for this agent (a store it could not write), as
     /// one line, or None. It is the crate's own message; a later success does not clear it.
     #[getter]

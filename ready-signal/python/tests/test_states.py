@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 
 import nats
 import pytest
@@ -114,3 +116,33 @@ def test_a_nats_seed_list_with_a_dead_first_seed(stack) -> None:
         assert [e["state"] for e in events][:2] == ["starting", "ready"], events
 
     asyncio.run(run())
+
+
+def test_a_publisher_in_a_container_records_its_id(stack, tmp_path) -> None:
+    """The package records the container it runs in, as the crate finds it: a process in its own
+    mount namespace whose /etc/hostname is bind-mounted from .../containers/<id>/hostname, the
+    layout Docker gives every container (a real mount made with unshare, not a Docker container;
+    needs root). Outside it, this process records none."""
+    cid = "3f4e8a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7"
+    engine = tmp_path / "docker" / "containers" / cid
+    engine.mkdir(parents=True)
+    (engine / "hostname").write_text("3f4e8a1b2c3d\n")
+    child = (
+        "import sys, time, redis\n"
+        "from ready_signal import ReadySignal\n"
+        "with ReadySignal('py-box', replica='r1', interval=0.1) as s:\n"
+        "    s.ready()\n"
+        "    time.sleep(0.5)\n"
+        "    key = f'ready-signal:{sys.argv[1]}:py-box:r:r1'\n"
+        "    stored = redis.Redis.from_url(sys.argv[2]).hget(key, 'container').decode()\n"
+        "    print(s.container, stored)\n"
+    )
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f'mount --bind "$0/hostname" /etc/hostname && exec "$1" -c "$2" "$3" "$4"',
+         str(engine), sys.executable, child, stack.namespace, stack.redis_url],
+        env=stack.env(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"unshare --mount (needs root) or the agent failed: {out.stderr}"
+    assert out.stdout.split() == [cid, cid]
+    with ReadySignal("py-host", interval=0.1, dir=str(tmp_path)) as signal:
+        assert signal.container is None or len(signal.container) == 64

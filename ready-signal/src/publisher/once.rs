@@ -183,6 +183,7 @@ impl RecordWriter {
             host: &self.host,
             interval_ms: interval.as_millis() as u64,
             ttl_ms: ttl.as_millis() as u64,
+            container: crate::container::current().unwrap_or_default(),
         };
         match self.conn.write(&write, Op::Put).await? {
             Applied::Yes { epoch } => Ok(epoch),

@@ -70,6 +70,8 @@ pub(crate) struct Sink {
     /// The Redis keys in the store's layout.
     keys: Keys,
     pub(crate) id: Identity,
+    /// The container this process runs in (64 lowercase hex digits), or empty.
+    container: String,
     clock: WallClock,
     redis: Option<RedisConn>,
     redis_failing: bool,
@@ -105,6 +107,7 @@ impl Sink {
             keys: store.keys(),
             store,
             id,
+            container: crate::container::current().unwrap_or_default().to_string(),
             clock,
             redis: None,
             redis_failing: false,
@@ -291,6 +294,7 @@ impl Sink {
             host: &id.host,
             interval_ms: id.interval.as_millis() as u64,
             ttl_ms: id.ttl.as_millis() as u64,
+            container: &self.container,
         };
         let Some(conn) = self.redis.as_mut() else {
             return Err(timed_out());
@@ -352,6 +356,7 @@ impl Sink {
             state: self.state,
             reason: self.reason.clone(),
             ts_ms: self.clock.unix_ms(),
+            container: self.container.clone(),
         };
         let subject = events::subject(&self.store.namespace, &self.id.agent, &self.id.replica);
         tokio::time::timeout(
@@ -403,6 +408,9 @@ impl Sink {
             since_ms: self.since_ms,
             beat_ms: self.clock.unix_ms(),
             seq: self.seq,
+            container: self.container.clone(),
+            // The file store keeps the start of the instance's first write (see file_store::write).
+            started_ms: 0,
         }
     }
 

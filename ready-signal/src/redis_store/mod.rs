@@ -45,6 +45,8 @@ pub(crate) struct Write<'a> {
     pub(crate) host: &'a str,
     pub(crate) interval_ms: u64,
     pub(crate) ttl_ms: u64,
+    /// The container the writer runs in (64 lowercase hex digits), or empty.
+    pub(crate) container: &'a str,
 }
 
 /// What the write script is asked to do.
@@ -143,7 +145,8 @@ impl RedisConn {
                 .arg(w.interval_ms)
                 .arg(w.ttl_ms)
                 .arg(w.agent.as_str())
-                .arg(w.replica.as_str());
+                .arg(w.replica.as_str())
+                .arg(w.container);
             cmd
         };
         let evalsha = script("EVALSHA", WRITE_SCRIPT.get_hash());

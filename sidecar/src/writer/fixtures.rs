@@ -74,6 +74,7 @@ pub(super) fn event(
             instance: instance.into(),
             state,
             reason: reason.into(),
+            container: None,
         },
     }
 }

@@ -179,6 +179,13 @@ class ReadySignal:
         return self._native.instance
 
     @property
+    def container(self) -> Optional[str]:
+        """The id of the container this process runs in (64 lowercase hex digits), as its
+        records carry it (PROTOCOL.md, "The container and the instance's start"), or None
+        outside a container."""
+        return self._native.container
+
+    @property
     def last_error(self) -> Optional[str]:
         """The last warning the publisher logged (a store it could not write), or None.
 
