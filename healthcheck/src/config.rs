@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::files::CONFIG_LIMIT;
 use crate::target::Target;
+use ready_signal::files::CONFIG_LIMIT;
 
 /// The most targets one probe takes: beyond it the deadline cannot be kept (each target costs a
 /// socket and memory), and no real stack has that many dependencies.
@@ -246,7 +246,7 @@ impl Config {
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, ConfigError> {
-    let bytes = crate::files::read_bounded(path, CONFIG_LIMIT)
+    let bytes = ready_signal::files::read_bounded(path, CONFIG_LIMIT)
         .map_err(|e| ConfigError::one(format!("cannot read config {}: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         ConfigError::one(format!(

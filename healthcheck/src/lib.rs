@@ -10,7 +10,7 @@
 //!   and the dispatch to one check per target.
 //! - [`failure`]: why a target is unhealthy, typed (kind, phase, address); `progress` and
 //!   `options` are the other leaves every check shares.
-//! - [`files`]: bounded, non-blocking reads of secret, CA and config files.
+//! - bounded, non-blocking reads of secret, CA and config files come from [`ready_signal::files`].
 //! - [`text`]: one-line escaping, truncation and secret scrubbing of what is printed.
 //! - `checks/`: one module per protocol behind one dispatching function.
 //! - [`report`]: the one-line (or JSON) verdict, capped below Docker's 4096-byte limit.
@@ -34,7 +34,6 @@
 mod checks;
 pub mod config;
 pub mod failure;
-pub mod files;
 pub mod install;
 mod net;
 mod options;

@@ -14,8 +14,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::failure::{Failure, FailureKind, Phase};
-use crate::files::io_reason;
 use crate::progress::Progress;
+use ready_signal::files::io_reason;
 
 /// Resolves `host:port` to every address it has.
 pub(crate) async fn resolve(
@@ -133,8 +133,11 @@ impl TlsOptions {
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca_file {
             Some(path) => {
-                let pem =
-                    crate::options::read_named_file("ca_file", path, crate::files::CONFIG_LIMIT)?;
+                let pem = crate::options::read_named_file(
+                    "ca_file",
+                    path,
+                    ready_signal::files::CONFIG_LIMIT,
+                )?;
                 let bad = |e: &dyn std::fmt::Display| {
                     Failure::config(format!("ca_file {}: {e}", path.display()))
                 };

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use url::Url;
 
 use crate::failure::Failure;
-use crate::files;
 use crate::secret::{self, Secret};
 pub(crate) use crate::text::{percent_decode, split_query};
+use ready_signal::files;
 
 /// The query options of one target, in the order written.
 #[derive(Debug)]

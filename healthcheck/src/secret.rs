@@ -10,7 +10,7 @@ use std::path::Path;
 use url::Url;
 
 use crate::failure::Failure;
-use crate::files::{self, SECRET_LIMIT};
+use ready_signal::files::{self, SECRET_LIMIT};
 
 /// A credential. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,7 +1,41 @@
 //! The one error type of the crate.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The error a store failure came from (the Redis or NATS client's, or the system's), kept for
+/// [`std::error::Error::source`]: the source an [`Error`] returns is this inner error itself, so
+/// it downcasts to its own type (`std::io::Error`, `redis::RedisError`, ...). Cloning shares it,
+/// so an error reported at every read of a store that could not be reached keeps it too.
+#[derive(Clone)]
+pub struct Source(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Source {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Source {
+        Source(Arc::new(e))
+    }
+
+    pub(crate) fn boxed(e: Box<dyn std::error::Error + Send + Sync + 'static>) -> Source {
+        Source(Arc::from(e))
+    }
+}
+
+// Not `std::error::Error` itself: the derive below then reaches the inner error through `Deref`,
+// and `source()` hands out that error rather than this wrapper.
+impl std::ops::Deref for Source {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
 
 /// Everything that can go wrong publishing or observing ready signals.
 ///
@@ -28,6 +62,10 @@ pub enum Error {
         addr: String,
         /// What went wrong, in the server's or the system's words.
         message: String,
+        /// The client's or the system's error, when there is one (none for a reply that breaks
+        /// the protocol, or a Sentinel that names another master).
+        #[source]
+        source: Option<Source>,
     },
     /// NATS refused, failed or could not be reached.
     #[error("nats at {addr}: {message}")]
@@ -36,6 +74,9 @@ pub enum Error {
         addr: String,
         /// What went wrong.
         message: String,
+        /// The client's error, when there is one.
+        #[source]
+        source: Option<Source>,
     },
     /// Reading or writing the local-file backend failed.
     #[error("{}: {source}", path.display())]
@@ -106,5 +147,72 @@ impl Error {
     /// A stored record or event does not follow PROTOCOL.md.
     pub fn is_malformed(&self) -> bool {
         matches!(self, Error::Malformed { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Name, StoreConfig};
+
+    /// A loopback port with nothing listening on it.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// Whether `e`'s chain of sources holds an I/O error of `kind`.
+    fn caused_by_io(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+        let mut at = Some(e);
+        while let Some(e) = at {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == kind)
+            {
+                return true;
+            }
+            at = e.source();
+        }
+        false
+    }
+
+    /// A refused Redis connection keeps the system's error as its source, and its kind stays
+    /// matchable; so does a NATS connection that cannot be made.
+    #[tokio::test]
+    async fn redis_and_nats_errors_keep_their_source() {
+        let port = closed_port();
+        let store = StoreConfig::new()
+            .redis(&format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .nats(&format!("nats://127.0.0.1:{port}"))
+            .unwrap();
+        let redis = store.redis.as_ref().unwrap();
+        let e = crate::redis_store::RedisConn::connect(redis, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Redis { .. }), "{e:?}");
+        assert!(e.is_store_unavailable());
+        let source = e
+            .source()
+            .expect("a refused redis connection keeps its source");
+        assert!(
+            caused_by_io(source, std::io::ErrorKind::ConnectionRefused),
+            "{source:?}"
+        );
+
+        let e = crate::subscribe(&store, &[Name::new("agent").unwrap()])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Nats { .. }), "{e:?}");
+        assert!(e.is_store_unavailable());
+        let source = e
+            .source()
+            .expect("a failed nats connection keeps its source");
+        assert!(
+            source.downcast_ref::<async_nats::ConnectError>().is_some(),
+            "{source:?}"
+        );
     }
 }

@@ -9,8 +9,8 @@ use futures_util::StreamExt as _;
 use futures_util::stream::SelectAll;
 use tokio::sync::Notify;
 
-use crate::config::{NatsAuth, NatsStore};
 use crate::record::{EventPayload, PROTOCOL_VERSION, State};
+use crate::stores::{NatsAuth, NatsStore};
 use crate::{Error, Name};
 
 /// `ready-signal.{ns}.{agent}.{replica}`: where a replica's transitions are published.
@@ -92,9 +92,10 @@ async fn open(
     timeout: Duration,
     options: ConnectOptions,
 ) -> Result<Client, Error> {
-    let err = |message: String| Error::Nats {
+    let err = |e: async_nats::ConnectError| Error::Nats {
         addr: store.addr.clone(),
-        message,
+        message: e.to_string(),
+        source: Some(crate::error::Source::new(e)),
     };
     // Every seed is one server address: async-nats does not split a comma-separated URL.
     tokio::time::timeout(timeout, options.connect(store.servers.as_slice()))
@@ -103,7 +104,7 @@ async fn open(
             what: format!("connecting to nats at {}", store.addr),
             after: timeout,
         })?
-        .map_err(|e| err(e.to_string()))
+        .map_err(err)
 }
 
 impl crate::StoreConfig {
@@ -132,16 +133,19 @@ pub(crate) async fn publish(
     subject: String,
     event: &EventPayload,
 ) -> Result<(), Error> {
-    let err = |message: String| Error::Nats {
-        addr: addr.to_string(),
-        message,
-    };
-    let payload = serde_json::to_vec(event).map_err(|e| err(e.to_string()))?;
+    fn err<E: std::error::Error + Send + Sync + 'static>(addr: &str) -> impl FnOnce(E) -> Error {
+        move |e| Error::Nats {
+            addr: addr.to_string(),
+            message: e.to_string(),
+            source: Some(crate::error::Source::new(e)),
+        }
+    }
+    let payload = serde_json::to_vec(event).map_err(err(addr))?;
     client
         .publish(subject, payload.into())
         .await
-        .map_err(|e| err(e.to_string()))?;
-    client.flush().await.map_err(|e| err(e.to_string()))
+        .map_err(err(addr))?;
+    client.flush().await.map_err(err(addr))
 }
 
 /// A transition seen on NATS.

@@ -8,9 +8,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::Error;
+use crate::fence::{Applied, Op};
+use crate::files::{FileError, RECORD_LIMIT, read_bounded};
+use crate::name::Name;
 use crate::record::{Record, malformed};
-use crate::redis_store::{Applied, Op};
-use crate::{Error, Name};
 
 /// The record file of one replica.
 pub fn record_path(dir: &Path, ns: &Name, agent: &Name, replica: &Name) -> PathBuf {
@@ -114,43 +116,22 @@ pub(crate) fn remove(path: &Path, instance: &str) -> Result<(), Error> {
     }
 }
 
-/// The largest record or secret file read. A record is a few hundred bytes; a FIFO, a device or
-/// a huge file in its place must neither block the reader nor fill its memory.
-pub(crate) const READ_LIMIT: u64 = 64 * 1024;
-
-/// Reads a regular file of at most [`READ_LIMIT`] bytes; anything else is an error, at once.
-pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    // Stat before opening: opening a FIFO for reading blocks until a writer appears.
-    let meta = std::fs::metadata(path)?;
-    let refuse =
-        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
-    if !meta.is_file() {
-        return Err(refuse("not a regular file"));
-    }
-    if meta.len() > READ_LIMIT {
-        return Err(refuse("larger than 64 KiB"));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(READ_LIMIT + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > READ_LIMIT {
-        return Err(refuse("larger than 64 KiB"));
-    }
-    Ok(bytes)
-}
-
 /// Reads a record file; `Ok(None)` when there is none.
 pub(crate) fn read(path: &Path) -> Result<Option<Record>, Error> {
-    match read_bounded(path) {
+    match read_bounded(path, RECORD_LIMIT) {
         Ok(bytes) => Record::from_json(&bytes)
             .map(Some)
             .map_err(|reason| malformed(path.display().to_string(), reason)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::File {
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(FileError::Io(source)) => Err(Error::File {
             path: path.to_path_buf(),
             source,
+        }),
+        // Not a regular file, or too large: an I/O error of kind InvalidInput that keeps the
+        // bounded read's own error as its source.
+        Err(refused) => Err(Error::File {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, refused),
         }),
     }
 }
@@ -270,7 +251,8 @@ mod tests {
 mod bounded_read_tests {
     use super::*;
 
-    /// A FIFO with no writer and a device are refused at once instead of blocking or filling memory.
+    /// A record path that is a FIFO with no writer, a device or a huge file is refused at once
+    /// instead of blocking or filling memory.
     #[test]
     fn fifo_and_device_are_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -281,9 +263,10 @@ mod bounded_read_tests {
             .unwrap();
         assert!(made.success());
         assert!(read(&fifo).is_err());
-        assert!(read_bounded(Path::new("/dev/zero")).is_err());
+        assert!(read(Path::new("/dev/zero")).is_err());
         let big = dir.path().join("big.json");
-        std::fs::write(&big, vec![b' '; READ_LIMIT as usize + 1]).unwrap();
-        assert!(read_bounded(&big).is_err());
+        std::fs::write(&big, vec![b' '; RECORD_LIMIT as usize + 1]).unwrap();
+        let e = read(&big).unwrap_err();
+        assert!(e.to_string().contains("larger than 65536 bytes"), "{e}");
     }
 }

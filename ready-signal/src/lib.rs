@@ -22,8 +22,10 @@
 //! stores, the heartbeat loop, the handle, one-shot writes), `observer` (reads and judgements),
 //! `record` (the record, its states and validation), `redis_store` (keys in both layouts, the
 //! connections to a server, Sentinels or a Cluster) with `write.lua`, `events`
-//! (NATS), `file_store`, `config` (stores from the environment), `container` (which container
-//! this process runs in), `name`, `error`.
+//! (NATS), `file_store`, `config` (the store builder and its grammars: environment, Redis URL,
+//! NATS URL), `container` (which container this process runs in), and the leaves they share:
+//! `stores` (what a configured store is), `fence` (the write fence's vocabulary), [`files`]
+//! (bounded non-blocking file reads, used by the probe too), `name`, `error`.
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
 //! take part; the `ready-signal` command does it for shell and Python agents.
@@ -52,15 +54,18 @@ mod config;
 pub mod container;
 mod error;
 mod events;
+mod fence;
 mod file_store;
+pub mod files;
 mod name;
 mod observer;
 mod publisher;
 mod record;
 mod redis_store;
+mod stores;
 
 pub use config::{DEFAULT_NAMESPACE, StoreConfig};
-pub use error::Error;
+pub use error::{Error, Source};
 pub use events::{
     Delivery, Event, Events, agent_subject, decode_event, namespace_subject, subject,
 };

@@ -355,7 +355,12 @@ impl Observer {
     /// Adds what the local record file says, when Redis cannot be read: the agent falls back to
     /// it, and it tells the container's own probe whether the agent itself is still alive.
     fn with_file_hint(&self, e: Error, agent: &Name, replica: Option<&Name>) -> Error {
-        let Error::Redis { addr, message } = e else {
+        let Error::Redis {
+            addr,
+            message,
+            source,
+        } = e
+        else {
             return e;
         };
         let replica = match replica {
@@ -363,13 +368,23 @@ impl Observer {
             None => {
                 match file_store::replicas(&self.store.file_dir(), &self.store.namespace, agent) {
                     Ok(names) if names.len() == 1 => names[0].clone(),
-                    _ => return Error::Redis { addr, message },
+                    _ => {
+                        return Error::Redis {
+                            addr,
+                            message,
+                            source,
+                        };
+                    }
                 }
             }
         };
         let status = self.file_status(agent, &replica);
         if status.state == Observed::Dead && status.instance.is_none() {
-            return Error::Redis { addr, message };
+            return Error::Redis {
+                addr,
+                message,
+                source,
+            };
         }
         let age = status
             .age
@@ -378,6 +393,7 @@ impl Observer {
         Error::Redis {
             addr,
             message: format!("{message}; local record file says {}{age}", status.state),
+            source,
         }
     }
 }
@@ -386,9 +402,14 @@ impl Error {
     /// A copy of the error's message for reuse (I/O errors are not `Clone`).
     fn clone_message(&self) -> Error {
         match self {
-            Error::Redis { addr, message } => Error::Redis {
+            Error::Redis {
+                addr,
+                message,
+                source,
+            } => Error::Redis {
                 addr: addr.clone(),
                 message: message.clone(),
+                source: source.clone(),
             },
             Error::Timeout { what, after } => Error::Timeout {
                 what: what.clone(),
@@ -429,9 +450,11 @@ async fn subscribe_subjects(store: &StoreConfig, subjects: Vec<String>) -> Resul
     let on_connect: std::sync::Arc<dyn Fn() + Send + Sync> =
         std::sync::Arc::new(move || notify.notify_one());
     let client = events::connect(nats, CONNECT_TIMEOUT, Some(on_connect)).await?;
-    let nats_error = |e: &dyn std::fmt::Display| Error::Nats {
-        addr: nats.addr.clone(),
+    let addr = nats.addr.as_str();
+    let nats_error = |e: async_nats::Error| Error::Nats {
+        addr: addr.to_string(),
         message: e.to_string(),
+        source: Some(crate::error::Source::boxed(e)),
     };
     let mut subscriptions = SelectAll::new();
     for subject in subjects {
@@ -439,7 +462,7 @@ async fn subscribe_subjects(store: &StoreConfig, subjects: Vec<String>) -> Resul
             client
                 .subscribe(subject)
                 .await
-                .map_err(|e| nats_error(&e))?,
+                .map_err(|e| nats_error(e.into()))?,
         );
     }
     // The flush waits for the server's PONG; a server that stops answering must not hold the
@@ -450,7 +473,7 @@ async fn subscribe_subjects(store: &StoreConfig, subjects: Vec<String>) -> Resul
             what: format!("subscribing at nats at {}", nats.addr),
             after: CONNECT_TIMEOUT,
         })?
-        .map_err(|e| nats_error(&e))?;
+        .map_err(|e| nats_error(e.into()))?;
     Ok(Events {
         _client: client,
         subscriptions,

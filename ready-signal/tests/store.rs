@@ -489,7 +489,15 @@ async fn quorum_reads_list_every_replica_and_all_reads_everything() {
     };
     let names: Vec<&str> = replicas.iter().map(|s| s.replica.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
-    let all = observer.all().await.unwrap();
+    // `c` publishes on its own thread: under load its first write may come after the loop above.
+    let began = Instant::now();
+    let all = loop {
+        let all = observer.all().await.unwrap();
+        if all.len() == 3 || began.elapsed() > Duration::from_secs(5) {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(all.len(), 3);
     for h in [a, b, c] {
         h.close().await;

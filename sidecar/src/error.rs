@@ -262,6 +262,7 @@ mod tests {
         let e = Error::store(ready_signal::Error::Redis {
             addr: "redis:6379".into(),
             message: "connection refused".into(),
+            source: None,
         });
         assert!(e.is_unreachable());
         assert_eq!(e.to_string(), "redis at redis:6379: connection refused");

@@ -36,6 +36,11 @@ pub(crate) struct HealFlags {
     /// Healthy this long, a container's backoff starts over (label healthcheck.heal.earn-back-after)
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub(crate) heal_earn_back_after: Duration,
+    /// How long a (re)started container's agent may take to write its first record before it is
+    /// judged like any other; default: the record's TTL plus --heal-after (label
+    /// healthcheck.heal.start-grace)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) heal_start_grace: Option<Duration>,
     /// More than this share of labelled containers bad at once is a shared outage: no restarts
     #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
     pub(crate) heal_outage_share: f64,
@@ -65,11 +70,71 @@ impl HealFlags {
             window: self.heal_window,
             release_after: self.heal_release_after,
             earn_back_after: self.heal_earn_back_after,
+            start_grace: self.heal_start_grace,
         };
         cfg.policy.outage_share = self.heal_outage_share;
         cfg.policy.max_in_flight = self.heal_max_in_flight;
         cfg.state_file = self.heal_state.clone();
         cfg.validate()?;
         Ok(Some(cfg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use sidecar::heal::labels::SETTINGS;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        heal: HealFlags,
+    }
+
+    /// Every flag of `sidecar::heal::labels::SETTINGS` exists with that default, and its help
+    /// names the label that overrides it (the one definition the docs are tested against).
+    #[test]
+    fn flags_follow_the_settings_definition() {
+        let cmd = Cli::command();
+        for s in SETTINGS {
+            let name = s.flags[0]
+                .trim_start_matches("--")
+                .split([' ', '='])
+                .next()
+                .unwrap();
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(name))
+                .unwrap_or_else(|| panic!("no flag --{name}"));
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if let (Some(label), None) = (s.label, s.label_value) {
+                assert!(
+                    help.contains(label),
+                    "--{name}'s help does not name {label}: {help}"
+                );
+            }
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            match name {
+                "heal" | "heal-state" => assert!(defaults.is_empty(), "--{name}: {defaults:?}"),
+                _ => assert_eq!(defaults, [s.default], "--{name}"),
+            }
+        }
+        let settings: Vec<&str> = SETTINGS.iter().map(|s| s.flags[0]).collect();
+        for a in cmd.get_arguments().filter_map(|a| a.get_long()) {
+            if a.starts_with("heal") {
+                assert!(
+                    settings
+                        .iter()
+                        .any(|s| s.trim_start_matches("--").starts_with(a)),
+                    "--{a} is not in heal::labels::SETTINGS"
+                );
+            }
+        }
     }
 }

@@ -29,6 +29,10 @@ pub struct State {
     pub store: Source,
     /// The Docker Engine API.
     pub docker: Source,
+    /// When the store last came back after failing to be read (`None` if it never failed since
+    /// the sidecar started). Evidence observed before it, such as a Docker health check that
+    /// failed during the store's outage, says nothing of a container's own health.
+    pub store_back_at: Option<Instant>,
     /// Namespaces watched.
     pub namespaces: Vec<String>,
     /// Every known replica of every agent, sorted by namespace, agent, replica.
@@ -52,6 +56,7 @@ impl State {
             generation: 0,
             store,
             docker,
+            store_back_at: None,
             namespaces: Vec::new(),
             replicas: Vec::new(),
             containers: Vec::new(),
@@ -146,8 +151,15 @@ pub struct Replica {
     pub epoch: Option<u64>,
     /// The published reason (not-ready), or why the state is unknown.
     pub reason: Option<String>,
-    /// The container it runs in, when one is linked.
+    /// The container it runs in, when linked (see [`Link`]: never a guess).
     pub container_id: Option<String>,
+    /// How it is linked to its container, or why it is not.
+    pub link: Link,
+    /// The container id its record names (the exact link), when the writer records one.
+    pub record_container: Option<String>,
+    /// When its publishing instance started, by the store's clock converted to this process's
+    /// clock at the read (`None` when the record does not say).
+    pub instance_started: Option<Instant>,
     /// What the agent published last (kept to re-judge freshness between reads).
     pub published: Option<ready_signal::State>,
     /// When the last heartbeat was written, on this process's clock.
@@ -193,12 +205,120 @@ pub struct Container {
     pub exit_code: Option<i64>,
     /// `State.StartedAt`, RFC 3339 as Docker reports it.
     pub started_at: Option<String>,
+    /// When its last health check ended (`State.Health.Log`'s last `End`, RFC 3339): how old
+    /// `health` is.
+    pub health_checked_at: Option<String>,
+    /// Instance ids of agents seen linked to it since its current start (bounded).
+    pub instances: Vec<String>,
+    /// Instance ids seen linked to it before its current start: its predecessors' records, which
+    /// never count against the process that runs now (bounded).
+    pub earlier_instances: Vec<String>,
     /// `Config.StopTimeout`, seconds, when set.
     pub stop_timeout: Option<i64>,
     /// `Config.Healthcheck.StartPeriod`, when set.
     pub start_period: Option<Duration>,
     /// What the heal governor says about it, when it watches it.
     pub heal: Option<ContainerHeal>,
+}
+
+/// How a replica is tied to the container it runs in. Decisions act on exact links only; the
+/// rule is in `writer/link.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Link {
+    /// By the container id its record names.
+    Id,
+    /// By its record's host name, which exactly one watched container has (a writer that
+    /// records no container id).
+    Host,
+    /// Not linked, and why.
+    None(Unlinked),
+    /// Not judged yet (a replica the writer has not linked since it appeared).
+    #[default]
+    Pending,
+}
+
+/// Why a replica is not linked to a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlinked {
+    /// The sidecar does not watch Docker.
+    NoDocker,
+    /// Its record names a container that is not among the watched ones (its short id).
+    NotWatched(String),
+    /// No container id in its record, and its host name is shared by several watched
+    /// containers (their names, a few at most, and how many there are).
+    Ambiguous {
+        /// The record's host name.
+        host: String,
+        /// Names of the containers that have it (at most [`Unlinked::MAX_NAMED`]).
+        containers: Vec<String>,
+        /// How many watched containers have it.
+        count: usize,
+    },
+    /// No container id in its record, and no watched container has its host name.
+    NoMatch(String),
+    /// Its record names neither a container nor a host (or no record has been read yet).
+    NoIdentity,
+}
+
+impl Unlinked {
+    /// Containers named in an ambiguity, at most.
+    pub const MAX_NAMED: usize = 4;
+}
+
+impl Link {
+    /// Whether the link is exact (by container id, or by a host name only one watched container
+    /// has): only such a link lets a replica's state count for its container.
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Link::Id | Link::Host)
+    }
+
+    /// A fixed word: `id`, `host`, `docker-off`, `not-watched`, `ambiguous`, `no-match`,
+    /// `no-identity`, `pending`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Link::Id => "id",
+            Link::Host => "host",
+            Link::Pending => "pending",
+            Link::None(u) => match u {
+                Unlinked::NoDocker => "docker-off",
+                Unlinked::NotWatched(_) => "not-watched",
+                Unlinked::Ambiguous { .. } => "ambiguous",
+                Unlinked::NoMatch(_) => "no-match",
+                Unlinked::NoIdentity => "no-identity",
+            },
+        }
+    }
+
+    /// Why it is not linked, one line (`None` when linked, pending or without Docker).
+    pub fn cause(&self) -> Option<String> {
+        let Link::None(u) = self else { return None };
+        Some(match u {
+            Unlinked::NoDocker => return None,
+            Unlinked::NotWatched(id) => {
+                format!("its record names container {id}, which is not watched")
+            }
+            Unlinked::Ambiguous {
+                host,
+                containers,
+                count,
+            } => {
+                let more = count.saturating_sub(containers.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "ambiguous: host name {host} is shared by {count} watched containers ({}{more}), and its record names no container id",
+                    containers.join(", ")
+                )
+            }
+            Unlinked::NoMatch(host) => {
+                format!("no watched container has host name {host}")
+            }
+            Unlinked::NoIdentity => "its record names no container and no host".to_owned(),
+        })
+    }
 }
 
 /// Whether and how the governor acts.

@@ -199,7 +199,7 @@ fn auth_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, Failure> 
 
 /// A creds file, bounded and never blocking like every secret file.
 fn read_creds(path: &std::path::Path) -> Result<Secret, Failure> {
-    let bytes = read_named_file("creds_file", path, crate::files::SECRET_LIMIT)?;
+    let bytes = read_named_file("creds_file", path, ready_signal::files::SECRET_LIMIT)?;
     String::from_utf8(bytes)
         .map(Secret::new)
         .map_err(|_| Failure::config(format!("creds_file {}: not a creds file", path.display())))
@@ -414,7 +414,8 @@ async fn monitor_get(
 ) -> Result<serde_json::Value, Failure> {
     let mut tcp = net::connect(host, port, progress).await?;
     progress.set(Phase::Read);
-    let io_fail = |e: std::io::Error| progress.fail(FailureKind::Io, crate::files::io_reason(&e));
+    let io_fail =
+        |e: std::io::Error| progress.fail(FailureKind::Io, ready_signal::files::io_reason(&e));
     tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
         .await
         .map_err(io_fail)?;
@@ -644,7 +645,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn send(&mut self, bytes: &[u8], progress: &Progress) -> Result<(), Failure> {
         let io_fail =
-            |e: std::io::Error| progress.fail(FailureKind::Io, crate::files::io_reason(&e));
+            |e: std::io::Error| progress.fail(FailureKind::Io, ready_signal::files::io_reason(&e));
         self.io.get_mut().write_all(bytes).await.map_err(io_fail)?;
         self.io.get_mut().flush().await.map_err(io_fail)
     }
@@ -656,7 +657,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .take(LINE_LIMIT as u64 + 2)
             .read_until(b'\n', &mut line)
             .await
-            .map_err(|e| progress.fail(FailureKind::Io, crate::files::io_reason(&e)))?;
+            .map_err(|e| progress.fail(FailureKind::Io, ready_signal::files::io_reason(&e)))?;
         if line.is_empty() {
             return Err(progress.fail(FailureKind::Io, "connection closed by peer"));
         }
@@ -757,7 +758,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.io
             .read_exact(&mut data)
             .await
-            .map_err(|e| progress.fail(FailureKind::Io, crate::files::io_reason(&e)))?;
+            .map_err(|e| progress.fail(FailureKind::Io, ready_signal::files::io_reason(&e)))?;
         data.truncate(total);
         let status = headers
             .then(|| {

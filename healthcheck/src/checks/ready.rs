@@ -140,14 +140,13 @@ impl ReadyTarget {
     pub(crate) fn store(&self) -> Result<StoreConfig, Failure> {
         for var in FILE_VARIABLES {
             if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-                crate::files::read_bounded(path.as_ref(), crate::files::SECRET_LIMIT).map_err(
-                    |e| {
+                ready_signal::files::read_bounded(path.as_ref(), ready_signal::files::SECRET_LIMIT)
+                    .map_err(|e| {
                         Failure::config(format!(
                             "{var}: {}: {e}",
                             std::path::Path::new(&path).display()
                         ))
-                    },
-                )?;
+                    })?;
             }
         }
         let store = StoreConfig::from_env().map_err(|e| Failure::config(e.to_string()))?;
@@ -242,8 +241,10 @@ fn store_secrets(env: &dyn Fn(&str) -> Option<String>) -> Vec<crate::secret::Sec
     }
     for var in FILE_VARIABLES {
         if let Some(path) = env(var).filter(|p| !p.is_empty())
-            && let Ok(bytes) =
-                crate::files::read_bounded(std::path::Path::new(&path), crate::files::SECRET_LIMIT)
+            && let Ok(bytes) = ready_signal::files::read_bounded(
+                std::path::Path::new(&path),
+                ready_signal::files::SECRET_LIMIT,
+            )
         {
             out.push(String::from_utf8_lossy(&bytes).trim_end().to_string());
         }

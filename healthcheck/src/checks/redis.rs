@@ -439,7 +439,7 @@ fn io_kind(e: &std::io::Error) -> FailureKind {
 fn io_text(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof => "reply cut short: connection closed by peer".into(),
-        _ => crate::files::io_reason(e),
+        _ => ready_signal::files::io_reason(e),
     }
 }
 

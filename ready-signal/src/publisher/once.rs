@@ -5,9 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::StoreConfig;
+use crate::fence::{Applied, Op};
 use crate::observer::Observer;
 use crate::record::State;
-use crate::redis_store::{Applied, Op, RedisConn, Write};
+use crate::redis_store::{RedisConn, Write};
 use crate::{Error, Keys, Name};
 
 use super::clock::WallClock;

@@ -10,9 +10,10 @@ use tokio::sync::Notify;
 
 use crate::config::StoreConfig;
 use crate::events;
+use crate::fence::{Applied, Op};
 use crate::file_store;
 use crate::record::{EventPayload, MAX_REASON_LEN, PROTOCOL_VERSION, Record, State, one_line};
-use crate::redis_store::{Applied, Op, RedisConn, Write};
+use crate::redis_store::{RedisConn, Write};
 use crate::{Error, Keys, Name};
 
 use super::clock::WallClock;

@@ -19,8 +19,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{RedisConnectionInfo, Value};
 
 use super::keys::keyslot;
-use super::node::{Budget, NodeConn};
-use super::redis_error;
+use super::node::{Budget, NodeConn, redis_error};
 use crate::Error;
 
 /// The least time redis-rs is given to connect to one node, or for one node to answer.
@@ -202,6 +201,7 @@ impl ClusterReader {
             let node = map.node_of(slot).ok_or_else(|| Error::Redis {
                 addr: self.store.clone(),
                 message: format!("no node serves slot {slot} (cluster not ready?)"),
+                source: None,
             })?;
             by_node.entry(node).or_default().push(i);
         }
@@ -230,6 +230,7 @@ impl ClusterReader {
                     return Err(Error::Redis {
                         addr: node,
                         message: format!("the slot of {} moved again (resharding?)", keys[i]),
+                        source: None,
                     });
                 }
             }
@@ -268,6 +269,7 @@ impl ClusterReader {
         let bad = |why: &str| Error::Redis {
             addr: node.to_string(),
             message: format!("unexpected reply: {why}"),
+            source: None,
         };
         let time = values.pop().ok_or_else(|| bad("empty pipeline reply"))?;
         if let Value::ServerError(e) = &time {
@@ -390,6 +392,7 @@ impl ClusterReader {
         Err(Error::Redis {
             addr: self.store.clone(),
             message,
+            source: None,
         })
     }
 
@@ -405,6 +408,7 @@ impl ClusterReader {
         let map = parse_slots(reply, seed_host).ok_or_else(|| Error::Redis {
             addr: seed.to_string(),
             message: "unexpected reply to CLUSTER SLOTS".into(),
+            source: None,
         })?;
         let covered: usize = map
             .ranges
@@ -415,6 +419,7 @@ impl ClusterReader {
             return Err(Error::Redis {
                 addr: seed.to_string(),
                 message: format!("its slot map covers {covered} of 16384 slots"),
+                source: None,
             });
         }
         Ok(map)
@@ -439,6 +444,7 @@ fn server_error(node: &str, e: &redis::ServerError) -> Error {
             Some(d) => format!("{} {d}", e.code()),
             None => e.code().to_string(),
         },
+        source: None,
     }
 }
 

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::{RedisError, Script, Value};
+use redis::{Script, Value};
 
-use crate::config::{RedisStore, Topology};
+use crate::error::Error;
+use crate::fence::{Applied, Op};
+use crate::name::Name;
 use crate::record::{Record, decode_record, malformed};
-use crate::{Error, Name};
+use crate::stores::{RedisStore, Topology};
 
 pub(crate) mod cluster;
 pub(crate) mod keys;
@@ -18,7 +20,7 @@ pub(crate) mod sentinel;
 
 use cluster::ClusterReader;
 use keys::Keys;
-use node::{Budget, NodeConn};
+use node::{Budget, NodeConn, redis_error};
 
 /// The one write: fenced by epoch, timed by Redis's clock, atomic.
 ///
@@ -47,35 +49,6 @@ pub(crate) struct Write<'a> {
     pub(crate) ttl_ms: u64,
     /// The container the writer runs in (64 lowercase hex digits), or empty.
     pub(crate) container: &'a str,
-}
-
-/// What the write script is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Write the record: a first write (epoch 0) takes a new epoch and wins; later ones are
-    /// refused when a newer epoch holds the record.
-    Put,
-    /// A fenced writer's attempt: takes a new epoch only when no other instance holds the record.
-    Retake,
-    /// Remove the record, only if it is this instance's.
-    Del,
-}
-
-impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Put => "put",
-            Op::Retake => "retake",
-            Op::Del => "del",
-        }
-    }
-}
-
-/// Whether a write was applied (with the writer's epoch) or refused by the fence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Applied {
-    Yes { epoch: u64 },
-    FencedOff,
 }
 
 /// A writer's connection to the Redis store: the server, the master the Sentinels name, or
@@ -269,6 +242,7 @@ impl RedisReader {
         let bad = |why: &str| Error::Redis {
             addr: node.addr.clone(),
             message: format!("unexpected reply: {why}"),
+            source: None,
         };
         let time = values.pop().ok_or_else(|| bad("empty pipeline reply"))?;
         let (secs, micros): (u64, u64) =
@@ -290,6 +264,7 @@ impl RedisReader {
         snaps.pop().ok_or_else(|| Error::Redis {
             addr: self.addr().to_string(),
             message: "unexpected reply: empty".into(),
+            source: None,
         })
     }
 
@@ -307,6 +282,7 @@ impl RedisReader {
         let bad = |why: &str| Error::Redis {
             addr: self.addr().to_string(),
             message: format!("unexpected reply: {why}"),
+            source: None,
         };
         keys.iter()
             .zip(answers)
@@ -351,6 +327,7 @@ impl RedisReader {
                     Some(v) => redis::from_redis_value_ref(v).map_err(|e| Error::Redis {
                         addr: self.addr().to_string(),
                         message: format!("unexpected reply: {e}"),
+                        source: Some(crate::error::Source::new(e)),
                     })?,
                     None => Vec::new(),
                 };
@@ -395,19 +372,5 @@ impl Snapshot {
             pttl_ms,
             now_ms,
         }
-    }
-}
-
-/// The server's words for an error reply (`WRONGPASS invalid username-password pair`), or the
-/// system's for an I/O failure; never the URL.
-pub(crate) fn redis_error(addr: &str, e: &RedisError) -> Error {
-    let message = match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        (Some(code), None) => code.to_string(),
-        _ => e.to_string(),
-    };
-    Error::Redis {
-        addr: addr.to_string(),
-        message,
     }
 }

@@ -1,14 +1,15 @@
 //! One connection to one Redis server (a standalone server, a Sentinel, a master named by
-//! Sentinels, a Cluster node), over a stream whose reads can be bounded.
+//! Sentinels, a Cluster node), over a stream whose reads can be bounded, and the one way its
+//! errors are told ([`redis_error`]). The lowest layer of `redis_store`: it imports nothing of its
+//! siblings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo};
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisError};
 
-use super::redis_error;
 use crate::Error;
 
 /// How many bytes the connections of one reader may still read from their servers.
@@ -114,6 +115,7 @@ impl NodeConn {
                 .map_err(|e| Error::Redis {
                     addr: addr.to_string(),
                     message: e.to_string(),
+                    source: Some(crate::error::Source::new(e)),
                 })?;
             let _ = tcp.set_nodelay(true);
             let stream = ReadBound {
@@ -153,6 +155,7 @@ impl NodeConn {
             .ok_or_else(|| Error::Redis {
                 addr: self.addr.clone(),
                 message: "unexpected reply to ROLE".into(),
+                source: None,
             })
     }
 }
@@ -209,6 +212,21 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ReadBound<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The server's words for an error reply (`WRONGPASS invalid username-password pair`), or the
+/// system's for an I/O failure; never the URL.
+pub(crate) fn redis_error(addr: &str, e: &RedisError) -> Error {
+    let message = match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    };
+    Error::Redis {
+        addr: addr.to_string(),
+        message,
+        source: Some(crate::error::Source::new(e.clone())),
     }
 }
 

@@ -17,20 +17,9 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::RedisConnectionInfo;
 
-use super::node::{Budget, NodeConn};
-use super::redis_error;
-use crate::Error;
-
-/// Where to find a master through Sentinels.
-#[derive(Clone)]
-pub(crate) struct Sentinels {
-    /// Every Sentinel's `host:port`, as listed.
-    pub(crate) addrs: Vec<String>,
-    /// The master's name in the Sentinels' configuration.
-    pub(crate) master: String,
-    /// The Sentinels' own password (`requirepass` of the Sentinels), when they have one.
-    pub(crate) password: Option<String>,
-}
+use super::node::{Budget, NodeConn, redis_error};
+use crate::error::Error;
+use crate::stores::Sentinels;
 
 /// A master found through the Sentinels, and a connection to the Sentinel that named it, kept
 /// to ask at every use whether it still does.
@@ -79,6 +68,7 @@ impl Followed {
                 Err(Error::Redis {
                     addr: self.master.addr.clone(),
                     message: format!("the sentinels now name {addr} as the master"),
+                    source: None,
                 })
             }
             Ok(Ok(_)) => {
@@ -210,6 +200,7 @@ pub(crate) async fn master(
     Err(Error::Redis {
         addr: store.to_string(),
         message,
+        source: None,
     })
 }
 
@@ -270,6 +261,7 @@ async fn checked_master(
         return Err(Error::Redis {
             addr: addr.to_string(),
             message: format!("says it is a {role} (failover in progress?)"),
+            source: None,
         });
     }
     conn.addr = format!("{addr} (master {name})");
@@ -280,6 +272,7 @@ fn unexpected(sentinel: &str) -> Error {
     Error::Redis {
         addr: sentinel.to_string(),
         message: "unexpected reply to SENTINEL get-master-addr-by-name (not a Sentinel?)".into(),
+        source: None,
     }
 }
 

@@ -16,6 +16,8 @@ pub mod act;
 pub mod history;
 pub mod labels;
 pub mod policy;
+#[cfg(test)]
+mod scenarios;
 pub mod selfid;
 
 use std::time::{Duration, SystemTime};
@@ -23,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use ready_signal::Observed;
 use tokio::time::Instant;
 
-use crate::state::{State, severity};
+use crate::state::{Replica, State, severity};
 use policy::{Condition, Input, Observation, Policy, Rules};
 
 /// The governor's configuration (from the sidecar's flags).
@@ -90,8 +92,26 @@ impl Config {
                 return bad(flag, "must be more than zero");
             }
         }
+        for (flag, d) in [
+            ("heal-after", r.heal_after),
+            ("heal-backoff", r.backoff),
+            ("heal-backoff-max", r.backoff_max),
+            ("heal-window", r.window),
+            ("heal-release-after", r.release_after),
+            ("heal-earn-back-after", r.earn_back_after),
+        ] {
+            if d > labels::MAX_DURATION {
+                return bad(
+                    flag,
+                    &format!("must be at most {}", labels::MAX_DURATION_TEXT),
+                );
+            }
+        }
         if r.backoff_max < r.backoff {
             return bad("heal-backoff-max", "shorter than --heal-backoff");
+        }
+        if r.start_grace.is_some_and(|g| g.is_zero()) {
+            return bad("heal-start-grace", "must be more than zero");
         }
         if r.budget == 0 {
             return bad(
@@ -129,8 +149,82 @@ pub fn subject(project: &str, service: &str) -> String {
     format!("healthcheck.heal.{}.{}", token(project), token(service))
 }
 
+/// Where two clocks meet (the store's, converted at the read, and Docker's `StartedAt`, converted
+/// through this host's wall clock), events closer than this cannot be ordered: the sidecar then
+/// does not count a record against the process that runs now.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(1);
+
+/// The TTL assumed for a start grace when no linked record states one (the ready-signal
+/// default: three one-second beats).
+const FALLBACK_TTL: Duration = Duration::from_secs(3);
+
+/// Whose record a linked replica holds, relative to its container's current start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// Written by the process that runs now (or no start is known: as before issue 20).
+    Own,
+    /// Written by a process that ran before the container's current start.
+    Predecessor,
+    /// Cannot tell (within the clock margin): not counted against the process that runs now.
+    Unsure,
+}
+
+/// Whose record `r` is, for a container that started at `start` and whose earlier starts ran
+/// `earlier` instances. Proof of the current process first: a beat, or an instance start, after
+/// the start (a process that ran before a restart cannot write after it). Then the clock-free
+/// rule: an instance seen in this container before its current start. Then the clocks: an
+/// instance started, or a record last written, before the start.
+pub fn whose(r: &Replica, earlier: &[String], start: Option<Instant>) -> Whose {
+    let Some(start) = start else {
+        return Whose::Own;
+    };
+    let after = |t: Option<Instant>| t.is_some_and(|t| t > start + CLOCK_MARGIN);
+    let before = |t: Option<Instant>| t.is_some_and(|t| t + CLOCK_MARGIN < start);
+    if after(r.beat_at) || after(r.instance_started) {
+        Whose::Own
+    } else if r.instance.as_ref().is_some_and(|i| earlier.contains(i))
+        || before(r.instance_started)
+        || before(r.beat_at)
+    {
+        Whose::Predecessor
+    } else {
+        Whose::Unsure
+    }
+}
+
+/// An RFC 3339 time Docker reported, on this process's monotonic clock (`wall` is `now` on the
+/// wall clock; the engine runs on this host, so their clocks agree).
+fn docker_time(t: Option<&str>, now: Instant, wall: SystemTime) -> Option<Instant> {
+    let t = humantime::parse_rfc3339_weak(t?).ok()?;
+    match wall.duration_since(t) {
+        Ok(ago) => now.checked_sub(ago),
+        // Slightly in the future (clock granularity): now.
+        Err(_) => Some(now),
+    }
+}
+
+fn condition_of(o: Observed) -> Condition {
+    match o {
+        Observed::Ready => Condition::Healthy,
+        Observed::Starting => Condition::Starting,
+        Observed::NotReady => Condition::NotReady,
+        Observed::Stopping => Condition::Stopping,
+        Observed::Stale => Condition::Stale,
+        Observed::Dead => Condition::Dead,
+        _ => Condition::Unknown,
+    }
+}
+
 /// The policy's view of a snapshot at `now` (`wall` is the same instant on the wall clock, for
-/// Docker's start times), and the containers whose heal labels cannot be used.
+/// Docker's times), and the containers whose heal labels cannot be used.
+///
+/// Each container's condition is judged on evidence by its age:
+/// - only replicas linked exactly count (an ambiguous or missing link counts for nothing);
+/// - only records of the process that runs now count ([`whose`]); a container whose agent has
+///   written nothing since it (re)started is `starting` for its start grace, then `silent`;
+/// - Docker's `unhealthy` is as old as its last check: one that ended before the store came back
+///   from an outage says nothing, and one older than the moment the agent's own record turned
+///   `ready` is outweighed by it.
 pub fn observe(
     state: &State,
     cfg: &Config,
@@ -139,6 +233,29 @@ pub fn observe(
 ) -> (Input, Vec<(String, labels::LabelError)>) {
     let mut bad_labels = Vec::new();
     let mut containers = Vec::with_capacity(state.containers.len());
+    // Replicas by the container they are linked to exactly (one pass, not one per container).
+    let mut linked_to: std::collections::HashMap<&str, Vec<&Replica>> =
+        std::collections::HashMap::new();
+    for r in &state.replicas {
+        if let Some(id) = r.container_id.as_deref()
+            && r.link.is_exact()
+        {
+            linked_to.entry(id).or_default().push(r);
+        }
+    }
+    // Host names of stale or dead records that could not be linked for being shared: each
+    // container with such a host name is told why it is not restarted for them.
+    let ambiguous_bad: std::collections::HashSet<&str> = state
+        .replicas
+        .iter()
+        .filter(|r| matches!(r.observed, Observed::Stale | Observed::Dead))
+        .filter_map(|r| match &r.link {
+            crate::state::Link::None(crate::state::Unlinked::Ambiguous { host, .. }) => {
+                Some(host.as_str())
+            }
+            _ => None,
+        })
+        .collect();
     for c in &state.containers {
         let mut opted_in = labels::opted_in(&c.labels);
         let rules = match labels::rules(&c.labels, cfg.defaults) {
@@ -151,41 +268,61 @@ pub fn observe(
                 cfg.defaults
             }
         };
-        let started_at = c
-            .started_at
-            .as_deref()
-            .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
-            .and_then(|t| wall.duration_since(t).ok())
-            .and_then(|ago| now.checked_sub(ago))
-            .unwrap_or(state.built_at);
-        // The agent's word first (worst replica), Docker's health next.
-        let worst = state
-            .replicas_in(&c.id)
+        let start = docker_time(c.started_at.as_deref(), now, wall);
+        let started_at = start.unwrap_or(state.built_at);
+        let linked: &[&Replica] = linked_to.get(c.id.as_str()).map_or(&[], Vec::as_slice);
+        // The agent's word first (worst record of the process that runs now).
+        let worst = linked
+            .iter()
+            .filter(|r| whose(r, &c.earlier_instances, start) == Whose::Own)
             .min_by_key(|r| severity(r.observed));
-        let (mut condition, mut since) = match worst {
-            Some(r) => (
-                match r.observed {
-                    Observed::Ready => Condition::Healthy,
-                    Observed::Starting => Condition::Starting,
-                    Observed::NotReady => Condition::NotReady,
-                    Observed::Stopping => Condition::Stopping,
-                    Observed::Stale => Condition::Stale,
-                    Observed::Dead => Condition::Dead,
-                    _ => Condition::Unknown,
-                },
-                r.since,
-            ),
-            None => (Condition::Healthy, started_at),
+        let (mut condition, mut since) = match (worst, start) {
+            (Some(r), _) => (condition_of(r.observed), r.since),
+            // Records, none its own: the new process has not written yet.
+            (None, Some(start)) if !linked.is_empty() => {
+                let ttl = linked.iter().filter_map(|r| r.ttl).max();
+                let grace = rules
+                    .start_grace
+                    .unwrap_or(ttl.unwrap_or(FALLBACK_TTL) + rules.heal_after);
+                if now < start + grace {
+                    (Condition::Starting, start)
+                } else {
+                    (Condition::Silent, start)
+                }
+            }
+            _ => (Condition::Healthy, started_at),
         };
         let health_since = c.health_since.unwrap_or(started_at);
+        let checked = docker_time(c.health_checked_at.as_deref(), now, wall);
+        // Docker's verdict dates from its last check; one taken before the store came back from
+        // an outage judged the outage, not the container.
+        let before_store_back = state
+            .store_back_at
+            .is_some_and(|back| checked.is_some_and(|t| t < back));
+        let own_starting_or_ready = worst.is_some() || linked.is_empty();
         match (condition, c.health.as_deref()) {
-            // Starting is honest only within the start period (the policy checks that); an agent
-            // still "starting" while Docker has given up on it is unhealthy.
-            (Condition::Healthy | Condition::Starting, Some("unhealthy")) => {
-                condition = Condition::Unhealthy;
-                since = health_since;
+            (Condition::Healthy | Condition::Starting, Some("unhealthy"))
+                if own_starting_or_ready && !before_store_back =>
+            {
+                match worst {
+                    // Ready since after Docker's last check: the newer word wins.
+                    Some(r)
+                        if r.observed == Observed::Ready
+                            && checked.is_some_and(|t| t < r.since) => {}
+                    // Starting is honest only within the start period (the policy checks
+                    // that); an agent still "starting" while Docker has given up on it, or ready
+                    // while Docker's later checks fail, is unhealthy.
+                    Some(r) => {
+                        condition = Condition::Unhealthy;
+                        since = health_since.max(r.since.min(now));
+                    }
+                    None => {
+                        condition = Condition::Unhealthy;
+                        since = health_since;
+                    }
+                }
             }
-            (Condition::Healthy, Some("starting")) if worst.is_none() => {
+            (Condition::Healthy, Some("starting")) if worst.is_none() && linked.is_empty() => {
                 condition = Condition::Starting;
                 since = health_since;
             }
@@ -194,6 +331,7 @@ pub fn observe(
         containers.push(Observation {
             id: c.id.clone(),
             name: c.name.clone(),
+            project: c.project.clone().unwrap_or_default(),
             service: c.service.clone().unwrap_or_else(|| c.name.clone()),
             opted_in,
             running: c.running,
@@ -203,6 +341,7 @@ pub fn observe(
             start_period: c.start_period.unwrap_or(Duration::ZERO),
             // Filled by the executor, which remembers what it saw since the container started.
             ready_since_start: false,
+            unlinked_bad: ambiguous_bad.contains(c.hostname.as_str()),
             rules,
         });
     }
@@ -239,9 +378,15 @@ mod tests {
         let mut c = ok.clone();
         c.policy.outage_share = 1.5;
         assert_eq!(c.validate().unwrap_err().flag, "heal-outage-share");
-        let mut c = ok;
+        let mut c = ok.clone();
+        c.defaults.start_grace = Some(Duration::ZERO);
+        assert_eq!(c.validate().unwrap_err().flag, "heal-start-grace");
+        let mut c = ok.clone();
         c.defaults.heal_after = Duration::ZERO;
         assert_eq!(c.validate().unwrap_err().flag, "heal-after");
+        let mut c = ok;
+        c.defaults.backoff_max = humantime::parse_duration("300000000000y").unwrap();
+        assert_eq!(c.validate().unwrap_err().flag, "heal-backoff-max");
     }
 
     /// Subjects are built from the project and service, never broken by a dot or a wildcard.
@@ -276,6 +421,9 @@ mod tests {
             restart_count: 0,
             exit_code: None,
             started_at: Some("2026-11-25T10:00:00.5Z".into()),
+            health_checked_at: None,
+            instances: Vec::new(),
+            earlier_instances: Vec::new(),
             stop_timeout: None,
             start_period: Some(Duration::from_secs(30)),
             heal: None,
@@ -294,8 +442,11 @@ mod tests {
             epoch: None,
             reason: None,
             container_id: Some(container.into()),
+            link: crate::state::Link::Id,
+            record_container: Some(container.into()),
+            instance_started: None,
             published: None,
-            beat_at: None,
+            beat_at: Some(since),
             interval: None,
             ttl: None,
             host: None,
@@ -375,5 +526,93 @@ mod tests {
             since: now,
         };
         assert!(observe(&s, &cfg, now, wall).0.store_unknown);
+    }
+
+    /// Whose record a replica holds: a beat or an instance start after the container's start is
+    /// its own process's; an instance seen in it before the start, or one started or last
+    /// written before the start, is a predecessor's; within the clock margin nobody can tell.
+    #[test]
+    fn whose_record() {
+        let now = Instant::now();
+        let start = now - Duration::from_secs(30);
+        let s = |n: u64| Duration::from_secs(n);
+        let mut r = replica("a", Observed::Stale, now);
+        r.instance = Some("1764000000000-0a1b2c3d".into());
+        r.beat_at = Some(start + s(2));
+        assert_eq!(whose(&r, &[], Some(start)), Whose::Own);
+        r.beat_at = Some(start - s(5));
+        assert_eq!(whose(&r, &[], Some(start)), Whose::Predecessor);
+        r.beat_at = Some(start);
+        assert_eq!(whose(&r, &[], Some(start)), Whose::Unsure);
+        r.instance_started = Some(start - s(10));
+        assert_eq!(whose(&r, &[], Some(start)), Whose::Predecessor);
+        r.instance_started = Some(start + s(3));
+        assert_eq!(whose(&r, &[], Some(start)), Whose::Own);
+        r.instance_started = None;
+        let earlier = vec!["1764000000000-0a1b2c3d".to_owned()];
+        assert_eq!(whose(&r, &earlier, Some(start)), Whose::Predecessor);
+        assert_eq!(whose(&r, &earlier, None), Whose::Own, "no start known");
+    }
+
+    /// A label duration past the bound (`healthcheck.heal.backoff=300000000000y`, which overflows
+    /// `Instant` when added to the last restart, and with `panic = "abort"` would kill the
+    /// sidecar) leaves that container out with an error naming the label, its value and the
+    /// bound, reported against the container's id; the others are still decided on.
+    #[test]
+    fn huge_label_duration_is_refused_and_the_rest_is_decided() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let t = now - Duration::from_secs(600);
+        let mut s = State::new(now, Source::Ok, Source::Ok);
+        let on = ("healthcheck.heal", "true");
+        s.containers = vec![
+            container(
+                "a",
+                &[
+                    on,
+                    ("healthcheck.heal.backoff", "300000000000y"),
+                    ("healthcheck.heal.backoff-max", "300000000000y"),
+                ],
+                Some("healthy"),
+                t,
+            ),
+            container("b", &[on], Some("healthy"), t),
+            container("c", &[on], Some("healthy"), t),
+            container("d", &[on], Some("healthy"), t),
+            container("e", &[on], Some("healthy"), t),
+        ];
+        s.replicas = vec![
+            replica("a", Observed::Stale, t),
+            replica("b", Observed::Stale, t),
+            // Beating now, well after their containers started: their own processes' records.
+            replica("c", Observed::Ready, now - Duration::from_secs(1)),
+            replica("d", Observed::Ready, now - Duration::from_secs(1)),
+            replica("e", Observed::Ready, now - Duration::from_secs(1)),
+        ];
+        let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(policy::Mode::On)
+        };
+        let (input, bad) = observe(&s, &cfg, now, wall);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        let (id, e) = &bad[0];
+        assert_eq!((id.as_str(), e.label), ("a", labels::BACKOFF));
+        let text = e.to_string();
+        assert!(
+            text.contains("300000000000y") && text.contains("at most 365d"),
+            "{text}"
+        );
+        // Its last restart is remembered: a backoff added to it is where the overflow was.
+        let mut history = history::History::new();
+        history.record_restart("a", t);
+        history.record_restart("b", t);
+        let decisions = policy::decide(&cfg.policy, &input, &history, now);
+        assert!(decisions.iter().all(|d| d.id != "a"), "{decisions:?}");
+        assert!(
+            decisions
+                .iter()
+                .any(|d| d.id == "b" && matches!(d.action, policy::Action::Restart { .. })),
+            "{decisions:?}"
+        );
     }
 }

@@ -35,6 +35,11 @@ pub struct Rules {
     pub release_after: Duration,
     /// Healthy this long, a container's backoff starts again from the first step.
     pub earn_back_after: Duration,
+    /// How long a (re)started container's agent may take to publish its first record: until
+    /// then it is starting, whatever its predecessor's record says. `None`: the record's TTL plus
+    /// `heal_after` (a new process as slow as a record that died TTL ago and stayed dead
+    /// `heal_after`).
+    pub start_grace: Option<Duration>,
 }
 
 impl Default for Rules {
@@ -47,6 +52,7 @@ impl Default for Rules {
             window: Duration::from_secs(30 * 60),
             release_after: Duration::from_secs(10 * 60),
             earn_back_after: Duration::from_secs(10 * 60),
+            start_grace: None,
         }
     }
 }
@@ -94,6 +100,9 @@ pub enum Condition {
     Starting,
     /// The agent's store cannot be read: nothing is known.
     Unknown,
+    /// The container (re)started and its agent has written no record of its own within its
+    /// start grace (only its predecessor's record is there).
+    Silent,
 }
 
 impl Condition {
@@ -101,7 +110,7 @@ impl Condition {
     pub fn is_bad(self) -> bool {
         matches!(
             self,
-            Condition::Stale | Condition::Dead | Condition::Unhealthy
+            Condition::Stale | Condition::Dead | Condition::Unhealthy | Condition::Silent
         )
     }
 }
@@ -113,6 +122,8 @@ pub struct Observation {
     pub id: String,
     /// Container name.
     pub name: String,
+    /// Compose project (empty outside Compose): a service is known by its project and name.
+    pub project: String,
     /// Compose service (or the name): at most one restart per service at a time.
     pub service: String,
     /// Labelled `healthcheck.heal=true`.
@@ -130,6 +141,9 @@ pub struct Observation {
     /// The agent (or Docker's check) has said ready since the container last started: the start
     /// period protects it no longer (a frozen worker is not a slow starter).
     pub ready_since_start: bool,
+    /// A record that may be this container's (its host name is this container's and another's)
+    /// is stale or dead, but is not linked to it exactly: never a reason to restart, and said.
+    pub unlinked_bad: bool,
     /// Its rules.
     pub rules: Rules,
 }
@@ -197,6 +211,8 @@ pub enum Why {
     Dead(Duration),
     /// Docker has said unhealthy this long.
     Unhealthy(Duration),
+    /// The container started this long ago and its agent has written no record of its own.
+    Silent(Duration),
     /// Bad, but not for `heal_after` yet.
     NotYet(Duration),
     /// It is the sidecar's own container.
@@ -235,6 +251,8 @@ pub enum Why {
     HealthyFor(Duration),
     /// The `healthcheck.heal` label is gone.
     LabelRemoved,
+    /// A stale or dead record may be this container's, but cannot be tied to it exactly.
+    Unlinked,
 }
 
 impl Why {
@@ -244,6 +262,7 @@ impl Why {
             Why::Stale(_) => "stale",
             Why::Dead(_) => "dead",
             Why::Unhealthy(_) => "unhealthy",
+            Why::Silent(_) => "silent",
             Why::NotYet(_) => "not-yet",
             Why::IsSelf => "self",
             Why::NotRunning => "not-running",
@@ -259,6 +278,7 @@ impl Why {
             Why::TooManyInFlight => "too-many-in-flight",
             Why::HealthyFor(_) => "healthy",
             Why::LabelRemoved => "label-removed",
+            Why::Unlinked => "unlinked",
         }
     }
 }
@@ -270,6 +290,11 @@ impl fmt::Display for Why {
             Why::Stale(d) => write!(f, "agent record stale for {}", secs(d)),
             Why::Dead(d) => write!(f, "agent record gone for {}", secs(d)),
             Why::Unhealthy(d) => write!(f, "docker reports unhealthy for {}", secs(d)),
+            Why::Silent(d) => write!(
+                f,
+                "no record of its own since it started {} ago, past its start grace",
+                secs(d)
+            ),
             Why::NotYet(d) => write!(f, "bad for {} only", secs(d)),
             Why::IsSelf => f.write_str("the sidecar never restarts its own container"),
             Why::NotRunning => f.write_str("not running (exits are the restart policy's business)"),
@@ -295,6 +320,10 @@ impl fmt::Display for Why {
             Why::TooManyInFlight => f.write_str("too many restarts under way"),
             Why::HealthyFor(d) => write!(f, "healthy for {}", secs(d)),
             Why::LabelRemoved => f.write_str("the healthcheck.heal label was removed"),
+            Why::Unlinked => f.write_str(
+                "a stale or dead agent record may be this container's, but its host name is \
+                 shared and it names no container id: not restarted for it",
+            ),
         }
     }
 }
@@ -376,7 +405,7 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
 
     let hold = brake(policy, input);
 
-    let mut busy_services: Vec<&str> = Vec::new();
+    let mut busy_services: Vec<(&str, &str)> = Vec::new();
     let mut in_flight = history.in_flight();
 
     for c in &input.containers {
@@ -437,6 +466,10 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
                 out.push(say(Action::Skip, Why::Stopping));
                 continue;
             }
+            Condition::Healthy | Condition::Starting if c.unlinked_bad => {
+                out.push(say(Action::Skip, Why::Unlinked));
+                continue;
+            }
             Condition::Healthy | Condition::Starting => {
                 let healthy_for = now.saturating_duration_since(c.condition_since);
                 if c.condition == Condition::Healthy
@@ -474,7 +507,14 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::Backoff(at - now)));
             continue;
         }
-        if history.service_busy(&c.service) || busy_services.contains(&c.service.as_str()) {
+        // A service is its project and its name: `worker` in two projects is two services.
+        let service_in_flight = input.containers.iter().any(|o| {
+            o.id != c.id
+                && o.project == c.project
+                && o.service == c.service
+                && history.is_in_flight(&o.id)
+        });
+        if service_in_flight || busy_services.contains(&(c.project.as_str(), c.service.as_str())) {
             out.push(say(Action::Skip, Why::ServiceBusy));
             continue;
         }
@@ -482,11 +522,12 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             out.push(say(Action::Skip, Why::TooManyInFlight));
             continue;
         }
-        busy_services.push(&c.service);
+        busy_services.push((&c.project, &c.service));
         in_flight += 1;
         let why = match c.condition {
             Condition::Stale => Why::Stale(bad_for),
             Condition::Dead => Why::Dead(bad_for),
+            Condition::Silent => Why::Silent(bad_for),
             _ => Why::Unhealthy(bad_for),
         };
         out.push(say(
@@ -522,6 +563,7 @@ mod tests {
         Observation {
             id: id.to_owned(),
             name: format!("stack-{service}-1"),
+            project: "stack".to_owned(),
             service: service.to_owned(),
             opted_in: true,
             running: true,
@@ -530,6 +572,7 @@ mod tests {
             started_at: t0,
             start_period: Duration::ZERO,
             ready_since_start: false,
+            unlinked_bad: false,
             rules: Rules::default(),
         }
     }
@@ -1098,5 +1141,35 @@ mod tests {
             t0 + 105 * S,
         );
         assert_eq!(only(&ds).1, Why::NotYet(5 * S));
+    }
+
+    /// A service is its project and its name: `worker` frozen in two projects is restarted in
+    /// both, and a restart under way in one project does not hold the other's.
+    #[test]
+    fn services_are_keyed_by_project() {
+        let t0 = Instant::now();
+        let mut a = stale_since(obs("aaaa", "worker", t0), t0);
+        a.project = "one".into();
+        let mut b = stale_since(obs("bbbb", "worker", t0), t0);
+        b.project = "two".into();
+        let inp = input(vec![a, b, obs("cccc", "x", t0), obs("dddd", "y", t0)]);
+        let p = Policy {
+            max_in_flight: 5,
+            ..Policy::default()
+        };
+        let ds = decide(&p, &inp, &History::new(), t0 + 60 * S);
+        assert_eq!(
+            ds.iter()
+                .filter(|d| matches!(d.action, Action::Restart { .. }))
+                .count(),
+            2,
+            "{ds:?}"
+        );
+        let mut h = History::new();
+        h.begin("aaaa", "worker");
+        let ds = decide(&p, &inp, &h, t0 + 61 * S);
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!(ds[0].id, "bbbb");
+        assert!(matches!(ds[0].action, Action::Restart { .. }), "{ds:?}");
     }
 }

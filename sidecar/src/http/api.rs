@@ -108,8 +108,15 @@ pub struct ReplicaView<'a> {
     pub epoch: Option<u64>,
     /// The published reason, or why the state is unknown.
     pub reason: Option<&'a str>,
-    /// The linked container's id.
+    /// The linked container's id (set only for an exact link: see `link`).
     pub container_id: Option<&'a str>,
+    /// How it is linked to its container: `id` (its record names the container), `host` (the
+    /// only watched container with its record's host name), or why not: `ambiguous`,
+    /// `not-watched`, `no-match`, `no-identity`, `docker-off`, `pending`.
+    pub link: &'static str,
+    /// Why it is not linked, one line (null when linked or without Docker). A replica that is not
+    /// linked never counts for a container: the heal governor ignores it.
+    pub link_cause: Option<String>,
     /// The linked container's name.
     pub container: Option<&'a str>,
     /// The linked container's restart count.
@@ -266,6 +273,8 @@ impl<'a> Status<'a> {
                 epoch: r.epoch,
                 reason: r.reason.as_deref(),
                 container_id: r.container_id.as_deref(),
+                link: r.link.as_str(),
+                link_cause: r.link.cause(),
                 container: container.map(|c| c.name.as_str()),
                 restarts: container.map(|c| c.restart_count),
                 container_health: container.and_then(|c| c.health.as_deref()),
@@ -360,5 +369,69 @@ impl<'a> Status<'a> {
             },
             self_container: s.self_container.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::state::{Link, Replica, Unlinked};
+    use tokio::time::Instant;
+
+    /// A replica that is not linked says so in the JSON, with its cause; a linked one says how.
+    #[test]
+    fn link_and_its_cause_are_in_the_json() {
+        let now = Instant::now();
+        let mut s = State::new(now, Source::Ok, Source::Ok);
+        let replica = |name: &str, link: Link, container: Option<&str>| Replica {
+            namespace: "demo".into(),
+            agent: "worker".into(),
+            replica: name.into(),
+            observed: Observed::Stale,
+            since: now,
+            beat_age: None,
+            instance: None,
+            epoch: None,
+            reason: None,
+            container_id: container.map(str::to_owned),
+            link,
+            record_container: None,
+            instance_started: None,
+            published: None,
+            beat_at: None,
+            interval: None,
+            ttl: None,
+            host: Some("w".into()),
+        };
+        s.replicas = vec![
+            replica(
+                "w1",
+                Link::None(Unlinked::Ambiguous {
+                    host: "w".into(),
+                    containers: vec!["one-worker-1".into(), "two-worker-1".into()],
+                    count: 2,
+                }),
+                None,
+            ),
+            replica("w2", Link::Id, Some("abc")),
+        ];
+        let v = serde_json::to_value(Status::of(&s)).unwrap();
+        let reps = v["agents"][0]["replicas"].as_array().unwrap();
+        assert_eq!(reps[0]["link"], "ambiguous");
+        assert_eq!(
+            reps[0]["link_cause"],
+            "ambiguous: host name w is shared by 2 watched containers (one-worker-1, \
+             two-worker-1), and its record names no container id"
+        );
+        assert_eq!(reps[0]["container_id"], serde_json::Value::Null);
+        assert_eq!(reps[1]["link"], "id");
+        assert_eq!(reps[1]["link_cause"], serde_json::Value::Null);
+        let page = crate::http::page::render(&Status::of(&s));
+        assert!(
+            page.contains("not linked: ambiguous: host name w is shared"),
+            "{page}"
+        );
     }
 }

@@ -44,7 +44,7 @@ th{font-weight:600;color:#555;font-size:.85rem}
 .s-unknown .badge{background:#6e7781}
 tr.s-stale,tr.s-dead,tr.v-bad{background:#fff0f0}tr.s-unknown{background:#f3f3f3}
 .blind{border:2px solid #9a6700;background:#fff8c5;padding:.5rem .8rem;margin:.6rem 0}
-.sources span{margin-right:1.2rem}.muted{color:#666}.line{font-family:ui-monospace,monospace;font-size:.85rem}
+.sources span{margin-right:1.2rem}.muted{color:#666}.unlinked{color:#a60}.line{font-family:ui-monospace,monospace;font-size:.85rem}
 details summary{cursor:pointer}table.replicas{margin:.3rem 0;font-size:.9rem}
 footer{margin-top:1.5rem;color:#666;font-size:.85rem}
 "#;
@@ -169,9 +169,14 @@ fn agent_row(out: &mut String, a: &AgentView) {
             beat = age(r.beat_age_s),
             inst = esc(r.instance.unwrap_or("–")),
             reason = esc(r.reason.unwrap_or("")),
-            cont = match (&r.container, &r.container_health) {
-                (Some(c), Some(h)) => format!("{} ({})", esc(c), esc(h)),
-                (Some(c), None) => esc(c),
+            cont = match (&r.container, &r.container_health, &r.link_cause) {
+                (Some(c), Some(h), _) => format!("{} ({})", esc(c), esc(h)),
+                (Some(c), None, _) => esc(c),
+                (None, _, Some(cause)) => format!(
+                    "<span class=\"unlinked\" data-link=\"{}\">not linked: {}</span>",
+                    r.link,
+                    esc(cause)
+                ),
                 _ => "–".into(),
             },
         );

@@ -316,6 +316,9 @@ pub fn container_from(r: ContainerInspectResponse) -> Container {
         restart_count: r.restart_count.unwrap_or(0).max(0) as u64,
         exit_code: if running { None } else { state.exit_code },
         started_at: state.started_at.filter(|s| !s.starts_with("0001-")),
+        health_checked_at: health.log.as_ref().and_then(|log| log.last()?.end.clone()),
+        instances: Vec::new(),
+        earlier_instances: Vec::new(),
         stop_timeout: config.stop_timeout,
         start_period: config
             .healthcheck

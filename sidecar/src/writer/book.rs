@@ -5,7 +5,7 @@
 //! to stale to dead with paused time. How each kind of change is merged lives beside it
 //! (`store.rs`, `docker.rs`); the rules it applies live in `link.rs` and `freshness.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,7 +13,7 @@ use ready_signal::Observed;
 use tokio::time::Instant;
 
 use super::change::Change;
-use super::{fingerprint, freshness, link};
+use super::{docker, fingerprint, freshness, link};
 use crate::error::Error;
 use crate::state::{ContainerHeal, Source, State};
 
@@ -95,9 +95,27 @@ impl Book {
     pub fn judge(&mut self, now: Instant) -> bool {
         let store_ok = self.state.store.is_ok();
         let failing: Vec<String> = self.store_failures.keys().cloned().collect();
-        let link_of = link::links(&self.state.replicas, &self.state.containers);
-        for (r, link) in self.state.replicas.iter_mut().zip(link_of) {
-            r.container_id = link;
+        let link_of = link::links(&self.state.replicas, &self.state.containers, self.docker_on);
+        let position: HashMap<String, usize> = self
+            .state
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        for (r, (container, link)) in self.state.replicas.iter_mut().zip(link_of) {
+            // The instances each container has run, for judging a new process on its own
+            // record (see `Container::earlier_instances`).
+            if let (Some(id), Some(instance)) = (&container, &r.instance)
+                && let Some(&i) = position.get(id)
+            {
+                let c = &mut self.state.containers[i];
+                if !c.earlier_instances.contains(instance) {
+                    docker::remember(&mut c.instances, instance);
+                }
+            }
+            r.container_id = container;
+            r.link = link;
             let ns_ok = store_ok || !failing.contains(&r.namespace);
             let next = if !ns_ok {
                 Observed::Unknown

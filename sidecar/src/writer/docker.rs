@@ -67,6 +67,38 @@ impl Book {
             _ => c.health.as_ref().map(|_| now),
         };
         c.heal = self.heal.get(&c.id).cloned();
+        // A new start (Docker's StartedAt moved): the instances seen in it so far belong to its
+        // predecessors from now on, and never count against the process that runs now.
+        match prev {
+            Some(p) if p.started_at.is_some() && p.started_at != c.started_at => {
+                let mut earlier = p.earlier_instances.clone();
+                for i in &p.instances {
+                    remember(&mut earlier, i);
+                }
+                c.earlier_instances = earlier;
+                c.instances = Vec::new();
+            }
+            Some(p) => {
+                c.instances = p.instances.clone();
+                c.earlier_instances = p.earlier_instances.clone();
+            }
+            None => {}
+        }
         c
+    }
+}
+
+/// Instance ids remembered per container and start, at most: a container restarted in a crash
+/// loop keeps its latest predecessors, not all of them.
+pub(super) const MAX_INSTANCES: usize = 16;
+
+/// Adds `instance` to `list` (once), dropping the oldest past [`MAX_INSTANCES`].
+pub(super) fn remember(list: &mut Vec<String>, instance: &str) {
+    if list.iter().any(|i| i == instance) {
+        return;
+    }
+    list.push(instance.to_owned());
+    if list.len() > MAX_INSTANCES {
+        list.remove(0);
     }
 }

@@ -15,7 +15,7 @@ pub(super) fn fingerprint(s: &State) -> u64 {
     s.docker.reason().hash(&mut h);
     for r in &s.replicas {
         (&r.namespace, &r.agent, &r.replica, r.observed.as_str()).hash(&mut h);
-        (&r.instance, &r.reason, &r.container_id).hash(&mut h);
+        (&r.instance, &r.reason, &r.container_id, r.link.as_str()).hash(&mut h);
     }
     for c in &s.containers {
         (&c.id, &c.status, &c.health, c.restart_count, &c.exit_code).hash(&mut h);

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::book::Book;
 use crate::error::Error;
-use crate::state::{Replica, Source};
+use crate::state::{Link, Replica, Source};
 
 /// How long a replica whose record is gone stays listed as dead (the store lists live replicas
 /// only; the sidecar remembers the ones it saw, so a vanished agent shows as dead, not absent).
@@ -25,6 +25,7 @@ impl Book {
         now: Instant,
     ) {
         self.state.counters.store_reads += 1;
+        let was_failing = !self.store_failures.is_empty();
         match result {
             Ok(list) => {
                 self.store_failures.remove(&namespace);
@@ -55,6 +56,9 @@ impl Book {
                 },
             }
         };
+        if was_failing && self.state.store.is_ok() {
+            self.state.store_back_at = Some(at);
+        }
     }
 
     fn merge_read(&mut self, namespace: &str, at: Instant, list: Vec<ReplicaStatus>) {
@@ -71,6 +75,8 @@ impl Book {
             let key = (s.agent.to_string(), s.replica.to_string());
             let beat_at = s.age.map(|a| at.checked_sub(a).unwrap_or(at));
             let entered = s.since.and_then(|d| at.checked_sub(d)).unwrap_or(at);
+            // The store's clock, read relative to the reply: no wall clocks compared.
+            let instance_started = s.started.and_then(|d| at.checked_sub(d));
             // The read is authoritative: the store fences its writes by epoch.
             let prev = old.remove(&key);
             let since = match &prev {
@@ -89,6 +95,9 @@ impl Book {
                 epoch: s.epoch,
                 reason: s.reason,
                 container_id: prev.as_ref().and_then(|p| p.container_id.clone()),
+                link: prev.as_ref().map(|p| p.link.clone()).unwrap_or_default(),
+                record_container: s.container,
+                instance_started,
                 published: s.published,
                 beat_at,
                 interval: s.interval,
@@ -132,7 +141,16 @@ impl Book {
                     return;
                 }
                 if r.instance.as_deref() != Some(e.instance.as_str()) {
+                    // A new instance: what the old record said of its process and container
+                    // is not known of this one until the next read.
                     r.epoch = None;
+                    r.instance_started = None;
+                    r.record_container = None;
+                    r.host = None;
+                }
+                // An event that names its container links the new instance at once.
+                if e.container.is_some() {
+                    r.record_container = e.container;
                 }
                 r.published = Some(e.state);
                 r.instance = Some(e.instance);
@@ -152,6 +170,9 @@ impl Book {
                     epoch: None,
                     reason,
                     container_id: None,
+                    link: Link::Pending,
+                    record_container: e.container,
+                    instance_started: None,
                     published: Some(e.state),
                     beat_at: Some(at),
                     interval: None,
@@ -276,6 +297,7 @@ mod tests {
             result: Err(Error::store(ready_signal::Error::Redis {
                 addr: "redis:6379".into(),
                 message: "connection refused".into(),
+                source: None,
             })),
         };
         b.apply(failed, Instant::now());
