@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The example stack, from nothing to healthy: builds the static binaries and the images,
-# brings docker/compose.yml up, waits until every service is healthy, prints each one's
-# health with its latest probe line, and ends with the URL of the sidecar's status page
-# (SIDECAR_PORT, default 19470, on 127.0.0.1).
+# The example stack, from nothing to healthy: builds the static binaries and the images (each
+# phase says how long it took; an image is rebuilt only when its inputs changed), brings
+# docker/compose.yml up, says when every agent is ready (the sidecar's view, seconds after
+# start) and, separately, when Docker's health has caught up (gated by the HEALTHCHECK
+# interval; fast where the engine takes start_interval, docker/ENGINES.md), prints each
+# service's health with its latest probe line, and ends with the URL of the sidecar's status
+# page (SIDECAR_PORT, default 19470, on 127.0.0.1).
 #
 #   bash docker/demo.sh        bring the stack up (again)
 #   bash docker/demo.sh down   remove everything it started (containers, network, volumes, images)
@@ -32,7 +35,9 @@ if [[ "${1:-up}" == down ]]; then
     exit 0
 fi
 
+demo_began=$(now)
 prepare
+choose_gating
 say "starting the stack (project $PROJECT)"
 started=$(now)
 if ! compose up -d --quiet-pull >"$STAGE/up.log" 2>&1; then
@@ -40,8 +45,10 @@ if ! compose up -d --quiet-pull >"$STAGE/up.log" 2>&1; then
     compose logs --tail 20 >&2
     die "compose up failed"
 fi
-wait_all_healthy 180 || { compose logs --tail 30 >&2; die "the stack did not become healthy"; }
-awk -v a="$started" -v b="$(now)" 'BEGIN { printf "\nAll healthy after %.1f s. Services and their latest probe:\n\n", b - a }'
+url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
+wait_stack_ready "${url}api/status" 180 "$started" || { compose logs --tail 30 >&2; die "the stack did not become healthy"; }
+printf '\nEvery agent ready after %s s (the sidecar); Docker health caught up after %s s. Services and their latest probe:\n\n' \
+    "$AGENTS_READY_S" "$DOCKER_HEALTHY_S"
 for id in $(compose ps -q); do
     name=$(docker inspect -f '{{.Name}}' "$id" | sed 's#^/##')
     health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}} (exit {{.State.ExitCode}}){{end}}' "$id")
@@ -51,29 +58,13 @@ for id in $(compose ps -q); do
 done
 agent_a=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-a)" | sed 's#^/##')
 agent_b=$(docker inspect -f '{{.Name}}' "$(compose ps -q agent-b)" | sed 's#^/##')
-url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
 # What the sidecar sees (it reads the store every second and follows Docker's events), from its
 # JSON API; python3's standard library, so the demo needs no HTTP client installed.
 printf '\nThe sidecar sees:\n\n'
-python3 - "${url}api/status" <<'PY' || say "warning: the sidecar at $url does not answer yet"
-import json, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
-    status = json.load(r)
-for name, src in status["sources"].items():
-    if src["status"] != "ok":
-        print(f"  {name}: {src['status']} ({src.get('reason') or 'not configured'})")
-for agent in status["agents"]:
-    for rep in agent["replicas"]:
-        beat = rep.get("beat_age_s")
-        beat = f"beat {beat:.1f} s ago" if beat is not None else "no beat"
-        where = rep.get("container") or "-"
-        print(f"  {agent['agent'] + '/' + rep['replica']:<28} {rep['state']:<10} {beat:<17} container {where}")
-s = status["summary"]
-print(f"\n  {s['agents']} agents, {s['replicas']} replicas, {s['containers']} containers"
-      f" ({s['containers_unhealthy']} unhealthy); healing: {status['heal']['mode']}")
-PY
+python3 "$DOCKER_DIR/stack.py" show "${url}api/status" || say "warning: the sidecar at $url does not answer yet"
 printf '\nTry: docker kill -s USR1 %s   (freeze its work loop: stale on the page within seconds, and\n' "$agent_b"
 printf '       unhealthy in docker ps within a few intervals; it is not labelled for healing)\n'
 printf '     docker kill -s USR1 %s   (labelled healthcheck.heal=true: the sidecar restarts it)\n' "$agent_a"
 printf '     bash docker/demo.sh down              (remove everything)\n'
 printf '\nStack health (page, /api/status, /api/events, /metrics): %s\n' "$url"
+awk -v a="$demo_began" -v b="$(now)" 'BEGIN { printf "(bash docker/demo.sh took %.0f s in all)\n", b - a }'

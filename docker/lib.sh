@@ -15,6 +15,17 @@ export SECRETS_DIR="${SECRETS_DIR:-$DOCKER_DIR/.secrets}"
 say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# Runs one phase of the build (`phase "what" command args...`) and says how long it took, so a
+# newcomer sees where the minutes go.
+phase() { # what command...
+    local what=$1 began
+    shift
+    began=$(now)
+    say "$what..."
+    "$@"
+    say "$what: done in $(awk -v a="$began" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
+}
+
 # Docker must answer; there is no point going on otherwise.
 require_docker() {
     command -v docker >/dev/null || die "docker is not installed"
@@ -23,6 +34,14 @@ require_docker() {
 
 # Whichever Compose the machine has: the plugin (`docker compose`) or docker-compose v1.
 compose() {
+    compose_cmd
+    # COMPOSE_OVERRIDE: a file merged over compose.yml (docker/e2e-heal.sh uses one);
+    # GATING_OVERRIDE: the start_interval file, where the engine takes it (choose_gating).
+    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" ${COMPOSE_OVERRIDE:+-f "$COMPOSE_OVERRIDE"} \
+        ${GATING_OVERRIDE:+-f "$GATING_OVERRIDE"} "$@"
+}
+
+compose_cmd() {
     if [[ -z "${COMPOSE_CMD:-}" ]]; then
         if docker compose version >/dev/null 2>&1; then
             COMPOSE_CMD="docker compose"
@@ -32,8 +51,30 @@ compose() {
             die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install -y docker-compose)"
         fi
     fi
-    # COMPOSE_OVERRIDE: a file merged over compose.yml (docker/e2e-heal.sh uses one).
-    $COMPOSE_CMD -p "$PROJECT" -f "$DOCKER_DIR/compose.yml" ${COMPOSE_OVERRIDE:+-f "$COMPOSE_OVERRIDE"} "$@"
+}
+
+# Fast gating where the engine allows it: on API 1.44+ (Engine 25) with Compose v2, the
+# start_interval override (checks every second during start_period, every interval after);
+# elsewhere says once what service_healthy gating will cost and why. The choice is
+# docker/stack.py's `gating` (unit-tested in docker/test_stack.py).
+choose_gating() {
+    compose_cmd
+    local api compose_version plan interval=${HC_INTERVAL:-30s}
+    api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)
+    compose_version=$($COMPOSE_CMD version 2>/dev/null | head -n 1 || true)
+    plan=$(python3 "$DOCKER_DIR/stack.py" gating "$api" "$compose_version" "${interval%s}" 2) \
+        || die "docker/stack.py gating failed"
+    GATING_OVERRIDE=
+    if [[ "$(head -n 1 <<<"$plan")" == fast ]]; then
+        GATING_OVERRIDE="$DOCKER_DIR/compose.start-interval.yml"
+        # A Compose v2 too old to know the key refuses the file: then the slow path, said.
+        if ! compose config -q >/dev/null 2>&1; then
+            say "Compose $compose_version refused docker/compose.start-interval.yml: gating at the ${interval} interval"
+            GATING_OVERRIDE=
+            return 0
+        fi
+    fi
+    say "$(tail -n +2 <<<"$plan")"
 }
 
 # shellcheck source=tests/deps.sh
@@ -44,27 +85,58 @@ source "$DOCKER_DIR/images/python-agent.sh"
 source "$DOCKER_DIR/socket-proxy/image.sh"
 
 # The static binaries the images are made of.
-build_binaries() {
-    install_deps
-    say "building static binaries (musl)"
+build_static_binaries() {
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
     (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" \
-        -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2
+        -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2 \
+        || return 1
     # A build of its own: built together, Cargo would unify the sidecar's dependency features
-    # (a multi-thread runtime, HTTP server) into the probe, and the probe must not grow.
+    # (a multi-thread runtime, HTTP server) into the probe, and the probe must not grow. The
+    # target directory is the same, so what both use with the same features is built once.
     (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" -p healthcheck-sidecar) >&2
 }
 
-# Builds one image from a staged context directory.
+# The static binaries and the ready_signal wheel (agent-py's image). The wheel is a host build
+# (Debian's python3 loads it) and the binaries are musl ones, so they share no compiled crate;
+# the wheel builds beside them, on the core that the binaries' single-threaded link-time
+# optimisation leaves idle. Sets WHEEL.
+build_binaries() {
+    install_deps
+    mkdir -p "$STAGE"
+    local wheel_pid
+    bash "$ROOT/ready-signal/python/build-wheel.sh" >"$STAGE/wheel.path" 2>"$STAGE/wheel.log" &
+    wheel_pid=$!
+    build_static_binaries || { kill "$wheel_pid" 2>/dev/null; die "building the static binaries failed"; }
+    wait "$wheel_pid" || { cat "$STAGE/wheel.log" >&2; die "building the ready_signal wheel failed"; }
+    WHEEL=$(tail -n 1 "$STAGE/wheel.path")
+}
+
+# The CLI that builds images: docker, or podman for docker/e2e-podman.sh.
+CONTAINER_CLI=${CONTAINER_CLI:-docker}
+
+# A hash of an image's inputs (its Dockerfile and staged context: contents, modes, links).
+inputs_hash() { # dockerfile context
+    { sha256sum <"$1"; tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$2" -cf - .; } \
+        | sha256sum | cut -c1-16
+}
+
+# Builds one image from a staged context directory, unless the image of that tag was built from
+# the same inputs (their hash is its label): a warm start rebuilds nothing.
 build_image() { # tag dockerfile context
-    local log="$STAGE/build.log"
-    docker build --quiet --label "org.healthcheck.demo=1" --label "org.healthcheck.demo.project=$PROJECT" -t "$1" -f "$2" "$3" >"$log" 2>&1 \
-        || { cat "$log" >&2; die "docker build of $1 failed"; }
+    local log="$STAGE/build.log" inputs
+    inputs=$(inputs_hash "$2" "$3")
+    if [[ "$($CONTAINER_CLI image inspect -f '{{index .Config.Labels "org.healthcheck.demo.inputs"}}' "$1" 2>/dev/null)" == "$inputs" ]]; then
+        say "  $1: inputs unchanged ($inputs), kept"
+        return 0
+    fi
+    $CONTAINER_CLI build --quiet --label "org.healthcheck.demo=1" --label "org.healthcheck.demo.project=$PROJECT" \
+        --label "org.healthcheck.demo.inputs=$inputs" -t "$1" -f "$2" "$3" >"$log" 2>&1 \
+        || { cat "$log" >&2; die "$CONTAINER_CLI build of $1 failed"; }
+    say "  $1: built (inputs $inputs)"
 }
 
 # Our own images, all FROM scratch, from the binaries built on the host.
 build_images() {
-    say "building images from the host's binaries"
     rm -rf "$STAGE" && mkdir -p "$STAGE"/{healthcheck,agent,script-agent/rootfs/bin,script-agent/rootfs/app}
     cp "$RELEASE/healthcheck" "$RELEASE/ready-signal" "$RELEASE/healthcheck-sidecar" "$STAGE/healthcheck/"
     build_image "${HEALTHCHECK_IMAGE:=healthcheck:local}" "$DOCKER_DIR/Dockerfile" "$STAGE/healthcheck"
@@ -124,8 +196,8 @@ ensure_service_images() {
 }
 
 have_image() {
-    docker image inspect "$1" >/dev/null 2>&1 && return 0
-    timeout 20 docker pull --quiet "$1" >/dev/null 2>&1
+    $CONTAINER_CLI image inspect "$1" >/dev/null 2>&1 && return 0
+    timeout 20 $CONTAINER_CLI pull --quiet "$1" >/dev/null 2>&1
 }
 
 # Random passwords in files (the Compose secrets), the Redis ACL file with their hashes, and
@@ -168,13 +240,17 @@ prepare() {
     # The services read the mounted configs as their own users (redis runs as uid 999 in the
     # official image); a clone made under umask 077 would leave them unreadable.
     chmod a+r "$ROOT"/config/*.conf
-    build_binaries
-    build_images
-    build_python_agent_image
-    build_socket_proxy_image
-    ensure_service_images
+    phase "building the static binaries (musl) and the ready_signal wheel" build_binaries
+    phase "building the images (each only when its inputs changed)" build_all_images
     render_secrets
     render_python_agent_secret
+}
+
+build_all_images() {
+    build_images
+    build_python_agent_image "$WHEEL"
+    build_socket_proxy_image
+    ensure_service_images
 }
 
 # Seconds since the epoch, with milliseconds.
@@ -206,6 +282,29 @@ wait_all_healthy() { # timeout-seconds
         fi
         sleep 0.5
     done
+}
+
+# The agents that wait for nothing Docker decides: ready as soon as their own work is, and
+# consumer-wait, which gates itself with `healthcheck wait`. (consumer waits for Docker's health.)
+READY_AGENTS="agent-a agent-b agent-py agent-script consumer-wait"
+
+# The stack's two "ready" moments, said separately: every agent ready (the sidecar's
+# /api/status), with the `healthcheck wait`-gated dependent shown running at that moment; then
+# Docker's health caught up (every service healthy, the service_healthy-gated consumer
+# included). Sets AGENTS_READY_S, WAIT_GATED_STATE, HEALTH_GATED_STATE and DOCKER_HEALTHY_S
+# (seconds since `started`).
+wait_stack_ready() { # status-url timeout-seconds started
+    local url=$1 timeout=$2 since=$3
+    # shellcheck disable=SC2086
+    python3 "$DOCKER_DIR/stack.py" wait-agents "$url" "$timeout" $READY_AGENTS >/dev/null || return 1
+    AGENTS_READY_S=$(awk -v a="$since" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    WAIT_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer-wait)" 2>/dev/null || echo "not created")
+    HEALTH_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer 2>/dev/null)" 2>/dev/null || echo "not created")
+    say "every agent ready after $AGENTS_READY_S s (the sidecar's view): ${READY_AGENTS// /, }"
+    say "  consumer-wait (gated by healthcheck wait): $WAIT_GATED_STATE; consumer (gated by service_healthy): $HEALTH_GATED_STATE, waiting for Docker's health"
+    wait_all_healthy "$timeout" || return 1
+    DOCKER_HEALTHY_S=$(awk -v a="$since" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    say "Docker's health caught up after $DOCKER_HEALTHY_S s: every service healthy, consumer included"
 }
 
 # Removes the project's containers, networks and volumes (and, with --images, its images).

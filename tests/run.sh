@@ -48,6 +48,9 @@ cargo test --doc --workspace --quiet
 echo "==> tests/docs.sh (README and the docs it links: snippets, links, words, times)"
 bash tests/docs.sh
 
+echo "==> python3 -m unittest discover docker (the demo's gating choice per engine and Compose, its override)"
+python3 -m unittest discover -s docker -p 'test_*.py'
+
 echo "==> ready-signal/python/tests/run.sh (the Python package: wheel in a virtualenv, pytest)"
 bash ready-signal/python/tests/run.sh
 
@@ -56,5 +59,7 @@ if [ "$docker" = 1 ]; then
     bash docker/e2e.sh
     echo "==> docker/e2e-heal.sh"
     bash docker/e2e-heal.sh
+    echo "==> docker/e2e-podman.sh (the sidecar against Podman's Docker-compatible API; says SKIPPED where Podman cannot run)"
+    bash docker/e2e-podman.sh
 fi
 echo "==> all tests passed"

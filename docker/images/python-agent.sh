@@ -5,13 +5,15 @@
 # wheel's build profile (dev by default, as the tests build it; release for a smaller, faster one).
 # shellcheck shell=bash
 
-build_python_agent_image() {
-    local python=/usr/bin/python3 rootfs="$STAGE/python-agent/rootfs" wheel version stdlib
+build_python_agent_image() { # [wheel: built already by build_binaries, beside the static binaries]
+    local python=/usr/bin/python3 rootfs="$STAGE/python-agent/rootfs" wheel=${1:-} version stdlib
     [[ -x "$python" ]] || die "$python is missing: apt-get install -y python3 python3-venv"
-    wheel=$(bash "$ROOT/ready-signal/python/build-wheel.sh") || die "building the ready_signal wheel failed"
+    if [[ -z "$wheel" ]]; then
+        wheel=$(bash "$ROOT/ready-signal/python/build-wheel.sh") || die "building the ready_signal wheel failed"
+    fi
     version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     stdlib=/usr/lib/python$version
-    say "assembling the agent-py image from Debian's python$version and $(basename "$wheel")"
+    say "  assembling the agent-py image from Debian's python$version and $(basename "$wheel")"
     rm -rf "$STAGE/python-agent" && mkdir -p "$rootfs/app/lib"
     assemble_rootfs "$(readlink -f "$python")" "$rootfs" /usr/bin/python3
     # The stdlib, without what an agent never imports (tests, IDLE, Tk, pip's bootstrap).

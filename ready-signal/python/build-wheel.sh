@@ -6,8 +6,9 @@
 #
 #   bash ready-signal/python/build-wheel.sh [dev|release]     (default: $PY_WHEEL_PROFILE or dev)
 #
-# `dev` is the package's Cargo.toml dev profile (dependencies at opt-level 1, no debug info),
-# minutes faster to build than `release` (opt-level 3, thin LTO), which the benchmarks use.
+# `dev` is the workspace's dev profile (dependencies at opt-level 1), the one `cargo build` and
+# the tests use, so the wheel reuses what they compiled; `release` is the workspace's `wheel`
+# profile (opt-level 3, thin LTO, unwinding), minutes longer to build, which the benchmarks use.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROFILE=${1:-${PY_WHEEL_PROFILE:-dev}}
@@ -26,7 +27,9 @@ fi
 
 OUT="$TARGET_DIR/wheels/$PROFILE"
 rm -rf "$OUT"
-echo "==> building the ready_signal wheel (maturin, profile $PROFILE)" >&2
-(cd "$ROOT/ready-signal/python" && "$VENV/bin/maturin" build --quiet --profile "$PROFILE" \
+CARGO_PROFILE=$PROFILE
+[[ "$PROFILE" == release ]] && CARGO_PROFILE=wheel
+echo "==> building the ready_signal wheel (maturin, cargo profile $CARGO_PROFILE)" >&2
+(cd "$ROOT/ready-signal/python" && "$VENV/bin/maturin" build --quiet --profile "$CARGO_PROFILE" \
     --interpreter "$VENV/bin/python" --out "$OUT") >&2
 ls "$OUT"/ready_signal-*.whl

@@ -189,6 +189,21 @@ mod tests {
         );
     }
 
+    /// Rootful Podman 4.3 with the cgroupfs manager on cgroup v1 (no systemd), as read inside a
+    /// container on the project's machine (docker/e2e-podman.sh runs the sidecar there): the
+    /// run-files under `/run/containers/storage`, the cgroup under `/libpod_parent/libpod-<id>`.
+    #[test]
+    fn podman_rootful_cgroupfs_as_seen_here() {
+        let mountinfo = format!(
+            "88 82 254:0 /run/containers/storage/overlay-containers/{ID}/userdata/hostname /etc/hostname rw,relatime - ext4 /dev/vda rw,discard\n"
+        );
+        assert_eq!(from_mountinfo(&mountinfo).as_deref(), Some(ID));
+        let cgroup = format!(
+            "9:name=systemd:/libpod_parent/libpod-{ID}\n8:pids:/libpod_parent/libpod-{ID}\n"
+        );
+        assert_eq!(from_cgroup(&cgroup).as_deref(), Some(ID));
+    }
+
     /// Only a 12-hex host name is taken for a short id, and never for a full one.
     #[test]
     fn hostname_short_id() {

@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Backoff, pause};
+use super::{Backoff, engine, pause};
 use crate::config::DockerEndpoint;
 use crate::error::{Error, ErrorKind};
 use crate::state::Container;
@@ -42,35 +42,11 @@ pub struct DockerWatch {
     pub max_backoff: Duration,
 }
 
-/// Connects and agrees on an API version the engine speaks (an old engine refuses a client
-/// that asks for a newer one).
+/// Connects at an API version both sides speak (see [`super::engine`]).
 pub async fn connect(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Error> {
-    let socket = endpoint.describe();
-    let secs = timeout.as_secs().max(1);
-    let docker = match endpoint {
-        DockerEndpoint::None => {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "docker is not configured (--docker none)",
-            ));
-        }
-        DockerEndpoint::Unix(path) => {
-            Docker::connect_with_unix(path, secs, bollard::API_DEFAULT_VERSION)
-        }
-        DockerEndpoint::Tcp(addr) => {
-            Docker::connect_with_http(&format!("tcp://{addr}"), secs, bollard::API_DEFAULT_VERSION)
-        }
-    }
-    .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))?;
-    tokio::time::timeout(timeout, docker.negotiate_version())
+    engine::connect(endpoint, timeout)
         .await
-        .map_err(|_| {
-            Error::timeout(
-                format_args!("docker at {socket}: negotiating the API version"),
-                timeout,
-            )
-        })?
-        .map_err(|e| Error::docker(format_args!("docker at {socket}"), e))
+        .map(|(docker, _)| docker)
 }
 
 impl DockerWatch {
@@ -115,7 +91,11 @@ impl DockerWatch {
         self_id: Option<&str>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), Error> {
-        let docker = connect(&self.endpoint, self.timeout).await?;
+        let (docker, engine) = engine::connect(&self.endpoint, self.timeout).await?;
+        tracing::info!(engine = %engine.product, api = %engine.api, "watching docker");
+        // Each container's last inspect, so an API 1.52 resync inspects only what changed;
+        // replaced by every resync, so removed containers leave it.
+        let mut known: HashMap<String, Container> = HashMap::new();
         if self.projects.is_empty()
             && let Some(id) = self_id
             && let Ok(me) = self.inspect(&docker, id).await
@@ -130,14 +110,14 @@ impl DockerWatch {
             filters: Some(filters.clone()),
             ..Default::default()
         }));
-        self.resync(&docker, changes).await?;
+        self.resync(&docker, &engine, &mut known, changes).await?;
         let mut next_resync = Instant::now() + self.resync;
         let mut stop = shutdown.clone();
         loop {
             tokio::select! {
                 _ = super::stopped(&mut stop) => return Ok(()),
                 _ = tokio::time::sleep_until(next_resync) => {
-                    self.resync(&docker, changes).await?;
+                    self.resync(&docker, &engine, &mut known, changes).await?;
                     next_resync = Instant::now() + self.resync;
                 }
                 event = events.next() => {
@@ -153,10 +133,14 @@ impl DockerWatch {
                     let Some(id) = actor.id.filter(|_| ours) else { continue };
                     let action = event.action.unwrap_or_default();
                     let change = if action == "destroy" {
+                        known.remove(&id);
                         DockerChange::Gone(id)
                     } else {
                         match self.inspect(&docker, &id).await {
-                            Ok(c) => DockerChange::One(Box::new(c)),
+                            Ok(c) => {
+                                known.insert(id, c.clone());
+                                DockerChange::One(Box::new(c))
+                            }
                             Err(e) if e.is_not_found() => DockerChange::Gone(id),
                             Err(e) => return Err(e),
                         }
@@ -203,8 +187,15 @@ impl DockerWatch {
         f
     }
 
-    /// Lists the watched containers and inspects each; sends the whole set.
-    async fn resync(&self, docker: &Docker, changes: &Changes) -> Result<(), Error> {
+    /// Lists the watched containers and inspects each (on API 1.52, only those whose state or
+    /// health moved since `known` was taken); sends the whole set.
+    async fn resync(
+        &self,
+        docker: &Docker,
+        engine: &engine::Engine,
+        known: &mut HashMap<String, Container>,
+        changes: &Changes,
+    ) -> Result<(), Error> {
         // Label filters are ANDed: one listing per project.
         let groups: Vec<String> = if self.projects.is_empty() {
             vec![PROJECT_LABEL.to_string()]
@@ -214,10 +205,14 @@ impl DockerWatch {
                 .map(|p| format!("{PROJECT_LABEL}={p}"))
                 .collect()
         };
-        let mut ids = Vec::new();
+        let mut listed = Vec::new();
         for label in groups {
             let mut f = HashMap::new();
             f.insert("label".to_string(), vec![label]);
+            if engine.lists_health() {
+                listed.extend(engine::list(&self.endpoint, engine, &f, self.timeout).await?);
+                continue;
+            }
             let list = tokio::time::timeout(
                 self.timeout,
                 docker.list_containers(Some(ListContainersOptions {
@@ -229,17 +224,31 @@ impl DockerWatch {
             .await
             .map_err(|_| self.timed_out("listing containers"))?
             .map_err(|e| Error::docker("docker: listing containers", e))?;
-            ids.extend(list.into_iter().filter_map(|c| c.id));
+            listed.extend(list.into_iter().filter_map(|c| {
+                Some(engine::Listed {
+                    id: c.id?,
+                    state: String::new(),
+                    health: None,
+                })
+            }));
         }
-        let mut all = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.inspect(docker, &id).await {
+        let mut all = Vec::with_capacity(listed.len());
+        for l in listed {
+            if let Some(c) = known
+                .get(&l.id)
+                .filter(|c| engine.lists_health() && engine::still_current(c, &l))
+            {
+                all.push(c.clone());
+                continue;
+            }
+            match self.inspect(docker, &l.id).await {
                 Ok(c) => all.push(c),
                 // Removed between the listing and the inspect.
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
+        *known = all.iter().map(|c| (c.id.clone(), c.clone())).collect();
         changes
             .send(Change::Docker(DockerChange::All(all)))
             .await

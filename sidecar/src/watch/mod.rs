@@ -4,6 +4,7 @@
 //! `unknown` with the reason) and retried with exponential backoff, never given up.
 
 pub mod docker;
+pub mod engine;
 pub mod store;
 
 use std::time::Duration;
