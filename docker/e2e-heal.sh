@@ -427,12 +427,21 @@ done
 [[ "$shown" == ready ]] || fail "the twins' record is not shown ready (${shown:-nothing})"
 declare -A TWIN0
 for c in "${TWINS[@]}" "$TWIN_B"; do TWIN0[$c]=$(started_at "$c"); done
-FROZEN=${TWINS[0]}
+# Both replicas write one record (agent consumer, replica twin): the store fences out the older
+# writer, so the record names one container. That one is frozen; the other replica publishes
+# nothing of its own, and nothing may be restarted for it.
+holder=$(api /api/status | jq -r '[.agents[]? | select((.agent // .name // "") == "consumer") | .replicas[]? | select(.replica == "twin") | .container_id] | first // empty')
+FROZEN=
+OTHERS=("$TWIN_B")
+for c in "${TWINS[@]}"; do
+    if [[ -n "$holder" && ( "$c" == "$holder"* || "$holder" == "$c"* ) ]]; then FROZEN=$c; else OTHERS+=("$c"); fi
+done
+[[ -n "$FROZEN" ]] || fail "the twins' record is linked to no replica of agent-twin (${holder:-none})"
 docker kill -s USR1 "$FROZEN" >/dev/null
 wait_restarted "$FROZEN" "${TWIN0[$FROZEN]}" 45 >/dev/null \
     || fail "the frozen twin was not restarted (a record linked by host name alone is ambiguous: this check needs records that carry their container id)"
 sleep $(( HEAL_AFTER + 3 ))
-for c in "${TWINS[1]}" "$TWIN_B"; do
+for c in "${OTHERS[@]}"; do
     [[ "$(started_at "$c")" == "${TWIN0[$c]}" ]] || fail "a twin that was not frozen was restarted: $(docker inspect -f '{{.Name}}' "$c")"
 done
 pass "three containers named twin, one frozen: only it restarted"

@@ -146,7 +146,8 @@ for a in agent-a agent-b agent-py agent-script consumer consumer-wait; do
 done
 if command -v chromium >/dev/null; then
     dom=$(timeout 60 chromium --headless --no-sandbox --disable-gpu --dump-dom "$SIDECAR/" 2>/dev/null)
-    rows=$(grep -o '<tr class="agent s-ready"' <<<"$dom" | wc -l)
+    # An agent row's classes: the agent's state, then its headline (h-ready, h-partly-down...).
+    rows=$(grep -o '<tr class="agent s-ready[ "]' <<<"$dom" | wc -l || true)
     [[ $rows -eq $(jq length <<<"$AGENTS") ]] || fail "sidecar page in chromium: $rows ready agent rows, expected $(jq length <<<"$AGENTS")"
 fi
 metrics=$(curl -fsS --max-time 3 "$SIDECAR/metrics")
