@@ -1,5 +1,8 @@
-//! The one error type of the crate.
+//! The crate's errors: [`Error`], what every fallible call returns, and [`DecodeError`], what
+//! is wrong with a record or an event that does not follow PROTOCOL.md (an [`Error::Malformed`]
+//! keeps one as its source). A leaf: it uses nothing of the crate.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +95,7 @@ pub enum Error {
         /// The Redis key or file it came from.
         location: String,
         /// What is wrong with it: its kind, the field and the cause.
-        source: crate::DecodeError,
+        source: DecodeError,
     },
     /// A store operation that did not finish in time.
     #[error("{what} timed out after {}ms", after.as_millis())]
@@ -147,6 +150,94 @@ impl Error {
     /// A stored record or event does not follow PROTOCOL.md.
     pub fn is_malformed(&self) -> bool {
         matches!(self, Error::Malformed { .. })
+    }
+}
+
+/// What is wrong with a record or an event that does not follow PROTOCOL.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// Not a JSON object (a record file or an event).
+    NotJson,
+    /// A required field is absent.
+    Missing,
+    /// A field has the wrong JSON type (a string where a number is required, or the reverse).
+    WrongType,
+    /// A field's value is not allowed (not a whole number, out of range, an unknown state, an
+    /// invalid name or instance id, a TTL shorter than two intervals).
+    Invalid,
+    /// The format version `v` is not one this reader knows.
+    Version,
+}
+
+/// A record or event that does not follow PROTOCOL.md: its kind, the field at fault, and the
+/// cause (a JSON syntax error, an invalid name, a number out of range) as its source.
+///
+/// ```
+/// use ready_signal::{DecodeErrorKind, decode_record};
+///
+/// let err = decode_record([("v", "1")]).unwrap_err();
+/// assert_eq!(err.kind(), DecodeErrorKind::Missing);
+/// assert_eq!(err.field(), Some("agent"));
+/// assert_eq!(err.to_string(), "field `agent` is missing");
+/// ```
+#[derive(Debug)]
+pub struct DecodeError {
+    kind: DecodeErrorKind,
+    field: Option<String>,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl DecodeError {
+    pub(crate) fn new(kind: DecodeErrorKind, field: Option<&str>, message: String) -> DecodeError {
+        DecodeError {
+            kind,
+            field: field.map(str::to_string),
+            message,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub(crate) fn invalid(field: &str, message: String) -> DecodeError {
+        DecodeError::new(DecodeErrorKind::Invalid, Some(field), message)
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> DecodeErrorKind {
+        self.kind
+    }
+
+    /// The field at fault, when one is.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The record or event is of a format version this reader does not know.
+    pub fn is_version(&self) -> bool {
+        self.kind == DecodeErrorKind::Version
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

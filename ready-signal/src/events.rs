@@ -9,9 +9,10 @@ use futures_util::StreamExt as _;
 use futures_util::stream::SelectAll;
 use tokio::sync::Notify;
 
-use crate::record::{DecodeError, DecodeErrorKind, EventPayload, PROTOCOL_VERSION, State};
+use crate::escape::{one_line, shown};
+use crate::record::{EventPayload, MAX_REASON_LEN, PROTOCOL_VERSION, State};
 use crate::stores::{NatsAuth, NatsStore};
-use crate::{Error, Name};
+use crate::{DecodeError, DecodeErrorKind, Error, Name};
 
 /// `ready-signal.{ns}.{agent}.{replica}`: where a replica's transitions are published.
 pub fn subject(ns: &Name, agent: &Name, replica: &Name) -> String {
@@ -226,10 +227,7 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, DecodeError> {
         DecodeError::new(
             DecodeErrorKind::NotJson,
             None,
-            format!(
-                "not an event: {}",
-                crate::record::shown(&e.to_string(), 200)
-            ),
+            format!("not an event: {}", shown(&e.to_string(), 200)),
         )
         .with_source(e)
     })?;
@@ -245,7 +243,7 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, DecodeError> {
             "container",
             format!(
                 "field `container` is not 64 lowercase hex digits: `{}`",
-                crate::record::shown(&e.container, 80)
+                shown(&e.container, 80)
             ),
         ));
     }
@@ -260,7 +258,7 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, DecodeError> {
         replica: name("replica", &e.replica)?,
         instance: e.instance,
         state: e.state,
-        reason: crate::record::one_line(&e.reason, crate::record::MAX_REASON_LEN),
+        reason: one_line(&e.reason, MAX_REASON_LEN),
     })
 }
 

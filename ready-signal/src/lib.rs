@@ -25,7 +25,8 @@
 //! (NATS), `file_store`, `config` (the store builder and its grammars: environment, Redis URL,
 //! NATS URL), `container` (which container this process runs in), and the leaves they share:
 //! `stores` (what a configured store is), `fence` (the write fence's vocabulary), [`files`]
-//! (bounded non-blocking file reads, used by the probe too), `name`, `error`.
+//! (bounded non-blocking file reads, used by the probe too), `name`, `error` (the crate's errors,
+//! [`DecodeError`] among them), `escape` (the escape and cut rule for untrusted text).
 //!
 //! The wire format is specified in `PROTOCOL.md` beside this crate, so agents in any language
 //! take part; the `ready-signal` command does it for shell and Python agents.
@@ -53,6 +54,7 @@
 mod config;
 pub mod container;
 mod error;
+mod escape;
 mod events;
 mod fence;
 mod file_store;
@@ -65,7 +67,7 @@ mod redis_store;
 mod stores;
 
 pub use config::{DEFAULT_NAMESPACE, StoreConfig};
-pub use error::{Error, Source};
+pub use error::{DecodeError, DecodeErrorKind, Error, Source};
 pub use events::{
     Delivery, Event, Events, agent_subject, decode_event, namespace_subject, subject,
 };
@@ -80,7 +82,6 @@ pub use publisher::{
     publish_once, remove_once, running_instance, shutdown_on_signal,
 };
 pub use record::{
-    DecodeError, DecodeErrorKind, EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record,
-    State, decode_record,
+    EventPayload, MAX_REASON_LEN, Observed, PROTOCOL_VERSION, Record, State, decode_record,
 };
 pub use redis_store::keys::{KEY_PREFIX, Keys, Layout, SHARDS, keyslot, shard};

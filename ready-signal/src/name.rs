@@ -26,7 +26,7 @@ impl Name {
     /// Validates `name`.
     pub fn new(name: &str) -> Result<Name, Error> {
         let invalid = |reason: String| Error::InvalidName {
-            value: crate::record::shown(name, 80),
+            value: crate::escape::shown(name, 80),
             reason,
         };
         if name.is_empty() {

@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Name};
+use crate::escape::{escape_bytes, one_line, shown};
+use crate::{DecodeError, DecodeErrorKind, Error, Name};
 
 /// The version of the record and event formats this crate writes and reads.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -161,94 +162,6 @@ pub struct Record {
     /// the field).
     #[serde(default)]
     pub started_ms: u64,
-}
-
-/// What is wrong with a record or an event that does not follow PROTOCOL.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DecodeErrorKind {
-    /// Not a JSON object (a record file or an event).
-    NotJson,
-    /// A required field is absent.
-    Missing,
-    /// A field has the wrong JSON type (a string where a number is required, or the reverse).
-    WrongType,
-    /// A field's value is not allowed (not a whole number, out of range, an unknown state, an
-    /// invalid name or instance id, a TTL shorter than two intervals).
-    Invalid,
-    /// The format version `v` is not one this reader knows.
-    Version,
-}
-
-/// A record or event that does not follow PROTOCOL.md: its kind, the field at fault, and the
-/// cause (a JSON syntax error, an invalid name, a number out of range) as its source.
-///
-/// ```
-/// use ready_signal::{DecodeErrorKind, decode_record};
-///
-/// let err = decode_record([("v", "1")]).unwrap_err();
-/// assert_eq!(err.kind(), DecodeErrorKind::Missing);
-/// assert_eq!(err.field(), Some("agent"));
-/// assert_eq!(err.to_string(), "field `agent` is missing");
-/// ```
-#[derive(Debug)]
-pub struct DecodeError {
-    kind: DecodeErrorKind,
-    field: Option<String>,
-    message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl DecodeError {
-    pub(crate) fn new(kind: DecodeErrorKind, field: Option<&str>, message: String) -> DecodeError {
-        DecodeError {
-            kind,
-            field: field.map(str::to_string),
-            message,
-            source: None,
-        }
-    }
-
-    pub(crate) fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    pub(crate) fn invalid(field: &str, message: String) -> DecodeError {
-        DecodeError::new(DecodeErrorKind::Invalid, Some(field), message)
-    }
-
-    /// What is wrong.
-    pub fn kind(&self) -> DecodeErrorKind {
-        self.kind
-    }
-
-    /// The field at fault, when one is.
-    pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
-    }
-
-    /// The record or event is of a format version this reader does not know.
-    pub fn is_version(&self) -> bool {
-        self.kind == DecodeErrorKind::Version
-    }
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DecodeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
 }
 
 /// The fields a record's numbers are in (a file must give them as JSON numbers).
@@ -443,57 +356,6 @@ pub(crate) fn check_instance(instance: &str) -> Result<(), String> {
     }
 }
 
-/// A reason or host as stored (PROTOCOL.md, "States"): every control character escaped (`\n` as
-/// the two characters `\` and `n`), so a record's text stays one line in every probe verdict and
-/// log, then cut to `max` bytes without splitting a character or an escape sequence.
-pub(crate) fn one_line(s: &str, max: usize) -> String {
-    escape_bytes(s.as_bytes(), max)
-}
-
-/// The escaping of PROTOCOL.md, "States", applied to any bytes: a control character (Unicode
-/// category Cc) becomes `\0`, `\t`, `\n`, `\r` or `\u{hex}`; a byte that is not part of valid
-/// UTF-8 becomes `\x` and two lowercase hex digits; everything else is kept. The result is cut
-/// to at most `max` bytes, only ever between two such units.
-pub(crate) fn escape_bytes(bytes: &[u8], max: usize) -> String {
-    if bytes.len() <= max
-        && let Ok(text) = std::str::from_utf8(bytes)
-        && !text.chars().any(char::is_control)
-    {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(bytes.len().min(max));
-    let fits = |out: &String, unit: &str| out.len() + unit.len() <= max;
-    let mut buf = [0u8; 4];
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            let escaped;
-            let unit: &str = match c {
-                '\0' => "\\0",
-                '\t' => "\\t",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                c if c.is_control() => {
-                    escaped = format!("\\u{{{:x}}}", u32::from(c));
-                    &escaped
-                }
-                c => c.encode_utf8(&mut buf),
-            };
-            if !fits(&out, unit) {
-                return out;
-            }
-            out.push_str(unit);
-        }
-        for b in chunk.invalid() {
-            let unit = format!("\\x{b:02x}");
-            if !fits(&out, &unit) {
-                return out;
-            }
-            out.push_str(&unit);
-        }
-    }
-    out
-}
-
 impl Record {
     /// Decodes a record file of the local-file backend: a JSON object with the same fields,
     /// numbers as JSON numbers and text as JSON strings.
@@ -557,13 +419,6 @@ const FIELDS: [&str; 17] = [
     "started_ms",
     "started_epoch",
 ];
-
-/// Untrusted text quoted in an error: escaped as a reason is (PROTOCOL.md, "States") and cut to
-/// `max` bytes, so an error stays one short line (a record or an event can hold anything; found
-/// by fuzzing).
-pub(crate) fn shown(s: &str, max: usize) -> String {
-    escape_bytes(s.as_bytes(), max)
-}
 
 /// An event published on NATS at every transition (PROTOCOL.md, "Events").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -740,43 +595,6 @@ mod tests {
         );
         let file = Record::from_json(json.as_bytes()).unwrap();
         assert_eq!((file.container.as_str(), file.started_ms), (id.as_str(), 4));
-    }
-
-    /// The escape rule of PROTOCOL.md, "States", with its examples: control characters and
-    /// bytes that are not UTF-8 are escaped, and the cut never splits a character or an escape.
-    #[test]
-    fn the_documented_escape_rule_and_cut() {
-        for (raw, stored) in [
-            (&b"queue down\nretrying"[..], "queue down\\nretrying"),
-            (b"tab\there\r", "tab\\there\\r"),
-            (b"nul\0", "nul\\0"),
-            (b"esc\x1b[31m", "esc\\u{1b}[31m"),
-            (b"del\x7f", "del\\u{7f}"),
-            ("nel\u{85}".as_bytes(), "nel\\u{85}"),
-            ("caf\u{e9}".as_bytes(), "caf\u{e9}"),
-            (b"bad \xff\xfe byte", "bad \\xff\\xfe byte"),
-            (b"cut \xe2\x82", "cut \\xe2\\x82"),
-        ] {
-            assert_eq!(escape_bytes(raw, MAX_REASON_LEN), stored, "{raw:?}");
-        }
-        assert_eq!(one_line("ééé", 3), "é");
-        assert_eq!(one_line("abc", 10), "abc");
-        // 199 bytes, then a newline: its escape (2 bytes) does not fit, and is not split.
-        let reason = format!("{}\n", "x".repeat(199));
-        assert_eq!(one_line(&reason, MAX_REASON_LEN), "x".repeat(199));
-        let reason = format!("{}\u{1b}", "x".repeat(195));
-        assert_eq!(one_line(&reason, MAX_REASON_LEN), "x".repeat(195));
-        assert_eq!(
-            escape_bytes(
-                &[b'x'; 198]
-                    .iter()
-                    .copied()
-                    .chain([0xff])
-                    .collect::<Vec<_>>(),
-                200
-            ),
-            "x".repeat(198)
-        );
     }
 
     /// A record whose reason or host is not UTF-8 is read, with the bytes escaped.

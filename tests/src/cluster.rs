@@ -18,14 +18,13 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::{Process, server_binary};
+use crate::{Node, log_tail, loopback, server_binary};
 
 /// How long a single question to a server may take (connect, write, read).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,11 +100,6 @@ pub fn cluster_port() -> u16 {
     }
     panic!("no free loopback port in {base}..{low}")
 }
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 /// A reply of the Redis protocol (RESP2), as far as the harness needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -249,92 +243,6 @@ fn wait_for<T>(
             panic!("{what}: not within {timeout:?}; logs:\n{}", logs());
         }
         thread::sleep(POLL);
-    }
-}
-
-/// The last `max` bytes of a log file, so a panic stays readable with many nodes.
-fn log_tail(path: &Path, max: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(max);
-    let start = (start..=text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    text[start..].to_string()
-}
-
-/// One server process of a cluster: its ports, directory, log and (while alive) process.
-#[derive(Debug)]
-struct Node {
-    name: String,
-    port: u16,
-    dir: PathBuf,
-    log: PathBuf,
-    process: Option<Process>,
-}
-
-impl Node {
-    fn new(root: &Path, name: String, port: u16) -> Node {
-        let dir = root.join(&name);
-        fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("server.log");
-        Node {
-            name,
-            port,
-            dir,
-            log,
-            process: None,
-        }
-    }
-
-    fn spawn(&mut self, cmd: Command, extra_ports: &[u16]) {
-        // A restarted node's previous log is kept beside the new one: a failed convergence
-        // after a restart needs both lives.
-        if self.log.exists() {
-            let _ = fs::rename(&self.log, self.log.with_extension("log.previous"));
-        }
-        let mut process = Process::spawn(cmd, self.log.clone(), self.name.clone());
-        process.wait_accepting(loopback(self.port));
-        for p in extra_ports {
-            process.wait_accepting(loopback(*p));
-        }
-        self.process = Some(process);
-    }
-
-    fn alive(&self) -> bool {
-        self.process.is_some()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.kill();
-        }
-    }
-
-    /// Sends `signal` (`STOP`, `CONT`) to the live process: `STOP` makes a node that hangs with
-    /// its connections open, as a frozen or black-holed host does, rather than one that refuses.
-    fn signal(&self, signal: &str) {
-        match &self.process {
-            Some(p) => p.signal(signal),
-            None => panic!("{} is not running", self.name),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let previous = self.log.with_extension("log.previous");
-        let before = if previous.exists() {
-            format!(
-                "(previous life)\n{}\n(restarted)\n",
-                log_tail(&previous, 1500)
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "--- {} ({}):\n{before}{}",
-            self.name,
-            self.log.display(),
-            log_tail(&self.log, 3000)
-        )
     }
 }
 

@@ -9,6 +9,8 @@
 //! Layout:
 //! - [`RedisServer`] / [`RedisBuilder`]: a real Redis, optionally with `requirepass` and ACL users.
 //! - [`NatsServer`] / [`NatsBuilder`]: a real NATS, optionally with a token, a user and JetStream.
+//! - `Node`: one server process across its lives (stop, restart, signal, log), which both servers
+//!   and every node of the [`cluster`] servers are.
 //! - [`fake`]: named fakes for faults a real server will not produce on demand.
 //! - [`bin`]: the path of a workspace binary built beside the running test, and
 //!   [`clean_command`]: the one launcher for it, free of the caller's probe and store variables.
@@ -205,6 +207,118 @@ impl Drop for Process {
     }
 }
 
+/// `127.0.0.1:port`.
+pub(crate) fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The last `max` bytes of a log file, so a panic stays readable with many nodes.
+pub(crate) fn log_tail(path: &Path, max: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    let start = (start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+/// One server process across its lives (started, killed, started again): its name, port,
+/// directory, log and (while alive) process. [`RedisServer`], [`NatsServer`] and every node of
+/// the clusters in [`cluster`] are one each, so stopping, restarting, signalling and reading the
+/// log are written once.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+    log: PathBuf,
+    process: Option<Process>,
+}
+
+impl Node {
+    /// A node not started yet, its directory `root/name` created and its log inside it.
+    pub(crate) fn new(root: &Path, name: String, port: u16) -> Node {
+        let dir = root.join(&name);
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("server.log");
+        Node {
+            name,
+            port,
+            dir,
+            log,
+            process: None,
+        }
+    }
+
+    /// Starts `cmd` as this node's process and waits until its port and `extra_ports` accept.
+    pub(crate) fn spawn(&mut self, cmd: Command, extra_ports: &[u16]) {
+        // A restarted node's previous log is kept beside the new one: a failed convergence
+        // after a restart needs both lives.
+        if self.log.exists() {
+            let _ = fs::rename(&self.log, self.log.with_extension("log.previous"));
+        }
+        let mut process = Process::spawn(cmd, self.log.clone(), self.name.clone());
+        process.wait_accepting(loopback(self.port));
+        for p in extra_ports {
+            process.wait_accepting(loopback(*p));
+        }
+        self.process = Some(process);
+    }
+
+    /// Whether the process is running (started and not killed).
+    pub(crate) fn alive(&self) -> bool {
+        self.process.is_some()
+    }
+
+    /// Kills the process (SIGKILL) and reaps it; nothing when stopped.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the live process: `STOP` makes a node that hangs with
+    /// its connections open, as a frozen or black-holed host does, rather than one that refuses.
+    pub(crate) fn signal(&self, signal: &str) {
+        match &self.process {
+            Some(p) => p.signal(signal),
+            None => panic!("{} is not running", self.name),
+        }
+    }
+
+    /// The current life's log ("" while stopped).
+    pub(crate) fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(Process::log_text)
+            .unwrap_or_default()
+    }
+
+    /// The process id (0 while stopped).
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, Process::pid)
+    }
+
+    /// The tails of its current and previous lives' logs, headed with its name, for a panic.
+    pub(crate) fn log_tail(&self) -> String {
+        let previous = self.log.with_extension("log.previous");
+        let before = if previous.exists() {
+            format!(
+                "(previous life)\n{}\n(restarted)\n",
+                log_tail(&previous, 1500)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "--- {} ({}):\n{before}{}",
+            self.name,
+            self.log.display(),
+            log_tail(&self.log, 3000)
+        )
+    }
+}
+
 /// Options for a real `redis-server`.
 #[derive(Debug, Default, Clone)]
 pub struct RedisBuilder {
@@ -246,11 +360,13 @@ impl RedisBuilder {
     pub fn start(self) -> RedisServer {
         let dir = tempfile::Builder::new().prefix("redis-").tempdir().unwrap();
         let port = free_port();
+        let mut node = Node::new(dir.path(), "redis".into(), port);
+        node.name = format!("redis-server on port {port}");
         let mut server = RedisServer {
             opts: self,
             port,
             dir,
-            process: None,
+            node,
         };
         server.spawn();
         server
@@ -263,7 +379,7 @@ pub struct RedisServer {
     opts: RedisBuilder,
     port: u16,
     dir: TempDir,
-    process: Option<Process>,
+    node: Node,
 }
 
 impl RedisServer {
@@ -302,10 +418,7 @@ impl RedisServer {
             cmd.arg("--user").args(user.split_whitespace());
         }
         cmd.args(&self.opts.args);
-        let log = self.dir.path().join("redis.log");
-        let mut process = Process::spawn(cmd, log, format!("redis-server on port {}", self.port));
-        process.wait_accepting(self.addr());
-        self.process = Some(process);
+        self.node.spawn(cmd, &[]);
     }
 
     /// The server's address.
@@ -325,9 +438,7 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL); it keeps nothing on disk.
     pub fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.kill();
-        }
+        self.node.kill();
     }
 
     /// Starts the server again on the same port, empty.
@@ -338,10 +449,7 @@ impl RedisServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        self.process
-            .as_ref()
-            .map(Process::log_text)
-            .unwrap_or_default()
+        self.node.log()
     }
 
     /// The temporary directory the server runs in.
@@ -357,21 +465,23 @@ impl RedisServer {
 
     /// Pauses the server (SIGSTOP): connections are still accepted by the kernel, never answered.
     pub fn pause(&self) {
-        if let Some(p) = &self.process {
-            p.signal("STOP");
+        // A stopped server has nothing to signal.
+        if self.node.alive() {
+            self.node.signal("STOP");
         }
     }
 
     /// Resumes a paused server (SIGCONT).
     pub fn resume(&self) {
-        if let Some(p) = &self.process {
-            p.signal("CONT");
+        // A stopped server has nothing to signal.
+        if self.node.alive() {
+            self.node.signal("CONT");
         }
     }
 
     /// The server's process id (0 when stopped).
     pub fn pid(&self) -> u32 {
-        self.process.as_ref().map_or(0, Process::pid)
+        self.node.pid()
     }
 }
 
@@ -414,12 +524,14 @@ impl NatsBuilder {
         let dir = tempfile::Builder::new().prefix("nats-").tempdir().unwrap();
         let port = free_port();
         let monitor_port = self.monitor.then(free_port);
+        let mut node = Node::new(dir.path(), "nats".into(), port);
+        node.name = format!("nats-server on port {port}");
         let mut server = NatsServer {
             opts: self,
             port,
             monitor_port,
             dir,
-            process: None,
+            node,
         };
         server.spawn();
         server
@@ -433,7 +545,7 @@ pub struct NatsServer {
     port: u16,
     monitor_port: Option<u16>,
     dir: TempDir,
-    process: Option<Process>,
+    node: Node,
 }
 
 impl NatsServer {
@@ -463,13 +575,8 @@ impl NatsServer {
         if let Some(m) = self.monitor_port {
             cmd.args(["-m", &m.to_string()]);
         }
-        let log = self.dir.path().join("nats.log");
-        let mut process = Process::spawn(cmd, log, format!("nats-server on port {}", self.port));
-        process.wait_accepting(self.addr());
-        if let Some(m) = self.monitor_port {
-            process.wait_accepting(SocketAddr::from(([127, 0, 0, 1], m)));
-        }
-        self.process = Some(process);
+        let monitor: Vec<u16> = self.monitor_port.into_iter().collect();
+        self.node.spawn(cmd, &monitor);
     }
 
     /// The client address.
@@ -513,28 +620,28 @@ impl NatsServer {
 
     /// Pauses the server (SIGSTOP): connections are still accepted by the kernel, never answered.
     pub fn pause(&self) {
-        if let Some(p) = &self.process {
-            p.signal("STOP");
+        // A stopped server has nothing to signal.
+        if self.node.alive() {
+            self.node.signal("STOP");
         }
     }
 
     /// Resumes a paused server (SIGCONT).
     pub fn resume(&self) {
-        if let Some(p) = &self.process {
-            p.signal("CONT");
+        // A stopped server has nothing to signal.
+        if self.node.alive() {
+            self.node.signal("CONT");
         }
     }
 
     /// The server's process id (0 when stopped).
     pub fn pid(&self) -> u32 {
-        self.process.as_ref().map_or(0, Process::pid)
+        self.node.pid()
     }
 
     /// Kills the server.
     pub fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.kill();
-        }
+        self.node.kill();
     }
 
     /// Starts the server again on the same port.
@@ -545,10 +652,7 @@ impl NatsServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        self.process
-            .as_ref()
-            .map(Process::log_text)
-            .unwrap_or_default()
+        self.node.log()
     }
 }
 

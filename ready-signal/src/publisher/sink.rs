@@ -9,10 +9,11 @@ use async_nats::Client;
 use tokio::sync::Notify;
 
 use crate::config::StoreConfig;
+use crate::escape::one_line;
 use crate::events;
 use crate::fence::{Applied, Op};
 use crate::file_store;
-use crate::record::{EventPayload, MAX_REASON_LEN, PROTOCOL_VERSION, Record, State, one_line};
+use crate::record::{EventPayload, MAX_REASON_LEN, PROTOCOL_VERSION, Record, State};
 use crate::redis_store::{RedisConn, Write};
 use crate::{Error, Keys, Name};
 

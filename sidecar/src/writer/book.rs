@@ -13,7 +13,7 @@ use ready_signal::Observed;
 use tokio::time::Instant;
 
 use super::change::Change;
-use super::{docker, fingerprint, freshness, link};
+use super::{fingerprint, freshness, instances, link};
 use crate::error::Error;
 use crate::state::{ContainerHeal, Source, State};
 
@@ -111,7 +111,7 @@ impl Book {
             {
                 let c = &mut self.state.containers[i];
                 if !c.earlier_instances.contains(instance) {
-                    docker::remember(&mut c.instances, instance);
+                    instances::remember(&mut c.instances, instance);
                 }
             }
             r.container_id = container;
@@ -143,6 +143,11 @@ impl Book {
             self.state.generation += 1;
         }
         changed
+    }
+
+    /// The next instant at which some replica crosses its stale or dead threshold.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        freshness::next_deadline(&self.state.replicas, now)
     }
 
     /// An immutable copy for readers.

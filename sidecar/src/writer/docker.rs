@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::book::Book;
 use super::change::DockerChange;
+use super::instances::remember;
 use crate::state::{Container, Source};
 
 impl Book {
@@ -85,20 +86,5 @@ impl Book {
             None => {}
         }
         c
-    }
-}
-
-/// Instance ids remembered per container and start, at most: a container restarted in a crash
-/// loop keeps its latest predecessors, not all of them.
-pub(super) const MAX_INSTANCES: usize = 16;
-
-/// Adds `instance` to `list` (once), dropping the oldest past [`MAX_INSTANCES`].
-pub(super) fn remember(list: &mut Vec<String>, instance: &str) {
-    if list.iter().any(|i| i == instance) {
-        return;
-    }
-    list.push(instance.to_owned());
-    if list.len() > MAX_INSTANCES {
-        list.remove(0);
     }
 }

@@ -1,42 +1,40 @@
 //! Freshness: what a replica is at `now`, from its last beat and the interval and TTL its
 //! publisher promised. Between two bulk reads the book re-judges every replica with these rules,
-//! and the task loop wakes at [`Book::next_deadline`], so a stale agent shows within
-//! milliseconds of crossing, not at the next read.
+//! and the task loop wakes at the next crossing they name ([`next_deadline`], which the book
+//! asks), so a stale agent shows within milliseconds of crossing, not at the next read. Pure
+//! rules over a replica: this file uses nothing of the book.
 
 use std::time::Duration;
 
 use ready_signal::{Observed, STALE_INTERVALS};
 use tokio::time::Instant;
 
-use super::book::Book;
 use crate::state::Replica;
 
-impl Book {
-    /// The next instant at which some replica crosses its stale or dead threshold.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        for r in &self.state.replicas {
-            let (Some(beat), Some(interval), Some(ttl), Some(p)) =
-                (r.beat_at, r.interval, r.ttl, r.published)
-            else {
-                continue;
-            };
-            let stale = beat + interval * STALE_INTERVALS + Duration::from_millis(1);
-            let dead = beat + ttl + Duration::from_millis(1);
-            for t in [
-                (p != ready_signal::State::Stopping).then_some(stale),
-                Some(dead),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if t > now && next.is_none_or(|n| t < n) {
-                    next = Some(t);
-                }
+/// The next instant at which one of `replicas` crosses its stale or dead threshold.
+pub(super) fn next_deadline(replicas: &[Replica], now: Instant) -> Option<Instant> {
+    let mut next: Option<Instant> = None;
+    for r in replicas {
+        let (Some(beat), Some(interval), Some(ttl), Some(p)) =
+            (r.beat_at, r.interval, r.ttl, r.published)
+        else {
+            continue;
+        };
+        let stale = beat + interval * STALE_INTERVALS + Duration::from_millis(1);
+        let dead = beat + ttl + Duration::from_millis(1);
+        for t in [
+            (p != ready_signal::State::Stopping).then_some(stale),
+            Some(dead),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if t > now && next.is_none_or(|n| t < n) {
+                next = Some(t);
             }
         }
-        next
     }
+    next
 }
 
 /// What a replica is at `now`, from its last beat and the thresholds its publisher promised

@@ -9,6 +9,7 @@
 //! - `link.rs`: which container a replica runs in (the rule is stated there).
 //! - `freshness.rs`: ready, stale or dead from the last beat and the promised thresholds, and
 //!   the next instant one of them is crossed.
+//! - `instances.rs`: the instances each container has run (shared by judging and Docker merging).
 //! - `fingerprint.rs`: what a person would notice, so the generation moves on visible changes.
 //! - this file: the task loop ([`run`]), which wakes at the next threshold crossing: a stale
 //!   agent shows within milliseconds of crossing, not at the next read.
@@ -18,6 +19,7 @@ mod change;
 mod docker;
 mod fingerprint;
 mod freshness;
+mod instances;
 mod link;
 mod store;
 
