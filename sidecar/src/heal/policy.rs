@@ -144,6 +144,10 @@ pub struct Observation {
     /// A record that may be this container's (its host name is this container's and another's)
     /// is stale or dead, but is not linked to it exactly: never a reason to restart, and said.
     pub unlinked_bad: bool,
+    /// It has no record linked to it, but a record of its host name is another container's or
+    /// ambiguous: its health check (`replica=self`) reads that record, so Docker's verdict on it
+    /// says nothing about its own process. Never a reason to restart, and said.
+    pub foreign_record: bool,
     /// Its rules.
     pub rules: Rules,
 }
@@ -253,6 +257,9 @@ pub enum Why {
     LabelRemoved,
     /// A stale or dead record may be this container's, but cannot be tied to it exactly.
     Unlinked,
+    /// Docker says unhealthy, but its check reads a record of another container (a host name
+    /// shared by replicas): not evidence about its own process.
+    ForeignRecord,
 }
 
 impl Why {
@@ -279,6 +286,7 @@ impl Why {
             Why::HealthyFor(_) => "healthy",
             Why::LabelRemoved => "label-removed",
             Why::Unlinked => "unlinked",
+            Why::ForeignRecord => "foreign-record",
         }
     }
 }
@@ -323,6 +331,10 @@ impl fmt::Display for Why {
             Why::Unlinked => f.write_str(
                 "a stale or dead agent record may be this container's, but its host name is \
                  shared and it names no container id: not restarted for it",
+            ),
+            Why::ForeignRecord => f.write_str(
+                "docker says unhealthy, but its check reads a record of another container \
+                 (shared host name): not restarted for it",
             ),
         }
     }
@@ -470,6 +482,10 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
                 out.push(say(Action::Skip, Why::Unlinked));
                 continue;
             }
+            Condition::Healthy | Condition::Starting if c.foreign_record => {
+                out.push(say(Action::Skip, Why::ForeignRecord));
+                continue;
+            }
             Condition::Healthy | Condition::Starting => {
                 let healthy_for = now.saturating_duration_since(c.condition_since);
                 if c.condition == Condition::Healthy
@@ -573,6 +589,7 @@ mod tests {
             start_period: Duration::ZERO,
             ready_since_start: false,
             unlinked_bad: false,
+            foreign_record: false,
             rules: Rules::default(),
         }
     }
