@@ -93,6 +93,9 @@ struct Governor {
     bad_since: HashMap<String, Instant>,
     /// Per container: the start after which it was last seen healthy.
     ready_after_start: HashMap<String, Instant>,
+    /// Per container restarted by us: the start the restart produced (Unix nanoseconds), until a
+    /// snapshot shows it (or a later one). Until then the snapshot shows the old process.
+    awaiting_start: HashMap<String, u64>,
     counts: Counts,
     outage: Option<String>,
     last_update: Option<HealUpdate>,
@@ -188,6 +191,7 @@ impl Governor {
             lines: HashMap::new(),
             bad_since: HashMap::new(),
             ready_after_start: HashMap::new(),
+            awaiting_start: HashMap::new(),
             counts: BTreeMap::new(),
             outage: None,
             last_update: None,
@@ -241,9 +245,19 @@ impl Governor {
             return;
         }
         let (mut input, bad_labels) = observe(state, &self.cfg, now, wall);
+        // A restart's own start seen (or a later one): decided on again from here.
+        for c in &state.containers {
+            let seen = c.started_at.as_deref().and_then(rfc3339_ns);
+            if let Some(want) = self.awaiting_start.get(&c.id)
+                && seen.is_some_and(|seen| seen >= *want)
+            {
+                self.awaiting_start.remove(&c.id);
+            }
+        }
         // Stale, then dead, then unhealthy is one bad spell: its clock starts at the first.
         // And a container seen healthy since it (re)started is no longer "starting".
         for c in &mut input.containers {
+            c.awaiting_start = self.awaiting_start.contains_key(&c.id);
             if c.condition == policy::Condition::Healthy {
                 self.ready_after_start.insert(c.id.clone(), c.started_at);
             }
@@ -341,6 +355,7 @@ impl Governor {
         self.lines.retain(|id, _| alive(id));
         self.bad_since.retain(|id, _| alive(id));
         self.ready_after_start.retain(|id, _| alive(id));
+        self.awaiting_start.retain(|id, _| alive(id));
     }
 
     /// Writes the history to the state file, if there is one (durably: see [`statefile::write`]).
@@ -460,10 +475,12 @@ impl Governor {
             Ok(r) => {
                 // The restart's identity: the start it produced. Saved at once, so a sidecar
                 // restarted right after counts this restart once.
-                if let Some(ns) = r.started_ns
-                    && self.history.started(&done.id, ns)
-                {
-                    self.dirty = true;
+                if let Some(ns) = r.started_ns {
+                    if self.history.started(&done.id, ns) {
+                        self.dirty = true;
+                    }
+                    // Nothing decided on it until a snapshot shows this start.
+                    self.awaiting_start.insert(done.id.clone(), ns);
                 }
                 let took = r.took;
                 tracing::info!(target: "heal", container = %name, project = %project, service = %service, took_ms = took.as_millis() as u64, decision = "restarted", "restart done");
@@ -873,6 +890,51 @@ mod tests {
         g.forget_gone(&state);
         assert_eq!(g.said.keys().collect::<Vec<_>>(), [&here]);
         assert_eq!(g.lines.len(), 1);
+    }
+
+    /// After a restart reports back, a round can run on a snapshot that still shows the old
+    /// start (the engine's watcher has not inspected the new one yet) and Docker's old verdict:
+    /// nothing is decided on it (a second restart would hit the new process) until a snapshot
+    /// shows the start the restart produced; from then on it is judged as ever.
+    #[tokio::test(start_paused = true)]
+    async fn no_decision_until_the_restarts_start_is_seen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, None);
+        let now = Instant::now() + Duration::from_secs(3600);
+        let wall = humantime::parse_rfc3339("2026-11-25T11:00:00Z").expect("time");
+        let mut state = one_container(now - Duration::from_secs(600));
+        let c = &mut state.containers[0];
+        c.labels.insert("healthcheck.heal".into(), "true".into());
+        c.started_at = Some("2026-11-25T10:00:00.5Z".into());
+        let id = c.id.clone();
+        let new_start = "2026-11-25T10:59:50Z";
+        g.finished(
+            Done {
+                id: id.clone(),
+                result: Ok(Restarted {
+                    took: Duration::from_secs(10),
+                    started_ns: rfc3339_ns(new_start),
+                }),
+            },
+            &state,
+        )
+        .await;
+        // The old start, still unhealthy: no restart, and it says why.
+        g.round(&state, now, wall).await;
+        assert!(!g.history.is_in_flight(&id), "restarted again");
+        assert_eq!(
+            g.lines.get(&id).map(String::as_str),
+            Some("left alone: waiting to see the restarted container's new start")
+        );
+        // The new start seen (and Docker still says unhealthy): judged again.
+        state.containers[0].started_at = Some(new_start.into());
+        g.round(&state, now, wall).await;
+        assert!(g.awaiting_start.is_empty());
+        assert!(g.history.is_in_flight(&id), "{:?}", g.lines.get(&id));
+        // Forgotten when the container goes.
+        g.awaiting_start.insert("gone".into(), 1);
+        g.forget_gone(&state);
+        assert!(g.awaiting_start.is_empty());
     }
 
     fn governor(

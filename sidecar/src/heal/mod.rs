@@ -374,6 +374,8 @@ pub fn observe(
             ready_since_start: false,
             unlinked_bad: ambiguous_bad.contains(c.hostname.as_str()),
             foreign_record,
+            // Filled by the executor, which knows the start its restart produced.
+            awaiting_start: false,
             rules,
         });
     }

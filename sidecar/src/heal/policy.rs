@@ -148,6 +148,10 @@ pub struct Observation {
     /// ambiguous: its health check (`replica=self`) reads that record, so Docker's verdict on it
     /// says nothing about its own process. Never a reason to restart, and said.
     pub foreign_record: bool,
+    /// Restarted by us, and the snapshot does not show the start the restart produced yet (the
+    /// engine's watcher lags): what it shows is the old process's, so nothing is decided on it.
+    /// Filled by the executor.
+    pub awaiting_start: bool,
     /// Its rules.
     pub rules: Rules,
 }
@@ -260,6 +264,8 @@ pub enum Why {
     /// Docker says unhealthy, but its check reads a record of another container (a host name
     /// shared by replicas): not evidence about its own process.
     ForeignRecord,
+    /// Restarted, and the snapshot does not show the start the restart produced yet.
+    AwaitingStart,
 }
 
 impl Why {
@@ -287,6 +293,7 @@ impl Why {
             Why::LabelRemoved => "label-removed",
             Why::Unlinked => "unlinked",
             Why::ForeignRecord => "foreign-record",
+            Why::AwaitingStart => "awaiting-start",
         }
     }
 }
@@ -336,6 +343,7 @@ impl fmt::Display for Why {
                 "docker says unhealthy, but its check reads a record of another container \
                  (shared host name): not restarted for it",
             ),
+            Why::AwaitingStart => f.write_str("waiting to see the restarted container's new start"),
         }
     }
 }
@@ -450,6 +458,13 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
         }
         // Being restarted by us (briefly not running, too): nothing to say.
         if history.is_in_flight(&c.id) {
+            continue;
+        }
+        // Just restarted, seen as it was before: its old start and its old process's record.
+        if c.awaiting_start {
+            if c.condition.is_bad() {
+                out.push(say(Action::Skip, Why::AwaitingStart));
+            }
             continue;
         }
         if !c.running {
@@ -590,6 +605,7 @@ mod tests {
             ready_since_start: false,
             unlinked_bad: false,
             foreign_record: false,
+            awaiting_start: false,
             rules: Rules::default(),
         }
     }
