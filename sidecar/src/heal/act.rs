@@ -127,7 +127,7 @@ fn rfc3339_ns(s: &str) -> Option<u64> {
 ///
 /// When `cfg.refused` says why it must not heal (its own container cannot be found), it
 /// restarts nothing, ever: it says why once in the log and keeps it on the page and in the
-/// metrics until shutdown.
+/// metrics until shutdown, and marks every snapshot done (deciding nothing on it).
 pub async fn run(
     cfg: Config,
     docker: Docker,
@@ -145,8 +145,16 @@ pub async fn run(
     if let Some(why) = g.cfg.refused.clone() {
         tracing::error!(target: "heal", reason = %why, "the governor heals nothing: {why}");
         g.publish_refusal().await;
-        shutdown.await;
-        return;
+        // Refusing is not being stuck: every snapshot is still marked done (nothing decided), so
+        // the self-watch (`--self-signal`) does not call the sidecar frozen.
+        loop {
+            let built_at = snapshots.borrow_and_update().built_at;
+            g.cfg.hooks.round_done(built_at);
+            tokio::select! {
+                _ = &mut shutdown => return,
+                changed = snapshots.changed() => if changed.is_err() { return },
+            }
+        }
     }
     g.rebuild_history().await;
     let mut tick = tokio::time::interval(g.cfg.tick);
@@ -935,6 +943,51 @@ mod tests {
         g.awaiting_start.insert("gone".into(), 1);
         g.forget_gone(&state);
         assert!(g.awaiting_start.is_empty());
+    }
+
+    /// A governor that refuses to heal (its own container unknown) still marks every snapshot
+    /// done, deciding nothing: with `--self-signal` the sidecar is not called frozen for it.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_governor_marks_its_rounds_done() {
+        let t0 = Instant::now();
+        let (tx, rx) = watch::channel(Arc::new(State::new(t0, Source::Ok, Source::Ok)));
+        let (changes, mut incoming) = mpsc::channel(8);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mark = crate::selfwatch::Mark::new();
+        let mut cfg = Config {
+            self_id: None,
+            refused: Some("its own container cannot be found".into()),
+            ..Config::new(Mode::On)
+        };
+        cfg.hooks.progress = Some(mark.clone());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            cfg,
+            placeholder_docker(&dir),
+            rx,
+            changes,
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        // Said on the page once.
+        let said = incoming.recv().await.expect("the refusal is published");
+        assert!(matches!(said, Change::Heal(u) if u.summary.refused.is_some()));
+        for n in 1..=3u64 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let built_at = t0 + Duration::from_secs(30 * n);
+            let mut state = one_container(built_at);
+            state.built_at = built_at;
+            tx.send(Arc::new(state)).expect("the governor reads");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(mark.seen(), Some(built_at), "round {n}");
+        }
+        let _ = stop_tx.send(());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("returns on shutdown")
+            .expect("no panic");
     }
 
     fn governor(
