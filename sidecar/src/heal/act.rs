@@ -32,6 +32,10 @@ const RESTART_SLACK: Duration = Duration::from_secs(60);
 /// How long the inspect after a restart (for the start it produced) may take.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long one heal event may wait to be handed to the NATS client: in an outage its buffer
+/// fills, and the governor's loop must not wait on it (the event is logged and dropped).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The JSON published on `healthcheck.heal.{project}.{service}` for every decision said.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealEvent {
@@ -546,8 +550,19 @@ impl Governor {
         let subject = subject(&event.project, &event.service);
         match serde_json::to_vec(&event) {
             Ok(body) => {
-                if let Err(e) = nats.publish(subject.clone(), body.into()).await {
-                    tracing::warn!(target: "heal", subject, error = %e, "heal event not published");
+                match tokio::time::timeout(
+                    PUBLISH_TIMEOUT,
+                    nats.publish(subject.clone(), body.into()),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(target: "heal", subject, error = %e, "heal event not published")
+                    }
+                    Err(_) => {
+                        tracing::warn!(target: "heal", subject, timeout_ms = PUBLISH_TIMEOUT.as_millis() as u64, "heal event not published: the nats client did not take it in time (nats down?)")
+                    }
                 }
             }
             Err(e) => tracing::warn!(target: "heal", error = %e, "heal event not encoded"),
@@ -988,6 +1003,51 @@ mod tests {
             .await
             .expect("returns on shutdown")
             .expect("no panic");
+    }
+
+    /// NATS down and the client's buffer full: each heal event gives up after its timeout (2 s
+    /// each, on the paused clock) instead of stalling the governor's loop.
+    #[tokio::test(start_paused = true)]
+    async fn a_nats_outage_does_not_stall_the_governor() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // No server there: the client keeps retrying, and its one-message buffer fills.
+        let client = async_nats::ConnectOptions::new()
+            .client_capacity(1)
+            .retry_on_initial_connect()
+            .connect(format!("nats://127.0.0.1:{port}"))
+            .await
+            .expect("a lazy client");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, Some(client));
+        let now = Instant::now();
+        let state = one_container(now);
+        let d = Decision {
+            id: state.containers[0].id.clone(),
+            name: "demo-agent-a-1".into(),
+            service: "agent-a".into(),
+            action: Action::Quarantine,
+            why: Why::BudgetSpent { restarts: 5 },
+        };
+        let began = Instant::now();
+        for _ in 0..4 {
+            g.said.clear();
+            g.carry_out(
+                &d,
+                &state,
+                Duration::from_secs(1800),
+                now,
+                SystemTime::now(),
+            )
+            .await;
+        }
+        assert!(
+            began.elapsed() <= Duration::from_secs(4 * 2) + Duration::from_millis(100),
+            "{:?}",
+            began.elapsed()
+        );
     }
 
     fn governor(
