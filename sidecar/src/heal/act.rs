@@ -146,6 +146,27 @@ pub async fn run(
     }
     let (done_tx, mut done_rx) = mpsc::channel(16);
     let mut g = Governor::new(cfg, docker, nats, changes, done_tx);
+    // A short id (the host name's hint) is trusted only once the engine confirms it.
+    if g.cfg.refused.is_none()
+        && let Some(id) = g.cfg.self_id.clone()
+        && id.len() < 64
+    {
+        let found = match tokio::time::timeout(
+            INSPECT_TIMEOUT,
+            g.docker
+                .inspect_container(&id, None::<InspectContainerOptions>),
+        )
+        .await
+        {
+            Ok(Ok(r)) => Ok(r.id),
+            Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            })) => Ok(None),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", INSPECT_TIMEOUT.as_secs())),
+        };
+        g.cfg.refused = super::selfid::confirm(&id, found).err();
+    }
     if let Some(why) = g.cfg.refused.clone() {
         tracing::error!(target: "heal", reason = %why, "the governor heals nothing: {why}");
         g.publish_refusal().await;
@@ -1048,6 +1069,52 @@ mod tests {
             "{:?}",
             began.elapsed()
         );
+    }
+
+    /// A short self id the engine does not confirm (here it cannot be asked) is not knowing
+    /// itself: the governor refuses to heal, saying so and naming --heal-self.
+    #[tokio::test(start_paused = true)]
+    async fn an_unconfirmed_short_self_id_refuses_healing() {
+        let (_tx, rx) =
+            watch::channel(Arc::new(State::new(Instant::now(), Source::Ok, Source::Ok)));
+        let (changes, mut incoming) = mpsc::channel(8);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = Config {
+            self_id: Some("c0ffeec0ffee".into()),
+            refused: None,
+            ..Config::new(Mode::On)
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            cfg,
+            placeholder_docker(&dir),
+            rx,
+            changes,
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let refused = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match incoming.recv().await.expect("the governor says something") {
+                    Change::Heal(u) => break u.summary.refused,
+                    _ => continue,
+                }
+            }
+        })
+        .await
+        .expect("the refusal is said at start");
+        let why = refused.expect("healing refused");
+        assert!(
+            why.contains("c0ffeec0ffee") && why.contains("--heal-self"),
+            "{why}"
+        );
+        let _ = stop_tx.send(());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("returns on shutdown")
+            .expect("no panic");
     }
 
     fn governor(
