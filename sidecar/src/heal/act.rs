@@ -32,6 +32,10 @@ const RESTART_SLACK: Duration = Duration::from_secs(60);
 /// How long the inspect after a restart (for the start it produced) may take.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long one heal event may wait to be handed to the NATS client: in an outage its buffer
+/// fills, and the governor's loop must not wait on it (the event is logged and dropped).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The JSON published on `healthcheck.heal.{project}.{service}` for every decision said.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealEvent {
@@ -93,6 +97,9 @@ struct Governor {
     bad_since: HashMap<String, Instant>,
     /// Per container: the start after which it was last seen healthy.
     ready_after_start: HashMap<String, Instant>,
+    /// Per container restarted by us: the start the restart produced (Unix nanoseconds), until a
+    /// snapshot shows it (or a later one). Until then the snapshot shows the old process.
+    awaiting_start: HashMap<String, u64>,
     counts: Counts,
     outage: Option<String>,
     last_update: Option<HealUpdate>,
@@ -124,7 +131,7 @@ fn rfc3339_ns(s: &str) -> Option<u64> {
 ///
 /// When `cfg.refused` says why it must not heal (its own container cannot be found), it
 /// restarts nothing, ever: it says why once in the log and keeps it on the page and in the
-/// metrics until shutdown.
+/// metrics until shutdown, and marks every snapshot done (deciding nothing on it).
 pub async fn run(
     cfg: Config,
     docker: Docker,
@@ -139,11 +146,40 @@ pub async fn run(
     }
     let (done_tx, mut done_rx) = mpsc::channel(16);
     let mut g = Governor::new(cfg, docker, nats, changes, done_tx);
+    // A short id (the host name's hint) is trusted only once the engine confirms it.
+    if g.cfg.refused.is_none()
+        && let Some(id) = g.cfg.self_id.clone()
+        && id.len() < 64
+    {
+        let found = match tokio::time::timeout(
+            INSPECT_TIMEOUT,
+            g.docker
+                .inspect_container(&id, None::<InspectContainerOptions>),
+        )
+        .await
+        {
+            Ok(Ok(r)) => Ok(r.id),
+            Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            })) => Ok(None),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", INSPECT_TIMEOUT.as_secs())),
+        };
+        g.cfg.refused = super::selfid::confirm(&id, found).err();
+    }
     if let Some(why) = g.cfg.refused.clone() {
         tracing::error!(target: "heal", reason = %why, "the governor heals nothing: {why}");
         g.publish_refusal().await;
-        shutdown.await;
-        return;
+        // Refusing is not being stuck: every snapshot is still marked done (nothing decided), so
+        // the self-watch (`--self-signal`) does not call the sidecar frozen.
+        loop {
+            let built_at = snapshots.borrow_and_update().built_at;
+            g.cfg.hooks.round_done(built_at);
+            tokio::select! {
+                _ = &mut shutdown => return,
+                changed = snapshots.changed() => if changed.is_err() { return },
+            }
+        }
     }
     g.rebuild_history().await;
     let mut tick = tokio::time::interval(g.cfg.tick);
@@ -188,6 +224,7 @@ impl Governor {
             lines: HashMap::new(),
             bad_since: HashMap::new(),
             ready_after_start: HashMap::new(),
+            awaiting_start: HashMap::new(),
             counts: BTreeMap::new(),
             outage: None,
             last_update: None,
@@ -241,9 +278,19 @@ impl Governor {
             return;
         }
         let (mut input, bad_labels) = observe(state, &self.cfg, now, wall);
+        // A restart's own start seen (or a later one): decided on again from here.
+        for c in &state.containers {
+            let seen = c.started_at.as_deref().and_then(rfc3339_ns);
+            if let Some(want) = self.awaiting_start.get(&c.id)
+                && seen.is_some_and(|seen| seen >= *want)
+            {
+                self.awaiting_start.remove(&c.id);
+            }
+        }
         // Stale, then dead, then unhealthy is one bad spell: its clock starts at the first.
         // And a container seen healthy since it (re)started is no longer "starting".
         for c in &mut input.containers {
+            c.awaiting_start = self.awaiting_start.contains_key(&c.id);
             if c.condition == policy::Condition::Healthy {
                 self.ready_after_start.insert(c.id.clone(), c.started_at);
             }
@@ -341,6 +388,7 @@ impl Governor {
         self.lines.retain(|id, _| alive(id));
         self.bad_since.retain(|id, _| alive(id));
         self.ready_after_start.retain(|id, _| alive(id));
+        self.awaiting_start.retain(|id, _| alive(id));
     }
 
     /// Writes the history to the state file, if there is one (durably: see [`statefile::write`]).
@@ -460,10 +508,12 @@ impl Governor {
             Ok(r) => {
                 // The restart's identity: the start it produced. Saved at once, so a sidecar
                 // restarted right after counts this restart once.
-                if let Some(ns) = r.started_ns
-                    && self.history.started(&done.id, ns)
-                {
-                    self.dirty = true;
+                if let Some(ns) = r.started_ns {
+                    if self.history.started(&done.id, ns) {
+                        self.dirty = true;
+                    }
+                    // Nothing decided on it until a snapshot shows this start.
+                    self.awaiting_start.insert(done.id.clone(), ns);
                 }
                 let took = r.took;
                 tracing::info!(target: "heal", container = %name, project = %project, service = %service, took_ms = took.as_millis() as u64, decision = "restarted", "restart done");
@@ -521,8 +571,19 @@ impl Governor {
         let subject = subject(&event.project, &event.service);
         match serde_json::to_vec(&event) {
             Ok(body) => {
-                if let Err(e) = nats.publish(subject.clone(), body.into()).await {
-                    tracing::warn!(target: "heal", subject, error = %e, "heal event not published");
+                match tokio::time::timeout(
+                    PUBLISH_TIMEOUT,
+                    nats.publish(subject.clone(), body.into()),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(target: "heal", subject, error = %e, "heal event not published")
+                    }
+                    Err(_) => {
+                        tracing::warn!(target: "heal", subject, timeout_ms = PUBLISH_TIMEOUT.as_millis() as u64, "heal event not published: the nats client did not take it in time (nats down?)")
+                    }
                 }
             }
             Err(e) => tracing::warn!(target: "heal", error = %e, "heal event not encoded"),
@@ -873,6 +934,187 @@ mod tests {
         g.forget_gone(&state);
         assert_eq!(g.said.keys().collect::<Vec<_>>(), [&here]);
         assert_eq!(g.lines.len(), 1);
+    }
+
+    /// After a restart reports back, a round can run on a snapshot that still shows the old
+    /// start (the engine's watcher has not inspected the new one yet) and Docker's old verdict:
+    /// nothing is decided on it (a second restart would hit the new process) until a snapshot
+    /// shows the start the restart produced; from then on it is judged as ever.
+    #[tokio::test(start_paused = true)]
+    async fn no_decision_until_the_restarts_start_is_seen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, None);
+        let now = Instant::now() + Duration::from_secs(3600);
+        let wall = humantime::parse_rfc3339("2026-11-25T11:00:00Z").expect("time");
+        let mut state = one_container(now - Duration::from_secs(600));
+        let c = &mut state.containers[0];
+        c.labels.insert("healthcheck.heal".into(), "true".into());
+        c.started_at = Some("2026-11-25T10:00:00.5Z".into());
+        let id = c.id.clone();
+        let new_start = "2026-11-25T10:59:50Z";
+        g.finished(
+            Done {
+                id: id.clone(),
+                result: Ok(Restarted {
+                    took: Duration::from_secs(10),
+                    started_ns: rfc3339_ns(new_start),
+                }),
+            },
+            &state,
+        )
+        .await;
+        // The old start, still unhealthy: no restart, and it says why.
+        g.round(&state, now, wall).await;
+        assert!(!g.history.is_in_flight(&id), "restarted again");
+        assert_eq!(
+            g.lines.get(&id).map(String::as_str),
+            Some("left alone: waiting to see the restarted container's new start")
+        );
+        // The new start seen (and Docker still says unhealthy): judged again.
+        state.containers[0].started_at = Some(new_start.into());
+        g.round(&state, now, wall).await;
+        assert!(g.awaiting_start.is_empty());
+        assert!(g.history.is_in_flight(&id), "{:?}", g.lines.get(&id));
+        // Forgotten when the container goes.
+        g.awaiting_start.insert("gone".into(), 1);
+        g.forget_gone(&state);
+        assert!(g.awaiting_start.is_empty());
+    }
+
+    /// A governor that refuses to heal (its own container unknown) still marks every snapshot
+    /// done, deciding nothing: with `--self-signal` the sidecar is not called frozen for it.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_governor_marks_its_rounds_done() {
+        let t0 = Instant::now();
+        let (tx, rx) = watch::channel(Arc::new(State::new(t0, Source::Ok, Source::Ok)));
+        let (changes, mut incoming) = mpsc::channel(8);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mark = crate::selfwatch::Mark::new();
+        let mut cfg = Config {
+            self_id: None,
+            refused: Some("its own container cannot be found".into()),
+            ..Config::new(Mode::On)
+        };
+        cfg.hooks.progress = Some(mark.clone());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            cfg,
+            placeholder_docker(&dir),
+            rx,
+            changes,
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        // Said on the page once.
+        let said = incoming.recv().await.expect("the refusal is published");
+        assert!(matches!(said, Change::Heal(u) if u.summary.refused.is_some()));
+        for n in 1..=3u64 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let built_at = t0 + Duration::from_secs(30 * n);
+            let mut state = one_container(built_at);
+            state.built_at = built_at;
+            tx.send(Arc::new(state)).expect("the governor reads");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(mark.seen(), Some(built_at), "round {n}");
+        }
+        let _ = stop_tx.send(());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("returns on shutdown")
+            .expect("no panic");
+    }
+
+    /// NATS down and the client's buffer full: each heal event gives up after its timeout (2 s
+    /// each, on the paused clock) instead of stalling the governor's loop.
+    #[tokio::test(start_paused = true)]
+    async fn a_nats_outage_does_not_stall_the_governor() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // No server there: the client keeps retrying, and its one-message buffer fills.
+        let client = async_nats::ConnectOptions::new()
+            .client_capacity(1)
+            .retry_on_initial_connect()
+            .connect(format!("nats://127.0.0.1:{port}"))
+            .await
+            .expect("a lazy client");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, Some(client));
+        let now = Instant::now();
+        let state = one_container(now);
+        let d = Decision {
+            id: state.containers[0].id.clone(),
+            name: "demo-agent-a-1".into(),
+            service: "agent-a".into(),
+            action: Action::Quarantine,
+            why: Why::BudgetSpent { restarts: 5 },
+        };
+        let began = Instant::now();
+        for _ in 0..4 {
+            g.said.clear();
+            g.carry_out(
+                &d,
+                &state,
+                Duration::from_secs(1800),
+                now,
+                SystemTime::now(),
+            )
+            .await;
+        }
+        assert!(
+            began.elapsed() <= Duration::from_secs(4 * 2) + Duration::from_millis(100),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    /// A short self id the engine does not confirm (here it cannot be asked) is not knowing
+    /// itself: the governor refuses to heal, saying so and naming --heal-self.
+    #[tokio::test(start_paused = true)]
+    async fn an_unconfirmed_short_self_id_refuses_healing() {
+        let (_tx, rx) =
+            watch::channel(Arc::new(State::new(Instant::now(), Source::Ok, Source::Ok)));
+        let (changes, mut incoming) = mpsc::channel(8);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = Config {
+            self_id: Some("c0ffeec0ffee".into()),
+            refused: None,
+            ..Config::new(Mode::On)
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            cfg,
+            placeholder_docker(&dir),
+            rx,
+            changes,
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let refused = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match incoming.recv().await.expect("the governor says something") {
+                    Change::Heal(u) => break u.summary.refused,
+                    _ => continue,
+                }
+            }
+        })
+        .await
+        .expect("the refusal is said at start");
+        let why = refused.expect("healing refused");
+        assert!(
+            why.contains("c0ffeec0ffee") && why.contains("--heal-self"),
+            "{why}"
+        );
+        let _ = stop_tx.send(());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("returns on shutdown")
+            .expect("no panic");
     }
 
     fn governor(

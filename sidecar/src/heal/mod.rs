@@ -315,7 +315,23 @@ pub fn observe(
             .store_back_at
             .is_some_and(|back| checked.is_some_and(|t| t < back));
         let own_starting_or_ready = worst.is_some() || linked.is_empty();
+        // No record of its own, but one of its host name is another container's or ambiguous:
+        // its check (`replica=self`) reads that record, so Docker's verdict is about another
+        // process (replicas of a scaled service with a fixed `hostname:` share one record key).
+        let foreign = linked.is_empty()
+            && state.replicas.iter().any(|r| {
+                (r.replica == c.hostname || r.host.as_deref() == Some(c.hostname.as_str()))
+                    && match &r.link {
+                        crate::state::Link::None(crate::state::Unlinked::Ambiguous { .. }) => true,
+                        l if l.is_exact() => r.container_id.as_deref() != Some(c.id.as_str()),
+                        _ => false,
+                    }
+            });
+        let mut foreign_record = false;
         match (condition, c.health.as_deref()) {
+            (Condition::Healthy | Condition::Starting, Some("unhealthy")) if foreign => {
+                foreign_record = true;
+            }
             (Condition::Healthy | Condition::Starting, Some("unhealthy"))
                 if own_starting_or_ready && !before_store_back =>
             {
@@ -357,6 +373,9 @@ pub fn observe(
             // Filled by the executor, which remembers what it saw since the container started.
             ready_since_start: false,
             unlinked_bad: ambiguous_bad.contains(c.hostname.as_str()),
+            foreign_record,
+            // Filled by the executor, which knows the start its restart produced.
+            awaiting_start: false,
             rules,
         });
     }
@@ -629,6 +648,70 @@ mod tests {
             decisions
                 .iter()
                 .any(|d| d.id == "b" && matches!(d.action, policy::Action::Restart { .. })),
+            "{decisions:?}"
+        );
+    }
+
+    /// A scaled service with a fixed `hostname: w`: both replicas write `agent/w`, linked by id
+    /// to `a`, which froze. `b`'s check (`replica=self`) reads that record, so Docker calls `b`
+    /// unhealthy too; that says nothing about `b`'s process: only `a` may be restarted, and `b`
+    /// is skipped, saying why.
+    #[test]
+    fn shared_host_name_does_not_condemn_the_sibling() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let t = now - Duration::from_secs(600);
+        let on = ("healthcheck.heal", "true");
+        let mut s = State::new(now, Source::Ok, Source::Ok);
+        let mut b = container("b", &[on], Some("unhealthy"), t);
+        let mut a = container("a", &[on], Some("unhealthy"), t);
+        for c in [&mut a, &mut b] {
+            c.hostname = "w".into();
+            c.service = Some("worker".into());
+        }
+        // `b` first: decided first, it would take the service's one restart.
+        s.containers = vec![b, a];
+        // Written by `a`'s process (after its start, a minute ago), stale for 30 s.
+        let mut r = replica("a", Observed::Stale, now - Duration::from_secs(30));
+        r.replica = "w".into();
+        r.host = Some("w".into());
+        s.replicas = vec![r];
+        let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(policy::Mode::On)
+        };
+        let (input, bad) = observe(&s, &cfg, now, wall);
+        assert!(bad.is_empty(), "{bad:?}");
+        let decisions = policy::decide(&cfg.policy, &input, &history::History::new(), now);
+        let of = |id: &str| {
+            decisions
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| (d.action, d.why))
+        };
+        assert!(
+            matches!(
+                of("a"),
+                Some((policy::Action::Restart { .. }, policy::Why::Stale(_)))
+            ),
+            "{decisions:?}"
+        );
+        assert_eq!(
+            of("b"),
+            Some((policy::Action::Skip, policy::Why::ForeignRecord)),
+            "{decisions:?}"
+        );
+        // The same when the record cannot be linked at all (its host name is both's).
+        s.replicas[0].container_id = None;
+        s.replicas[0].link = crate::state::Link::None(crate::state::Unlinked::Ambiguous {
+            host: "w".into(),
+            containers: vec!["demo-a-1".into(), "demo-b-1".into()],
+            count: 2,
+        });
+        let (input, _) = observe(&s, &cfg, now, wall);
+        let decisions = policy::decide(&cfg.policy, &input, &history::History::new(), now);
+        assert!(
+            decisions.iter().all(|d| d.action == policy::Action::Skip),
             "{decisions:?}"
         );
     }

@@ -144,6 +144,14 @@ pub struct Observation {
     /// A record that may be this container's (its host name is this container's and another's)
     /// is stale or dead, but is not linked to it exactly: never a reason to restart, and said.
     pub unlinked_bad: bool,
+    /// It has no record linked to it, but a record of its host name is another container's or
+    /// ambiguous: its health check (`replica=self`) reads that record, so Docker's verdict on it
+    /// says nothing about its own process. Never a reason to restart, and said.
+    pub foreign_record: bool,
+    /// Restarted by us, and the snapshot does not show the start the restart produced yet (the
+    /// engine's watcher lags): what it shows is the old process's, so nothing is decided on it.
+    /// Filled by the executor.
+    pub awaiting_start: bool,
     /// Its rules.
     pub rules: Rules,
 }
@@ -253,6 +261,11 @@ pub enum Why {
     LabelRemoved,
     /// A stale or dead record may be this container's, but cannot be tied to it exactly.
     Unlinked,
+    /// Docker says unhealthy, but its check reads a record of another container (a host name
+    /// shared by replicas): not evidence about its own process.
+    ForeignRecord,
+    /// Restarted, and the snapshot does not show the start the restart produced yet.
+    AwaitingStart,
 }
 
 impl Why {
@@ -279,6 +292,8 @@ impl Why {
             Why::HealthyFor(_) => "healthy",
             Why::LabelRemoved => "label-removed",
             Why::Unlinked => "unlinked",
+            Why::ForeignRecord => "foreign-record",
+            Why::AwaitingStart => "awaiting-start",
         }
     }
 }
@@ -324,6 +339,11 @@ impl fmt::Display for Why {
                 "a stale or dead agent record may be this container's, but its host name is \
                  shared and it names no container id: not restarted for it",
             ),
+            Why::ForeignRecord => f.write_str(
+                "docker says unhealthy, but its check reads a record of another container \
+                 (shared host name): not restarted for it",
+            ),
+            Why::AwaitingStart => f.write_str("waiting to see the restarted container's new start"),
         }
     }
 }
@@ -440,6 +460,13 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
         if history.is_in_flight(&c.id) {
             continue;
         }
+        // Just restarted, seen as it was before: its old start and its old process's record.
+        if c.awaiting_start {
+            if c.condition.is_bad() {
+                out.push(say(Action::Skip, Why::AwaitingStart));
+            }
+            continue;
+        }
         if !c.running {
             out.push(say(Action::Skip, Why::NotRunning));
             continue;
@@ -468,6 +495,10 @@ pub fn decide(policy: &Policy, input: &Input, history: &History, now: Instant) -
             }
             Condition::Healthy | Condition::Starting if c.unlinked_bad => {
                 out.push(say(Action::Skip, Why::Unlinked));
+                continue;
+            }
+            Condition::Healthy | Condition::Starting if c.foreign_record => {
+                out.push(say(Action::Skip, Why::ForeignRecord));
                 continue;
             }
             Condition::Healthy | Condition::Starting => {
@@ -573,6 +604,8 @@ mod tests {
             start_period: Duration::ZERO,
             ready_since_start: false,
             unlinked_bad: false,
+            foreign_record: false,
+            awaiting_start: false,
             rules: Rules::default(),
         }
     }
