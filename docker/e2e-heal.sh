@@ -47,7 +47,7 @@ cleanup() {
     local code=$?
     if [[ $code -ne 0 ]]; then compose logs --tail 15 >&2 2>/dev/null || true; fi
     [[ -n "${TWIN_B:-}" ]] && docker rm -f "$TWIN_B" >/dev/null 2>&1
-    compose --profile twins rm -fsv agent-twin >/dev/null 2>&1 || true
+    compose --profile twins rm -fsv agent-twin-a agent-twin-b >/dev/null 2>&1 || true
     teardown
     rm -rf "$SECRETS_DIR"
     exit $code
@@ -407,41 +407,37 @@ awk -v g="$gap" 'BEGIN { exit !(g >= 24 && g < 48) }' || fail "deaf's second res
 wait_health "$D" healthy 40 || fail "deaf not healthy after its second restart"
 pass "SIGTERM-deaf deaf restarted (stop took ${took}s), sidecar restarted in its backoff: 1 restart counted, next one ${gap}s later as the 2nd"
 
-# --- the same host name three times: two replicas of one scaled service (hostname: twin) and a
-# container of a second watched project. One replica frozen: only it is restarted. This needs
-# records that name their container (ready-signal's record identity) and linking by id: with a
-# host name alone the record is ambiguous and nothing may be restarted.
-say "three containers with host name twin (a service scaled to 2, and one in project ${PROJECT}2): freezing one, expect only it restarted"
-compose --profile twins up -d --no-recreate --scale agent-twin=2 agent-twin >/dev/null 2>&1 || fail "agent-twin did not start"
+# --- the same host name three times: two services of this project (hostname: twin), each with
+# its own record whose host is "twin", and a container of a second watched project. One frozen:
+# only it is restarted. Linking by host name alone would tie both records to one container (or
+# call them ambiguous and heal nothing); the records' container ids tell them apart.
+say "three containers with host name twin (two services, and one in project ${PROJECT}2): freezing one, expect only it restarted"
+compose --profile twins up -d --no-recreate agent-twin-a agent-twin-b >/dev/null 2>&1 || fail "agent-twin-a/b did not start"
 TWIN_B=$(docker run -d --name "${PROJECT}2_agent-twin_1" --hostname twin \
     --label com.docker.compose.project="${PROJECT}2" --label com.docker.compose.service=agent-twin \
     --label healthcheck.heal=true --label healthcheck.heal.after=3s \
     --entrypoint /bin/sh "$SCRIPT_AGENT_IMAGE" -c 'while :; do sleep 1; done')
-mapfile -t TWINS < <(compose --profile twins ps -q agent-twin)
-(( ${#TWINS[@]} == 2 )) || fail "agent-twin has ${#TWINS[@]} replicas, not 2"
+FROZEN=$(cid agent-twin-a)
+OTHER=$(cid agent-twin-b)
+[[ -n "$FROZEN" && -n "$OTHER" ]] || fail "agent-twin-a/b have no containers"
+# Both records ready and each linked, by its id, to its own container.
+linked() { # replica container
+    api /api/status | jq -e --arg r "$1" --arg c "$2" '[.agents[]? | .replicas[]? | select(.replica == $r)]
+        | length == 1 and .[0].state == "ready" and .[0].link == "id" and (.[0].container_id | startswith($c[0:12]))' >/dev/null
+}
 for _ in $(seq 60); do
-    shown=$(api /api/status | jq -r '[.agents[]? | select((.agent // .name // "") == "consumer") | .replicas[]? | select(.replica == "twin") | .state] | first // empty')
-    [[ "$shown" == ready ]] && break
+    linked twin-a "$FROZEN" && linked twin-b "$OTHER" && break
     sleep 0.5
 done
-[[ "$shown" == ready ]] || fail "the twins' record is not shown ready (${shown:-nothing})"
+linked twin-a "$FROZEN" && linked twin-b "$OTHER" \
+    || fail "twin-a and twin-b are not each ready and linked by id to their own container: $(api /api/status | jq -c '[.agents[]?.replicas[]? | select(.replica | startswith("twin")) | {replica, state, link, container_id}]')"
 declare -A TWIN0
-for c in "${TWINS[@]}" "$TWIN_B"; do TWIN0[$c]=$(started_at "$c"); done
-# Both replicas write one record (agent consumer, replica twin): the store fences out the older
-# writer, so the record names one container. That one is frozen; the other replica publishes
-# nothing of its own, and nothing may be restarted for it.
-holder=$(api /api/status | jq -r '[.agents[]? | select((.agent // .name // "") == "consumer") | .replicas[]? | select(.replica == "twin") | .container_id] | first // empty')
-FROZEN=
-OTHERS=("$TWIN_B")
-for c in "${TWINS[@]}"; do
-    if [[ -n "$holder" && ( "$c" == "$holder"* || "$holder" == "$c"* ) ]]; then FROZEN=$c; else OTHERS+=("$c"); fi
-done
-[[ -n "$FROZEN" ]] || fail "the twins' record is linked to no replica of agent-twin (${holder:-none})"
+for c in "$FROZEN" "$OTHER" "$TWIN_B"; do TWIN0[$c]=$(started_at "$c"); done
 docker kill -s USR1 "$FROZEN" >/dev/null
 wait_restarted "$FROZEN" "${TWIN0[$FROZEN]}" 45 >/dev/null \
-    || fail "the frozen twin was not restarted (a record linked by host name alone is ambiguous: this check needs records that carry their container id)"
+    || fail "the frozen twin-a was not restarted"
 sleep $(( HEAL_AFTER + 3 ))
-for c in "${OTHERS[@]}"; do
+for c in "$OTHER" "$TWIN_B"; do
     [[ "$(started_at "$c")" == "${TWIN0[$c]}" ]] || fail "a twin that was not frozen was restarted: $(docker inspect -f '{{.Name}}' "$c")"
 done
 pass "three containers named twin, one frozen: only it restarted"
