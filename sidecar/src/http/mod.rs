@@ -146,11 +146,8 @@ async fn page_handler(Extract(app): Extract<App>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-async fn status_handler(Extract(app): Extract<App>) -> Response {
-    let body = app
-        .status
-        .body(latest(&app), |s| serde_json::to_string(&api::Status::of(s)))
-        .await;
+/// A JSON body, never cached; or a 500 saying which document could not be encoded.
+fn json_response<B: IntoResponse, E>(body: Result<B, E>, what: &str) -> Response {
     match body {
         Ok(json) => (
             [
@@ -162,10 +159,18 @@ async fn status_handler(Extract(app): Extract<App>) -> Response {
             .into_response(),
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding the status failed",
+            format!("encoding the {what} failed"),
         )
             .into_response(),
     }
+}
+
+async fn status_handler(Extract(app): Extract<App>) -> Response {
+    let body = app
+        .status
+        .body(latest(&app), |s| serde_json::to_string(&api::Status::of(s)))
+        .await;
+    json_response(body, "status")
 }
 
 async fn history_handler(Extract(app): Extract<App>) -> Response {
@@ -179,21 +184,7 @@ async fn history_handler(Extract(app): Extract<App>) -> Response {
             return (StatusCode::INTERNAL_SERVER_ERROR, "history unavailable\n").into_response();
         }
     };
-    match body {
-        Ok(json) => (
-            [
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_TYPE, "application/json"),
-            ],
-            json,
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding the history failed",
-        )
-            .into_response(),
-    }
+    json_response(body, "history")
 }
 
 async fn advice_handler(Extract(app): Extract<App>) -> Response {
@@ -204,21 +195,7 @@ async fn advice_handler(Extract(app): Extract<App>) -> Response {
         )
             .into_response();
     };
-    match serde_json::to_string(&advice) {
-        Ok(json) => (
-            [
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_TYPE, "application/json"),
-            ],
-            json,
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding the advice failed",
-        )
-            .into_response(),
-    }
+    json_response(serde_json::to_string(&advice), "advice")
 }
 
 async fn events_handler(Extract(app): Extract<App>) -> Response {
