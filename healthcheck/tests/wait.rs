@@ -185,7 +185,7 @@ fn ready_event_ends_the_wait() {
         "waittest",
         nats.url(),
         nats.url(),
-        &|| nats.subscriptions().unwrap_or(0) >= 1,
+        &|| nats.subscriptions().unwrap_or(0),
         &mut |agent| agent.ready(),
     );
 }
@@ -213,12 +213,11 @@ fn ready_event_ends_the_wait_through_a_cluster_with_a_dead_first_seed() {
             .and_then(|s| s.get("num_subscriptions")?.as_u64())
             .unwrap_or(0)
     };
-    let before = subscriptions();
     event_ends_the_wait(
         "waitcluster",
         seeds(&[0]),
         seeds(&[1, 2]),
-        &|| subscriptions() > before,
+        &subscriptions,
         &mut |agent| agent.ready(),
     );
 }
@@ -241,12 +240,11 @@ fn the_wait_reads_again_when_its_nats_node_comes_back() {
             .and_then(|s| s.get("num_subscriptions")?.as_u64())
             .unwrap_or(0)
     };
-    let before = subscriptions();
     event_ends_the_wait(
         "waitback",
         agent_nats,
         waiter_nats,
-        &|| subscriptions() > before,
+        &subscriptions,
         &mut |agent| {
             let mut c = cluster.borrow_mut();
             c.kill(1);
@@ -259,20 +257,72 @@ fn the_wait_reads_again_when_its_nats_node_comes_back() {
 
 /// Runs a waiter on `ready://late-agent` whose agent says ready right after one of the waiter's
 /// slowed-down polls, and asserts that the read ending the wait came sooner than polling would
-/// have. The agent uses `agent_nats`, the waiter `waiter_nats`; `subscribed` says when the
-/// waiter's subscription has reached the agent's NATS server; `say_ready` makes the agent ready.
+/// have. The agent uses `agent_nats`, the waiter `waiter_nats`; `subscriptions` counts the
+/// subscriptions the agent's NATS server knows of (a server counts its own internal ones too, so
+/// only a rise above the count before the waiter started means the waiter's interest arrived);
+/// `say_ready` makes the agent ready.
+///
+/// The evidence is a time (the read came less than [`SLOW_POLL`] after the previous poll), and
+/// on a machine loaded by the whole workspace's tests one run can miss it for reasons that are
+/// not the waiter's: this test noticing the poll late through `MONITOR`, or the event crossing a
+/// busy cluster late. So the experiment runs up to [`TRIALS`] times, each with its own Redis and
+/// namespace, and passes when one run shows the early read. A waiter that only polls fails every
+/// run: its read after the write can only come at its next poll, [`SLOW_POLL`] or more after
+/// the previous one.
 fn event_ends_the_wait(
     namespace: &str,
     agent_nats: String,
     waiter_nats: String,
-    subscribed: &dyn Fn() -> bool,
+    subscriptions: &dyn Fn() -> u64,
     say_ready: &mut dyn FnMut(&ready_signal::Handle),
 ) {
+    let idle = subscriptions();
+    let mut missed = Vec::new();
+    for trial in 1..=TRIALS {
+        match event_trial(
+            &format!("{namespace}{trial}"),
+            &agent_nats,
+            &waiter_nats,
+            &|| subscriptions() <= idle,
+            subscriptions,
+            say_ready,
+        ) {
+            Ok(()) => return,
+            Err(why) => {
+                println!("trial {trial}: {why}");
+                missed.push(why);
+            }
+        }
+    }
+    panic!(
+        "in {TRIALS} runs the read that ended the wait never came sooner than polling could explain:\n{}",
+        missed.join("\n")
+    );
+}
+
+/// Runs of [`event_ends_the_wait`]'s experiment before it is called failed.
+const TRIALS: usize = 3;
+
+/// One run of [`event_ends_the_wait`]: `Err` says why the run does not show the early read.
+fn event_trial(
+    namespace: &str,
+    agent_nats: &str,
+    waiter_nats: &str,
+    idle: &dyn Fn() -> bool,
+    subscriptions: &dyn Fn() -> u64,
+    say_ready: &mut dyn FnMut(&ready_signal::Handle),
+) -> Result<(), String> {
+    // What an earlier trial subscribed has gone (interest takes a moment to leave a cluster).
+    wait_for(
+        "an earlier trial's subscriptions never went away",
+        Duration::from_secs(10),
+        idle,
+    );
     let redis = RedisServer::start();
     let monitor = redis.monitor();
     let vars = [
         ("READY_SIGNAL_REDIS_URL", redis.url()),
-        ("READY_SIGNAL_NATS_URL", agent_nats),
+        ("READY_SIGNAL_NATS_URL", agent_nats.to_string()),
         ("READY_SIGNAL_NAMESPACE", namespace.to_string()),
     ];
     let store = StoreConfig::from_lookup(|name| {
@@ -299,6 +349,7 @@ fn event_ends_the_wait(
         },
     );
 
+    let before = subscriptions();
     let mut waiter = wait_cmd();
     waiter
         .envs(vars.clone())
@@ -318,7 +369,7 @@ fn event_ends_the_wait(
     wait_for(
         "the waiter never subscribed on NATS",
         Duration::from_secs(10),
-        subscribed,
+        || subscriptions() > before,
     );
     // 2. Its polling has slowed: two reads at least 400 ms apart. 3. Right after its next read,
     // the agent says ready.
@@ -369,13 +420,16 @@ fn event_ends_the_wait(
         (after - before) * 1e3,
         (after - published) * 1e3
     );
-    assert!(
-        after - before < SLOW_POLL,
-        "the read that ended the wait came {:.0} ms after the previous poll: polling could explain it \
-         (the agent wrote {:.0} ms after that poll)",
-        (after - before) * 1e3,
-        (published - before) * 1e3
-    );
+    if after - before < SLOW_POLL {
+        Ok(())
+    } else {
+        Err(format!(
+            "the read that ended the wait came {:.0} ms after the previous poll: polling could explain it \
+             (the agent wrote {:.0} ms after that poll)",
+            (after - before) * 1e3,
+            (published - before) * 1e3
+        ))
+    }
 }
 
 /// A gap between polls that only a slowed-down poller leaves (its backoff at 800 ms or more).

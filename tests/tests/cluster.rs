@@ -190,10 +190,18 @@ fn sentinels_fail_over_to_the_replica_when_the_master_is_killed() {
     s.wait_monitoring(new, FAILOVER);
     s.restart_data(0);
     let start = Instant::now();
-    // Until the Sentinels reconfigure it (at their next INFO of it, about 10 s here), the old
-    // master is back answering `role:master` while every Sentinel names the new one: a probe or
-    // a store that trusts a node's own role, not the Sentinels, would use the stale master.
-    assert_eq!(s.role(0).as_deref(), Some("master"));
+    // Until the Sentinels reconfigure it, the old master is back answering `role:master` while
+    // every Sentinel names the new one: a probe or a store that trusts a node's own role, not
+    // the Sentinels, would use the stale master. How long that lasts is the Sentinels' timing
+    // (they wait for the role to stay wrong for a few seconds): on a loaded machine the restart
+    // itself can take longer, and the node is already a replica when first asked. Either is
+    // right; what must hold is that no Sentinel names the old master again.
+    let role = s.role(0);
+    eprintln!("old master back, answering role {role:?}");
+    assert!(
+        matches!(role.as_deref(), Some("master" | "slave")),
+        "{role:?}"
+    );
     assert!((0..3).all(|i| s.master_addr(i) == Some(new)));
     s.wait_replica_of(0, new, FAILOVER);
     eprintln!(
