@@ -345,6 +345,7 @@ mod tests {
             instances: Vec::new(),
             earlier_instances: Vec::new(),
             stop_timeout: None,
+            network_mode: None,
             start_period: None,
             heal: None,
         }

@@ -212,7 +212,11 @@ impl Document {
     pub fn of_heal_event(e: &serde_json::Value, state: &State) -> Option<Document> {
         let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
         let event = match text("decision") {
-            d @ ("restart" | "restart-failed" | "quarantine" | "release") => d,
+            d @ ("restart"
+            | "restart-failed"
+            | "quarantine"
+            | "release"
+            | "dependents-restarted") => d,
             _ => return None,
         };
         let mut d = Document::about(
@@ -233,6 +237,15 @@ impl Document {
             .get("restarts_in_window")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0) as u32;
+        d.dependents = e
+            .get("dependents")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         Some(d)
     }
 

@@ -217,6 +217,9 @@ pub struct Container {
     pub stop_timeout: Option<i64>,
     /// `Config.Healthcheck.StartPeriod`, when set.
     pub start_period: Option<Duration>,
+    /// `HostConfig.NetworkMode` (`container:<id>` when it joins another's network namespace, as
+    /// Compose's `network_mode: service:NAME` does).
+    pub network_mode: Option<String>,
     /// What the heal governor says about it, when it watches it.
     pub heal: Option<ContainerHeal>,
 }
@@ -356,6 +359,9 @@ pub struct HealSummary {
     pub refused: Option<String>,
     /// Decisions taken since the sidecar started, by service, decision and why (fixed words).
     pub decisions: Vec<HealCount>,
+    /// Couplings between containers refused (a `healthcheck.heal.with` naming its own service,
+    /// an unknown service, or closing a cycle), one line each.
+    pub couplings_refused: Vec<String>,
 }
 
 /// A count of one kind of decision, for `/metrics`.
@@ -384,6 +390,9 @@ pub struct ContainerHeal {
     pub next_allowed_in: Option<Duration>,
     /// The last decision, one line.
     pub last_decision: Option<String>,
+    /// The starts its recent restarts by the governor produced (Docker's `StartedAt`, Unix
+    /// nanoseconds), oldest first: the key that tells a governor's restart from another's.
+    pub restart_starts: Vec<u64>,
 }
 
 /// The sidecar's own work, counted since it started.

@@ -8,8 +8,9 @@
 //! and `/api/events` carries each new entry as a `history` event.
 //!
 //! Restarts are read from Docker's start time moving (whoever restarted: the governor, Docker's
-//! restart policy, a person), attributed by what else changed: Docker's restart count moves only
-//! for its restart policy, the governor's page line says when it restarted.
+//! restart policy, a person), attributed by key: the governor's restart records (the container
+//! and the start each restart produced, carried in the snapshot) name its own, Docker's restart
+//! count moves only for its restart policy, and the rest are `api`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -235,23 +236,38 @@ fn ms_at(s: &State, at: tokio::time::Instant) -> u64 {
     unix_ms(s.built_wall).saturating_sub(ago.as_millis() as u64)
 }
 
-/// Who restarted container `new` (whose start time moved since `old`).
-fn restarted_by(old: &Container, new: &Container) -> &'static str {
-    if new.restart_count > old.restart_count {
-        return "restart-policy";
-    }
-    let by_governor = |c: &Container| {
-        c.heal.as_ref().is_some_and(|h| {
-            h.status == "restarting"
-                || h.last_decision
-                    .as_deref()
-                    .is_some_and(|l| l.starts_with("restarting") || l.starts_with("restarted"))
-        })
-    };
-    if by_governor(old) || by_governor(new) {
-        "governor"
+/// Docker's `StartedAt` in Unix nanoseconds.
+fn start_ns(c: &Container) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(c.started_at.as_deref()?).ok()?;
+    u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_nanos()).ok()
+}
+
+/// Whether the governor says its restart of `c` produced the start `ns` (its keyed record: the
+/// container and the start the restart produced).
+fn governor_started(c: &Container, ns: u64) -> bool {
+    c.heal
+        .as_ref()
+        .is_some_and(|h| h.restart_starts.contains(&ns))
+}
+
+/// Whether a restart of `c` by the governor is under way (its start not known to it yet).
+fn governor_restarting(c: &Container) -> bool {
+    c.heal.as_ref().is_some_and(|h| h.status == "restarting")
+}
+
+/// Who restarted container `new` (whose start time moved since `old`): `Some("governor")` when
+/// the governor's record of its restarts holds this start, `Some("restart-policy")` when
+/// Docker's restart count moved, `None` while a restart by the governor is under way and its
+/// record does not hold the start yet (decided when it does: see [`changes`]), else `api`.
+fn restarted_by(old: &Container, new: &Container) -> Option<&'static str> {
+    if start_ns(new).is_some_and(|ns| governor_started(new, ns)) {
+        Some("governor")
+    } else if new.restart_count > old.restart_count {
+        Some("restart-policy")
+    } else if governor_restarting(old) || governor_restarting(new) {
+        None
     } else {
-        "api"
+        Some("api")
     }
 }
 
@@ -334,8 +350,21 @@ pub fn changes(old: Option<&State>, new: &State) -> Vec<Entry> {
                 if Level::of_container(p) != level {
                     out.push(entry(Some(level), None));
                 }
-                if p.started_at.is_some() && p.started_at != c.started_at && c.running {
-                    let by = restarted_by(p, c);
+                // The governor's record of a restart arrived after its start was seen (the
+                // engine's watcher was first): the restart is told now, by that key.
+                let late_key = p.started_at == c.started_at
+                    && c.running
+                    && start_ns(c)
+                        .is_some_and(|ns| governor_started(c, ns) && !governor_started(p, ns));
+                let moved = p.started_at.is_some() && p.started_at != c.started_at && c.running;
+                let by = if late_key {
+                    Some("governor")
+                } else if moved {
+                    restarted_by(p, c)
+                } else {
+                    None
+                };
+                if let Some(by) = by {
                     out.push(entry(
                         None,
                         Some(Event {
@@ -788,6 +817,7 @@ mod tests {
             instances: Vec::new(),
             earlier_instances: Vec::new(),
             stop_timeout: None,
+            network_mode: None,
             start_period: None,
             heal: None,
         }
@@ -856,6 +886,7 @@ mod tests {
         s3.containers[0].heal = Some(ContainerHeal {
             status: "watching".into(),
             last_decision: Some("restarted in 5.0s".into()),
+            restart_starts: vec![start_ns(&s3.containers[0]).unwrap()],
             ..ContainerHeal::default()
         });
         s3.replicas[0].observed = Observed::Starting;
@@ -950,5 +981,63 @@ mod tests {
         back.prune(now + 60_000 + 3_700_000);
         assert_eq!(back.tracks().count(), 0);
         assert!(Timeline::from_json(b"{}", DEFAULT_WINDOW, now).is_err());
+    }
+
+    /// A restart is the governor's by its key (the container and the start its restart
+    /// produced), never by its page line: a start seen while its restart is under way waits for
+    /// the key and is then the governor's, once; a person's `docker restart` while the line
+    /// still says "restarted" is `api`.
+    #[test]
+    fn restart_attribution_is_keyed() {
+        let t0 = Instant::now();
+        let mut s0 = State::new(t0, Source::Ok, Source::Ok);
+        s0.built_wall = humantime::parse_rfc3339("2026-12-07T00:00:00Z").unwrap();
+        s0.containers = vec![container("c1", "2026-12-06T23:59:50Z", 0, "healthy")];
+        let mut tl = Timeline::new(DEFAULT_WINDOW);
+        tl.observe(None, &s0);
+        // The governor is restarting it; the engine's watcher shows the new start first.
+        let mut s1 = at(&s0, 10);
+        s1.containers[0].heal = Some(ContainerHeal {
+            status: "restarting".into(),
+            last_decision: Some("restarting (stale for 3.0s; attempt 1)".into()),
+            ..ContainerHeal::default()
+        });
+        tl.observe(Some(&s0), &s1);
+        let mut s2 = at(&s0, 11);
+        s2.containers[0].heal = s1.containers[0].heal.clone();
+        s2.containers[0].started_at = Some("2026-12-07T00:00:11Z".into());
+        let e = tl.observe(Some(&s1), &s2);
+        assert!(
+            e.iter()
+                .all(|e| e.event.as_ref().is_none_or(|ev| ev.kind != "restart")),
+            "told before its key: {e:?}"
+        );
+        // The governor's key arrives: told now, as the governor's.
+        let mut s3 = at(&s0, 12);
+        s3.containers[0] = s2.containers[0].clone();
+        s3.containers[0].heal = Some(ContainerHeal {
+            status: "watching".into(),
+            last_decision: Some("restarted in 1.0s".into()),
+            restart_starts: vec![start_ns(&s2.containers[0]).unwrap()],
+            ..ContainerHeal::default()
+        });
+        tl.observe(Some(&s2), &s3);
+        // Later, a person restarts it; the governor's line still says "restarted".
+        let mut s4 = at(&s0, 100);
+        s4.containers[0] = s3.containers[0].clone();
+        s4.containers[0].started_at = Some("2026-12-07T00:01:40Z".into());
+        tl.observe(Some(&s3), &s4);
+        let mut s5 = at(&s0, 101);
+        s5.containers[0] = s4.containers[0].clone();
+        tl.observe(Some(&s4), &s5);
+        let by: Vec<&str> = tl
+            .track(Kind::Container, "c1")
+            .unwrap()
+            .events
+            .iter()
+            .filter(|e| e.kind == "restart")
+            .map(|e| e.by.as_str())
+            .collect();
+        assert_eq!(by, ["governor", "api"]);
     }
 }

@@ -38,6 +38,7 @@ fn container(service: &str) -> Container {
         instances: Vec::new(),
         earlier_instances: Vec::new(),
         stop_timeout: None,
+        network_mode: None,
         start_period: None,
         heal: None,
     }
@@ -96,6 +97,12 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
         col.heal = Some(ContainerHeal {
             status: "restarting".into(),
             last_decision: Some("restarting (stale for 10m; attempt 1)".into()),
+            // The governor's key of its restart: the start it produced (known once it is seen).
+            restart_starts: if m >= 135 {
+                vec![ns("2026-01-01T02:15:00Z")]
+            } else {
+                Vec::new()
+            },
             ..ContainerHeal::default()
         });
     }
@@ -132,6 +139,11 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
         Some(ContainerHeal {
             status: status.into(),
             last_decision: Some(line.into()),
+            restart_starts: if m >= 201 {
+                vec![ns("2026-01-01T03:21:00Z")]
+            } else {
+                Vec::new()
+            },
             ..ContainerHeal::default()
         })
     };
@@ -153,6 +165,15 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
     s.counters.docker_calls = m;
     s.counters.store_events = m.min(360);
     s
+}
+
+/// Unix nanoseconds of an RFC 3339 time (a governor's restart key).
+fn ns(t: &str) -> u64 {
+    humantime::parse_rfc3339(t)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 fn get(port: u16, path: &str) -> String {

@@ -118,6 +118,7 @@ fn container(id: &str, health: &str, since: Instant) -> Container {
         instances: Vec::new(),
         earlier_instances: Vec::new(),
         stop_timeout: Some(1),
+        network_mode: None,
         start_period: None,
         heal: None,
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::dependents::{self, Leave, Next, Wait};
 use super::history::{EngineAction, EngineEvent, History, Saved};
 use super::policy::{self, Action, Decision, Mode, Why};
 use super::{Config, observe, statefile, subject};
@@ -61,7 +62,25 @@ pub struct HealEvent {
     pub dry_run: bool,
     /// Restarts within the budget window, this one included.
     pub restarts_in_window: u32,
+    /// `dependents-restarted` only: the containers restarted after this one, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<String>,
 }
+
+/// A provider's restart whose dependents are due: said once all of them are settled.
+#[derive(Debug, Clone)]
+struct Cascade {
+    /// The provider's container id.
+    provider: String,
+    /// The dependents still due after it.
+    members: std::collections::BTreeSet<String>,
+    /// The names of those the governor restarted after it, in order.
+    restarted: Vec<String>,
+}
+
+/// Cascades kept at most (a provider restarted in a loop must not grow the list without end:
+/// the oldest is dropped, its dependents stay due).
+const MAX_CASCADES: usize = 64;
 
 /// What a finished restart reports back to the loop.
 #[derive(Debug)]
@@ -104,11 +123,29 @@ struct Governor {
     outage: Option<String>,
     last_update: Option<HealUpdate>,
     done_tx: mpsc::Sender<Done>,
+    /// Every container's start as last seen (Unix nanoseconds): a start that moved is a restart,
+    /// whoever made it. Replaced every round (removed containers leave it).
+    starts_seen: HashMap<String, Option<u64>>,
+    /// Dependents due for a restart after a provider's restart: container id → the line that
+    /// names the provider. An entry leaves once the dependent started after its providers, is
+    /// given up (said why), or is removed.
+    due: BTreeMap<String, String>,
+    /// Dependents the governor is restarting after a provider: id → the line naming it.
+    after_provider: HashMap<String, String>,
+    /// Providers' restarts whose dependents are still due (for the `dependents-restarted`
+    /// notification); bounded by [`MAX_CASCADES`].
+    cascades: Vec<Cascade>,
+    /// Couplings refused, as last said (each is logged once while it stands).
+    couplings_refused: Vec<String>,
     /// The history changed since it was last saved.
     dirty: bool,
     /// Saving failed last time (said once, not at every change).
     save_failed: bool,
 }
+
+/// The governor's restarts per container whose starts the snapshot carries (the history's
+/// restart attribution needs only the latest).
+const RESTART_KEYS: usize = 8;
 
 /// How a page line for a skip begins: a skip explains a moment, and is cleared once it passes.
 const SKIP_PREFIX: &str = "left alone: ";
@@ -225,6 +262,11 @@ impl Governor {
             bad_since: HashMap::new(),
             ready_after_start: HashMap::new(),
             awaiting_start: HashMap::new(),
+            starts_seen: HashMap::new(),
+            due: BTreeMap::new(),
+            after_provider: HashMap::new(),
+            cascades: Vec::new(),
+            couplings_refused: Vec::new(),
             counts: BTreeMap::new(),
             outage: None,
             last_update: None,
@@ -330,9 +372,9 @@ impl Governor {
             }
         }
         self.outage = outage;
-        let mut spoken: Vec<&str> = Vec::new();
+        let mut spoken: Vec<String> = Vec::new();
         for d in &decisions {
-            spoken.push(&d.id);
+            spoken.push(d.id.clone());
             let window = input
                 .containers
                 .iter()
@@ -346,13 +388,14 @@ impl Governor {
                 tracing::warn!(target: "heal", container = %id, error = %e, "bad heal label");
                 self.lines.insert(id.clone(), line);
             }
-            spoken.push(id);
+            spoken.push(id.clone());
         }
+        spoken.extend(self.dependents(state, &input, now, wall).await);
         // A container gone quiet (healthy, nothing to say): its next skip is said again; its
         // page line keeps the last thing done to it (a restart, a quarantine), but not a reason
         // it was left alone, which no longer holds.
         for c in &input.containers {
-            if !spoken.contains(&c.id.as_str()) && !self.history.is_in_flight(&c.id) {
+            if !spoken.contains(&c.id) && !self.history.is_in_flight(&c.id) {
                 self.said.remove(&c.id);
                 if c.opted_in {
                     let line = self.lines.entry(c.id.clone()).or_default();
@@ -389,6 +432,264 @@ impl Governor {
         self.bad_since.retain(|id, _| alive(id));
         self.ready_after_start.retain(|id, _| alive(id));
         self.awaiting_start.retain(|id, _| alive(id));
+        self.due.retain(|id, _| alive(id));
+        self.after_provider.retain(|id, _| alive(id));
+        for c in &mut self.cascades {
+            c.members.retain(|id| alive(id));
+        }
+    }
+
+    /// Dependents restarted after their providers (see [`dependents`]): reads the couplings
+    /// (refused ones said once, kept for the page), marks the opted-in dependents of every
+    /// container whose start moved since the last round as due, and takes each due dependent's
+    /// next step. Returns the containers it said something about.
+    async fn dependents(
+        &mut self,
+        state: &State,
+        input: &policy::Input,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<String> {
+        let obs: HashMap<&str, &policy::Observation> = input
+            .containers
+            .iter()
+            .map(|o| (o.id.as_str(), o))
+            .collect();
+        let nodes: Vec<dependents::Node> = state
+            .containers
+            .iter()
+            .map(|c| dependents::Node {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                project: c.project.clone().unwrap_or_default(),
+                service: c.service.clone().unwrap_or_else(|| c.name.clone()),
+                network_mode: c.network_mode.clone(),
+                with: c.labels.get(super::labels::WITH).cloned(),
+                // Opted in with labels that can be read (a bad label heals nothing).
+                opted_in: obs.get(c.id.as_str()).is_some_and(|o| o.opted_in),
+            })
+            .collect();
+        let (edges, refused) = dependents::couplings(&nodes);
+        let messages: Vec<String> = refused.into_iter().map(|r| r.message).collect();
+        for m in &messages {
+            if !self.couplings_refused.contains(m) {
+                tracing::warn!(target: "heal", "coupling refused: {m}");
+            }
+        }
+        self.couplings_refused = messages;
+
+        let start_of = |c: &crate::state::Container| c.started_at.as_deref().and_then(rfc3339_ns);
+        let by_id: HashMap<&str, &crate::state::Container> = state
+            .containers
+            .iter()
+            .map(|c| (c.id.as_str(), c))
+            .collect();
+        // Providers whose start moved since the last round (exactly: the same container id, a
+        // new start), whoever restarted them.
+        for c in &state.containers {
+            let now_start = start_of(c);
+            let moved = matches!(self.starts_seen.get(&c.id), Some(Some(before)) if now_start.is_some_and(|n| n != *before));
+            if !moved || !c.running {
+                continue;
+            }
+            let chain = dependents::order(&c.id, &edges, &nodes);
+            if chain.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = chain
+                .iter()
+                .filter_map(|d| by_id.get(d.as_str()).map(|d| d.name.as_str()))
+                .collect();
+            tracing::info!(target: "heal", provider = %c.name, id = %short(&c.id), dependents = %names.join(","), "{} started again: its dependents are due after it, in order: {}", c.name, names.join(", "));
+            for d in &chain {
+                let how = edges
+                    .iter()
+                    .filter(|e| &e.dependent == d)
+                    .map(|e| {
+                        let p = by_id
+                            .get(e.provider.as_str())
+                            .map_or("?", |p| p.name.as_str());
+                        match e.coupling {
+                            dependents::Coupling::Namespace => {
+                                format!("{p}, whose network namespace it shares")
+                            }
+                            dependents::Coupling::Declared => {
+                                format!("{p}, by {}", super::labels::WITH)
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.due
+                    .insert(d.clone(), format!("after {} restarted: {how}", c.name));
+            }
+            if self.cascades.len() >= MAX_CASCADES {
+                self.cascades.remove(0);
+            }
+            self.cascades.push(Cascade {
+                provider: c.id.clone(),
+                members: chain.into_iter().collect(),
+                restarted: Vec::new(),
+            });
+        }
+        self.starts_seen = state
+            .containers
+            .iter()
+            .map(|c| (c.id.clone(), start_of(c)))
+            .collect();
+
+        let mut spoken = Vec::new();
+        let ids: Vec<String> = self.due.keys().cloned().collect();
+        for id in ids {
+            let Some(c) = by_id.get(id.as_str()).copied() else {
+                self.due.remove(&id);
+                self.settle(&id, false, state).await;
+                continue;
+            };
+            let context = self.due.get(&id).cloned().unwrap_or_default();
+            let rules = obs.get(id.as_str()).map_or(self.cfg.defaults, |o| o.rules);
+            let m = self.history.get(&id);
+            let providers: Vec<dependents::Provider> = edges
+                .iter()
+                .filter(|e| e.dependent == id)
+                .filter_map(|e| by_id.get(e.provider.as_str()))
+                .map(|p| dependents::Provider {
+                    name: p.name.clone(),
+                    running: p.running,
+                    started_ns: start_of(p),
+                    pending: self.due.contains_key(&p.id)
+                        || self.history.is_in_flight(&p.id)
+                        || self.awaiting_start.contains_key(&p.id),
+                })
+                .collect();
+            let due = dependents::Due {
+                is_self: input.is_self(&id),
+                running: c.running,
+                started_ns: start_of(c),
+                busy: self.history.is_in_flight(&id) || self.awaiting_start.contains_key(&id),
+                quarantined: m.is_some_and(|m| m.quarantined.is_some()),
+                restarts_in_window: m.map_or(0, |m| m.in_window(now, rules.window)),
+                budget: rules.budget,
+                backoff_left: m
+                    .and_then(|m| policy::next_allowed(&rules, &id, m))
+                    .filter(|t| *t > now)
+                    .map(|t| t - now),
+                in_flight: (self.history.in_flight(), self.cfg.policy.max_in_flight),
+            };
+            let say = |action, why| Decision {
+                id: id.clone(),
+                name: c.name.clone(),
+                service: c.service.clone().unwrap_or_else(|| c.name.clone()),
+                action,
+                why,
+            };
+            match dependents::next(&due, &providers) {
+                Next::Restart { attempt } => {
+                    let dry_run = self.cfg.policy.mode == Mode::DryRun;
+                    let d = say(Action::Restart { attempt, dry_run }, Why::ProviderRestarted);
+                    self.carry_out_with(&d, Some(&context), state, rules.window, now, wall)
+                        .await;
+                    spoken.push(id.clone());
+                    if dry_run {
+                        self.due.remove(&id);
+                        self.settle(&id, false, state).await;
+                    } else {
+                        self.after_provider.insert(id.clone(), context);
+                    }
+                }
+                Next::Wait(Wait::Busy) => {}
+                Next::Wait(w) => {
+                    let why = match w {
+                        Wait::Backoff(left) => Why::Backoff(left),
+                        Wait::TooManyInFlight => Why::TooManyInFlight,
+                        _ => Why::WaitingForProvider,
+                    };
+                    let d = say(Action::Skip, why);
+                    let text = format!("{w}, then restarted {context}");
+                    self.carry_out_with(&d, Some(&text), state, rules.window, now, wall)
+                        .await;
+                    spoken.push(id.clone());
+                }
+                Next::Quarantine { restarts } => {
+                    let d = say(Action::Quarantine, Why::BudgetSpent { restarts });
+                    let text = format!("{}, due {context}", d.why);
+                    self.carry_out_with(&d, Some(&text), state, rules.window, now, wall)
+                        .await;
+                    spoken.push(id.clone());
+                    self.due.remove(&id);
+                    self.settle(&id, false, state).await;
+                }
+                Next::Leave(why) => {
+                    self.due.remove(&id);
+                    let ours = self.after_provider.remove(&id).is_some();
+                    if why != Leave::Fresh {
+                        tracing::info!(target: "heal", container = %c.name, id = %short(&id), "not restarted {context}: {why}");
+                        self.lines
+                            .insert(id.clone(), format!("not restarted {context}: {why}"));
+                        spoken.push(id.clone());
+                    }
+                    self.settle(&id, ours && why == Leave::Fresh, state).await;
+                }
+            }
+        }
+        spoken
+    }
+
+    /// Dependent `id` is no longer due (`restarted`: the governor restarted it after its
+    /// providers). A provider's restart whose dependents are all settled is said once, as
+    /// `dependents-restarted`, when the governor restarted any of them.
+    async fn settle(&mut self, id: &str, restarted: bool, state: &State) {
+        let name = state
+            .containers
+            .iter()
+            .find(|c| c.id == id)
+            .map_or_else(|| short(id).to_owned(), |c| c.name.clone());
+        for c in &mut self.cascades {
+            if c.members.remove(id) && restarted {
+                c.restarted.push(name.clone());
+            }
+        }
+        let (done, open): (Vec<Cascade>, Vec<Cascade>) = std::mem::take(&mut self.cascades)
+            .into_iter()
+            .partition(|c| c.members.is_empty());
+        self.cascades = open;
+        for c in done.into_iter().filter(|c| !c.restarted.is_empty()) {
+            let p = state.containers.iter().find(|p| p.id == c.provider);
+            let name = p.map_or_else(|| short(&c.provider).to_owned(), |p| p.name.clone());
+            let service = p
+                .and_then(|p| p.service.clone())
+                .unwrap_or_else(|| name.clone());
+            let project = p.and_then(|p| p.project.clone()).unwrap_or_default();
+            let detail = format!(
+                "restarted after {name} started again: {}",
+                c.restarted.join(", ")
+            );
+            tracing::info!(target: "heal", container = %name, project = %project, service = %service, decision = "dependents-restarted", dependents = %c.restarted.join(","), "{detail}");
+            *self
+                .counts
+                .entry((
+                    project.clone(),
+                    service.clone(),
+                    "dependents-restarted".to_owned(),
+                    "provider-restarted".to_owned(),
+                ))
+                .or_default() += 1;
+            let event = HealEvent {
+                v: 1,
+                at_ms: unix_ms(SystemTime::now()),
+                project,
+                service,
+                container: name,
+                id: c.provider.clone(),
+                decision: "dependents-restarted".to_owned(),
+                why: Why::ProviderRestarted.as_str().to_owned(),
+                detail,
+                dry_run: false,
+                restarts_in_window: 0,
+                dependents: c.restarted,
+            };
+            self.emit(event).await;
+        }
     }
 
     /// Writes the history to the state file, if there is one (durably: see [`statefile::write`]).
@@ -415,6 +716,21 @@ impl Governor {
         now: Instant,
         wall: SystemTime,
     ) {
+        self.carry_out_with(d, None, state, window, now, wall).await;
+    }
+
+    /// [`Governor::carry_out`], with `context` said in place of the decision's why (a
+    /// dependent's restart names its provider).
+    async fn carry_out_with(
+        &mut self,
+        d: &Decision,
+        context: Option<&str>,
+        state: &State,
+        window: Duration,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let text = context.map_or_else(|| d.why.to_string(), str::to_owned);
         let key = (d.action.as_str(), d.why.as_str());
         let repeat = self.said.get(&d.id) == Some(&key) && d.action == Action::Skip;
         let c = state.containers.iter().find(|c| c.id == d.id);
@@ -443,12 +759,12 @@ impl Governor {
             Action::Restart {
                 dry_run: true,
                 attempt,
-            } => format!("dry run: would restart ({}; attempt {attempt})", d.why),
-            Action::Restart { attempt, .. } => format!("restarting ({}; attempt {attempt})", d.why),
-            Action::Skip => format!("{SKIP_PREFIX}{}", d.why),
-            Action::Quarantine => format!("quarantined: {}", d.why),
-            Action::Release => format!("released from quarantine: {}", d.why),
-            Action::EarnBack => format!("backoff earned back: {}", d.why),
+            } => format!("dry run: would restart ({text}; attempt {attempt})"),
+            Action::Restart { attempt, .. } => format!("restarting ({text}; attempt {attempt})"),
+            Action::Skip => format!("{SKIP_PREFIX}{text}"),
+            Action::Quarantine => format!("quarantined: {text}"),
+            Action::Release => format!("released from quarantine: {text}"),
+            Action::EarnBack => format!("backoff earned back: {text}"),
         };
         self.lines.insert(d.id.clone(), line);
         if repeat {
@@ -466,8 +782,7 @@ impl Governor {
             why = d.why.as_str(),
             dry_run,
             restarts_in_window = restarts,
-            "{}",
-            d.why
+            "{text}"
         );
         *self
             .counts
@@ -487,9 +802,10 @@ impl Governor {
             id: d.id.clone(),
             decision: d.action.as_str().to_owned(),
             why: d.why.as_str().to_owned(),
-            detail: d.why.to_string(),
+            detail: text,
             dry_run,
             restarts_in_window: restarts,
+            dependents: Vec::new(),
         };
         self.emit(event).await;
     }
@@ -517,9 +833,13 @@ impl Governor {
                 }
                 let took = r.took;
                 tracing::info!(target: "heal", container = %name, project = %project, service = %service, took_ms = took.as_millis() as u64, decision = "restarted", "restart done");
+                let after = self
+                    .after_provider
+                    .get(&done.id)
+                    .map_or(String::new(), |a| format!(" ({a})"));
                 self.lines.insert(
                     done.id.clone(),
-                    format!("restarted in {:.1}s", took.as_secs_f64()),
+                    format!("restarted in {:.1}s{after}", took.as_secs_f64()),
                 );
                 (
                     "restarted",
@@ -557,6 +877,7 @@ impl Governor {
             detail,
             dry_run: false,
             restarts_in_window: 0,
+            dependents: Vec::new(),
         };
         self.emit(event).await;
         if self.dirty {
@@ -598,6 +919,7 @@ impl Governor {
             },
             shared_outage: self.outage.clone(),
             refused: self.cfg.refused.clone(),
+            couplings_refused: self.couplings_refused.clone(),
             decisions: self
                 .counts
                 .iter()
@@ -641,6 +963,8 @@ impl Governor {
                 "quarantined"
             } else if !c.opted_in {
                 "not healed"
+            } else if self.due.contains_key(&c.id) {
+                "due after its provider"
             } else if next.is_some() {
                 "backoff"
             } else {
@@ -653,6 +977,11 @@ impl Governor {
                     restarts_in_window,
                     next_allowed_in: next.map(|t| t - now),
                     last_decision: Some(line.clone()),
+                    restart_starts: m.map_or_else(Vec::new, |m| {
+                        let keys: Vec<u64> =
+                            m.restarts.iter().filter_map(|r| r.started_ns).collect();
+                        keys[keys.len().saturating_sub(RESTART_KEYS)..].to_vec()
+                    }),
                 },
             );
         }
@@ -672,6 +1001,7 @@ impl Governor {
                             && a.status == b.status
                             && a.restarts_in_window == b.restarts_in_window
                             && a.last_decision == b.last_decision
+                            && a.restart_starts == b.restart_starts
                     })
         });
         if !same {
@@ -1155,10 +1485,108 @@ mod tests {
             instances: Vec::new(),
             earlier_instances: Vec::new(),
             stop_timeout: None,
+            network_mode: None,
             start_period: None,
             heal: None,
         });
         state
+    }
+
+    /// A provider restarted by anyone (its start moved, same id): its opted-in dependent in its
+    /// network namespace is restarted after it once it runs, the line naming the provider; while
+    /// the provider does not run, the dependent waits, saying so. A `healthcheck.heal.with`
+    /// cycle is refused, said in the summary the page and the API show.
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_restart_restarts_its_dependents_after_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut g, _incoming, _done) = governor(Mode::On, &dir, None);
+        let now = Instant::now() + Duration::from_secs(3600);
+        let wall = humantime::parse_rfc3339("2026-11-25T11:00:00Z").expect("time");
+        let mut state = one_container(now - Duration::from_secs(600));
+        let vpn = state.containers[0].clone();
+        let mut vpn = Container {
+            id: "a1".repeat(32),
+            name: "demo-vpn-1".into(),
+            service: Some("vpn".into()),
+            health: Some("healthy".into()),
+            started_at: Some("2026-11-25T10:00:00Z".into()),
+            ..vpn
+        };
+        vpn.labels.insert("healthcheck.heal".into(), "true".into());
+        let mut app = Container {
+            id: "b2".repeat(32),
+            name: "demo-app-1".into(),
+            service: Some("app".into()),
+            started_at: Some("2026-11-25T10:00:01Z".into()),
+            network_mode: Some(format!("container:{}", vpn.id)),
+            ..vpn.clone()
+        };
+        app.labels.insert("healthcheck.heal".into(), "true".into());
+        let mut left = Container {
+            id: "c3".repeat(32),
+            name: "demo-left-1".into(),
+            service: Some("left".into()),
+            ..vpn.clone()
+        };
+        left.labels
+            .insert("healthcheck.heal.with".into(), "right".into());
+        let mut right = Container {
+            id: "d4".repeat(32),
+            name: "demo-right-1".into(),
+            service: Some("right".into()),
+            ..vpn.clone()
+        };
+        right
+            .labels
+            .insert("healthcheck.heal.with".into(), "left".into());
+        state.containers = vec![vpn, app, left, right];
+        let (vpn_id, app_id) = (
+            state.containers[0].id.clone(),
+            state.containers[1].id.clone(),
+        );
+        g.round(&state, now, wall).await;
+        assert!(g.due.is_empty());
+        let refused = g.summary().couplings_refused;
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused.iter().all(|m| m.contains("a cycle")), "{refused:?}");
+        // The provider restarted (by a person, say), seen stopped first: nothing yet.
+        state.containers[0].running = false;
+        g.round(&state, now, wall).await;
+        assert!(g.due.is_empty(), "a stop is not a restart");
+        // Running with a new start, then stopped again before the dependent's turn: it waits.
+        state.containers[0].running = true;
+        state.containers[0].started_at = Some("2026-11-25T10:59:00Z".into());
+        g.round(&state, now, wall).await;
+        assert!(
+            g.history.is_in_flight(&app_id),
+            "{:?}",
+            g.lines.get(&app_id)
+        );
+        let line = g.lines.get(&app_id).cloned().unwrap_or_default();
+        assert!(
+            line.starts_with("restarting (after demo-vpn-1 restarted: demo-vpn-1, whose network namespace it shares; attempt 1"),
+            "{line}"
+        );
+        assert!(!g.history.is_in_flight(&vpn_id));
+        // Its restart failed (no engine here): due still, in its backoff; the provider stopped:
+        // it waits for the provider to be running, saying so.
+        g.history.end(&app_id);
+        g.after_provider.remove(&app_id);
+        state.containers[0].running = false;
+        let later = now + Duration::from_secs(60);
+        g.round(&state, later, wall).await;
+        assert!(g.due.contains_key(&app_id));
+        let line = g.lines.get(&app_id).cloned().unwrap_or_default();
+        assert!(
+            line.starts_with("left alone: waiting for its provider demo-vpn-1 to be running"),
+            "{line}"
+        );
+        // Once it started after its provider (restarted by anyone), it is no longer due.
+        state.containers[0].running = true;
+        state.containers[1].started_at = Some("2026-11-25T10:59:30Z".into());
+        g.round(&state, later, wall).await;
+        assert!(g.due.is_empty(), "{:?}", g.due);
+        assert!(g.cascades.is_empty());
     }
 
     /// The governor's future can be spawned on the multi-threaded runtime: it holds no snapshot

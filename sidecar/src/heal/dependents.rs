@@ -14,6 +14,8 @@
 //! governor's part.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::time::Duration;
 
 /// How a dependent is tied to its provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -236,26 +238,45 @@ fn find_cycle(edges: &BTreeSet<Edge>) -> Option<Vec<String>> {
     None
 }
 
-/// The dependents to restart after `provider` started again, in order: its direct dependents
-/// first (by service, then name), then theirs, each once; only those opted in (a dependent that
-/// is not opted in is left alone, and so are the ones that depend only through it).
+/// The dependents to restart after `provider` started again, in order: every opted-in
+/// container that hangs from it (directly, or through opted-in dependents), each after all of its
+/// own providers among them (a dependent's own dependents after it, also when it depends on the
+/// provider directly as well), ties by service then name; each once. A dependent that is not
+/// opted in is left alone, and so are the ones that depend only through it.
 pub fn order(provider: &str, edges: &[Edge], nodes: &[Node]) -> Vec<String> {
     let by_id: HashMap<&str, &Node> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    // Reachable through opted-in dependents only.
+    let mut reach: BTreeSet<&str> = BTreeSet::new();
+    let mut frontier = vec![provider];
+    while let Some(at) = frontier.pop() {
+        for e in edges.iter().filter(|e| e.provider == at) {
+            let d = e.dependent.as_str();
+            if d != provider && by_id.get(d).is_some_and(|n| n.opted_in) && reach.insert(d) {
+                frontier.push(d);
+            }
+        }
+    }
+    // Kahn's order over the reachable part: a dependent is ready once none of its providers
+    // among the reachable ones is still waiting.
     let mut out: Vec<String> = Vec::new();
-    let mut frontier = vec![provider.to_owned()];
-    let mut seen: BTreeSet<String> = BTreeSet::from([provider.to_owned()]);
-    while !frontier.is_empty() {
-        let mut level: Vec<&Node> = edges
+    let mut left: BTreeSet<&str> = reach.clone();
+    while !left.is_empty() {
+        let mut ready: Vec<&Node> = left
             .iter()
-            .filter(|e| frontier.contains(&e.provider) && !seen.contains(&e.dependent))
-            .filter_map(|e| by_id.get(e.dependent.as_str()).copied())
-            .filter(|n| n.opted_in)
+            .filter(|d| {
+                !edges
+                    .iter()
+                    .any(|e| e.dependent == **d && left.contains(e.provider.as_str()))
+            })
+            .filter_map(|d| by_id.get(d).copied())
             .collect();
-        level.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
-        level.dedup_by(|a, b| a.id == b.id);
-        frontier = level.iter().map(|n| n.id.clone()).collect();
-        for n in level {
-            seen.insert(n.id.clone());
+        if ready.is_empty() {
+            // A cycle (refused couplings never reach here; Docker forbids namespace cycles).
+            break;
+        }
+        ready.sort_by(|a, b| (&a.service, &a.name, &a.id).cmp(&(&b.service, &b.name, &b.id)));
+        for n in ready {
+            left.remove(n.id.as_str());
             out.push(n.id.clone());
         }
     }
@@ -275,6 +296,185 @@ pub fn restarted<'a>(
         })
         .map(|(id, _, _)| id.to_owned())
         .collect()
+}
+
+/// What is known of a dependent due for a restart, when its next step is decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// It is the sidecar's own container.
+    pub is_self: bool,
+    /// It runs.
+    pub running: bool,
+    /// Its current start (Docker's `StartedAt`, Unix nanoseconds), when known.
+    pub started_ns: Option<u64>,
+    /// A restart of it is under way, or its restart's new start is not seen yet.
+    pub busy: bool,
+    /// It is quarantined.
+    pub quarantined: bool,
+    /// Its restarts within its budget window.
+    pub restarts_in_window: u32,
+    /// Its budget.
+    pub budget: u32,
+    /// Its backoff's wait left, when it is backing off.
+    pub backoff_left: Option<Duration>,
+    /// Restarts under way in the stack, and how many may be at once.
+    pub in_flight: (usize, usize),
+}
+
+/// What is known of one of a due dependent's providers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// Its name.
+    pub name: String,
+    /// It runs.
+    pub running: bool,
+    /// Its current start, Unix nanoseconds, when known.
+    pub started_ns: Option<u64>,
+    /// It is itself due for a restart, being restarted, or its new start is not seen yet: its
+    /// dependents wait for it.
+    pub pending: bool,
+}
+
+/// A due dependent's next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Restart it now (its restart number within its window, from 1).
+    Restart {
+        /// Within its window, from 1.
+        attempt: u32,
+    },
+    /// Not now: it stays due.
+    Wait(Wait),
+    /// It is no longer due: done, or given up, and why.
+    Leave(Leave),
+    /// Its budget is spent: quarantined (with its restarts in the window), no longer due.
+    Quarantine {
+        /// Restarts within the window.
+        restarts: u32,
+    },
+}
+
+/// Why a due dependent waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// Its own restart is under way, or its new start is not seen yet.
+    Busy,
+    /// A provider of it is restarted first (or its new start is not seen yet).
+    ProviderFirst(String),
+    /// A provider of it does not run: Docker cannot join a stopped container's namespace.
+    ProviderNotRunning(String),
+    /// Its own backoff, this much longer.
+    Backoff(Duration),
+    /// Too many restarts under way in the stack.
+    TooManyInFlight,
+}
+
+/// Why a dependent is no longer due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leave {
+    /// It started after every provider's current start: nothing to do (already restarted, by
+    /// the governor or anyone).
+    Fresh,
+    /// It does not run: when it starts, it joins its providers as they are.
+    NotRunning,
+    /// It is quarantined.
+    Quarantined,
+    /// It is the sidecar's own container.
+    IsSelf,
+    /// None of its providers is known any more (removed, or recreated under a new id).
+    ProviderGone,
+    /// A start time is not known: the order cannot be told, so nothing is done.
+    StartUnknown,
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wait::Busy => f.write_str("its own restart is under way"),
+            Wait::ProviderFirst(p) => {
+                write!(f, "waiting for its provider {p} to be restarted first")
+            }
+            Wait::ProviderNotRunning(p) => {
+                write!(f, "waiting for its provider {p} to be running")
+            }
+            Wait::Backoff(d) => write!(f, "backing off, {:.1}s to go", d.as_secs_f64()),
+            Wait::TooManyInFlight => f.write_str("too many restarts under way"),
+        }
+    }
+}
+
+impl fmt::Display for Leave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Leave::Fresh => "it started after its providers: nothing to do",
+            Leave::NotRunning => "not running: it joins its providers when it starts",
+            Leave::Quarantined => "quarantined",
+            Leave::IsSelf => "the sidecar never restarts its own container",
+            Leave::ProviderGone => {
+                "its provider is gone (removed, or recreated under a new id): not restarted; a \
+                 recreated provider needs its dependents recreated too"
+            }
+            Leave::StartUnknown => "a start time is not known: the order cannot be told",
+        })
+    }
+}
+
+/// The next step for a dependent due after its providers (`providers`: those it depends on, as
+/// they are now). A pure function; the governor carries it out.
+///
+/// It is done once it started after every provider's current start (whoever restarted it); it
+/// waits while a provider is itself restarted first or does not run (Docker refuses to start a
+/// container in a stopped one's namespace); then its own rules hold as for any restart: the
+/// budget (spent: quarantine), the backoff, restarts under way at once.
+pub fn next(due: &Due, providers: &[Provider]) -> Next {
+    if due.is_self {
+        return Next::Leave(Leave::IsSelf);
+    }
+    if providers.is_empty() {
+        return Next::Leave(Leave::ProviderGone);
+    }
+    if due.busy {
+        return Next::Wait(Wait::Busy);
+    }
+    let Some(started) = due.started_ns else {
+        return Next::Leave(Leave::StartUnknown);
+    };
+    let mut latest = 0;
+    for p in providers {
+        match p.started_ns {
+            Some(s) => latest = latest.max(s),
+            None => return Next::Leave(Leave::StartUnknown),
+        }
+    }
+    if let Some(p) = providers.iter().find(|p| p.pending) {
+        return Next::Wait(Wait::ProviderFirst(p.name.clone()));
+    }
+    if started > latest {
+        return Next::Leave(Leave::Fresh);
+    }
+    if !due.running {
+        return Next::Leave(Leave::NotRunning);
+    }
+    if due.quarantined {
+        return Next::Leave(Leave::Quarantined);
+    }
+    if let Some(p) = providers.iter().find(|p| !p.running) {
+        return Next::Wait(Wait::ProviderNotRunning(p.name.clone()));
+    }
+    if due.restarts_in_window >= due.budget {
+        return Next::Quarantine {
+            restarts: due.restarts_in_window,
+        };
+    }
+    if let Some(left) = due.backoff_left {
+        return Next::Wait(Wait::Backoff(left));
+    }
+    if due.in_flight.0 >= due.in_flight.1 {
+        return Next::Wait(Wait::TooManyInFlight);
+    }
+    Next::Restart {
+        attempt: due.restarts_in_window + 1,
+    }
 }
 
 #[cfg(test)]
@@ -391,5 +591,138 @@ mod tests {
             ("d", "t2", true),
         ];
         assert_eq!(restarted(&before, now), ["a"]);
+    }
+
+    fn due() -> Due {
+        Due {
+            is_self: false,
+            running: true,
+            started_ns: Some(100),
+            busy: false,
+            quarantined: false,
+            restarts_in_window: 0,
+            budget: 3,
+            backoff_left: None,
+            in_flight: (0, 1),
+        }
+    }
+
+    fn provider(started: u64) -> Provider {
+        Provider {
+            name: "demo-vpn-1".into(),
+            running: true,
+            started_ns: Some(started),
+            pending: false,
+        }
+    }
+
+    /// A dependent older than its provider's current start is restarted; one that started after
+    /// it (restarted already, by anyone) is left, and so is one whose provider is gone or whose
+    /// start is unknown (the order cannot be told: nothing is done).
+    #[test]
+    fn restarted_only_when_older_than_its_provider() {
+        assert_eq!(next(&due(), &[provider(200)]), Next::Restart { attempt: 1 });
+        assert_eq!(next(&due(), &[provider(50)]), Next::Leave(Leave::Fresh));
+        assert_eq!(next(&due(), &[]), Next::Leave(Leave::ProviderGone));
+        let mut p = provider(200);
+        p.started_ns = None;
+        assert_eq!(next(&due(), &[p]), Next::Leave(Leave::StartUnknown));
+        let d = Due {
+            started_ns: None,
+            ..due()
+        };
+        assert_eq!(next(&d, &[provider(200)]), Next::Leave(Leave::StartUnknown));
+        let d = Due {
+            is_self: true,
+            ..due()
+        };
+        assert_eq!(next(&d, &[provider(200)]), Next::Leave(Leave::IsSelf));
+    }
+
+    /// Docker refuses to restart a container in a stopped provider's namespace: it waits for the
+    /// provider to run, and for a provider that is itself restarted first; it waits out its own
+    /// restart, its backoff and the stack's restarts under way, and a spent budget quarantines.
+    #[test]
+    fn waits_and_budget() {
+        let mut stopped = provider(200);
+        stopped.running = false;
+        assert_eq!(
+            next(&due(), &[stopped]),
+            Next::Wait(Wait::ProviderNotRunning("demo-vpn-1".into()))
+        );
+        let mut first = provider(200);
+        first.pending = true;
+        assert_eq!(
+            next(&due(), &[provider(200), first]),
+            Next::Wait(Wait::ProviderFirst("demo-vpn-1".into()))
+        );
+        let busy = Due {
+            busy: true,
+            ..due()
+        };
+        assert_eq!(next(&busy, &[provider(200)]), Next::Wait(Wait::Busy));
+        let backoff = Due {
+            backoff_left: Some(Duration::from_secs(4)),
+            restarts_in_window: 1,
+            ..due()
+        };
+        assert_eq!(
+            next(&backoff, &[provider(200)]),
+            Next::Wait(Wait::Backoff(Duration::from_secs(4)))
+        );
+        let spent = Due {
+            restarts_in_window: 3,
+            backoff_left: Some(Duration::from_secs(4)),
+            ..due()
+        };
+        assert_eq!(
+            next(&spent, &[provider(200)]),
+            Next::Quarantine { restarts: 3 }
+        );
+        let crowded = Due {
+            in_flight: (1, 1),
+            ..due()
+        };
+        assert_eq!(
+            next(&crowded, &[provider(200)]),
+            Next::Wait(Wait::TooManyInFlight)
+        );
+        let quarantined = Due {
+            quarantined: true,
+            ..due()
+        };
+        assert_eq!(
+            next(&quarantined, &[provider(200)]),
+            Next::Leave(Leave::Quarantined)
+        );
+        let stopped_dep = Due {
+            running: false,
+            ..due()
+        };
+        assert_eq!(
+            next(&stopped_dep, &[provider(200)]),
+            Next::Leave(Leave::NotRunning)
+        );
+    }
+
+    /// A diamond (vpn → app, vpn → proxy, app → proxy): proxy comes after app although it also
+    /// hangs from vpn directly, so one restart of each follows vpn's.
+    #[test]
+    fn diamond_in_topological_order() {
+        let vpn = id("a1");
+        let nodes = vec![
+            node("a1", "vpn", None, None, true),
+            node("b2", "zapp", Some(&format!("container:{vpn}")), None, true),
+            node(
+                "c3",
+                "proxy",
+                Some(&format!("container:{vpn}")),
+                Some("zapp"),
+                true,
+            ),
+        ];
+        let (edges, refused) = couplings(&nodes);
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(order(&vpn, &edges, &nodes), [id("b2"), id("c3")]);
     }
 }

@@ -460,6 +460,7 @@ mod tests {
             instances: Vec::new(),
             earlier_instances: Vec::new(),
             stop_timeout: None,
+            network_mode: None,
             start_period: Some(Duration::from_secs(30)),
             heal: None,
         }

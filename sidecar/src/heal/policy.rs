@@ -266,6 +266,12 @@ pub enum Why {
     ForeignRecord,
     /// Restarted, and the snapshot does not show the start the restart produced yet.
     AwaitingStart,
+    /// A container it depends on (its network namespace, or `healthcheck.heal.with`) started
+    /// again after it: restarted after it (see `heal::dependents`).
+    ProviderRestarted,
+    /// Due for a restart after its provider, and waiting (for the provider first, or for it to
+    /// run).
+    WaitingForProvider,
 }
 
 impl Why {
@@ -294,6 +300,8 @@ impl Why {
             Why::Unlinked => "unlinked",
             Why::ForeignRecord => "foreign-record",
             Why::AwaitingStart => "awaiting-start",
+            Why::ProviderRestarted => "provider-restarted",
+            Why::WaitingForProvider => "waiting-for-provider",
         }
     }
 }
@@ -344,6 +352,12 @@ impl fmt::Display for Why {
                  (shared host name): not restarted for it",
             ),
             Why::AwaitingStart => f.write_str("waiting to see the restarted container's new start"),
+            Why::ProviderRestarted => {
+                f.write_str("a container it depends on started again after it")
+            }
+            Why::WaitingForProvider => {
+                f.write_str("due for a restart after its provider, waiting for the provider")
+            }
         }
     }
 }

@@ -149,6 +149,7 @@ impl Sim {
             instances: Vec::new(),
             earlier_instances: Vec::new(),
             stop_timeout: None,
+            network_mode: None,
             start_period: None,
             heal: None,
         };

@@ -203,6 +203,9 @@ pub struct HealView<'a> {
     pub shared_outage: Option<&'a str>,
     /// Why the governor heals nothing at all, when it refuses (its own container is unknown).
     pub refused: Option<&'a str>,
+    /// Couplings between containers refused (`healthcheck.heal.with` naming its own service, an
+    /// unknown service, or closing a cycle), one line each.
+    pub couplings_refused: &'a [String],
 }
 
 /// Every observable state, in the order the summary lists them.
@@ -458,6 +461,7 @@ impl<'a> Status<'a> {
                 mode: s.heal.mode.as_str(),
                 shared_outage: s.heal.shared_outage.as_deref(),
                 refused: s.heal.refused.as_deref(),
+                couplings_refused: &s.heal.couplings_refused,
             },
             self_container: s.self_container.as_deref(),
         }

@@ -572,6 +572,13 @@ pub fn render_with(
             esc(why)
         );
     }
+    if !st.heal.couplings_refused.is_empty() {
+        out.push_str("<div class=\"blind\" id=\"couplings-refused\"><p>Couplings refused (not restarted after each other):</p><ul>");
+        for m in st.heal.couplings_refused {
+            let _ = write!(out, "<li>{}</li>", esc(m));
+        }
+        out.push_str("</ul></div>");
+    }
     out.push_str("<h2>Agents</h2>");
     if st.agents.is_empty() {
         out.push_str("<p class=\"muted\" id=\"no-agents\">No agent has published in the watched namespaces.</p>");

@@ -320,6 +320,10 @@ pub fn container_from(r: ContainerInspectResponse) -> Container {
         instances: Vec::new(),
         earlier_instances: Vec::new(),
         stop_timeout: config.stop_timeout,
+        network_mode: r
+            .host_config
+            .and_then(|h| h.network_mode)
+            .filter(|m| !m.is_empty()),
         start_period: config
             .healthcheck
             .and_then(|h| h.start_period)

@@ -22,11 +22,13 @@ pub(super) fn fingerprint(s: &State) -> u64 {
         (&c.last_health_line, &c.started_at).hash(&mut h);
         if let Some(heal) = &c.heal {
             (&heal.status, heal.restarts_in_window, &heal.last_decision).hash(&mut h);
+            heal.restart_starts.hash(&mut h);
         }
     }
     (
         s.heal.mode.as_str(),
         &s.heal.shared_outage,
+        &s.heal.couplings_refused,
         &s.self_container,
     )
         .hash(&mut h);

@@ -100,6 +100,7 @@ pub(super) fn container(id: &str, hostname: &str, running: bool) -> Container {
         instances: Vec::new(),
         earlier_instances: Vec::new(),
         stop_timeout: None,
+        network_mode: None,
         start_period: None,
         heal: None,
     }
