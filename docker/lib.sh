@@ -169,7 +169,8 @@ assemble_rootfs() { # binary rootfs dest-path
 }
 
 # REDIS_IMAGE and NATS_IMAGE default to the official images. Where they are neither present nor
-# pullable (no registry, as on this machine), build stand-ins from the Debian packages.
+# pullable (no registry, as on this machine), build stand-ins from the Debian packages (tagged
+# REDIS_STANDIN_IMAGE and NATS_STANDIN_IMAGE, so parallel suites can keep theirs apart).
 ensure_service_images() {
     : "${REDIS_IMAGE:=redis:7.2}" "${NATS_IMAGE:=nats:2.10}"
     if ! have_image "$REDIS_IMAGE"; then
@@ -179,7 +180,7 @@ ensure_service_images() {
         say "$REDIS_IMAGE cannot be pulled (no registry?): using a stand-in built from Debian's $("$server" --version | grep -o 'v=[0-9.]*')"
         mkdir -p "$STAGE/redis/rootfs"
         assemble_rootfs "$server" "$STAGE/redis/rootfs" /usr/local/bin/redis-server
-        REDIS_IMAGE=healthcheck-demo/redis-standin:local
+        REDIS_IMAGE=${REDIS_STANDIN_IMAGE:-healthcheck-demo/redis-standin:local}
         build_image "$REDIS_IMAGE" "$DOCKER_DIR/images/standin.Dockerfile" "$STAGE/redis"
     fi
     if ! have_image "$NATS_IMAGE"; then
@@ -189,7 +190,7 @@ ensure_service_images() {
         say "$NATS_IMAGE cannot be pulled (no registry?): using a stand-in built from Debian's nats-server $("$server" --version | grep -oE 'v[0-9]+(\.[0-9]+)+')"
         mkdir -p "$STAGE/nats/rootfs"
         assemble_rootfs "$server" "$STAGE/nats/rootfs" /nats-server
-        NATS_IMAGE=healthcheck-demo/nats-standin:local
+        NATS_IMAGE=${NATS_STANDIN_IMAGE:-healthcheck-demo/nats-standin:local}
         build_image "$NATS_IMAGE" "$DOCKER_DIR/images/standin.Dockerfile" "$STAGE/nats"
     fi
     export REDIS_IMAGE NATS_IMAGE
