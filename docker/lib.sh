@@ -265,10 +265,41 @@ health_table() {
     done | sed 's#^/##' | sort
 }
 
+# Starts `compose up -d ARGS...` in the background and returns at once. Compose returns only
+# once every `service_healthy` gate has passed: on engines without start_interval that is one
+# HEALTHCHECK interval per level (30 s here), long after the agents are ready. Waiting for it
+# would hide the stack's first "ready" moment behind Docker's, so the demo watches the sidecar
+# meanwhile. The exit status lands in UP_STATUS (wait_stack_ready stops at a failure); wait_up
+# waits for Compose to finish and says whether it succeeded.
+start_up() { # compose-up-args...
+    UP_STATUS="$STAGE/up.status"
+    mkdir -p "$STAGE" && rm -f "$UP_STATUS"
+    (
+        code=0
+        compose up -d "$@" >"$STAGE/up.log" 2>&1 || code=$?
+        echo "$code" >"$UP_STATUS"
+    ) &
+    UP_PID=$!
+}
+
+# Compose's status when it has failed, else nothing.
+up_failed() {
+    local code
+    code=$(cat "${UP_STATUS:-/nonexistent}" 2>/dev/null || true)
+    [[ -n "$code" && "$code" != 0 ]] && echo "$code"
+    return 0
+}
+
+wait_up() {
+    wait "$UP_PID" 2>/dev/null || true
+    [[ "$(cat "$UP_STATUS" 2>/dev/null)" == 0 ]] || { cat "$STAGE/up.log" >&2; return 1; }
+}
+
 # Waits until every long-running service is healthy (hc-install must have exited 0).
 wait_all_healthy() { # timeout-seconds
     local deadline=$(( $(date +%s) + $1 )) table
     while :; do
+        [[ -z "$(up_failed)" ]] || { say "compose up failed (exit $(up_failed))"; return 1; }
         table=$(health_table)
         if [[ -n "$table" ]] && ! awk '
             $1 ~ /hc-install/ { if ($2 != "exited" || $4 != 0) bad = 1; next }
@@ -297,7 +328,7 @@ READY_AGENTS="agent-a agent-b agent-py agent-script consumer-wait"
 wait_stack_ready() { # status-url timeout-seconds started
     local url=$1 timeout=$2 since=$3
     # shellcheck disable=SC2086
-    python3 "$DOCKER_DIR/stack.py" wait-agents "$url" "$timeout" $READY_AGENTS >/dev/null || return 1
+    python3 "$DOCKER_DIR/stack.py" wait-agents ${UP_STATUS:+--up-status "$UP_STATUS"} "$url" "$timeout" $READY_AGENTS >/dev/null || return 1
     AGENTS_READY_S=$(awk -v a="$since" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
     WAIT_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer-wait)" 2>/dev/null || echo "not created")
     HEALTH_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer 2>/dev/null)" 2>/dev/null || echo "not created")
