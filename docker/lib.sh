@@ -320,6 +320,17 @@ wait_all_healthy() { # timeout-seconds
 # consumer-wait, which gates itself with `healthcheck wait`. (consumer waits for Docker's health.)
 READY_AGENTS="agent-a agent-b agent-py agent-script consumer-wait"
 
+# A service's container state, or "not created" (a service_healthy-gated one, early on).
+service_state() { # service
+    local id
+    id=$(compose ps -q "$1" 2>/dev/null || true)
+    if [[ -n "$id" ]]; then
+        docker inspect -f '{{.State.Status}}' "$id" 2>/dev/null || echo "not created"
+    else
+        echo "not created"
+    fi
+}
+
 # The stack's two "ready" moments, said separately: every agent ready (the sidecar's
 # /api/status), with the `healthcheck wait`-gated dependent shown running at that moment; then
 # Docker's health caught up (every service healthy, the service_healthy-gated consumer
@@ -330,8 +341,8 @@ wait_stack_ready() { # status-url timeout-seconds started
     # shellcheck disable=SC2086
     python3 "$DOCKER_DIR/stack.py" wait-agents ${UP_STATUS:+--up-status "$UP_STATUS"} "$url" "$timeout" $READY_AGENTS >/dev/null || return 1
     AGENTS_READY_S=$(awk -v a="$since" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-    WAIT_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer-wait)" 2>/dev/null || echo "not created")
-    HEALTH_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer 2>/dev/null)" 2>/dev/null || echo "not created")
+    WAIT_GATED_STATE=$(service_state consumer-wait)
+    HEALTH_GATED_STATE=$(service_state consumer)
     say "every agent ready after $AGENTS_READY_S s (the sidecar's view): ${READY_AGENTS// /, }"
     say "  consumer-wait (gated by healthcheck wait): $WAIT_GATED_STATE; consumer (gated by service_healthy): $HEALTH_GATED_STATE, waiting for Docker's health"
     wait_all_healthy "$timeout" || return 1
