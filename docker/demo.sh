@@ -40,13 +40,14 @@ prepare
 choose_gating
 say "starting the stack (project $PROJECT)"
 started=$(now)
-if ! compose up -d --quiet-pull >"$STAGE/up.log" 2>&1; then
-    cat "$STAGE/up.log" >&2
-    compose logs --tail 20 >&2
-    die "compose up failed"
-fi
+# In the background: Compose returns only once the service_healthy gates have passed, and the
+# agents are ready long before that (docker/lib.sh start_up).
+start_up --quiet-pull
 url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
-wait_stack_ready "${url}api/status" 180 "$started" || { compose logs --tail 30 >&2; die "the stack did not become healthy"; }
+if ! wait_stack_ready "${url}api/status" 180 "$started" || ! wait_up; then
+    compose logs --tail 30 >&2
+    die "the stack did not become healthy"
+fi
 printf '\nEvery agent ready after %s s (the sidecar); Docker health caught up after %s s. Services and their latest probe:\n\n' \
     "$AGENTS_READY_S" "$DOCKER_HEALTHY_S"
 for id in $(compose ps -q); do

@@ -6,7 +6,9 @@
 #   `COPY --from=<healthcheck image> /healthcheck /ready-signal /healthcheck-sidecar /usr/local/bin/`,
 #   each binary run in it;
 # - `healthcheck install /hc` run from the healthcheck image into a volume: all three binaries;
-# - the socket proxy image.
+# - the socket proxy image;
+# - docker/python-wheel.Dockerfile's last stage on a stand-in for python:3.12-slim.
+# The checks are docker/artefacts.sh's (docker/e2e.sh runs them too, in CI).
 # Prints a size table (the figures of BENCHMARKS.md, "Artefact sizes").
 #
 #   bash docker/e2e-artefacts.sh
@@ -17,10 +19,11 @@ SECRETS_DIR=$(mktemp -d)
 export SECRETS_DIR
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
-volume="${PROJECT}-hc" any="healthcheck-demo/any-image:${PROJECT}"
+# shellcheck source=docker/artefacts.sh
+source "$ROOT/docker/artefacts.sh"
+artefact_ok() { say "ok: $*"; }
 cleanup() {
-    docker volume rm "$volume" >/dev/null 2>&1 || true
-    docker image rm "$any" >/dev/null 2>&1 || true
+    artefacts_cleanup
     rm -rf "$SECRETS_DIR"
 }
 trap cleanup EXIT
@@ -28,35 +31,9 @@ trap cleanup EXIT
 require_docker
 build_binaries
 build_images
-build_python_agent_image
+build_python_agent_image "$WHEEL"
 build_socket_proxy_image
-
-say "the binaries in any image: FROM $PY_AGENT_IMAGE, COPY --from=$HEALTHCHECK_IMAGE"
-mkdir -p "$STAGE/any"
-cat >"$STAGE/any/Dockerfile" <<DOCKERFILE
-FROM $HEALTHCHECK_IMAGE AS healthcheck
-FROM $PY_AGENT_IMAGE
-COPY --from=healthcheck /healthcheck /ready-signal /healthcheck-sidecar /usr/local/bin/
-DOCKERFILE
-build_image "$any" "$STAGE/any/Dockerfile" "$STAGE/any"
-for bin in healthcheck ready-signal healthcheck-sidecar; do
-    out=$(docker run --rm --entrypoint "/usr/local/bin/$bin" "$any" --version 2>&1) \
-        || die "$bin --version failed in the derived image: $out"
-    say "ok: $bin runs in an image built FROM another: $out"
-done
-out=$(docker run --rm --entrypoint /usr/bin/python3 "$any" -c 'import ready_signal; print(ready_signal.DEFAULT_STALL_AFTER)') \
-    || die "the derived image's python cannot import ready_signal: $out"
-say "ok: the derived image keeps its own python and the ready_signal package (stall_after default $out s)"
-
-say "healthcheck install /hc into a volume"
-docker volume create "$volume" >/dev/null
-out=$(docker run --rm --user 0 -v "$volume:/hc" "$HEALTHCHECK_IMAGE" install /hc)
-for bin in healthcheck ready-signal healthcheck-sidecar; do
-    [[ "$out" == *"/hc/$bin"* ]] || die "install did not copy $bin: $out"
-done
-docker run --rm -v "$volume:/hc:ro" --entrypoint /hc/healthcheck-sidecar "$HEALTHCHECK_IMAGE" --version >/dev/null \
-    || die "the installed sidecar does not run"
-say "ok: $out"
+check_artefacts
 
 printf '\n%-44s %12s\n' "artefact" "bytes"
 size() { docker image inspect -f '{{.Size}}' "$1"; }
@@ -65,7 +42,9 @@ for bin in healthcheck ready-signal healthcheck-sidecar; do
     printf '%-44s %12s\n' "  $bin (musl, release)" "$(stat -c %s "$RELEASE/$bin")"
 done
 printf '%-44s %12s\n' "agent-py image (Debian python3 + wheel)" "$(size "$PY_AGENT_IMAGE")"
-printf '%-44s %12s\n' "  the same with the 3 binaries added" "$(size "$any")"
+printf '%-44s %12s\n' "  the same with the 3 binaries added" "$(size "$ARTEFACT_ANY")"
 printf '%-44s %12s\n' "socket proxy image (Debian haproxy)" "$(size "$SOCKET_PROXY_IMAGE")"
 wheel=$(ls "$TARGET_DIR"/wheels/"${PY_WHEEL_PROFILE:-dev}"/ready_signal-*.whl)
 printf '%-44s %12s\n' "ready_signal wheel ($(basename "$wheel"), ${PY_WHEEL_PROFILE:-dev})" "$(stat -c %s "$wheel")"
+printf '%-44s %12s\n' "python base stand-in (Debian python3, pip)" "$(size "$PYTHON_BASE_IMAGE")"
+printf '%-44s %12s\n' "  python-wheel.Dockerfile's last stage on it" "$(size "$ARTEFACT_PYWHEEL")"

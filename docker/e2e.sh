@@ -11,6 +11,8 @@ PASSWORD_PREFIX="canary-$$-"
 export SECRETS_DIR PASSWORD_PREFIX
 # shellcheck source=docker/lib.sh
 source "$ROOT/docker/lib.sh"
+# shellcheck source=docker/artefacts.sh
+source "$ROOT/docker/artefacts.sh"
 
 # Probe settings of docker/compose.yml and the example agent's, for the bounds below. The
 # stack's HEALTHCHECK interval is 30 s by default (the sidecar watches continuously); these
@@ -32,7 +34,9 @@ fail() { say "FAIL: $*"; compose ps >&2 || true; exit 1; }
 cleanup() {
     local code=$?
     if [[ $code -ne 0 ]]; then compose logs --tail 15 >&2 2>/dev/null || true; fi
+    kill "${events_pid:-}" 2>/dev/null || true
     teardown
+    artefacts_cleanup
     rm -rf "$SECRETS_DIR"
     exit $code
 }
@@ -70,7 +74,7 @@ trace_agent() { # agent seconds
 # Seconds at which the trace first shows state $2.
 first_seen() { awk -v s="$2" '$2 == s { print $1; exit }' "$1"; }
 # healthcheck-sidecar: the sidecar's own ready signal (--self-signal), ready while it progresses.
-AGENTS='["agent-a","agent-b","agent-py","agent-script","consumer","consumer-wait","healthcheck-sidecar"]'
+AGENTS='["agent-a","agent-b","agent-py","agent-script","consumer","consumer-wait","healthcheck-sidecar","slow-start"]'
 
 # Waits until service $1's health is $2; prints the seconds it took.
 wait_health() { # service status timeout
@@ -84,16 +88,39 @@ wait_health() { # service status timeout
     awk -v a="$began" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
 }
 
+# The deliberately slow starter of docker/e2e.compose.yml (the advice check below), with a Redis
+# user of its own that may write only its own records, as every agent's.
+export COMPOSE_OVERRIDE="$DOCKER_DIR/e2e.compose.yml"
+render_slow_start_secret() {
+    local file="$SECRETS_DIR/redis_slow-start" hash
+    [[ -s "$file" ]] || printf '%s%s' "$PASSWORD_PREFIX" "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >"$file"
+    chmod 644 "$file"
+    hash=$(sha256sum <"$file" | cut -d' ' -f1)
+    grep '^user agent-a ' "$SECRETS_DIR/redis_users.acl" \
+        | sed -e "s/^user agent-a on #[0-9a-f]*/user slow-start on #$hash/" -e 's/:agent-a:/:slow-start:/' \
+        >>"$SECRETS_DIR/redis_users.acl"
+    grep -q '^user slow-start ' "$SECRETS_DIR/redis_users.acl" || fail "no Redis user for slow-start"
+}
+
 prepare
+render_slow_start_secret
 say "bringing the stack up (project $PROJECT)"
 t0=$(date +%s)
+# The start-up's container events, followed live from now: the engine keeps only its last 256
+# for a later `--since`, and every HEALTHCHECK run adds three (exec_create, exec_start,
+# exec_die), so with the slow starter's seconds they would be gone by the time they are read.
+events_file=$(mktemp)
+docker events --since "$t0" --filter "label=com.docker.compose.project=$PROJECT" --filter type=container \
+    --format '{{.TimeNano}} {{.Status}} {{index .Actor.Attributes "com.docker.compose.service"}}' >"$events_file" &
+events_pid=$!
 started=$(now)
-compose up -d >/dev/null 2>&1 || fail "compose up failed"
+start_up
 # The demo's two "ready" moments (docker/lib.sh wait_stack_ready, as docker/demo.sh reports
 # them): every agent ready on the sidecar, with the `healthcheck wait`-gated consumer-wait
 # running at that moment; then Docker's health caught up, the service_healthy-gated consumer
 # included.
 wait_stack_ready "$SIDECAR/api/status" 180 "$started" || fail "the stack did not become ready and healthy"
+wait_up || fail "compose up failed"
 [[ "$WAIT_GATED_STATE" == running ]] \
     || fail "consumer-wait (gated by healthcheck wait) was '$WAIT_GATED_STATE' when every agent was ready"
 awk -v r="$AGENTS_READY_S" -v d="$DOCKER_HEALTHY_S" 'BEGIN { exit !(r > 0 && r <= d) }' \
@@ -101,14 +128,40 @@ awk -v r="$AGENTS_READY_S" -v d="$DOCKER_HEALTHY_S" 'BEGIN { exit !(r > 0 && r <
 pass "two ready moments: every agent ready ${AGENTS_READY_S}s after up (the sidecar; consumer-wait running, consumer $HEALTH_GATED_STATE), Docker's health caught up at ${DOCKER_HEALTHY_S}s"
 all_healthy=$DOCKER_HEALTHY_S
 
-# --- gating: the service_healthy dependent started only after its dependencies were healthy.
-# First, while the engine still holds the start-up events: it keeps only its last 256 for
-# `--since`, and every HEALTHCHECK run adds three (exec_create, exec_start, exec_die).
-# Events up to the end of the current second (an --until of "now" would cut this second off).
+# --- the measured advice on the real engine: slow-start (docker/e2e.compose.yml) is ready only
+# after its first 15 s work item while its start_period is 5 s. /api/advice must report its time
+# from container start to first ready (about 15 s), the start_period too short with a longer
+# one to set, and the failing streak Docker counted past the start period; a fast agent's
+# start_period is not called too short. The page shows the same verdict.
+SLOW_START=15 SLOW_PERIOD=5
+advice_of() { curl -fsS --max-time 3 "$SIDECAR/api/advice" | jq -c --arg s "$1" '.services[] | select(.service == $s)'; }
+deadline=$(( $(date +%s) + 30 ))
+until [[ "$(advice_of slow-start 2>/dev/null | jq -r '.starts_measured >= 1' 2>/dev/null)" == true ]]; do
+    (( $(date +%s) < deadline )) || fail "/api/advice: no measured start of slow-start within 30 s: $(advice_of slow-start 2>&1)"
+    sleep 0.5
+done
+slow=$(advice_of slow-start)
+jq -e --argjson n "$SLOW_START" --argjson sp "$SLOW_PERIOD" --argjson slack "$SLACK" '
+    .first_ready_p50_s >= $n - 0.5 and .first_ready_p50_s <= $n + $slack
+    and .first_ready_p95_s >= .first_ready_p50_s
+    and .start_period_s == $sp and .start_period_verdict == "too-short"
+    and (.advice | test("set start_period: [0-9]+s")) and (.advice | capture("set start_period: (?<s>[0-9]+)s").s | tonumber) > .first_ready_p95_s
+    and .failing_streak_worst >= 2 and .checks_per_s > 0 and .check_cpu_share > 0' <<<"$slow" >/dev/null \
+    || fail "/api/advice for slow-start (ready after ${SLOW_START}s, start_period ${SLOW_PERIOD}s): $slow"
+fast=$(advice_of agent-a)
+jq -e '.starts_measured >= 1 and .first_ready_p95_s < 10 and .start_period_verdict != "too-short"' <<<"$fast" >/dev/null \
+    || fail "/api/advice for agent-a (ready in about a second, start_period 30s): $fast"
+page=$(curl -fsS --max-time 3 "$SIDECAR/")
+grep -q 'data-service="slow-start" data-verdict="too-short"' <<<"$page" \
+    || fail "sidecar page: no too-short advice row for slow-start: $(grep -o '<tr class="advice[^>]*>' <<<"$page" | tr '\n' ' ')"
+pass "advice on the real engine: slow-start ready $(jq -r .first_ready_p50_s <<<"$slow")s after its start, start_period ${SLOW_PERIOD}s too short: $(jq -r .advice <<<"$slow") (failing streak $(jq -r .failing_streak_worst <<<"$slow")); agent-a $(jq -r .start_period_verdict <<<"$fast") at $(jq -r .first_ready_p50_s <<<"$fast")s"
+
+# --- gating: the service_healthy dependent started only after its dependencies were healthy
+# (the events followed since before `up`).
 sleep 1
-events=$(docker events --since "$t0" --until "$(date +%s)" \
-    --filter "label=com.docker.compose.project=$PROJECT" --filter type=container \
-    --format '{{.TimeNano}} {{.Status}} {{index .Actor.Attributes "com.docker.compose.service"}}')
+kill "$events_pid" 2>/dev/null || true
+events=$(cat "$events_file")
+rm -f "$events_file"
 first() { awk -v st="$1" -v svc="$2" '$0 ~ st && $NF == svc { print $1; exit }' <<<"$events"; }
 consumer_start=$(first ' start ' consumer)
 [[ -n "$consumer_start" ]] || fail "no start event for consumer"
@@ -264,6 +317,17 @@ left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"; \
        docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
 [[ -z "$left" ]] || fail "left behind after down: $left"
 pass "down left no container, network or volume"
+
+# --- the installable artefacts, on the images built above (docker/artefacts.sh; all of them,
+# with their sizes: docker/e2e-artefacts.sh): docker/python-wheel.Dockerfile's last stage on a
+# python:3.12-slim stand-in (the probe and the CLI copied FROM the healthcheck image into
+# another), and `healthcheck install` copying all three binaries.
+artefacts_began=$(now)
+artefact_ok() { pass "$*"; }
+check_python_wheel_stage
+check_install
+artefacts_cleanup
+say "the artefact checks took $(awk -v a="$artefacts_began" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
 
 say "all $checks checks passed"
 say "timings after up: all healthy ${all_healthy}s; consumer (service_healthy) started ${consumer_started}s, healthy ${gate_healthy}s; consumer-wait (healthcheck wait) healthy ${wait_healthy}s"

@@ -169,7 +169,8 @@ assemble_rootfs() { # binary rootfs dest-path
 }
 
 # REDIS_IMAGE and NATS_IMAGE default to the official images. Where they are neither present nor
-# pullable (no registry, as on this machine), build stand-ins from the Debian packages.
+# pullable (no registry, as on this machine), build stand-ins from the Debian packages (tagged
+# REDIS_STANDIN_IMAGE and NATS_STANDIN_IMAGE, so parallel suites can keep theirs apart).
 ensure_service_images() {
     : "${REDIS_IMAGE:=redis:7.2}" "${NATS_IMAGE:=nats:2.10}"
     if ! have_image "$REDIS_IMAGE"; then
@@ -179,7 +180,7 @@ ensure_service_images() {
         say "$REDIS_IMAGE cannot be pulled (no registry?): using a stand-in built from Debian's $("$server" --version | grep -o 'v=[0-9.]*')"
         mkdir -p "$STAGE/redis/rootfs"
         assemble_rootfs "$server" "$STAGE/redis/rootfs" /usr/local/bin/redis-server
-        REDIS_IMAGE=healthcheck-demo/redis-standin:local
+        REDIS_IMAGE=${REDIS_STANDIN_IMAGE:-healthcheck-demo/redis-standin:local}
         build_image "$REDIS_IMAGE" "$DOCKER_DIR/images/standin.Dockerfile" "$STAGE/redis"
     fi
     if ! have_image "$NATS_IMAGE"; then
@@ -189,7 +190,7 @@ ensure_service_images() {
         say "$NATS_IMAGE cannot be pulled (no registry?): using a stand-in built from Debian's nats-server $("$server" --version | grep -oE 'v[0-9]+(\.[0-9]+)+')"
         mkdir -p "$STAGE/nats/rootfs"
         assemble_rootfs "$server" "$STAGE/nats/rootfs" /nats-server
-        NATS_IMAGE=healthcheck-demo/nats-standin:local
+        NATS_IMAGE=${NATS_STANDIN_IMAGE:-healthcheck-demo/nats-standin:local}
         build_image "$NATS_IMAGE" "$DOCKER_DIR/images/standin.Dockerfile" "$STAGE/nats"
     fi
     export REDIS_IMAGE NATS_IMAGE
@@ -264,10 +265,41 @@ health_table() {
     done | sed 's#^/##' | sort
 }
 
+# Starts `compose up -d ARGS...` in the background and returns at once. Compose returns only
+# once every `service_healthy` gate has passed: on engines without start_interval that is one
+# HEALTHCHECK interval per level (30 s here), long after the agents are ready. Waiting for it
+# would hide the stack's first "ready" moment behind Docker's, so the demo watches the sidecar
+# meanwhile. The exit status lands in UP_STATUS (wait_stack_ready stops at a failure); wait_up
+# waits for Compose to finish and says whether it succeeded.
+start_up() { # compose-up-args...
+    UP_STATUS="$STAGE/up.status"
+    mkdir -p "$STAGE" && rm -f "$UP_STATUS"
+    (
+        code=0
+        compose up -d "$@" >"$STAGE/up.log" 2>&1 || code=$?
+        echo "$code" >"$UP_STATUS"
+    ) &
+    UP_PID=$!
+}
+
+# Compose's status when it has failed, else nothing.
+up_failed() {
+    local code
+    code=$(cat "${UP_STATUS:-/nonexistent}" 2>/dev/null || true)
+    [[ -n "$code" && "$code" != 0 ]] && echo "$code"
+    return 0
+}
+
+wait_up() {
+    wait "$UP_PID" 2>/dev/null || true
+    [[ "$(cat "$UP_STATUS" 2>/dev/null)" == 0 ]] || { cat "$STAGE/up.log" >&2; return 1; }
+}
+
 # Waits until every long-running service is healthy (hc-install must have exited 0).
 wait_all_healthy() { # timeout-seconds
     local deadline=$(( $(date +%s) + $1 )) table
     while :; do
+        [[ -z "$(up_failed)" ]] || { say "compose up failed (exit $(up_failed))"; return 1; }
         table=$(health_table)
         if [[ -n "$table" ]] && ! awk '
             $1 ~ /hc-install/ { if ($2 != "exited" || $4 != 0) bad = 1; next }
@@ -288,6 +320,17 @@ wait_all_healthy() { # timeout-seconds
 # consumer-wait, which gates itself with `healthcheck wait`. (consumer waits for Docker's health.)
 READY_AGENTS="agent-a agent-b agent-py agent-script consumer-wait"
 
+# A service's container state, or "not created" (a service_healthy-gated one, early on).
+service_state() { # service
+    local id
+    id=$(compose ps -q "$1" 2>/dev/null || true)
+    if [[ -n "$id" ]]; then
+        docker inspect -f '{{.State.Status}}' "$id" 2>/dev/null || echo "not created"
+    else
+        echo "not created"
+    fi
+}
+
 # The stack's two "ready" moments, said separately: every agent ready (the sidecar's
 # /api/status), with the `healthcheck wait`-gated dependent shown running at that moment; then
 # Docker's health caught up (every service healthy, the service_healthy-gated consumer
@@ -296,10 +339,10 @@ READY_AGENTS="agent-a agent-b agent-py agent-script consumer-wait"
 wait_stack_ready() { # status-url timeout-seconds started
     local url=$1 timeout=$2 since=$3
     # shellcheck disable=SC2086
-    python3 "$DOCKER_DIR/stack.py" wait-agents "$url" "$timeout" $READY_AGENTS >/dev/null || return 1
+    python3 "$DOCKER_DIR/stack.py" wait-agents ${UP_STATUS:+--up-status "$UP_STATUS"} "$url" "$timeout" $READY_AGENTS >/dev/null || return 1
     AGENTS_READY_S=$(awk -v a="$since" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-    WAIT_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer-wait)" 2>/dev/null || echo "not created")
-    HEALTH_GATED_STATE=$(docker inspect -f '{{.State.Status}}' "$(compose ps -q consumer 2>/dev/null)" 2>/dev/null || echo "not created")
+    WAIT_GATED_STATE=$(service_state consumer-wait)
+    HEALTH_GATED_STATE=$(service_state consumer)
     say "every agent ready after $AGENTS_READY_S s (the sidecar's view): ${READY_AGENTS// /, }"
     say "  consumer-wait (gated by healthcheck wait): $WAIT_GATED_STATE; consumer (gated by service_healthy): $HEALTH_GATED_STATE, waiting for Docker's health"
     wait_all_healthy "$timeout" || return 1

@@ -4,8 +4,10 @@ docker/demo.sh and docker/e2e.sh call it with python3's standard library only:
 
   python3 docker/stack.py gating API_VERSION COMPOSE_VERSION_TEXT [INTERVAL_S LEVELS]
       "fast" or "slow" on the first line, then one paragraph saying what gating costs and why.
-  python3 docker/stack.py wait-agents STATUS_URL TIMEOUT_S AGENT...
+  python3 docker/stack.py wait-agents [--up-status FILE] STATUS_URL TIMEOUT_S AGENT...
       waits until the sidecar's /api/status shows every named agent ready; prints the seconds.
+      FILE: where the `compose up` running beside it writes its exit status; a failure ends
+      the wait at once.
   python3 docker/stack.py show STATUS_URL
       what the sidecar sees, one line per replica.
 
@@ -98,10 +100,29 @@ def fetch(url, timeout=3):
         return json.load(r)
 
 
-def wait_agents(url, timeout_s, agents):
+def up_failed(up_status):
+    """The exit status of a `compose up` that ended non-zero, from the file its wrapper writes
+    when it ends (docker/lib.sh start_up); None while it runs or when it succeeded."""
+    if not up_status:
+        return None
+    try:
+        with open(up_status) as f:
+            code = f.read().strip()
+    except OSError:
+        return None
+    return code if code and code != "0" else None
+
+
+def wait_agents(url, timeout_s, agents, up_status=None):
+    """Waits until every named agent is ready on the sidecar; 0 then, 1 on timeout or as soon as
+    the `compose up` running beside it has failed (its status file, up_status)."""
     began = time.monotonic()
     missing = agents
     while time.monotonic() - began < timeout_s:
+        failed = up_failed(up_status)
+        if failed:
+            print(f"compose up failed (exit {failed})", file=sys.stderr)
+            return 1
         try:
             ok, missing = agents_ready(fetch(url), agents)
         except OSError:
@@ -141,6 +162,8 @@ def main(argv):
         print("fast" if fast else "slow")
         print(message)
         return 0
+    if len(argv) >= 6 and argv[0] == "wait-agents" and argv[1] == "--up-status":
+        return wait_agents(argv[3], float(argv[4]), argv[5:], up_status=argv[2])
     if len(argv) >= 4 and argv[0] == "wait-agents":
         return wait_agents(argv[1], float(argv[2]), argv[3:])
     if len(argv) == 2 and argv[0] == "show":

@@ -1,7 +1,9 @@
 """Unit tests of docker/stack.py: the gating choice per engine and Compose, the override it
 uses, and the "every agent ready" predicate. Run: python3 -m unittest discover -s docker"""
 
+import json
 import pathlib
+import time
 import re
 import unittest
 
@@ -102,6 +104,54 @@ class AgentsReady(unittest.TestCase):
 
     def test_an_agent_without_replicas_is_not_ready(self):
         self.assertEqual(stack.agents_ready(self.status(**{"agent-a": []}), ["agent-a"]), (False, ["agent-a"]))
+
+
+class WaitAgentsBesideUp(unittest.TestCase):
+    """The demo watches the sidecar while `compose up -d` still runs in the background (Compose
+    returns only once every service_healthy gate has passed, one HEALTHCHECK interval per level
+    on engines without start_interval): a failed `up` ends the wait at once, a finished one
+    does not."""
+
+    def serve(self, body):
+        import http.server
+        import threading
+
+        class Status(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Status)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        return f"http://127.0.0.1:{server.server_port}/api/status"
+
+    def up_status(self, text):
+        import tempfile
+
+        d = tempfile.mkdtemp()
+        path = pathlib.Path(d) / "up.rc"
+        if text is not None:
+            path.write_text(text)
+        return str(path)
+
+    def test_a_failed_up_ends_the_wait_before_its_timeout(self):
+        url = self.serve({"agents": []})
+        began = time.monotonic()
+        self.assertEqual(stack.wait_agents(url, 20, ["agent-a"], up_status=self.up_status("1\n")), 1)
+        self.assertLess(time.monotonic() - began, 20)
+
+    def test_a_running_or_finished_up_does_not_end_the_wait(self):
+        ready = {"agents": [{"agent": "agent-a", "replicas": [{"state": "ready"}]}]}
+        url = self.serve(ready)
+        self.assertEqual(stack.wait_agents(url, 5, ["agent-a"], up_status=self.up_status(None)), 0)
+        self.assertEqual(stack.wait_agents(url, 5, ["agent-a"], up_status=self.up_status("0\n")), 0)
 
 
 if __name__ == "__main__":
