@@ -39,7 +39,7 @@ printf '\n%-44s %12s\n' "artefact" "bytes"
 size() { docker image inspect -f '{{.Size}}' "$1"; }
 printf '%-44s %12s\n' "healthcheck image (3 binaries, scratch)" "$(size "$HEALTHCHECK_IMAGE")"
 for bin in healthcheck ready-signal healthcheck-sidecar; do
-    printf '%-44s %12s\n' "  $bin (musl, release)" "$(stat -c %s "$RELEASE/$bin")"
+    printf '%-44s %12s\n' "  $bin (musl, $PROFILE profile)" "$(stat -c %s "$RELEASE/$bin")"
 done
 printf '%-44s %12s\n' "agent-py image (Debian python3 + wheel)" "$(size "$PY_AGENT_IMAGE")"
 printf '%-44s %12s\n' "  the same with the 3 binaries added" "$(size "$ARTEFACT_ANY")"

@@ -7,7 +7,10 @@ MUSL_TARGET=x86_64-unknown-linux-musl
 # Cargo builds into CARGO_TARGET_DIR when it is set (relative to the repository, as cargo reads it).
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-RELEASE="$TARGET_DIR/$MUSL_TARGET/release"
+# The Cargo profile of the images' binaries: `stack` (release without fat LTO, see Cargo.toml)
+# unless HEALTHCHECK_PROFILE says `release`.
+PROFILE=${HEALTHCHECK_PROFILE:-stack}
+RELEASE="$TARGET_DIR/$MUSL_TARGET/$PROFILE"
 # One staging directory per Compose project: suites of different projects may build at once.
 STAGE="$ROOT/target/docker/$PROJECT"
 export SECRETS_DIR="${SECRETS_DIR:-$DOCKER_DIR/.secrets}"
@@ -87,13 +90,13 @@ source "$DOCKER_DIR/socket-proxy/image.sh"
 # The static binaries the images are made of.
 build_static_binaries() {
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
-    (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" \
+    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" \
         -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2 \
         || return 1
     # A build of its own: built together, Cargo would unify the sidecar's dependency features
     # (a multi-thread runtime, HTTP server) into the probe, and the probe must not grow. The
     # target directory is the same, so what both use with the same features is built once.
-    (cd "$ROOT" && cargo build --quiet --release --target "$MUSL_TARGET" -p healthcheck-sidecar) >&2
+    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" -p healthcheck-sidecar) >&2
 }
 
 # The static binaries and the ready_signal wheel (agent-py's image). The wheel is a host build
