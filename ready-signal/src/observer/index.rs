@@ -44,6 +44,9 @@ pub struct WatchedReplica {
     /// writer before revision 5, for a replica that is already late, and for one that is
     /// stopping (its removal leaves the index): read those again.
     pub indexed: bool,
+    /// When its entry's deadline comes, from the read, when it is indexed: the reader need not
+    /// ask the index before then on its account.
+    pub due_in: Option<Duration>,
 }
 
 /// A part of the namespace that could not be read, and why.
@@ -237,7 +240,14 @@ impl Observer {
                             status.state,
                             Observed::Dead | Observed::Unknown | Observed::Stopping
                         );
-                    out.replicas.push(WatchedReplica { status, indexed });
+                    let due_in = due
+                        .filter(|_| indexed)
+                        .map(|d| Duration::from_millis(d.saturating_sub(now)));
+                    out.replicas.push(WatchedReplica {
+                        status,
+                        indexed,
+                        due_in,
+                    });
                 }
                 Err(e) => {
                     let e = self.over_bound(e, "the records of the due index");
