@@ -225,12 +225,9 @@ fn api_follows_every_state_transition() {
         state_of(v, "worker") == "ready"
     });
     let first_instance = replica(&v, "worker").unwrap()["instance"].clone();
-    assert!(
-        replica(&v, "worker").unwrap()["beat_age_s"]
-            .as_f64()
-            .unwrap()
-            < 0.5
-    );
+    // Just written (or followed by the due index, whose beats are not read: null).
+    let age = &replica(&v, "worker").unwrap()["beat_age_s"];
+    assert!(age.is_null() || age.as_f64().unwrap() < 0.5, "{age}");
 
     worker.h().not_ready("warming cache");
     let v = sidecar.wait_for("worker not-ready", Duration::from_secs(5), |v| {
@@ -746,7 +743,11 @@ fn the_index_spares_reads_of_agents_that_beat_on_time() {
     // subscription is known only from a read): after that, only what changes.
     let subscribed = Instant::now();
     while !sidecar.log().contains("subscribed to agent events") {
-        assert!(subscribed.elapsed() < Duration::from_secs(5), "{}", sidecar.log());
+        assert!(
+            subscribed.elapsed() < Duration::from_secs(5),
+            "{}",
+            sidecar.log()
+        );
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_millis(500));

@@ -137,10 +137,10 @@ impl Book {
             } else {
                 None
             };
+            let indexed = self.indexed.contains(&r.namespace, &r.agent, &r.replica);
             let next = if !ns_ok || part_failure.is_some() {
                 Observed::Unknown
             } else {
-                let indexed = self.indexed.contains(&r.namespace, &r.agent, &r.replica);
                 freshness::judged(r, now, indexed)
             };
             if next == Observed::Unknown && !ns_ok {
@@ -155,7 +155,13 @@ impl Book {
                 r.observed = next;
                 r.since = now;
             }
-            r.beat_age = r.beat_at.map(|b| now.saturating_duration_since(b));
+            // An indexed replica's beats are not read: its age is not known, only that it is
+            // on time (the index would have named it).
+            r.beat_age = if indexed {
+                None
+            } else {
+                r.beat_at.map(|b| now.saturating_duration_since(b))
+            };
         }
         self.state.built_at = now;
         self.state.built_wall = SystemTime::now();
