@@ -98,6 +98,6 @@ render_python_agent_secret() {
     fi
     chmod 644 "$file"
     hash=$(sha256sum <"$file" | cut -d' ' -f1)
-    printf 'user agent-py on #%s resetchannels ~ready-signal:demo:agent-py:* ~ready-signal:demo:agents ~ready-signal:demo:epoch -@all +ping +auth +hello +select +evalsha +eval +script|load +hmget +hset +pexpire +zadd +zremrangebyscore +zrevrange +zrem +del +get +set +time +hgetall +pttl +zrange\n' \
+    printf 'user agent-py on #%s resetchannels ~ready-signal:demo:agent-py:* ~ready-signal:demo:agents ~ready-signal:demo:epoch ~ready-signal:demo:due -@all +ping +auth +hello +select +evalsha +eval +script|load +hmget +hset +pexpire +zadd +zremrangebyscore +zrevrange +zrem +del +get +set +time +hgetall +pttl +zrange\n' \
         "$hash" >>"$SECRETS_DIR/redis_users.acl"
 }

@@ -2,7 +2,8 @@
 """Benchmark (BENCHMARKS.md 6b): Redis CPU per call of two versions of the write script.
 
 Usage: python3 bench_script_cost.py PORT OLD_LUA [ROUNDS]
-  OLD_LUA: a revision-1 write.lua (git show 6ed658b:ready-signal/src/write.lua > old.lua).
+  OLD_LUA: an older write.lua: revision 1 (git show 6ed658b:ready-signal/src/write.lua > old.lua)
+  or revisions 2 to 4 (four keys; revision 4 is git show 35489fd:ready-signal/src/write.lua).
 The new script is this checkout's src/write.lua. Each round runs 100,000 calls of each script,
 old then new, over 10,000 agents (one replica each), pipelined 200 at a time, and reports Redis's
 own CPU (INFO cpu) per call: alternating the two on one server under the same load compares the
@@ -19,7 +20,9 @@ port, old_path = int(sys.argv[1]), sys.argv[2]
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 new_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "write.lua")
 r = redis.Redis(port=port)
-old = r.register_script(open(old_path).read())
+old_text = open(old_path).read()
+old = r.register_script(old_text)
+OLD_REVISION_1 = "revision 1" in old_text.splitlines()[0]
 new = r.register_script(open(new_path).read())
 AGENTS = 10000
 INSTANCE = "1732540000000-0a1b2c3d"
@@ -37,12 +40,17 @@ def run(kind, ns, calls):
         a = f"agent-{k % AGENTS:05d}"
         keys = [f"ready-signal:{ns}:{a}:r:r0", f"ready-signal:{ns}:{a}:replicas",
                 f"ready-signal:{ns}:agents"]
-        if kind == "old":
+        if kind == "old" and OLD_REVISION_1:
             args = ["put", INSTANCE, "ready", "", 1, "h", 1000, 3000, a, "r0", 60000]
             old(keys=keys, args=args, client=p)
+        elif kind == "old":
+            args = ["put", INSTANCE, 0, "ready", "", 1, "h", 1000, 3000, a, "r0", ""]
+            old(keys=keys + [f"ready-signal:{ns}:epoch"], args=args, client=p)
         else:
-            args = ["put", INSTANCE, 0, "ready", "", 1, "h", 1000, 3000, a, "r0"]
-            new(keys=keys + [f"ready-signal:{ns}:epoch"], args=args, client=p)
+            # Revision 5: the due index is the fifth key.
+            args = ["put", INSTANCE, 0, "ready", "", 1, "h", 1000, 3000, a, "r0", ""]
+            new(keys=keys + [f"ready-signal:{ns}:epoch", f"ready-signal:{ns}:due"], args=args,
+                client=p)
         if k % 200 == 199:
             p.execute()
     p.execute()

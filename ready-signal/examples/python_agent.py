@@ -20,8 +20,8 @@ import unicodedata
 import redis
 
 # The write script of PROTOCOL.md, verbatim: fenced by epoch, timed by Redis's clock.
-WRITE = r'''-- ready-signal write script, protocol version 1, revision 4 (PROTOCOL.md, "Writing").
--- KEYS: record hash, replicas zset, agents zset, epoch counter.
+WRITE = r'''-- ready-signal write script, protocol version 1, revision 5 (PROTOCOL.md, "Writing").
+-- KEYS: record hash, replicas zset, agents zset, epoch counter, due index (zset).
 -- ARGV: op ('put', 'retake' or 'del'), instance, epoch (0 when the writer has none yet),
 --       state, reason, pid, host, interval_ms, ttl_ms, agent, replica,
 --       container (64 lowercase hex digits, or empty).
@@ -40,6 +40,7 @@ if mine and held > epoch then epoch = held end
 if op == 'del' then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[11])
+  if KEYS[5] then redis.call('ZREM', KEYS[5], ARGV[10] .. ':' .. ARGV[11]) end
 else
   if epoch == 0 or not mine then
     -- A new epoch is above every one handed out; a known one never leaves the counter behind.
@@ -67,7 +68,18 @@ else
     'started_epoch', string.format('%d', sepoch))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], now + ttl, ARGV[11])
+  if KEYS[5] then
+    -- The due index: when this replica turns stale unless it beats again (2 intervals).
+    local due = now + 2 * tonumber(ARGV[8])
+    redis.call('ZADD', KEYS[5], due, ARGV[10] .. ':' .. ARGV[11])
+    -- It lives at least as long as this entry's deadline plus the 60 s horizon.
+    if redis.call('PTTL', KEYS[5]) < due - now + 60000 then
+      redis.call('PEXPIRE', KEYS[5], due - now + 60000)
+    end
+  end
 end
+-- Entries past their deadline by more than the 60 s horizon leave the due index.
+if KEYS[5] then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - 60000) end
 -- The indexes clean themselves: expired members leave, each set lives as long as its last one.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -165,6 +177,7 @@ def publish(state, reason="", op="put"):
         f"ready-signal:{NAMESPACE}:{AGENT}:replicas",
         f"ready-signal:{NAMESPACE}:agents",
         f"ready-signal:{NAMESPACE}:epoch",
+        f"ready-signal:{NAMESPACE}:due",
     ]
     args = [op, INSTANCE, epoch, state, one_line(reason), os.getpid(), socket.gethostname(),
             INTERVAL_MS, TTL_MS, AGENT, REPLICA, CONTAINER]

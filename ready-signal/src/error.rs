@@ -241,6 +241,28 @@ impl std::error::Error for DecodeError {
     }
 }
 
+impl Error {
+    /// A copy of the error's message for reuse (I/O errors are not `Clone`).
+    pub(crate) fn copy(&self) -> Error {
+        match self {
+            Error::Redis {
+                addr,
+                message,
+                source,
+            } => Error::Redis {
+                addr: addr.clone(),
+                message: message.clone(),
+                source: source.clone(),
+            },
+            Error::Timeout { what, after } => Error::Timeout {
+                what: what.clone(),
+                after: *after,
+            },
+            other => Error::Config(other.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;

@@ -74,7 +74,8 @@ pub use events::{
 pub use file_store::record_path;
 pub use name::{MAX_NAME_LEN, Name};
 pub use observer::{
-    CONNECT_TIMEOUT, Observer, ReplicaStatus, STALE_INTERVALS, subscribe, subscribe_namespace,
+    CONNECT_TIMEOUT, DueCursor, IndexRead, Observer, PartFailure, ReplicaStatus, STALE_INTERVALS,
+    WatchedReplica, subscribe, subscribe_namespace,
 };
 pub use publisher::{
     Builder, CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_STALL_AFTER, DEFAULT_TTL_INTERVALS, Handle,

@@ -16,6 +16,10 @@ use crate::redis_store::node::Budget;
 use crate::redis_store::{RedisReader, Snapshot};
 use crate::{Error, Name, Observed};
 
+mod index;
+
+pub use index::{DueCursor, IndexRead, PartFailure, WatchedReplica};
+
 /// How long an observer waits to connect to a store.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -294,7 +298,7 @@ impl Observer {
                     .map_err(|e| self.with_file_hint(e, agent, Some(replica)))?;
                 Ok(ReplicaStatus::from_snapshot(agent, replica, snap))
             }
-            Some(Err(e)) => Err(self.with_file_hint(e.clone_message(), agent, Some(replica))),
+            Some(Err(e)) => Err(self.with_file_hint(e.copy(), agent, Some(replica))),
             None => Ok(self.file_status(agent, replica)),
         }
     }
@@ -323,7 +327,7 @@ impl Observer {
                     .map_err(|e| self.over_bound(e, &format!("the records of agent {agent}")))
                     .map_err(|e| self.with_file_hint(e, agent, None))
             }
-            Some(Err(e)) => Err(self.with_file_hint(e.clone_message(), agent, None)),
+            Some(Err(e)) => Err(self.with_file_hint(e.copy(), agent, None)),
             None => {
                 let dir = self.store.file_dir();
                 let names = file_store::replicas(&dir, ns, agent)?;
@@ -372,7 +376,7 @@ impl Observer {
                     .map(|((a, r), s)| ReplicaStatus::from_snapshot(a, r, s))
                     .collect())
             }
-            Some(Err(e)) => Err(e.clone_message()),
+            Some(Err(e)) => Err(e.copy()),
             None => {
                 let dir = self.store.file_dir();
                 let mut out = Vec::new();
@@ -477,28 +481,6 @@ impl Observer {
             addr,
             message: format!("{message}; local record file says {}{age}", status.state),
             source,
-        }
-    }
-}
-
-impl Error {
-    /// A copy of the error's message for reuse (I/O errors are not `Clone`).
-    fn clone_message(&self) -> Error {
-        match self {
-            Error::Redis {
-                addr,
-                message,
-                source,
-            } => Error::Redis {
-                addr: addr.clone(),
-                message: message.clone(),
-                source: source.clone(),
-            },
-            Error::Timeout { what, after } => Error::Timeout {
-                what: what.clone(),
-                after: *after,
-            },
-            other => Error::Config(other.to_string()),
         }
     }
 }

@@ -117,18 +117,23 @@ pub async fn run(
             timeout: config.timeout,
             max_backoff: config.read_interval.max(Duration::from_secs(5)),
         };
+        let hints = Arc::new(crate::watch::store::Hints::default());
         spawn_unit(
             &mut tasks,
             "the store reader",
-            w.clone()
-                .run(changes.clone(), Arc::clone(&poke), stop_rx.clone()),
+            w.clone().run(
+                changes.clone(),
+                Arc::clone(&poke),
+                Arc::clone(&hints),
+                stop_rx.clone(),
+            ),
         );
         // Without NATS there are no events to follow (and that task would end at once).
         if store.has_nats() {
             spawn_unit(
                 &mut tasks,
                 "the store's event follower",
-                w.run_events(changes.clone(), Arc::clone(&poke), stop_rx.clone()),
+                w.run_events(changes.clone(), Arc::clone(&poke), hints, stop_rx.clone()),
             );
         }
     }

@@ -188,35 +188,75 @@ impl ClusterReader {
     }
 
     /// Runs `cmds(key)` for every key on the node that holds it, one pipeline per node, with
-    /// that node's `TIME`. A `MOVED` or `ASK` is followed once.
+    /// that node's `TIME`. A `MOVED` or `ASK` is followed once. Any node's failure fails all.
     pub(crate) async fn batch(
         &self,
         keys: &[String],
         cmds: &(dyn Fn(&str) -> Vec<redis::Cmd> + Sync),
     ) -> Result<Vec<Answer>, Error> {
-        let map = self.slot_map().await?;
+        self.batch_each(keys, cmds).await.into_iter().collect()
+    }
+
+    /// Like [`ClusterReader::batch`], with one result per key: a node that fails (down, hung,
+    /// no master for its slots) fails only the keys it holds, so what the other nodes hold is
+    /// still read.
+    pub(crate) async fn batch_each(
+        &self,
+        keys: &[String],
+        cmds: &(dyn Fn(&str) -> Vec<redis::Cmd> + Sync),
+    ) -> Vec<Result<Answer, Error>> {
+        let map = match self.slot_map().await {
+            Ok(map) => map,
+            Err(e) => return keys.iter().map(|_| Err(e.copy())).collect(),
+        };
+        let mut out: Vec<Option<Result<Answer, Error>>> = (0..keys.len()).map(|_| None).collect();
         let mut by_node: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, key) in keys.iter().enumerate() {
             let slot = keyslot(key.as_bytes());
-            let node = map.node_of(slot).ok_or_else(|| Error::Redis {
-                addr: self.store.clone(),
-                message: format!("no node serves slot {slot} (cluster not ready?)"),
-                source: None,
-            })?;
-            by_node.entry(node).or_default().push(i);
+            match map.node_of(slot) {
+                Some(node) => by_node.entry(node).or_default().push(i),
+                None => {
+                    out[i] = Some(Err(Error::Redis {
+                        addr: self.store.clone(),
+                        message: format!("no node serves slot {slot} (cluster not ready?)"),
+                        source: None,
+                    }));
+                }
+            }
         }
         let asked = join_all(by_node.iter().map(|(node, indexes)| async move {
             let groups: Vec<Vec<redis::Cmd>> = indexes.iter().map(|&i| cmds(&keys[i])).collect();
-            (indexes, self.pipeline(node, &groups, false).await)
+            // One node's deadline: a hung node fails its own keys, not the whole read.
+            let answer =
+                match tokio::time::timeout(self.timeout, self.pipeline(node, &groups, false)).await
+                {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        self.forget_node(node);
+                        Err(Error::Timeout {
+                            what: format!("reading from redis at {node}"),
+                            after: self.timeout,
+                        })
+                    }
+                };
+            (indexes, answer)
         }))
         .await;
-        let mut out: Vec<Option<Answer>> = vec![None; keys.len()];
         let mut redirects = Vec::new();
         for (indexes, answer) in asked {
-            for (&i, reply) in indexes.iter().zip(answer?) {
-                match reply {
-                    Reply::Done(answer) => out[i] = Some(answer),
-                    Reply::Redirect { node, ask } => redirects.push((i, node, ask)),
+            match answer {
+                Ok(replies) => {
+                    for (&i, reply) in indexes.iter().zip(replies) {
+                        match reply {
+                            Reply::Done(answer) => out[i] = Some(Ok(answer)),
+                            Reply::Redirect { node, ask } => redirects.push((i, node, ask)),
+                        }
+                    }
+                }
+                Err(e) => {
+                    for &i in indexes {
+                        out[i] = Some(Err(e.copy()));
+                    }
                 }
             }
         }
@@ -224,18 +264,21 @@ impl ClusterReader {
             if !ask {
                 self.forget_map();
             }
-            match self.pipeline(&node, &[cmds(&keys[i])], ask).await?.pop() {
-                Some(Reply::Done(answer)) => out[i] = Some(answer),
-                _ => {
-                    return Err(Error::Redis {
+            out[i] = Some(match self.pipeline(&node, &[cmds(&keys[i])], ask).await {
+                Ok(mut replies) => match replies.pop() {
+                    Some(Reply::Done(answer)) => Ok(answer),
+                    _ => Err(Error::Redis {
                         addr: node,
                         message: format!("the slot of {} moved again (resharding?)", keys[i]),
                         source: None,
-                    });
-                }
-            }
+                    }),
+                },
+                Err(e) => Err(e),
+            });
         }
-        Ok(out.into_iter().map(|a| a.unwrap_or_default()).collect())
+        out.into_iter()
+            .map(|a| a.unwrap_or_else(|| Ok(Answer::default())))
+            .collect()
     }
 
     /// One pipeline on `node`: each group of commands (of one key), then `TIME`; `ASKING`

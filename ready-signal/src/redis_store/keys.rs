@@ -107,6 +107,24 @@ impl Keys {
         format!("{}:epoch", self.prefix(agent))
     }
 
+    /// The due index that holds `agent`'s replicas (sorted set of `agent:replica`, scored by
+    /// the instant each turns stale unless it beats again): the namespace's one (layout 1) or
+    /// its shard's. Revision 5 of the protocol.
+    pub fn due(&self, agent: &Name) -> String {
+        format!("{}:due", self.prefix(agent))
+    }
+
+    /// Every due index of the namespace, which together hold all its indexed replicas: one in
+    /// layout 1, one per shard (64) in layout 2, in shard order.
+    pub fn due_indexes(&self) -> Vec<String> {
+        match self.layout {
+            Layout::Single => vec![format!("{KEY_PREFIX}:{}:due", self.namespace)],
+            Layout::Cluster => (0..SHARDS)
+                .map(|s| format!("{}:due", self.shard_prefix(s)))
+                .collect(),
+        }
+    }
+
     /// Every agents index of the namespace, which together list all its agents: one in layout 1,
     /// one per shard (64) in layout 2.
     pub fn agent_indexes(&self) -> Vec<String> {
@@ -146,6 +164,7 @@ mod tests {
         assert_eq!(keyslot(keys.epoch(&agent).as_bytes()), 10156);
         assert_eq!(keys.agent_indexes().len(), 64);
         assert_eq!(keys.agent_indexes()[14], keys.agents(&agent));
+        assert_eq!(keys.due(&agent), "ready-signal:{prod:14}:due");
     }
 
     fn names() -> impl Strategy<Value = Name> {
@@ -159,13 +178,14 @@ mod tests {
         fn an_agents_keys_share_one_slot(ns in names(), agent in names(), replica in names()) {
             let keys = Keys::new(Layout::Cluster, &ns);
             let slot = keyslot(keys.record(&agent, &replica).as_bytes());
-            for key in [keys.replicas(&agent), keys.agents(&agent), keys.epoch(&agent)] {
+            for key in [keys.replicas(&agent), keys.agents(&agent), keys.epoch(&agent), keys.due(&agent)] {
                 prop_assert_eq!(keyslot(key.as_bytes()), slot, "{}", key);
             }
             let tag = format!("{ns}:{:02}", shard(&agent));
             prop_assert_eq!(slot, keyslot(tag.as_bytes()));
             prop_assert!(shard(&agent) < SHARDS);
             prop_assert!(keys.agent_indexes().contains(&keys.agents(&agent)));
+            prop_assert_eq!(&keys.due_indexes()[usize::from(shard(&agent))], &keys.due(&agent));
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::record::{Record, decode_raw, malformed};
 use crate::stores::{RedisStore, Topology};
 
 pub(crate) mod cluster;
+pub(crate) mod index;
 pub(crate) mod keys;
 pub(crate) mod node;
 pub(crate) mod sentinel;
@@ -102,11 +103,12 @@ impl RedisConn {
         let script = |name: &str, body: &str| {
             let mut cmd = redis::cmd(name);
             cmd.arg(body)
-                .arg(4)
+                .arg(5)
                 .arg(w.keys.record(w.agent, w.replica))
                 .arg(w.keys.replicas(w.agent))
                 .arg(w.keys.agents(w.agent))
                 .arg(w.keys.epoch(w.agent))
+                .arg(w.keys.due(w.agent))
                 .arg(op.as_str())
                 .arg(w.instance)
                 .arg(w.epoch)

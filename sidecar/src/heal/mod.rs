@@ -653,6 +653,50 @@ mod tests {
         );
     }
 
+    /// One Cluster master down: the store stays readable, only the replicas on its shards are
+    /// unknown. The governor holds back exactly those (never restarting what it cannot see), and
+    /// still restarts a stale agent whose shard answers: the store-unknown hold is per replica.
+    #[test]
+    fn a_store_part_unknown_holds_only_its_replicas() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let t = now - Duration::from_secs(600);
+        let mut s = State::new(now, Source::Ok, Source::Ok);
+        let on = ("healthcheck.heal", "true");
+        s.containers = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|id| container(id, &[on], Some("healthy"), t))
+            .collect();
+        // Its last read (before the outage) was of its own process.
+        let mut lost = replica("a", Observed::Unknown, now - Duration::from_secs(5));
+        lost.reason = Some("shard 07 of the store: redis at 10.0.0.3:6379: timed out".into());
+        s.replicas = vec![
+            lost,
+            replica("b", Observed::Stale, t),
+            replica("c", Observed::Ready, now - Duration::from_secs(1)),
+            replica("d", Observed::Ready, now - Duration::from_secs(1)),
+            replica("e", Observed::Ready, now - Duration::from_secs(1)),
+        ];
+        let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
+        let cfg = Config {
+            self_id: None,
+            ..Config::new(policy::Mode::On)
+        };
+        let (input, _) = observe(&s, &cfg, now, wall);
+        assert!(!input.store_unknown);
+        let decisions = policy::decide(&cfg.policy, &input, &history::History::new(), now);
+        let of = |id: &str| decisions.iter().find(|d| d.id == id);
+        assert!(
+            of("a").is_some_and(
+                |d| d.action == policy::Action::Skip && d.why == policy::Why::StoreUnknown
+            ),
+            "{decisions:?}"
+        );
+        assert!(
+            of("b").is_some_and(|d| matches!(d.action, policy::Action::Restart { .. })),
+            "{decisions:?}"
+        );
+    }
+
     /// A scaled service with a fixed `hostname: w`: both replicas write `agent/w`, linked by id
     /// to `a`, which froze. `b`'s check (`replica=self`) reads that record, so Docker calls `b`
     /// unhealthy too; that says nothing about `b`'s process: only `a` may be restarted, and `b`

@@ -1,20 +1,53 @@
-//! The agents' side: one pipelined bulk read of a whole namespace per interval, and its NATS
-//! events as they come.
+//! The agents' side: the records in Redis and their NATS events as they come.
 //!
-//! The bulk read (`Observer::all`: three pipelined round trips, whatever the number of agents)
-//! keeps beat ages and thresholds current; events carry transitions within milliseconds. Never
-//! a request per agent, never an exec into a container.
+//! With NATS, the namespace is watched by its due index (PROTOCOL.md, "The due index"): one
+//! full read at start and on resync, then only the replicas whose beat turned late since the
+//! last query, those the index does not cover (older writers, late or stopping replicas) and
+//! those an event named; the reader wakes at the next deadline in the index. Events carry the
+//! transitions. Its cost follows what changes, not how many agents there are.
+//!
+//! Without NATS (no events announce transitions or newcomers), a pipelined bulk read of the
+//! whole namespace per interval (`Observer::all`: three round trips, whatever the number of
+//! agents). Never a request per agent, never an exec into a container.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ready_signal::{Observer, StoreConfig};
+use ready_signal::{Name, Observer, StoreConfig};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::{Backoff, pause};
 use crate::error::Error;
-use crate::writer::{Change, Changes};
+use crate::writer::{Change, Changes, IndexedRead};
+
+/// An index that was not queried for this long may have dropped deadlines (writers remove
+/// entries 60 s past theirs): its part is read in full again. Queried at least every
+/// [`MAX_SLEEP`], so this happens only after a stall.
+const HORIZON: Duration = Duration::from_secs(45);
+
+/// The longest the index reader sleeps, even when no deadline is ahead.
+const MAX_SLEEP: Duration = Duration::from_secs(10);
+
+/// What the event follower tells the store reader of the same store.
+#[derive(Debug, Default)]
+pub struct Hints {
+    /// Events may have been lost (a reconnection): read everything again.
+    resync: AtomicBool,
+    /// Replicas an event named since the last read: read their records (a newcomer's
+    /// interval, TTL and container are only in its record).
+    named: Mutex<BTreeSet<(Name, Name)>>,
+}
+
+impl Hints {
+    fn take_named(&self) -> BTreeSet<(Name, Name)> {
+        std::mem::take(&mut *self.named.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// How the store is watched.
 #[derive(Debug, Clone)]
@@ -32,7 +65,16 @@ pub struct StoreWatch {
 impl StoreWatch {
     /// Reads every `interval`, earlier when `poke` is notified (the writer pokes it when a
     /// replica crosses a threshold, to confirm with a fresh read), until `shutdown` turns true.
-    pub async fn run(self, changes: Changes, poke: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self,
+        changes: Changes,
+        poke: Arc<Notify>,
+        hints: Arc<Hints>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        if self.store.has_nats() && self.store.has_redis() {
+            return self.run_indexed(changes, poke, hints, shutdown).await;
+        }
         let namespace = self.store.namespace_name().to_string();
         let mut backoff = Backoff::new(self.interval, self.max_backoff);
         let mut observer: Option<Observer> = None;
@@ -98,6 +140,183 @@ impl StoreWatch {
         }
     }
 
+    /// Watches the namespace by its due index (see the module's documentation) until
+    /// `shutdown`. A part that fails (a Cluster master down or hung) makes only its replicas
+    /// unknown, and is read in full again once it answers.
+    async fn run_indexed(
+        self,
+        changes: Changes,
+        poke: Arc<Notify>,
+        hints: Arc<Hints>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let namespace = self.store.namespace_name().to_string();
+        let mut backoff = Backoff::new(self.interval, self.max_backoff);
+        let mut part_backoff = Backoff::new(self.interval, self.max_backoff);
+        let mut observer: Option<(Observer, ready_signal::DueCursor)> = None;
+        // Replicas the index does not cover: read at every round.
+        let mut polled: BTreeSet<(Name, Name)> = BTreeSet::new();
+        // Parts that failed, and when to try them again.
+        let mut failing: BTreeMap<usize, Error> = BTreeMap::new();
+        let mut retry_parts_at = Instant::now();
+        let mut last_query = Instant::now();
+        // A read of a part waits for its own node; beyond this, the whole round is late.
+        let round_timeout = self.timeout + ready_signal::CONNECT_TIMEOUT;
+        loop {
+            if observer.is_none() {
+                let connected =
+                    tokio::time::timeout(self.timeout, Observer::connect(&self.store)).await;
+                match connected {
+                    Ok(Ok(o)) => {
+                        let cursor = o.due_cursor();
+                        observer = Some((o, cursor));
+                        polled.clear();
+                        failing.clear();
+                        retry_parts_at = Instant::now();
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%namespace, error = %e, "store connection failed");
+                        if !self
+                            .send_failure(&changes, &namespace, Error::store(e))
+                            .await
+                        {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        let e = Error::timeout(
+                            format_args!("connecting to the store ({})", self.store.describe()),
+                            self.timeout,
+                        );
+                        if !self.send_failure(&changes, &namespace, e).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            let mut wait = MAX_SLEEP;
+            if let Some((o, cursor)) = &mut observer {
+                if hints.resync.swap(false, Ordering::Relaxed) || last_query.elapsed() > HORIZON {
+                    cursor.reset();
+                    retry_parts_at = Instant::now();
+                }
+                let named = hints.take_named();
+                let round = async {
+                    let mut read = IndexedRead {
+                        parts: o.parts(),
+                        complete: Vec::new(),
+                        replicas: Vec::new(),
+                        failed: Vec::new(),
+                    };
+                    let unread = cursor.unread();
+                    if !unread.is_empty() && Instant::now() >= retry_parts_at {
+                        let full = o.read_parts(cursor, &unread).await?;
+                        read.complete = full.complete;
+                        read.replicas = full.replicas;
+                        for f in full.failed {
+                            failing.insert(f.part, Error::store(f.error));
+                        }
+                        for p in &read.complete {
+                            failing.remove(p);
+                        }
+                    }
+                    let also: Vec<(Name, Name)> = polled.iter().chain(&named).cloned().collect();
+                    let late = o.read_late(cursor, &also).await?;
+                    for f in late.failed {
+                        failing.insert(f.part, Error::store(f.error));
+                    }
+                    read.replicas.extend(late.replicas);
+                    read.failed = failing.iter().map(|(p, e)| (*p, e.clone())).collect();
+                    Ok::<_, ready_signal::Error>((read, late.next_in))
+                };
+                let result = match tokio::time::timeout(round_timeout, round).await {
+                    // Nothing could be read: the connection itself may be broken (a node's
+                    // connection does not come back by itself), so a new one, and a full read.
+                    Ok(Ok((read, _))) if read.failed.len() >= read.parts => {
+                        let (_, e) = read.failed.into_iter().next().unwrap_or_else(|| {
+                            (
+                                0,
+                                Error::new(crate::error::ErrorKind::Unreachable, "no part read"),
+                            )
+                        });
+                        Err(e)
+                    }
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(e)) => Err(Error::store(e)),
+                    Err(_) => Err(Error::timeout(
+                        format_args!("reading namespace {namespace}"),
+                        round_timeout,
+                    )),
+                };
+                match result {
+                    Ok((read, next_in)) => {
+                        backoff.reset();
+                        last_query = Instant::now();
+                        for w in &read.replicas {
+                            if let Some(due) = w.due_in {
+                                wait = wait.min(due + Duration::from_millis(1));
+                            }
+                            let id = (w.status.agent.clone(), w.status.replica.clone());
+                            let gone = w.status.state == ready_signal::Observed::Dead
+                                && w.status.instance.is_none();
+                            if w.indexed || gone {
+                                polled.remove(&id);
+                            } else {
+                                polled.insert(id);
+                            }
+                        }
+                        if read.failed.is_empty() {
+                            part_backoff.reset();
+                        } else if retry_parts_at <= Instant::now() {
+                            retry_parts_at = Instant::now() + part_backoff.next_wait();
+                        }
+                        if !polled.is_empty() || !read.failed.is_empty() {
+                            wait = wait.min(self.interval);
+                        }
+                        if let Some(next) = next_in {
+                            wait = wait.min(next + Duration::from_millis(1));
+                        }
+                        let change = Change::StoreIndexed {
+                            namespace: namespace.clone(),
+                            at: Instant::now(),
+                            read,
+                        };
+                        if changes.send(change).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%namespace, %reason, "store read failed");
+                        // A fresh connection, and a full read, next time.
+                        observer = None;
+                        if !self.send_failure(&changes, &namespace, reason).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            if observer.is_none() {
+                wait = backoff.next_wait();
+            }
+            let mut stop = shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = poke.notified() => {}
+                _ = super::stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    /// Tells the writer the namespace cannot be read; false when the writer is gone.
+    async fn send_failure(&self, changes: &Changes, namespace: &str, e: Error) -> bool {
+        let change = Change::StoreRead {
+            namespace: namespace.to_string(),
+            at: Instant::now(),
+            result: Err(e),
+        };
+        changes.send(change).await.is_ok()
+    }
+
     /// Forwards the namespace's NATS events until `shutdown`; resubscribes with backoff when the
     /// subscription fails or ends. After the client reconnected on its own (its NATS node gone,
     /// events meanwhile lost) it notifies `poke`, so the store watchers read at once. Without
@@ -106,6 +325,7 @@ impl StoreWatch {
         self,
         changes: Changes,
         poke: Arc<Notify>,
+        hints: Arc<Hints>,
         shutdown: watch::Receiver<bool>,
     ) {
         if !self.store.has_nats() {
@@ -117,12 +337,23 @@ impl StoreWatch {
             match ready_signal::subscribe_namespace(&self.store).await {
                 Ok(mut events) => {
                     backoff.reset();
+                    // Whatever happened while unsubscribed is known only from a full read.
+                    hints.resync.store(true, Ordering::Relaxed);
+                    poke.notify_waiters();
                     tracing::info!(%namespace, "subscribed to agent events");
                     let mut stop = shutdown.clone();
                     loop {
                         tokio::select! {
                             e = events.next_delivery() => match e {
                                 Some(ready_signal::Delivery::Event(event)) => {
+                                    hints
+                                        .named
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .insert((event.agent.clone(), event.replica.clone()));
+                                    // The store reader reads the record soon (a newcomer's
+                                    // deadline is only known from it).
+                                    poke.notify_waiters();
                                     let change = Change::StoreEvent {
                                         namespace: namespace.clone(),
                                         at: Instant::now(),
@@ -134,6 +365,7 @@ impl StoreWatch {
                                 }
                                 Some(_) => {
                                     tracing::info!(%namespace, "agent events resubscribed after a reconnection");
+                                    hints.resync.store(true, Ordering::Relaxed);
                                     poke.notify_waiters();
                                 }
                                 None => break,

@@ -5,7 +5,7 @@
 //! to stale to dead with paused time. How each kind of change is merged lives beside it
 //! (`store.rs`, `docker.rs`); the rules it applies live in `link.rs` and `freshness.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,6 +24,13 @@ pub struct Book {
     pub(super) store_on: bool,
     pub(super) docker_on: bool,
     pub(super) store_failures: BTreeMap<String, (Error, Instant)>,
+    /// Parts of a namespace (Cluster shards) that cannot be read, while the others can: only
+    /// their replicas are unknown. Keyed by namespace and part; with the namespace's part count.
+    pub(super) part_failures: BTreeMap<(String, usize), (Error, Instant)>,
+    pub(super) parts: BTreeMap<String, usize>,
+    /// Replicas (namespace, agent, replica) the due index covers: their beats are not read, so
+    /// time alone does not make them stale; the index names them when they are late.
+    pub(super) indexed: Indexed,
     pub(super) docker_failure: Option<(Error, Instant)>,
     pub(super) heal: BTreeMap<String, ContainerHeal>,
     pub(super) fingerprint: u64,
@@ -51,6 +58,9 @@ impl Book {
             store_on,
             docker_on,
             store_failures: BTreeMap::new(),
+            part_failures: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            indexed: Indexed::default(),
             docker_failure: None,
             heal: BTreeMap::new(),
             fingerprint: 0,
@@ -70,6 +80,11 @@ impl Book {
                 at,
                 result,
             } => self.apply_store_read(namespace, at, result, now),
+            Change::StoreIndexed {
+                namespace,
+                at,
+                read,
+            } => self.apply_store_indexed(namespace, at, read, now),
             Change::StoreEvent {
                 namespace,
                 at,
@@ -117,22 +132,36 @@ impl Book {
             r.container_id = container;
             r.link = link;
             let ns_ok = store_ok || !failing.contains(&r.namespace);
-            let next = if !ns_ok {
+            let part_failure = if ns_ok && !self.part_failures.is_empty() {
+                super::parts::part_failure(&self.parts, &self.part_failures, &r.namespace, &r.agent)
+            } else {
+                None
+            };
+            let indexed = self.indexed.contains(&r.namespace, &r.agent, &r.replica);
+            let next = if !ns_ok || part_failure.is_some() {
                 Observed::Unknown
             } else {
-                freshness::judged(r, now)
+                freshness::judged(r, now, indexed)
             };
             if next == Observed::Unknown && !ns_ok {
                 r.reason = self
                     .store_failures
                     .get(&r.namespace)
                     .map(|(e, _)| e.to_string());
+            } else if let Some(why) = part_failure {
+                r.reason = Some(why);
             }
             if next != r.observed {
                 r.observed = next;
                 r.since = now;
             }
-            r.beat_age = r.beat_at.map(|b| now.saturating_duration_since(b));
+            // An indexed replica's beats are not read: its age is not known, only that it is
+            // on time (the index would have named it).
+            r.beat_age = if indexed {
+                None
+            } else {
+                r.beat_at.map(|b| now.saturating_duration_since(b))
+            };
         }
         self.state.built_at = now;
         self.state.built_wall = SystemTime::now();
@@ -147,11 +176,51 @@ impl Book {
 
     /// The next instant at which some replica crosses its stale or dead threshold.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        freshness::next_deadline(&self.state.replicas, now)
+        freshness::next_deadline(&self.state.replicas, now, &|r| {
+            self.indexed.contains(&r.namespace, &r.agent, &r.replica)
+        })
     }
 
     /// An immutable copy for readers.
     pub fn snapshot(&self) -> Arc<State> {
         Arc::new(self.state.clone())
+    }
+}
+
+/// The replicas the due index covers, by namespace, agent and replica: looked up by `&str`
+/// at every judgement, without allocating.
+#[derive(Debug, Default)]
+pub(super) struct Indexed(HashMap<String, HashMap<String, HashSet<String>>>);
+
+impl Indexed {
+    pub(super) fn contains(&self, namespace: &str, agent: &str, replica: &str) -> bool {
+        self.0
+            .get(namespace)
+            .and_then(|agents| agents.get(agent))
+            .is_some_and(|replicas| replicas.contains(replica))
+    }
+
+    pub(super) fn set(&mut self, namespace: &str, agent: &str, replica: &str, indexed: bool) {
+        if indexed {
+            if !self.contains(namespace, agent, replica) {
+                self.0
+                    .entry(namespace.to_string())
+                    .or_default()
+                    .entry(agent.to_string())
+                    .or_default()
+                    .insert(replica.to_string());
+            }
+        } else if let Some(agents) = self.0.get_mut(namespace)
+            && let Some(replicas) = agents.get_mut(agent)
+        {
+            replicas.remove(replica);
+            if replicas.is_empty() {
+                agents.remove(agent);
+            }
+        }
+    }
+
+    pub(super) fn forget_namespace(&mut self, namespace: &str) {
+        self.0.remove(namespace);
     }
 }

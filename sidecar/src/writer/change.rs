@@ -26,6 +26,16 @@ pub enum Change {
         /// Every replica, or the failure.
         result: Result<Vec<ReplicaStatus>, Error>,
     },
+    /// A read of one namespace by its due index finished at `at`: a full read of some parts,
+    /// the replicas whose beat turned late and those read again, and the parts that failed.
+    StoreIndexed {
+        /// The namespace read.
+        namespace: String,
+        /// When the reply arrived.
+        at: Instant,
+        /// What was read.
+        read: IndexedRead,
+    },
     /// A transition published on NATS.
     StoreEvent {
         /// The namespace it came from.
@@ -41,6 +51,19 @@ pub enum Change {
     Heal(HealUpdate),
     /// The sidecar found its own container.
     SelfContainer(String),
+}
+
+/// What one read by the due index found (see `ready_signal::Observer::read_late`).
+#[derive(Debug)]
+pub struct IndexedRead {
+    /// How many parts the namespace has (1 on one server, 64 shards on a Cluster).
+    pub parts: usize,
+    /// The parts read in full: their replicas not read are gone.
+    pub complete: Vec<usize>,
+    /// The replicas read, with whether the index covers them.
+    pub replicas: Vec<ready_signal::WatchedReplica>,
+    /// The parts that cannot be read now, and why: their replicas are unknown.
+    pub failed: Vec<(usize, Error)>,
 }
 
 /// A change seen on the Docker side.

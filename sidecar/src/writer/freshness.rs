@@ -11,10 +11,19 @@ use tokio::time::Instant;
 
 use crate::state::Replica;
 
-/// The next instant at which one of `replicas` crosses its stale or dead threshold.
-pub(super) fn next_deadline(replicas: &[Replica], now: Instant) -> Option<Instant> {
+/// The next instant at which one of `replicas` crosses its stale or dead threshold. Replicas
+/// the due index covers (`indexed`) are left out: their last beat is not read, the index names
+/// them when they are late.
+pub(super) fn next_deadline(
+    replicas: &[Replica],
+    now: Instant,
+    indexed: &dyn Fn(&Replica) -> bool,
+) -> Option<Instant> {
     let mut next: Option<Instant> = None;
     for r in replicas {
+        if indexed(r) {
+            continue;
+        }
         let (Some(beat), Some(interval), Some(ttl), Some(p)) =
             (r.beat_at, r.interval, r.ttl, r.published)
         else {
@@ -39,8 +48,11 @@ pub(super) fn next_deadline(replicas: &[Replica], now: Instant) -> Option<Instan
 
 /// What a replica is at `now`, from its last beat and the thresholds its publisher promised
 /// (the same rule as `ready_signal::Observer`: dead past the TTL, stale past two intervals).
-pub(super) fn judged(r: &Replica, now: Instant) -> Observed {
+/// A replica the due index covers (`indexed`) beat on time as of the last query of the index,
+/// which names it once it is late: it is what it published.
+pub(super) fn judged(r: &Replica, now: Instant, indexed: bool) -> Observed {
     match (r.published, r.beat_at) {
+        (Some(p), Some(_)) if indexed => p.into(),
         (Some(p), Some(beat)) => {
             let age = now.saturating_duration_since(beat);
             match (r.interval, r.ttl) {

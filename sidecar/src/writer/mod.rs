@@ -9,6 +9,8 @@
 //! - `link.rs`: which container a replica runs in (the rule is stated there).
 //! - `freshness.rs`: ready, stale or dead from the last beat and the promised thresholds, and
 //!   the next instant one of them is crossed.
+//! - `parts.rs`: which part of a namespace (a Cluster shard) holds a replica, and why it cannot
+//!   be read.
 //! - `instances.rs`: the instances each container has run (shared by judging and Docker merging).
 //! - `fingerprint.rs`: what a person would notice, so the generation moves on visible changes.
 //! - this file: the task loop ([`run`]), which wakes at the next threshold crossing: a stale
@@ -21,6 +23,7 @@ mod fingerprint;
 mod freshness;
 mod instances;
 mod link;
+mod parts;
 mod store;
 
 #[cfg(test)]
@@ -32,7 +35,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use book::Book;
-pub use change::{CHANGES_CAPACITY, Change, Changes, DockerChange, HealUpdate};
+pub use change::{CHANGES_CAPACITY, Change, Changes, DockerChange, HealUpdate, IndexedRead};
 pub use store::DEAD_RETENTION;
 
 use crate::state::State;

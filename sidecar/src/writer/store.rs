@@ -8,6 +8,8 @@ use ready_signal::{Observed, ReplicaStatus};
 use tokio::time::Instant;
 
 use super::book::Book;
+use super::change::IndexedRead;
+use super::parts::part_of;
 use crate::error::Error;
 use crate::state::{Link, Replica, Source};
 
@@ -40,6 +42,11 @@ impl Book {
                 self.store_failures.insert(namespace, (reason, since));
             }
         }
+        self.update_store_source(was_failing, at);
+    }
+
+    /// The store's source line from the namespaces failing now.
+    fn update_store_source(&mut self, was_failing: bool, at: Instant) {
         self.state.store = if !self.store_on {
             Source::Off
         } else {
@@ -73,50 +80,14 @@ impl Book {
         }
         for s in list {
             let key = (s.agent.to_string(), s.replica.to_string());
-            let beat_at = s.age.map(|a| at.checked_sub(a).unwrap_or(at));
-            let entered = s.since.and_then(|d| at.checked_sub(d)).unwrap_or(at);
-            // The store's clock, read relative to the reply: no wall clocks compared.
-            let instance_started = s.started.and_then(|d| at.checked_sub(d));
             // The read is authoritative: the store fences its writes by epoch.
             let prev = old.remove(&key);
-            let since = match &prev {
-                Some(p) if p.observed == s.state => p.since,
-                Some(_) => at,
-                None => entered,
-            };
-            kept.push(Replica {
-                namespace: namespace.to_string(),
-                agent: key.0,
-                replica: key.1,
-                observed: s.state,
-                since,
-                beat_age: s.age,
-                instance: s.instance,
-                epoch: s.epoch,
-                reason: s.reason,
-                container_id: prev.as_ref().and_then(|p| p.container_id.clone()),
-                link: prev.as_ref().map(|p| p.link.clone()).unwrap_or_default(),
-                record_container: s.container,
-                instance_started,
-                published: s.published,
-                beat_at,
-                interval: s.interval,
-                ttl: s.ttl,
-                host: s.host,
-            });
+            kept.push(from_status(namespace, at, s, prev.as_ref()));
         }
         // Replicas the store no longer lists: their record expired or was removed. One that said
         // `stopping` left cleanly and goes; any other is dead, and kept a while to show it.
         for (_, mut r) in old {
-            if r.published == Some(ready_signal::State::Stopping) {
-                continue;
-            }
-            if r.observed != Observed::Dead {
-                r.observed = Observed::Dead;
-                r.since = at;
-            }
-            r.published = None;
-            if at.saturating_duration_since(r.since) < DEAD_RETENTION {
+            if vanish(&mut r, at) {
                 kept.push(r);
             }
         }
@@ -124,6 +95,105 @@ impl Book {
             (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
         });
         self.state.replicas = kept;
+        // A bulk read watches nothing by the index: every replica is judged by time.
+        self.indexed.forget_namespace(namespace);
+    }
+
+    /// A read of `namespace` by its due index finished at `at`: the parts read in full are
+    /// merged like a bulk read of their replicas, the replicas read since are updated, and the
+    /// parts that failed make their replicas (and only theirs) unknown.
+    pub(super) fn apply_store_indexed(
+        &mut self,
+        namespace: String,
+        at: Instant,
+        read: IndexedRead,
+        now: Instant,
+    ) {
+        self.state.counters.store_reads += 1;
+        let was_failing = !self.store_failures.is_empty();
+        self.store_failures.remove(&namespace);
+        self.parts.insert(namespace.clone(), read.parts);
+        let mut failing: Vec<usize> = Vec::new();
+        for (part, e) in read.failed {
+            self.state.counters.store_errors += 1;
+            failing.push(part);
+            let key = (namespace.clone(), part);
+            let since = self
+                .part_failures
+                .get(&key)
+                .map_or(now, |(_, since)| *since);
+            self.part_failures.insert(key, (e, since));
+        }
+        self.part_failures
+            .retain(|(ns, part), _| ns != &namespace || failing.contains(part));
+        if read.parts > 0 && failing.len() >= read.parts {
+            // Nothing of the namespace could be read: the store is unknown, as for a bulk read.
+            let (e, since) = self
+                .part_failures
+                .get(&(namespace.clone(), failing[0]))
+                .map(|(e, since)| (e.clone(), *since))
+                .unwrap_or_else(|| {
+                    (
+                        Error::new(
+                            crate::error::ErrorKind::Unreachable,
+                            "no part of the store could be read",
+                        ),
+                        now,
+                    )
+                });
+            self.store_failures.insert(namespace.clone(), (e, since));
+        }
+        let parts = read.parts;
+        let part_of = |agent: &str| part_of(parts, agent);
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for (i, r) in self.state.replicas.iter().enumerate() {
+            if r.namespace == namespace {
+                index.insert((r.agent.clone(), r.replica.clone()), i);
+            }
+        }
+        let mut seen = vec![false; self.state.replicas.len()];
+        let mut added = false;
+        for w in read.replicas {
+            let key = (w.status.agent.to_string(), w.status.replica.to_string());
+            self.indexed.set(&namespace, &key.0, &key.1, w.indexed);
+            match index.get(&key) {
+                Some(&i) => {
+                    seen[i] = true;
+                    let next = from_status(&namespace, at, w.status, Some(&self.state.replicas[i]));
+                    self.state.replicas[i] = next;
+                }
+                None => {
+                    added = true;
+                    self.state
+                        .replicas
+                        .push(from_status(&namespace, at, w.status, None));
+                }
+            }
+        }
+        // Replicas of a part read in full that it no longer lists: gone, as in a bulk read.
+        if !read.complete.is_empty() {
+            let mut gone = Vec::new();
+            let mut i = 0;
+            self.state.replicas.retain_mut(|r| {
+                let listed = seen.get(i).copied().unwrap_or(true);
+                i += 1;
+                if listed || r.namespace != namespace || !read.complete.contains(&part_of(&r.agent))
+                {
+                    return true;
+                }
+                gone.push((r.namespace.clone(), r.agent.clone(), r.replica.clone()));
+                vanish(r, at)
+            });
+            for (ns, agent, replica) in gone {
+                self.indexed.set(&ns, &agent, &replica, false);
+            }
+        }
+        if added {
+            self.state.replicas.sort_by(|a, b| {
+                (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
+            });
+        }
+        self.update_store_source(was_failing, at);
     }
 
     pub(super) fn merge_event(&mut self, namespace: &str, at: Instant, e: ready_signal::Event) {
@@ -185,6 +255,54 @@ impl Book {
             }
         }
     }
+}
+
+/// The replica a store read says `s` is, carrying over what only this process knows of it
+/// (its container link) from `prev`.
+fn from_status(namespace: &str, at: Instant, s: ReplicaStatus, prev: Option<&Replica>) -> Replica {
+    let beat_at = s.age.map(|a| at.checked_sub(a).unwrap_or(at));
+    let entered = s.since.and_then(|d| at.checked_sub(d)).unwrap_or(at);
+    // The store's clock, read relative to the reply: no wall clocks compared.
+    let instance_started = s.started.and_then(|d| at.checked_sub(d));
+    let since = match prev {
+        Some(p) if p.observed == s.state => p.since,
+        Some(_) => at,
+        None => entered,
+    };
+    Replica {
+        namespace: namespace.to_string(),
+        agent: s.agent.to_string(),
+        replica: s.replica.to_string(),
+        observed: s.state,
+        since,
+        beat_age: s.age,
+        instance: s.instance,
+        epoch: s.epoch,
+        reason: s.reason,
+        container_id: prev.and_then(|p| p.container_id.clone()),
+        link: prev.map(|p| p.link.clone()).unwrap_or_default(),
+        record_container: s.container,
+        instance_started,
+        published: s.published,
+        beat_at,
+        interval: s.interval,
+        ttl: s.ttl,
+        host: s.host,
+    }
+}
+
+/// A replica its store no longer lists (its record expired or was removed): one that said
+/// `stopping` left cleanly and goes (false); any other is dead, and kept a while to show it.
+fn vanish(r: &mut Replica, at: Instant) -> bool {
+    if r.published == Some(ready_signal::State::Stopping) {
+        return false;
+    }
+    if r.observed != Observed::Dead {
+        r.observed = Observed::Dead;
+        r.since = at;
+    }
+    r.published = None;
+    at.saturating_duration_since(r.since) < DEAD_RETENTION
 }
 
 /// Whether instance `a` is strictly newer than `b`. Events carry no epoch, so a late event is
@@ -321,5 +439,137 @@ mod tests {
         b.judge(Instant::now());
         assert_eq!(observed(&b), [("w1", Observed::Ready)]);
         assert!(b.state().store.is_ok());
+    }
+
+    fn indexed(parts: usize, complete: Vec<usize>, replicas: Vec<(ReplicaStatus, bool)>) -> Change {
+        Change::StoreIndexed {
+            namespace: NS.into(),
+            at: Instant::now(),
+            read: IndexedRead {
+                parts,
+                complete,
+                replicas: replicas
+                    .into_iter()
+                    .map(|(status, indexed)| ready_signal::WatchedReplica {
+                        status,
+                        indexed,
+                        due_in: None,
+                    })
+                    .collect(),
+                failed: Vec::new(),
+            },
+        }
+    }
+
+    /// A replica the due index covers is not judged stale by time (its beats are not read); one
+    /// it does not cover (an older writer) is, as after a bulk read; a late read that finds it
+    /// stale shows it at once.
+    #[tokio::test(start_paused = true)]
+    async fn indexed_replicas_wait_for_the_index_others_age_by_time() {
+        let mut b = book();
+        b.apply(
+            indexed(
+                1,
+                vec![0],
+                vec![
+                    (status("worker", "w1", ready_signal::State::Ready, 0), true),
+                    (status("worker", "w2", ready_signal::State::Ready, 0), false),
+                ],
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        // Only w2's crossing is a deadline of the writer (interval 1 s: stale past 2 s).
+        assert_eq!(
+            b.next_deadline(Instant::now()).unwrap() - Instant::now(),
+            Duration::from_millis(2001)
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        b.judge(Instant::now());
+        assert_eq!(
+            observed(&b),
+            [("w1", Observed::Ready), ("w2", Observed::Dead)]
+        );
+        // The index names w1 late: read stale, and no longer indexed.
+        let mut late = status("worker", "w1", ready_signal::State::Ready, 2500);
+        late.state = Observed::Stale;
+        b.apply(
+            indexed(1, vec![], vec![(late.clone(), false)]),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(observed(&b)[0], ("w1", Observed::Stale));
+        // A full read of the part that lists w1 but no longer w2: w2 is gone (dead, kept a
+        // while), w1 as read.
+        b.apply(indexed(1, vec![0], vec![(late, false)]), Instant::now());
+        b.judge(Instant::now());
+        assert_eq!(
+            observed(&b),
+            [("w1", Observed::Stale), ("w2", Observed::Dead)]
+        );
+    }
+
+    /// On a Cluster (64 parts), a part that fails makes only its agents' replicas unknown, with
+    /// the reason; the store as a whole stays readable, and the part's next full read restores
+    /// its replicas.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_part_makes_only_its_replicas_unknown() {
+        let mut b = book();
+        // Two agents in different shards.
+        let (a, z) = ("agent-00", "agent-01");
+        let part = |agent: &str| {
+            usize::from(ready_signal::shard(
+                &ready_signal::Name::new(agent).unwrap(),
+            ))
+        };
+        assert_ne!(part(a), part(z));
+        b.apply(
+            indexed(
+                64,
+                (0..64).collect(),
+                vec![
+                    (status(a, "r1", ready_signal::State::Ready, 0), true),
+                    (status(z, "r1", ready_signal::State::Ready, 0), true),
+                ],
+            ),
+            Instant::now(),
+        );
+        let mut failing = indexed(64, vec![], vec![]);
+        if let Change::StoreIndexed { read, .. } = &mut failing {
+            read.failed.push((
+                part(a),
+                Error::store(ready_signal::Error::Redis {
+                    addr: "10.0.0.1:6379".into(),
+                    message: "timed out".into(),
+                    source: None,
+                }),
+            ));
+        }
+        b.apply(failing, Instant::now());
+        b.judge(Instant::now());
+        let states: Vec<(&str, Observed)> = b
+            .state()
+            .replicas
+            .iter()
+            .map(|r| (r.agent.as_str(), r.observed))
+            .collect();
+        assert_eq!(states, [(a, Observed::Unknown), (z, Observed::Ready)]);
+        let why = b.state().replicas[0].reason.clone().unwrap();
+        assert!(
+            why.contains(&format!("shard {:02}", part(a))) && why.contains("timed out"),
+            "{why}"
+        );
+        assert!(b.state().store.is_ok());
+        b.apply(
+            indexed(
+                64,
+                vec![part(a)],
+                vec![(status(a, "r1", ready_signal::State::Ready, 0), true)],
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        assert_eq!(b.state().replicas[0].observed, Observed::Ready);
+        assert_eq!(b.state().replicas[0].reason, None);
     }
 }
