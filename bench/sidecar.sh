@@ -11,8 +11,9 @@
 #                                   for each binary of SIDECARS ("name=path ...", default this
 #                                   tree's release build); runs interleaved (the order flipped
 #                                   every round), REPEAT rounds (3), medians at the end. Steady:
-#                                   after SETTLE_S (5) s, CPU over MEASURE_S (20) s, RSS before
-#                                   any request; then RSS and peak after 3 requests each of /,
+#                                   after SETTLE_S (5) s, CPU over MEASURE_S (20) s and the median
+#                                   of RSS sampled every 0.5 s, peak before any request; then the
+#                                   median RSS over 5 s and the peak after 3 requests each of /,
 #                                   /api/status and /api/history
 #   bash bench/sidecar.sh all       detect, scale and stack
 #
@@ -195,17 +196,20 @@ ab_run() { # namespace binary args n
         sleep 0.2
     done
     sleep "${SETTLE_S:-5}"
-    local secs=${MEASURE_S:-20} t0 t1 rss hwm
+    # RSS is sampled every half second (a single sample lands anywhere in the read cycle's
+    # allocations) and its median kept.
+    local secs=${MEASURE_S:-20} t0 t1 rss hwm after i
+    median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
     t0=$(cpu_ticks "$SIDECAR_PID")
-    sleep "$secs"
+    rss=$(for (( i = 0; i < secs * 2; i++ )); do sleep 0.5; rss_kb "$SIDECAR_PID"; done | median)
     t1=$(cpu_ticks "$SIDECAR_PID")
-    rss=$(rss_kb "$SIDECAR_PID") hwm=$(hwm_kb "$SIDECAR_PID")
+    hwm=$(hwm_kb "$SIDECAR_PID")
     for path in / /api/status /api/history / /api/status /api/history / /api/status /api/history; do
         curl -sS -o /dev/null "http://127.0.0.1:$SPORT$path"
     done
-    sleep 1
+    after=$(for (( i = 0; i < 10; i++ )); do sleep 0.5; rss_kb "$SIDECAR_PID"; done | median)
     AB="$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v t="$secs" 'BEGIN { printf "%.2f", (b - a) / hz / t * 100 }')"
-    AB+=" $rss $hwm $(rss_kb "$SIDECAR_PID") $(hwm_kb "$SIDECAR_PID")"
+    AB+=" $rss $hwm $after $(hwm_kb "$SIDECAR_PID")"
     kill "$SIDECAR_PID"
     wait "$SIDECAR_PID" 2>/dev/null || true
 }
@@ -245,19 +249,19 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip() and not l.startswith("
 by = {}
 for r in rows:
     by.setdefault((int(r[1]), r[2], r[3]), []).append([float(x) for x in r[4:9]])
-print("# medians: agents sidecar history | cpu% | RSS steady MB | peak steady MB | RSS after requests MB | peak after MB | runs")
+print("# medians of the runs: agents sidecar history | cpu% | RSS steady MB | peak steady MB | RSS after requests MB | peak after MB | runs")
 med = {}
 for k in sorted(by):
     v = by[k]
     m = [st.median(x[i] for x in v) for i in range(5)]
     med[k] = m
-    print(f"{k[0]:>6} {k[1]:>8} {k[2]:>3} | {m[0]:.2f} | {m[1]/1000:.1f} | {m[2]/1000:.1f} | {m[3]/1000:.1f} | {m[4]/1000:.1f} | {len(v)}")
+    print(f"{k[0]:>6} {k[1]:>8} {k[2]:>3} | {m[0]:.2f} | {m[1]/1000:.2f} | {m[2]/1000:.2f} | {m[3]/1000:.2f} | {m[4]/1000:.2f} | {len(v)}")
 print("# the history's cost (on against off, medians): agents sidecar | cpu | RSS steady | peak steady | RSS after | peak after")
 for (n, name, h), m in sorted(med.items()):
     if h != "on" or (n, name, "off") not in med:
         continue
     o = med[(n, name, "off")]
-    d = lambda i: f"{(m[i] - o[i]) / o[i] * 100:+.0f} %" if o[i] else "n/a"
+    d = lambda i: f"{(m[i] - o[i]) / o[i] * 100:+.1f} %" if o[i] else "n/a"
     print(f"{n:>6} {name:>8} | {m[0] - o[0]:+.2f} pts ({d(0)}) | {d(1)} | {d(2)} | {d(3)} | {d(4)}")
 PY
 }
