@@ -6,7 +6,16 @@
 #   bash bench/sidecar.sh stack     the 24-agent example stack on the real engine: sidecar CPU
 #                                   and RSS, and the CPU of Docker HEALTHCHECK polling, at
 #                                   HC_INTERVALS (default "2s 30s")
-#   bash bench/sidecar.sh all
+#   bash bench/sidecar.sh history   the history's cost, A/B in one run: sidecar CPU and RSS at
+#                                   AB_AGENTS ("24 10000") agents, history on and --no-history,
+#                                   for each binary of SIDECARS ("name=path ...", default this
+#                                   tree's release build); runs interleaved (the order flipped
+#                                   every round), REPEAT rounds (3), medians at the end. Steady:
+#                                   after SETTLE_S (5) s, CPU over MEASURE_S (20) s and the median
+#                                   of RSS sampled every 0.5 s, peak before any request; then the
+#                                   median RSS over 5 s and the peak after 3 requests each of /,
+#                                   /api/status and /api/history
+#   bash bench/sidecar.sh all       detect, scale and stack
 #
 # SIDECAR_ARGS adds flags to the sidecar (scale, detect), e.g. "--no-history" for an A/B of the
 # history's cost; RESULT_TAG suffixes the scale result's file name.
@@ -59,32 +68,38 @@ detect() {
         | tee "$OUT/sidecar-detect.txt"
 }
 
-scale() {
-    servers
-    local n=${AGENTS:-10000}
-    log "writing $n agent records"
-    python3 - "$RPORT" "$n" <<'PY'
+# Agent records written straight to Redis: n agents of one replica each, a tenth not-ready,
+# an hour to live (nothing beats: the state stays the same).
+write_records() { # namespace n
+    python3 - "$RPORT" "$2" "$1" <<'PY'
 import sys, time, redis
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, ns = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 r = redis.Redis(port=port)
 now = int(time.time() * 1000)
 ttl = 3_600_000
 p = r.pipeline(transaction=False)
 for i in range(n):
     agent, replica = f"agent-{i:05d}", "r1"
-    key = f"ready-signal:scale:{agent}:r:{replica}"
+    key = f"ready-signal:{ns}:{agent}:r:{replica}"
     state = "ready" if i % 10 else "not-ready"
     p.hset(key, mapping={"v": 1, "agent": agent, "replica": replica, "instance": f"{now:013d}-0000{i % 9999:04x}",
         "state": state, "reason": "" if state == "ready" else "warming a cache of 2 GB",
         "pid": 7, "host": f"host-{i}", "interval_ms": 1000000, "ttl_ms": ttl,
         "since_ms": now, "beat_ms": now, "seq": 1})
     p.pexpire(key, ttl)
-    p.zadd(f"ready-signal:scale:{agent}:replicas", {replica: now + ttl})
-    p.zadd("ready-signal:scale:agents", {agent: now + ttl})
+    p.zadd(f"ready-signal:{ns}:{agent}:replicas", {replica: now + ttl})
+    p.zadd(f"ready-signal:{ns}:agents", {agent: now + ttl})
     if i % 1000 == 999:
         p.execute()
 p.execute()
 PY
+}
+
+scale() {
+    servers
+    local n=${AGENTS:-10000}
+    log "writing $n agent records"
+    write_records scale "$n"
     start_sidecar scale
     for _ in $(seq 100); do
         [[ "$(curl -fsS "http://127.0.0.1:$SPORT/api/status" | jq '.summary.replicas')" == "$n" ]] && break
@@ -172,11 +187,91 @@ stack() {
     done
 }
 
-build
+# One A/B run: sidecar $2 (a path) on namespace $1 with args $3, $4 agents expected; sets AB to
+# "cpu% rss hwm rss_after hwm_after" (kB), steady first.
+ab_run() { # namespace binary args n
+    SIDECAR=$2 SIDECAR_ARGS=$3 start_sidecar "$1"
+    for _ in $(seq 300); do
+        [[ "$(curl -fsS "http://127.0.0.1:$SPORT/api/status" 2>/dev/null | jq '.summary.replicas' 2>/dev/null)" == "$4" ]] && break
+        sleep 0.2
+    done
+    sleep "${SETTLE_S:-5}"
+    # RSS is sampled every half second (a single sample lands anywhere in the read cycle's
+    # allocations) and its median kept.
+    local secs=${MEASURE_S:-20} t0 t1 rss hwm after i
+    median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+    t0=$(cpu_ticks "$SIDECAR_PID")
+    rss=$(for (( i = 0; i < secs * 2; i++ )); do sleep 0.5; rss_kb "$SIDECAR_PID"; done | median)
+    t1=$(cpu_ticks "$SIDECAR_PID")
+    hwm=$(hwm_kb "$SIDECAR_PID")
+    for path in / /api/status /api/history / /api/status /api/history / /api/status /api/history; do
+        curl -sS -o /dev/null "http://127.0.0.1:$SPORT$path"
+    done
+    after=$(for (( i = 0; i < 10; i++ )); do sleep 0.5; rss_kb "$SIDECAR_PID"; done | median)
+    AB="$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v t="$secs" 'BEGIN { printf "%.2f", (b - a) / hz / t * 100 }')"
+    AB+=" $rss $hwm $after $(hwm_kb "$SIDECAR_PID")"
+    kill "$SIDECAR_PID"
+    wait "$SIDECAR_PID" 2>/dev/null || true
+}
+
+history_ab() {
+    servers
+    local sizes=${AB_AGENTS:-24 10000} rounds=${REPEAT:-3} specs=${SIDECARS:-this=$SIDECAR}
+    local out=$OUT/sidecar-history-ab${RESULT_TAG:-}.txt
+    for n in $sizes; do
+        log "writing $n agent records"
+        write_records "ab$n" "$n"
+    done
+    {
+        echo "# $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+        echo "# round agents sidecar history cpu% rss_kB hwm_kB rss_after_kB hwm_after_kB load1"
+    } | tee "$out"
+    local round n spec hist order
+    for round in $(seq "$rounds"); do
+        order=$specs
+        (( round % 2 == 0 )) && order=$(tr ' ' '\n' <<<"$specs" | tac | tr '\n' ' ')
+        for n in $sizes; do
+            for spec in $order; do
+                for hist in on off; do
+                    (( round % 2 == 0 )) && hist=$([[ $hist == on ]] && echo off || echo on)
+                    log "round $round: $n agents, ${spec%%=*}, history $hist"
+                    ab_run "ab$n" "${spec#*=}" "$([[ $hist == off ]] && echo --no-history)" "$n"
+                    echo "$round $n ${spec%%=*} $hist $AB $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
+                done
+            done
+        done
+    done
+    echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+    # Medians per agents, sidecar and history; and what the history adds, per sidecar.
+    python3 - "$out" <<'PY' | tee -a "$out"
+import sys, statistics as st
+rows = [l.split() for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
+by = {}
+for r in rows:
+    by.setdefault((int(r[1]), r[2], r[3]), []).append([float(x) for x in r[4:9]])
+print("# medians of the runs: agents sidecar history | cpu% | RSS steady MB | peak steady MB | RSS after requests MB | peak after MB | runs")
+med = {}
+for k in sorted(by):
+    v = by[k]
+    m = [st.median(x[i] for x in v) for i in range(5)]
+    med[k] = m
+    print(f"{k[0]:>6} {k[1]:>8} {k[2]:>3} | {m[0]:.2f} | {m[1]/1000:.2f} | {m[2]/1000:.2f} | {m[3]/1000:.2f} | {m[4]/1000:.2f} | {len(v)}")
+print("# the history's cost (on against off, medians): agents sidecar | cpu | RSS steady | peak steady | RSS after | peak after")
+for (n, name, h), m in sorted(med.items()):
+    if h != "on" or (n, name, "off") not in med:
+        continue
+    o = med[(n, name, "off")]
+    d = lambda i: f"{(m[i] - o[i]) / o[i] * 100:+.1f} %" if o[i] else "n/a"
+    print(f"{n:>6} {name:>8} | {m[0] - o[0]:+.2f} pts ({d(0)}) | {d(1)} | {d(2)} | {d(3)} | {d(4)}")
+PY
+}
+
+[[ -n "${SIDECARS:-}" ]] || build
 case "${1:-all}" in
     detect) detect ;;
     scale) scale ;;
     stack) stack ;;
+    history) history_ab ;;
     all) detect; scale; stack ;;
-    *) echo "usage: bash bench/sidecar.sh [detect|scale|stack|all]" >&2; exit 1 ;;
+    *) echo "usage: bash bench/sidecar.sh [detect|scale|stack|history|all]" >&2; exit 1 ;;
 esac

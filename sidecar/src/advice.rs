@@ -130,20 +130,20 @@ pub fn advise(
     let mut by: BTreeMap<String, Acc> = BTreeMap::new();
     // Measured starts: every container track in the window, by its service (a container that
     // went keeps its starts until they leave the window).
-    for tr in t.tracks().filter(|tr| tr.kind == Kind::Container) {
-        let service = if tr.service.is_empty() {
-            tr.label.clone()
+    for (_, _, tr) in t.tracks_of(Kind::Container) {
+        let service = if tr.service().is_empty() {
+            tr.label().to_owned()
         } else {
-            tr.service.clone()
+            tr.service().to_owned()
         };
         let a = by.entry(service).or_default();
-        for (_, ready_after) in &tr.starts {
+        for (_, ready_after) in tr.starts() {
             match ready_after {
                 Some(ms) => a.samples.push(*ms),
                 None => a.pending += 1,
             }
         }
-        a.streak_worst = a.streak_worst.max(tr.worst_streak);
+        a.streak_worst = a.streak_worst.max(tr.worst_streak());
     }
     for c in &state.containers {
         let service = c.service.clone().unwrap_or_else(|| c.name.clone());

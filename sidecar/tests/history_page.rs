@@ -199,7 +199,7 @@ fn timeline_on_the_page_in_headless_chromium() {
     let mut last: Option<State> = None;
     for m in 0..=480 {
         let s = at_minute(start, t0, m);
-        tl.observe(last.as_ref(), &s);
+        tl.observe(&s);
         last = Some(s);
     }
     let last = Arc::new(last.unwrap());

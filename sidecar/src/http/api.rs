@@ -549,15 +549,15 @@ impl<'a> History<'a> {
         let from = to.saturating_sub(t.window().as_millis() as u64);
         let mut replicas = Vec::new();
         let mut containers = Vec::new();
-        for tr in t.tracks() {
+        for (kind, key, tr) in t.tracks() {
             let view = Track {
-                key: &tr.key,
-                agent: match tr.kind {
-                    Kind::Replica => tr.key.rsplit_once('/').map(|(a, _)| a),
+                key,
+                agent: match kind {
+                    Kind::Replica => key.rsplit_once('/').map(|(a, _)| a),
                     Kind::Container => None,
                 },
-                label: &tr.label,
-                service: &tr.service,
+                label: tr.label(),
+                service: tr.service(),
                 uptime: tr
                     .uptime(from, to)
                     .map(|u| (u * 10_000.0).round() / 10_000.0),
@@ -572,17 +572,17 @@ impl<'a> History<'a> {
                     })
                     .collect(),
                 events: tr
-                    .events
+                    .events()
                     .iter()
                     .map(|e| EventView {
                         at: rfc3339_ms(e.at_ms),
-                        kind: &e.kind,
-                        by: &e.by,
+                        kind: e.kind.as_str(),
+                        by: e.by.as_str(),
                         text: &e.text,
                     })
                     .collect(),
             };
-            match tr.kind {
+            match kind {
                 Kind::Replica => replicas.push(view),
                 Kind::Container => containers.push(view),
             }

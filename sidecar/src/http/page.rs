@@ -170,8 +170,8 @@ fn uptime_bar(out: &mut String, tracks: &[&Track], from: u64, to: u64) {
     let restarts: Vec<&crate::timeline::Event> = {
         let mut v: Vec<_> = tracks
             .iter()
-            .flat_map(|t| t.events.iter())
-            .filter(|e| e.kind == "restart" && e.at_ms >= from)
+            .flat_map(|t| t.events().iter())
+            .filter(|e| e.kind == crate::timeline::EventKind::Restart && e.at_ms >= from)
             .collect();
         v.sort_by_key(|e| e.at_ms);
         v.dedup_by_key(|e| e.at_ms);
@@ -214,7 +214,7 @@ fn uptime_bar(out: &mut String, tracks: &[&Track], from: u64, to: u64) {
             out,
             "<g class=\"restart\" data-by=\"{by}\"><title>restart {at} by {by}: {text}</title>\
              <path d=\"M{a} 0 L{b} 0 L{x} 4 Z\"/><line x1=\"{x}\" x2=\"{x}\" y1=\"3\" y2=\"18\"/></g>",
-            by = esc(&e.by),
+            by = esc(e.by.as_str()),
             at = esc(&super::api::rfc3339_ms(e.at_ms)),
             text = esc(&e.text),
             a = x.saturating_sub(3),
@@ -395,13 +395,12 @@ fn heal_cell(c: &ContainerView, track: Option<&Track>) -> String {
         }
     }
     let last = track.and_then(|t| {
-        t.events
-            .iter()
-            .rev()
-            .find(|e| e.kind != "restart" || e.by == "governor")
+        t.events().iter().rev().find(|e| {
+            e.kind != crate::timeline::EventKind::Restart || e.by == crate::timeline::By::Governor
+        })
     });
     if let Some(e) = last
-        && c.heal.as_ref().and_then(|h| h.last_decision) != Some(e.text.as_str())
+        && c.heal.as_ref().and_then(|h| h.last_decision) != Some(&*e.text)
     {
         let _ = write!(
             s,
