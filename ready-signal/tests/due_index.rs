@@ -12,29 +12,13 @@ use harness::RedisServer;
 use harness::cluster::RedisCluster;
 use ready_signal::{Name, Observed, Observer, ReadySignal, StoreConfig};
 
+mod common;
+use common::{name, raw, store};
+
 /// This checkout's write script, as every writer of the crate sends it.
 const WRITE: &str = include_str!("../src/write.lua");
 /// The script of a revision-3 writer (four keys, no due index).
 const REVISION_3: &str = include_str!("data/write-revision-3.lua");
-
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
-
-fn store(redis: &RedisServer, ns: &str) -> StoreConfig {
-    StoreConfig::new()
-        .redis(&redis.url())
-        .unwrap()
-        .namespace(name(ns))
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
 
 /// One heartbeat of `agent/replica` (instance fixed per replica) through the revision-5 script,
 /// as a writer of the crate sends it, with a 3-interval TTL.

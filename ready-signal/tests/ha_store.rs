@@ -7,11 +7,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use harness::cluster::{RedisCluster, RedisSentinel, Reply, redis_command};
-use ready_signal::{Error, Handle, Layout, Name, Observed, Observer, ReadySignal, StoreConfig};
+use ready_signal::{Error, Handle, Layout, Observed, Observer, ReadySignal, StoreConfig};
 
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
+mod common;
+use common::name;
 
 /// `n` agents (one replica each) heartbeating every `interval`, never stalling.
 fn agents(store: &StoreConfig, n: usize, interval: Duration) -> Vec<Handle> {

@@ -8,14 +8,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use harness::RedisServer;
-use ready_signal::{Handle, Name, Observed, Observer, ReadySignal, ReplicaStatus, StoreConfig};
+use ready_signal::{Handle, Observed, Observer, ReadySignal, ReplicaStatus, StoreConfig};
+
+mod common;
+use common::{name, raw};
 
 /// The write script of revision 3, as writers of that revision still run it.
 const REVISION_3: &str = include_str!("data/write-revision-3.lua");
-
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
 
 fn start(store: &StoreConfig, replica: &str, interval_ms: u64) -> Handle {
     ReadySignal::builder("worker")
@@ -23,14 +22,6 @@ fn start(store: &StoreConfig, replica: &str, interval_ms: u64) -> Handle {
         .replica(replica)
         .interval(Duration::from_millis(interval_ms))
         .start()
-        .unwrap()
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
         .unwrap()
 }
 

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use harness::cluster::NatsCluster;
 use harness::fake::FakePeer;
-use ready_signal::{Delivery, Event, Events, Handle, Name, ReadySignal, State, StoreConfig};
+use ready_signal::{Delivery, Event, Events, Handle, ReadySignal, State, StoreConfig};
 
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
+mod common;
+use common::name;
 
 /// `nats://127.0.0.1:P,...` of the given ports, in that order.
 fn seeds(ports: &[u16]) -> String {

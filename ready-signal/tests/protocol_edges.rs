@@ -6,19 +6,10 @@
 use std::time::Duration;
 
 use harness::{NatsServer, RedisServer};
-use ready_signal::{Name, Observed, Observer, ReadySignal, StoreConfig};
+use ready_signal::{Observed, Observer, ReadySignal};
 
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
+mod common;
+use common::{name, raw, store};
 
 async fn redis_ms(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
@@ -62,13 +53,6 @@ async fn put_raw(
         cmd.arg(*k).arg(v.as_slice());
     }
     let _: i64 = cmd.query_async(conn).await.unwrap();
-}
-
-fn store(redis: &RedisServer, ns: &str) -> StoreConfig {
-    StoreConfig::new()
-        .redis(&redis.url())
-        .unwrap()
-        .namespace(name(ns))
 }
 
 /// A reason or host that is not UTF-8 is escaped (`\xff`), not a library error that makes the

@@ -8,28 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use harness::{NatsServer, RedisServer};
-use ready_signal::{
-    Handle, Name, Observed, Observer, ReadySignal, ReplicaStatus, State, StoreConfig,
-};
+use ready_signal::{Handle, Observed, Observer, ReadySignal, ReplicaStatus, State, StoreConfig};
 
-fn name(s: &str) -> Name {
-    Name::new(s).unwrap()
-}
-
-fn store(redis: &RedisServer, ns: &str) -> StoreConfig {
-    StoreConfig::new()
-        .redis(&redis.url())
-        .unwrap()
-        .namespace(name(ns))
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
+mod common;
+use common::{name, raw, store};
 
 fn start(store: &StoreConfig, agent: &str, replica: &str, interval_ms: u64) -> Handle {
     ReadySignal::builder(agent)
