@@ -174,6 +174,10 @@ impl Agent {
     fn freeze(&self) {
         self.ticking.store(false, Ordering::Relaxed);
     }
+
+    fn thaw(&self) {
+        self.ticking.store(true, Ordering::Relaxed);
+    }
 }
 
 fn store(redis: &RedisServer, nats: &NatsServer) -> StoreConfig {
@@ -777,4 +781,34 @@ fn the_index_spares_reads_of_agents_that_beat_on_time() {
         state_of(v, "old") == "stale" && state_of(v, "svc-0") == "stale"
     });
     assert_eq!(v["summary"]["replicas_by_state"]["ready"], 4);
+}
+
+/// Watched by the due index, an agent frozen until its record expires shows dead; thawed, it
+/// writes its record again, a revival that neither the index (its new deadline is ahead) nor an
+/// event (its own state never changed) announces: the sidecar reads a vanished replica again at
+/// every poll, so it shows ready within a poll, not at the next full read. Seen on the real
+/// engine (docker/e2e.sh): a thawed agent shown dead for as long as it ran.
+#[test]
+fn a_replica_whose_record_came_back_is_read_again() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let store = store(&redis, &nats);
+    let agent = Agent::start(&store, "revived", "r1");
+    agent.h().ready();
+    let sidecar = Sidecar::start(&redis, &nats);
+    sidecar.wait_for("the agent ready", Duration::from_secs(10), |v| {
+        state_of(v, "revived") == "ready"
+    });
+    agent.freeze();
+    sidecar.wait_for("the frozen agent dead", Duration::from_secs(10), |v| {
+        state_of(v, "revived") == "dead"
+    });
+    // Its record has expired; a little later, it comes back.
+    thread::sleep(Duration::from_millis(1500));
+    agent.thaw();
+    sidecar.wait_for(
+        "the thawed agent ready again",
+        Duration::from_secs(4),
+        |v| state_of(v, "revived") == "ready",
+    );
 }

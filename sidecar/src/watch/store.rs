@@ -30,6 +30,16 @@ use crate::writer::{Change, Changes, IndexedRead};
 /// [`MAX_SLEEP`], so this happens only after a stall.
 const HORIZON: Duration = Duration::from_secs(45);
 
+/// How long a replica whose record vanished is read again at every poll. A frozen agent that
+/// thaws writes its record again, and neither the index (its new deadline is ahead) nor an
+/// event (its own state never changed) says so; after this long, the periodic full read finds it.
+const GONE_POLL: Duration = Duration::from_secs(600);
+
+/// A full read at least this often, whatever the index and events say: what no poll covers
+/// (a record that comes back after [`GONE_POLL`]) is found within it. At 10,000 agents one full
+/// read is a few hundred milliseconds of work every five minutes.
+const FULL_READ_EVERY: Duration = Duration::from_secs(300);
+
 /// The longest the index reader sleeps, even when no deadline is ahead.
 const MAX_SLEEP: Duration = Duration::from_secs(10);
 
@@ -156,6 +166,9 @@ impl StoreWatch {
         let mut observer: Option<(Observer, ready_signal::DueCursor)> = None;
         // Replicas the index does not cover: read at every round.
         let mut polled: BTreeSet<(Name, Name)> = BTreeSet::new();
+        // Replicas whose record vanished, polled since then (for [`GONE_POLL`]).
+        let mut gone_since: BTreeMap<(Name, Name), Instant> = BTreeMap::new();
+        let mut last_full = Instant::now();
         // Parts that failed, and when to try them again.
         let mut failing: BTreeMap<usize, Error> = BTreeMap::new();
         let mut retry_parts_at = Instant::now();
@@ -171,6 +184,8 @@ impl StoreWatch {
                         let cursor = o.due_cursor();
                         observer = Some((o, cursor));
                         polled.clear();
+                        gone_since.clear();
+                        last_full = Instant::now();
                         failing.clear();
                         retry_parts_at = Instant::now();
                     }
@@ -196,9 +211,13 @@ impl StoreWatch {
             }
             let mut wait = MAX_SLEEP;
             if let Some((o, cursor)) = &mut observer {
-                if hints.resync.swap(false, Ordering::Relaxed) || last_query.elapsed() > HORIZON {
+                if hints.resync.swap(false, Ordering::Relaxed)
+                    || last_query.elapsed() > HORIZON
+                    || last_full.elapsed() > FULL_READ_EVERY
+                {
                     cursor.reset();
                     retry_parts_at = Instant::now();
+                    last_full = Instant::now();
                 }
                 let named = hints.take_named();
                 let round = async {
@@ -259,9 +278,21 @@ impl StoreWatch {
                             let id = (w.status.agent.clone(), w.status.replica.clone());
                             let gone = w.status.state == ready_signal::Observed::Dead
                                 && w.status.instance.is_none();
-                            if w.indexed || gone {
+                            if gone {
+                                // Read again until it comes back, for a while.
+                                let since =
+                                    *gone_since.entry(id.clone()).or_insert_with(Instant::now);
+                                if since.elapsed() < GONE_POLL {
+                                    polled.insert(id);
+                                } else {
+                                    polled.remove(&id);
+                                    gone_since.remove(&id);
+                                }
+                            } else if w.indexed {
+                                gone_since.remove(&id);
                                 polled.remove(&id);
                             } else {
+                                gone_since.remove(&id);
                                 polled.insert(id);
                             }
                         }
