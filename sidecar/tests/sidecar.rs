@@ -812,3 +812,60 @@ fn a_replica_whose_record_came_back_is_read_again() {
         |v| state_of(v, "revived") == "ready",
     );
 }
+
+/// Redis restarted empty: the sidecar's full read after reconnecting no longer finds a
+/// replica's record, and when its writer puts it back (a heartbeat of the crate's own write
+/// script, sent here by the test so that no event announces it, as none does when a writer's
+/// state never changed) the sidecar, which polls replicas a full read lost, shows it ready
+/// within a poll. Seen on the real engine (docker/e2e.sh's Redis outage): agents shown dead
+/// after Redis came back, while their own probes read them ready.
+#[test]
+fn a_replica_lost_with_an_emptied_store_is_read_again() {
+    const WRITE: &str = include_str!("../../ready-signal/src/write.lua");
+    let mut redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let beat = |redis: &RedisServer| {
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let epoch: i64 = redis::cmd("EVAL")
+            .arg(WRITE)
+            .arg(5)
+            .arg(format!("ready-signal:{NS}:survivor:r:r1"))
+            .arg(format!("ready-signal:{NS}:survivor:replicas"))
+            .arg(format!("ready-signal:{NS}:agents"))
+            .arg(format!("ready-signal:{NS}:epoch"))
+            .arg(format!("ready-signal:{NS}:due"))
+            .arg(&[
+                "put",
+                "1732540000000-0000bbbb",
+                "0",
+                "ready",
+                "",
+                "1",
+                "h",
+                "60000",
+                "180000",
+                "survivor",
+                "r1",
+                "",
+            ])
+            .query(&mut conn)
+            .unwrap();
+        assert!(epoch > 0);
+    };
+    beat(&redis);
+    let sidecar = Sidecar::start(&redis, &nats);
+    sidecar.wait_for("the replica ready", Duration::from_secs(10), |v| {
+        state_of(v, "survivor") == "ready"
+    });
+    redis.restart();
+    sidecar.wait_for(
+        "the store read again, the record gone",
+        Duration::from_secs(15),
+        |v| v["sources"]["store"]["status"] == "ok" && state_of(v, "survivor") == "dead",
+    );
+    beat(&redis);
+    sidecar.wait_for("the replica ready again", Duration::from_secs(5), |v| {
+        state_of(v, "survivor") == "ready"
+    });
+}

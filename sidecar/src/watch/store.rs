@@ -168,6 +168,9 @@ impl StoreWatch {
         let mut polled: BTreeSet<(Name, Name)> = BTreeSet::new();
         // Replicas whose record vanished, polled since then (for [`GONE_POLL`]).
         let mut gone_since: BTreeMap<(Name, Name), Instant> = BTreeMap::new();
+        // Replicas a read has returned: one a full read no longer finds (Redis restarted empty,
+        // its record expired meanwhile) is polled as vanished, since it may come back unannounced.
+        let mut known: BTreeSet<(Name, Name)> = BTreeSet::new();
         let mut last_full = Instant::now();
         // Parts that failed, and when to try them again.
         let mut failing: BTreeMap<usize, Error> = BTreeMap::new();
@@ -271,6 +274,19 @@ impl StoreWatch {
                     Ok((read, next_in)) => {
                         backoff.reset();
                         last_query = Instant::now();
+                        let returned: BTreeSet<(Name, Name)> = read
+                            .replicas
+                            .iter()
+                            .map(|w| (w.status.agent.clone(), w.status.replica.clone()))
+                            .collect();
+                        // Only a full read of every part can say a replica is not there.
+                        if read.parts > 0 && read.complete.len() >= read.parts {
+                            for id in known.difference(&returned) {
+                                gone_since.entry(id.clone()).or_insert_with(Instant::now);
+                                polled.insert(id.clone());
+                            }
+                        }
+                        known.extend(returned);
                         for w in &read.replicas {
                             if let Some(due) = w.due_in {
                                 wait = wait.min(due + Duration::from_millis(1));
@@ -287,6 +303,7 @@ impl StoreWatch {
                                 } else {
                                     polled.remove(&id);
                                     gone_since.remove(&id);
+                                    known.remove(&id);
                                 }
                             } else if w.indexed {
                                 gone_since.remove(&id);
