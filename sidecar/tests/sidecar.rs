@@ -42,6 +42,18 @@ impl Sidecar {
 
     /// The sidecar with these store variables (and the namespace), reading the store every
     /// `read_interval`.
+    /// The sidecar watching by the due index (`HEALTHCHECK_SIDECAR_INDEX=1`).
+    fn start_indexed(redis: &RedisServer, nats: &NatsServer) -> Sidecar {
+        Sidecar::start_with(
+            &[
+                ("READY_SIGNAL_REDIS_URL", redis.url()),
+                ("READY_SIGNAL_NATS_URL", nats.url()),
+                ("HEALTHCHECK_SIDECAR_INDEX", "1".to_string()),
+            ],
+            "200ms",
+        )
+    }
+
     fn start_with(env: &[(&str, String)], read_interval: &str) -> Sidecar {
         Sidecar::start_args(&["--docker", "none", "--read-interval", read_interval], env)
     }
@@ -739,7 +751,7 @@ fn the_index_spares_reads_of_agents_that_beat_on_time() {
         assert!(epoch > 0);
     };
     old_write(&mut conn);
-    let sidecar = Sidecar::start(&redis, &nats);
+    let sidecar = Sidecar::start_indexed(&redis, &nats);
     sidecar.wait_for("every agent ready", Duration::from_secs(10), |v| {
         v["summary"]["replicas_by_state"]["ready"] == 6
     });
@@ -795,7 +807,7 @@ fn a_replica_whose_record_came_back_is_read_again() {
     let store = store(&redis, &nats);
     let agent = Agent::start(&store, "revived", "r1");
     agent.h().ready();
-    let sidecar = Sidecar::start(&redis, &nats);
+    let sidecar = Sidecar::start_indexed(&redis, &nats);
     sidecar.wait_for("the agent ready", Duration::from_secs(10), |v| {
         state_of(v, "revived") == "ready"
     });
@@ -854,7 +866,7 @@ fn a_replica_lost_with_an_emptied_store_is_read_again() {
         assert!(epoch > 0);
     };
     beat(&redis);
-    let sidecar = Sidecar::start(&redis, &nats);
+    let sidecar = Sidecar::start_indexed(&redis, &nats);
     sidecar.wait_for("the replica ready", Duration::from_secs(10), |v| {
         state_of(v, "survivor") == "ready"
     });

@@ -40,6 +40,14 @@ const GONE_POLL: Duration = Duration::from_secs(600);
 /// read is a few hundred milliseconds of work every five minutes.
 const FULL_READ_EVERY: Duration = Duration::from_secs(300);
 
+/// Whether the namespace is watched by its due index (`HEALTHCHECK_SIDECAR_INDEX=1`), not yet
+/// the default: on the real engine the heal suite found the governor judging indexed replicas
+/// bad (a shared outage held every restart), which is not understood yet. Without it every
+/// namespace is read in bulk each `--read-interval`, as before the index.
+fn read_by_index() -> bool {
+    std::env::var("HEALTHCHECK_SIDECAR_INDEX").is_ok_and(|v| v == "1")
+}
+
 /// The longest the index reader sleeps, even when no deadline is ahead.
 const MAX_SLEEP: Duration = Duration::from_secs(10);
 
@@ -82,7 +90,7 @@ impl StoreWatch {
         hints: Arc<Hints>,
         shutdown: watch::Receiver<bool>,
     ) {
-        if self.store.has_nats() && self.store.has_redis() {
+        if self.store.has_nats() && self.store.has_redis() && read_by_index() {
             return self.run_indexed(changes, poke, hints, shutdown).await;
         }
         let namespace = self.store.namespace_name().to_string();
