@@ -291,6 +291,19 @@ done
 took=$(wait_api "(.sources.store.status == \"ok\") and ([.agents[] | select(.state == \"ready\") | .agent] | sort) == ($AGENTS | sort)" 30 "every agent ready after redis")
 pass "sidecar: store ok and every agent ready again"
 
+# --- the watcher watched: a frozen sidecar (SIGSTOP, the whole process) stops renewing its own
+# record, so the HEALTHCHECK Docker runs in its container (its own record file, never the shared
+# store) fails and Docker marks it unhealthy; thawed, it is healthy again. A part of it stuck
+# while the rest runs is sidecar/tests/selfwatch.rs's case.
+wait_health sidecar healthy 30 >/dev/null
+docker kill -s STOP "$(id_of sidecar)" >/dev/null
+took=$(wait_health sidecar unhealthy 60)
+why=$(last_probe sidecar)
+docker kill -s CONT "$(id_of sidecar)" >/dev/null
+[[ "$why" == *healthcheck-sidecar* ]] || fail "the frozen sidecar's failing probe does not name its own record: $why"
+back=$(wait_health sidecar healthy 60)
+pass "frozen sidecar unhealthy in Docker ${took}s after SIGSTOP ($why), healthy ${back}s after SIGCONT"
+
 # --- an agent's process killed: the restart policy starts a new instance, told apart by id.
 restarts=$(state agent-b '{{.RestartCount}}')
 old_epoch=$(api | jq -r '.agents[] | select(.agent == "agent-b") | .replicas[0].epoch')
