@@ -1160,13 +1160,7 @@ mod tests {
         let (mut g, _incoming, _done) = governor(Mode::On, &dir, Some(client));
         let now = Instant::now();
         let state = one_container(now);
-        let d = Decision {
-            id: state.containers[0].id.clone(),
-            name: "demo-agent-a-1".into(),
-            service: "agent-a".into(),
-            action: Action::Quarantine,
-            why: Why::BudgetSpent { restarts: 5 },
-        };
+        let d = quarantine_of_the_one_container(&state);
         // Published until the late client has connected and the watcher sees one.
         let msg = tokio::time::timeout(Duration::from_secs(15), async {
             loop {
@@ -1375,13 +1369,7 @@ mod tests {
         let (mut g, _incoming, _done) = governor(Mode::On, &dir, Some(client));
         let now = Instant::now();
         let state = one_container(now);
-        let d = Decision {
-            id: state.containers[0].id.clone(),
-            name: "demo-agent-a-1".into(),
-            service: "agent-a".into(),
-            action: Action::Quarantine,
-            why: Why::BudgetSpent { restarts: 5 },
-        };
+        let d = quarantine_of_the_one_container(&state);
         let began = Instant::now();
         for _ in 0..4 {
             g.said.clear();
@@ -1461,6 +1449,18 @@ mod tests {
         };
         let g = Governor::new(cfg, placeholder_docker(dir), nats, changes, done_tx);
         (g, incoming, done_rx)
+    }
+
+    /// The quarantine of [`one_container`]'s container (its budget spent), as the governor
+    /// decides it.
+    fn quarantine_of_the_one_container(state: &State) -> Decision {
+        Decision {
+            id: state.containers[0].id.clone(),
+            name: "demo-agent-a-1".into(),
+            service: "agent-a".into(),
+            action: Action::Quarantine,
+            why: Why::BudgetSpent { restarts: 5 },
+        }
     }
 
     fn one_container(now: Instant) -> State {
