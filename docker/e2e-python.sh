@@ -16,7 +16,7 @@ awk -v t="$py_frozen" -v b="$bound" 'BEGIN { exit !(t <= b) }' || fail "agent-py
     || fail "agent-py's process did not keep running"
 probe=$(last_probe agent-py)
 [[ "$probe" == *stale* || "$probe" == *dead* ]] || fail "agent-py's probe does not say stale or dead: $probe"
-docker logs "$(id_of agent-py)" 2>&1 | grep -q 'event loop frozen' || fail "agent-py did not log its frozen loop"
+grep -q 'event loop frozen' <<<"$(docker logs "$(id_of agent-py)" 2>&1)" || fail "agent-py did not log its frozen loop"
 pass "frozen agent-py (blocked asyncio loop) unhealthy after ${py_frozen}s (bound ${bound}s), same process: $probe"
 docker kill -s USR2 "$(id_of agent-py)" >/dev/null
 took=$(wait_health agent-py healthy 30)
@@ -25,7 +25,7 @@ pass "thawed agent-py healthy again after ${took}s"
 # --- SIGTERM: `stopping` published, the record removed, exit 0 (handle_sigterm + async with).
 compose stop -t 10 agent-py >/dev/null 2>&1
 [[ "$(state agent-py '{{.State.ExitCode}}')" == 0 ]] || fail "agent-py exited $(state agent-py '{{.State.ExitCode}}') on SIGTERM"
-docker logs "$(id_of agent-py)" 2>&1 | grep -q 'agent agent-py: stopping' || fail "agent-py did not finish its loop on SIGTERM"
+grep -q 'agent agent-py: stopping' <<<"$(docker logs "$(id_of agent-py)" 2>&1)" || fail "agent-py did not finish its loop on SIGTERM"
 pass "agent-py stopped on SIGTERM with exit 0 after finishing its loop"
 compose start agent-py >/dev/null 2>&1
 took=$(wait_health agent-py healthy 60)

@@ -171,7 +171,7 @@ for dep in redis nats agent-a agent-b agent-script; do
     (( consumer_start > healthy_at )) || fail "consumer started before $dep was healthy"
 done
 pass "consumer (service_healthy) started after redis, nats and the three agents were healthy"
-wait_ms=$(docker logs "$(id_of consumer-wait)" 2>&1 | grep -o 'healthcheck wait: ready after [0-9.]*m\?s' | head -n 1)
+wait_ms=$(grep -m 1 -o 'healthcheck wait: ready after [0-9.]*m\?s' <<<"$(docker logs "$(id_of consumer-wait)" 2>&1)" || true)
 [[ -n "$wait_ms" ]] || fail "consumer-wait did not log the end of its wait"
 pass "consumer-wait gated itself: $wait_ms"
 healthy_ns() { first 'health_status: healthy' "$1"; }
@@ -221,11 +221,14 @@ for svc in redis nats agent-a agent-b agent-script consumer consumer-wait; do
     [[ "$last" == *"healthy: "* ]] || fail "$svc: unexpected probe line: $last"
 done
 pass "health logs show exit 0 and one short line for every service"
-if docker inspect $(compose ps -aq) | grep -q "canary-$$-"; then
+# Read whole, then searched: under pipefail `cmd | grep -q` fails when grep exits at its match
+# while cmd still writes (SIGPIPE, status 141), which made a found line look missing.
+inspected=$(docker inspect $(compose ps -aq))
+if grep -q "canary-$$-" <<<"$inspected"; then
     fail "a password appears in docker inspect"
 fi
 for f in "$SECRETS_DIR"/redis_probe "$SECRETS_DIR"/redis_agent-a "$SECRETS_DIR"/nats_agents; do
-    if docker inspect $(compose ps -aq) | grep -qF "$(cat "$f")"; then fail "$(basename "$f") appears in docker inspect"; fi
+    if grep -qF "$(cat "$f")" <<<"$inspected"; then fail "$(basename "$f") appears in docker inspect"; fi
 done
 pass "no password in docker inspect (configuration, environment, health logs)"
 
