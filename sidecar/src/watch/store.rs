@@ -237,6 +237,8 @@ impl StoreWatch {
                         complete: Vec::new(),
                         replicas: Vec::new(),
                         failed: Vec::new(),
+                        queried: Vec::new(),
+                        queried_at: Instant::now(),
                     };
                     let unread = cursor.unread();
                     if !unread.is_empty() && Instant::now() >= retry_parts_at {
@@ -251,7 +253,12 @@ impl StoreWatch {
                         }
                     }
                     let also: Vec<(Name, Name)> = polled.iter().chain(&named).cloned().collect();
+                    // The parts read_late queries: those with a cursor (read in full before).
+                    let unqueried = cursor.unread();
                     let late = o.read_late(cursor, &also).await?;
+                    read.queried = (0..read.parts)
+                        .filter(|p| !unqueried.contains(p) && !late.failed.iter().any(|f| f.part == *p))
+                        .collect();
                     for f in late.failed {
                         failing.insert(f.part, Error::store(f.error));
                     }

@@ -64,6 +64,12 @@ pub struct IndexedRead {
     pub replicas: Vec<ready_signal::WatchedReplica>,
     /// The parts that cannot be read now, and why: their replicas are unknown.
     pub failed: Vec<(usize, Error)>,
+    /// The parts whose index was queried and answered: a replica of theirs that is indexed and
+    /// was not named late beat at most two intervals before [`IndexedRead::queried_at`].
+    pub queried: Vec<usize>,
+    /// When the round began, no later than the store's clock at the query (the floor it gives
+    /// a beat is on the safe side).
+    pub queried_at: Instant,
 }
 
 /// A change seen on the Docker side.

@@ -193,7 +193,34 @@ impl Book {
                 (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
             });
         }
+        self.raise_indexed_beats(&namespace, &read.queried, read.queried_at);
         self.update_store_source(was_failing, at);
+    }
+
+    /// An indexed replica the index did not name late beat within its stale window of the query
+    /// (its entry is due two intervals after its latest beat: PROTOCOL.md, "The due index"), so
+    /// its latest beat is at least that recent, though its record was not read. Kept as its
+    /// `beat_at`: the governor proves that a restarted container's process writes the record by
+    /// a beat after the start ([`crate::heal::whose`]), and without this floor a process that
+    /// wrote its first record within the clock margin of its start would never prove it.
+    fn raise_indexed_beats(&mut self, namespace: &str, queried: &[usize], queried_at: Instant) {
+        if queried.is_empty() {
+            return;
+        }
+        let parts = self.parts.get(namespace).copied().unwrap_or(1);
+        for r in self.state.replicas.iter_mut().filter(|r| r.namespace == namespace) {
+            let Some(interval) = r.interval else { continue };
+            if !queried.contains(&part_of(parts, &r.agent))
+                || !self.indexed.contains(&r.namespace, &r.agent, &r.replica)
+            {
+                continue;
+            }
+            if let Some(floor) = queried_at.checked_sub(interval * ready_signal::STALE_INTERVALS)
+                && r.beat_at.is_none_or(|b| b < floor)
+            {
+                r.beat_at = Some(floor);
+            }
+        }
     }
 
     pub(super) fn merge_event(&mut self, namespace: &str, at: Instant, e: ready_signal::Event) {
@@ -457,8 +484,61 @@ mod tests {
                     })
                     .collect(),
                 failed: Vec::new(),
+                queried: (0..parts).collect(),
+                queried_at: Instant::now(),
             },
         }
+    }
+
+    /// A process that took its record within the clock margin of its container's start is not
+    /// told from its predecessor by that record; with bulk reads its next beat proves it. The
+    /// due index does not read its beats, but every query that does not name it late proves a
+    /// beat at most two intervals before the query. Without that proof every restarted agent
+    /// stayed unproven, then `silent`, and the governor restarted it again or, with half the
+    /// stack so judged, held every restart as a shared outage (the heal suite under the index).
+    #[tokio::test(start_paused = true)]
+    async fn an_indexed_replica_proves_its_beats_to_the_governor() {
+        use crate::heal::{Whose, whose};
+        let mut b = book();
+        let start = Instant::now();
+        let took_record_now = |replica: &str| {
+            let mut s = status("worker", replica, ready_signal::State::Ready, 0);
+            s.started = Some(Duration::ZERO);
+            s
+        };
+        b.apply(
+            indexed(
+                1,
+                vec![0],
+                vec![(took_record_now("w1"), true), (took_record_now("w2"), false)],
+            ),
+            Instant::now(),
+        );
+        let whose_now = |b: &Book, i: usize| whose(&b.state().replicas[i], &[], Some(start));
+        assert_eq!(whose_now(&b, 0), Whose::Unsure);
+        // A query of a part that failed proves nothing.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let mut failed = indexed(1, vec![], vec![]);
+        if let Change::StoreIndexed { read, .. } = &mut failed {
+            read.queried.clear();
+        }
+        b.apply(failed, Instant::now());
+        assert_eq!(whose_now(&b, 0), Whose::Unsure);
+        // A query that answers and does not name w1: its beat is at most 2 s (two intervals)
+        // old. w2 is not indexed (an older writer): only its own beats count.
+        b.apply(indexed(1, vec![], vec![]), Instant::now());
+        assert_eq!(
+            b.state().replicas[0].beat_at,
+            Some(Instant::now() - Duration::from_secs(2))
+        );
+        assert_eq!(whose_now(&b, 0), Whose::Own);
+        assert_eq!(whose_now(&b, 1), Whose::Unsure);
+        // A floor never lowers a beat that was read.
+        b.apply(
+            indexed(1, vec![], vec![(took_record_now("w1"), true)]),
+            Instant::now(),
+        );
+        assert_eq!(b.state().replicas[0].beat_at, Some(Instant::now()));
     }
 
     /// A replica the due index covers is not judged stale by time (its beats are not read); one
@@ -536,6 +616,7 @@ mod tests {
         );
         let mut failing = indexed(64, vec![], vec![]);
         if let Change::StoreIndexed { read, .. } = &mut failing {
+            read.queried.retain(|&p| p != part(a));
             read.failed.push((
                 part(a),
                 Error::store(ready_signal::Error::Redis {
