@@ -307,8 +307,7 @@ impl StoreWatch {
                                 wait = wait.min(due + Duration::from_millis(1));
                             }
                             let id = (w.status.agent.clone(), w.status.replica.clone());
-                            let gone = w.status.state == ready_signal::Observed::Dead
-                                && w.status.instance.is_none();
+                            let gone = crate::writer::record_vanished(&w.status);
                             if gone {
                                 // Read again until it comes back, for a while.
                                 let since =

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 pub use book::Book;
 pub use change::{CHANGES_CAPACITY, Change, Changes, DockerChange, HealUpdate, IndexedRead};
 pub use store::DEAD_RETENTION;
+pub(crate) use store::record_vanished;
 
 use crate::state::State;
 

@@ -152,16 +152,26 @@ impl Book {
             }
         }
         let mut seen = vec![false; self.state.replicas.len()];
+        // Replicas read without a record: expired or removed since the book last saw them.
+        let mut vanished = vec![false; self.state.replicas.len()];
         let mut added = false;
         for w in read.replicas {
             let key = (w.status.agent.to_string(), w.status.replica.to_string());
             self.indexed.set(&namespace, &key.0, &key.1, w.indexed);
+            let gone = record_vanished(&w.status);
             match index.get(&key) {
+                // What the book knows of the vanished record's process stays (its instance, its
+                // last beat), as when a bulk read no longer lists it: a frozen agent whose
+                // record expired is dead and still its container's own, not a newcomer without
+                // a past (which the governor would wait for as `starting`).
+                Some(&i) if gone => vanished[i] = true,
                 Some(&i) => {
                     seen[i] = true;
                     let next = from_status(&namespace, at, w.status, Some(&self.state.replicas[i]));
                     self.state.replicas[i] = next;
                 }
+                // Nothing to remember of a record never seen.
+                None if gone => {}
                 None => {
                     added = true;
                     self.state
@@ -170,15 +180,19 @@ impl Book {
                 }
             }
         }
-        // Replicas of a part read in full that it no longer lists: gone, as in a bulk read.
-        if !read.complete.is_empty() {
+        // Replicas read without a record, and those of a part read in full that it no longer
+        // lists: gone, as in a bulk read.
+        if !read.complete.is_empty() || vanished.contains(&true) {
             let mut gone = Vec::new();
             let mut i = 0;
             self.state.replicas.retain_mut(|r| {
                 let listed = seen.get(i).copied().unwrap_or(true);
+                let read_gone = vanished.get(i).copied().unwrap_or(false);
                 i += 1;
-                if listed || r.namespace != namespace || !read.complete.contains(&part_of(&r.agent))
-                {
+                let unlisted = !listed
+                    && r.namespace == namespace
+                    && read.complete.contains(&part_of(&r.agent));
+                if !read_gone && !unlisted {
                     return true;
                 }
                 gone.push((r.namespace.clone(), r.agent.clone(), r.replica.clone()));
@@ -316,6 +330,12 @@ fn from_status(namespace: &str, at: Instant, s: ReplicaStatus, prev: Option<&Rep
         ttl: s.ttl,
         host: s.host,
     }
+}
+
+/// Whether a read found no record at all (expired or removed): the observer's dead replica
+/// without an instance.
+pub(crate) fn record_vanished(s: &ReplicaStatus) -> bool {
+    s.state == Observed::Dead && s.instance.is_none()
 }
 
 /// A replica its store no longer lists (its record expired or was removed): one that said
@@ -488,6 +508,52 @@ mod tests {
                 queried_at: Instant::now(),
             },
         }
+    }
+
+    /// A frozen agent's record expires; the index names it late and the read finds no record.
+    /// The book keeps what it knew of the process (instance, last beat), as a bulk read does for
+    /// a replica it no longer lists: the replica is dead and still its container's own. Wiping
+    /// those made the governor take the container for one whose new process had not written
+    /// yet (`starting` for a grace, then `silent`), so three frozen agents of four flipped the
+    /// shared-outage brake on and off (the heal suite under the index).
+    #[tokio::test(start_paused = true)]
+    async fn a_vanished_record_read_by_the_index_keeps_its_process() {
+        use crate::heal::{Whose, whose};
+        let mut b = book();
+        let start = Instant::now();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        b.apply(
+            indexed(
+                1,
+                vec![0],
+                vec![(status("worker", "w1", ready_signal::State::Ready, 0), true)],
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        let before = b.state().replicas[0].clone();
+        assert_eq!(whose(&before, &[], Some(start)), Whose::Own);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let mut none = status("worker", "w1", ready_signal::State::Ready, 0);
+        none.state = Observed::Dead;
+        none.instance = None;
+        none.age = None;
+        none.published = None;
+        none.started = None;
+        none.host = None;
+        b.apply(indexed(1, vec![], vec![(none, false)]), Instant::now());
+        b.judge(Instant::now());
+        let r = &b.state().replicas[0];
+        assert_eq!(r.observed, Observed::Dead);
+        assert_eq!(r.instance, before.instance);
+        assert_eq!(r.beat_at, before.beat_at);
+        assert_eq!(whose(r, &[], Some(start)), Whose::Own);
+        // A replica never seen whose record is gone adds nothing.
+        let mut stranger = status("worker", "w9", ready_signal::State::Ready, 0);
+        stranger.state = Observed::Dead;
+        stranger.instance = None;
+        b.apply(indexed(1, vec![], vec![(stranger, false)]), Instant::now());
+        assert_eq!(observed(&b), [("w1", Observed::Dead)]);
     }
 
     /// A process that took its record within the clock margin of its container's start is not
