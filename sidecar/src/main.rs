@@ -31,8 +31,9 @@ struct Cli {
     /// Compose project to watch (repeatable); default: the sidecar's own, else every project.
     #[arg(long = "project", value_name = "NAME")]
     projects: Vec<String>,
-    /// Time between two bulk reads of the store, or, reading by the due index (NATS and
-    /// HEALTHCHECK_SIDECAR_INDEX=1), between two reads of the records it does not cover.
+    /// Time between two bulk reads of the store (without NATS, or with
+    /// HEALTHCHECK_SIDECAR_INDEX=0), or, reading by the due index, between two reads of the
+    /// records it does not cover.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     read_interval: Duration,
     /// Timeout of each call to the store or Docker.

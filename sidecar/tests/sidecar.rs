@@ -40,9 +40,7 @@ impl Sidecar {
         )
     }
 
-    /// The sidecar with these store variables (and the namespace), reading the store every
-    /// `read_interval`.
-    /// The sidecar watching by the due index (`HEALTHCHECK_SIDECAR_INDEX=1`).
+    /// The sidecar watching by the due index (the default with NATS), said explicitly.
     fn start_indexed(redis: &RedisServer, nats: &NatsServer) -> Sidecar {
         Sidecar::start_with(
             &[
@@ -54,6 +52,8 @@ impl Sidecar {
         )
     }
 
+    /// The sidecar with these store variables (and the namespace), reading the store every
+    /// `read_interval`.
     fn start_with(env: &[(&str, String)], read_interval: &str) -> Sidecar {
         Sidecar::start_args(&["--docker", "none", "--read-interval", read_interval], env)
     }
