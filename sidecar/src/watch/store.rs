@@ -256,7 +256,9 @@ impl StoreWatch {
                     let unqueried = cursor.unread();
                     let late = o.read_late(cursor, &also).await?;
                     read.queried = (0..read.parts)
-                        .filter(|p| !unqueried.contains(p) && !late.failed.iter().any(|f| f.part == *p))
+                        .filter(|p| {
+                            !unqueried.contains(p) && !late.failed.iter().any(|f| f.part == *p)
+                        })
                         .collect();
                     for f in late.failed {
                         failing.insert(f.part, Error::store(f.error));

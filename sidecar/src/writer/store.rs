@@ -145,27 +145,26 @@ impl Book {
         }
         let parts = read.parts;
         let part_of = |agent: &str| part_of(parts, agent);
-        let mut index: HashMap<(String, String), usize> = HashMap::new();
-        for (i, r) in self.state.replicas.iter().enumerate() {
-            if r.namespace == namespace {
-                index.insert((r.agent.clone(), r.replica.clone()), i);
-            }
-        }
-        let mut seen = vec![false; self.state.replicas.len()];
+        // The book's replicas are sorted by key: each read replica is found by binary search,
+        // with no per-round map of every replica; only newcomers (pushed after the sorted
+        // part, sorted at the end) are kept by key, in case a round reads one twice.
+        let known = self.state.replicas.len();
+        let mut newcomers: HashMap<(String, String), usize> = HashMap::new();
+        let mut seen = vec![false; known];
         // Replicas read without a record: expired or removed since the book last saw them.
-        let mut vanished = vec![false; self.state.replicas.len()];
-        let mut added = false;
+        let mut vanished = vec![false; known];
         for w in read.replicas {
-            let key = (w.status.agent.to_string(), w.status.replica.to_string());
-            self.indexed.set(&namespace, &key.0, &key.1, w.indexed);
+            let (agent, replica) = (w.status.agent.as_str(), w.status.replica.as_str());
+            self.indexed.set(&namespace, agent, replica, w.indexed);
             let gone = record_vanished(&w.status);
-            match index.get(&key) {
+            let found = position(&self.state.replicas[..known], &namespace, agent, replica);
+            match found {
                 // What the book knows of the vanished record's process stays (its instance, its
                 // last beat), as when a bulk read no longer lists it: a frozen agent whose
                 // record expired is dead and still its container's own, not a newcomer without
                 // a past (which the governor would wait for as `starting`).
-                Some(&i) if gone => vanished[i] = true,
-                Some(&i) => {
+                Some(i) if gone => vanished[i] = true,
+                Some(i) => {
                     seen[i] = true;
                     let next = from_status(&namespace, at, w.status, Some(&self.state.replicas[i]));
                     self.state.replicas[i] = next;
@@ -173,13 +172,28 @@ impl Book {
                 // Nothing to remember of a record never seen.
                 None if gone => {}
                 None => {
-                    added = true;
-                    self.state
-                        .replicas
-                        .push(from_status(&namespace, at, w.status, None));
+                    let key = (agent.to_owned(), replica.to_owned());
+                    match newcomers.get(&key) {
+                        Some(&i) => {
+                            let next = from_status(
+                                &namespace,
+                                at,
+                                w.status,
+                                Some(&self.state.replicas[i]),
+                            );
+                            self.state.replicas[i] = next;
+                        }
+                        None => {
+                            newcomers.insert(key, self.state.replicas.len());
+                            self.state
+                                .replicas
+                                .push(from_status(&namespace, at, w.status, None));
+                        }
+                    }
                 }
             }
         }
+        let added = !newcomers.is_empty();
         // Replicas read without a record, and those of a part read in full that it no longer
         // lists: gone, as in a bulk read.
         if !read.complete.is_empty() || vanished.contains(&true) {
@@ -222,7 +236,12 @@ impl Book {
             return;
         }
         let parts = self.parts.get(namespace).copied().unwrap_or(1);
-        for r in self.state.replicas.iter_mut().filter(|r| r.namespace == namespace) {
+        for r in self
+            .state
+            .replicas
+            .iter_mut()
+            .filter(|r| r.namespace == namespace)
+        {
             let Some(interval) = r.interval else { continue };
             if !queried.contains(&part_of(parts, &r.agent))
                 || !self.indexed.contains(&r.namespace, &r.agent, &r.replica)
@@ -239,11 +258,14 @@ impl Book {
 
     pub(super) fn merge_event(&mut self, namespace: &str, at: Instant, e: ready_signal::Event) {
         let (agent, replica) = (e.agent.to_string(), e.replica.to_string());
-        let found = self
-            .state
-            .replicas
-            .iter_mut()
-            .find(|r| r.namespace == namespace && r.agent == agent && r.replica == replica);
+        let slot = self.state.replicas.binary_search_by(|r| {
+            (r.namespace.as_str(), r.agent.as_str(), r.replica.as_str()).cmp(&(
+                namespace,
+                agent.as_str(),
+                replica.as_str(),
+            ))
+        });
+        let found = slot.ok().map(|i| &mut self.state.replicas[i]);
         let reason = Some(e.reason).filter(|r| !r.is_empty());
         match found {
             Some(r) => {
@@ -270,29 +292,31 @@ impl Book {
                 r.beat_at = Some(at);
             }
             None => {
-                self.state.replicas.push(Replica {
-                    namespace: namespace.to_string(),
-                    agent,
-                    replica,
-                    observed: e.state.into(),
-                    since: at,
-                    beat_age: Some(Duration::ZERO),
-                    instance: Some(e.instance),
-                    epoch: None,
-                    reason,
-                    container_id: None,
-                    link: Link::Pending,
-                    record_container: e.container,
-                    instance_started: None,
-                    published: Some(e.state),
-                    beat_at: Some(at),
-                    interval: None,
-                    ttl: None,
-                    host: None,
-                });
-                self.state.replicas.sort_by(|a, b| {
-                    (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
-                });
+                // In key order: the book's replicas stay sorted.
+                let at_key = slot.err().unwrap_or(self.state.replicas.len());
+                self.state.replicas.insert(
+                    at_key,
+                    Replica {
+                        namespace: namespace.to_string(),
+                        agent,
+                        replica,
+                        observed: e.state.into(),
+                        since: at,
+                        beat_age: Some(Duration::ZERO),
+                        instance: Some(e.instance),
+                        epoch: None,
+                        reason,
+                        container_id: None,
+                        link: Link::Pending,
+                        record_container: e.container,
+                        instance_started: None,
+                        published: Some(e.state),
+                        beat_at: Some(at),
+                        interval: None,
+                        ttl: None,
+                        host: None,
+                    },
+                );
             }
         }
     }
@@ -330,6 +354,17 @@ fn from_status(namespace: &str, at: Instant, s: ReplicaStatus, prev: Option<&Rep
         ttl: s.ttl,
         host: s.host,
     }
+}
+
+/// Where the replica keyed (`namespace`, `agent`, `replica`) is in `replicas`, which are sorted
+/// by that key.
+fn position(replicas: &[Replica], namespace: &str, agent: &str, replica: &str) -> Option<usize> {
+    replicas
+        .binary_search_by(|r| {
+            (r.namespace.as_str(), r.agent.as_str(), r.replica.as_str())
+                .cmp(&(namespace, agent, replica))
+        })
+        .ok()
 }
 
 /// Whether a read found no record at all (expired or removed): the observer's dead replica
@@ -510,6 +545,50 @@ mod tests {
         }
     }
 
+    /// Replicas are found by binary search, so the book keeps them in key order whatever order
+    /// events and reads bring them in; a round that reads a newcomer twice (a full read, then the
+    /// replicas events named) lists it once, as last read.
+    #[tokio::test(start_paused = true)]
+    async fn replicas_stay_in_key_order_and_once() {
+        let mut b = book();
+        for r in ["w5", "w1", "w3"] {
+            b.apply(
+                event(r, "1764000000000-0a1b2c3d", ready_signal::State::Ready, ""),
+                Instant::now(),
+            );
+        }
+        let mut twice = status("worker", "w2", ready_signal::State::Ready, 0);
+        twice.reason = Some("first".into());
+        let mut again = twice.clone();
+        again.published = Some(ready_signal::State::NotReady);
+        again.state = Observed::NotReady;
+        b.apply(
+            indexed(
+                1,
+                vec![],
+                vec![
+                    (twice, true),
+                    (again, true),
+                    (status("worker", "w4", ready_signal::State::Ready, 0), true),
+                ],
+            ),
+            Instant::now(),
+        );
+        b.apply(
+            event(
+                "w0",
+                "1764000000000-0a1b2c3d",
+                ready_signal::State::Ready,
+                "",
+            ),
+            Instant::now(),
+        );
+        b.judge(Instant::now());
+        let names: Vec<&str> = observed(&b).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(names, ["w0", "w1", "w2", "w3", "w4", "w5"]);
+        assert_eq!(observed(&b)[2], ("w2", Observed::NotReady));
+    }
+
     /// A frozen agent's record expires; the index names it late and the read finds no record.
     /// The book keeps what it knew of the process (instance, last beat), as a bulk read does for
     /// a replica it no longer lists: the replica is dead and still its container's own. Wiping
@@ -576,7 +655,10 @@ mod tests {
             indexed(
                 1,
                 vec![0],
-                vec![(took_record_now("w1"), true), (took_record_now("w2"), false)],
+                vec![
+                    (took_record_now("w1"), true),
+                    (took_record_now("w2"), false),
+                ],
             ),
             Instant::now(),
         );
