@@ -264,6 +264,66 @@ async fn late_reads_name_only_the_replicas_that_turned_late() {
 
 /// On a Cluster, a full read and a late read with one master stopped (SIGSTOP) fail exactly
 /// the shards whose slots that master holds: the replicas of every other shard are read, ready.
+/// A full read asks in chunks of a thousand records (what it holds at once is one chunk's
+/// replies): across chunk boundaries every record is read once, with its due entry, and a
+/// replica named again as late comes back once more, not lost or doubled by the chunking.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_read_in_chunks_reads_every_record_once() {
+    let redis = RedisServer::start();
+    let mut conn = raw(&redis).await;
+    let s = store(&redis, "many");
+    // 2,500 replicas over 25 agents: three chunks, the last one partial.
+    let mut pipe = redis::pipe();
+    for a in 0..25 {
+        for r in 0..100 {
+            let (agent, replica) = (format!("worker-{a:02}"), format!("r{r:03}"));
+            pipe.cmd("EVAL")
+                .arg(WRITE)
+                .arg(5)
+                .arg(format!("ready-signal:many:{agent}:r:{replica}"))
+                .arg(format!("ready-signal:many:{agent}:replicas"))
+                .arg("ready-signal:many:agents")
+                .arg("ready-signal:many:epoch")
+                .arg("ready-signal:many:due")
+                .arg("put")
+                .arg(format!("1732540000000-{:08x}", a * 1000 + r))
+                .arg(0)
+                .arg("ready")
+                .arg("")
+                .arg(1)
+                .arg("h")
+                .arg(60_000)
+                .arg(180_000)
+                .arg(&agent)
+                .arg(&replica)
+                .arg("")
+                .ignore();
+        }
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    let observer = Observer::connect(&s).await.unwrap();
+    let mut cursor = observer.due_cursor();
+    let full = observer.read_parts(&mut cursor, &[0]).await.unwrap();
+    assert!(full.failed.is_empty());
+    assert_eq!(full.replicas.len(), 2_500);
+    let distinct: BTreeSet<(String, String)> = full
+        .replicas
+        .iter()
+        .map(|w| (w.status.agent.to_string(), w.status.replica.to_string()))
+        .collect();
+    assert_eq!(distinct.len(), 2_500);
+    assert!(
+        full.replicas
+            .iter()
+            .all(|w| w.indexed && w.status.state == Observed::Ready && w.due_in.is_some())
+    );
+    let again = observer
+        .read_late(&mut cursor, &[(name("worker-24"), name("r099"))])
+        .await
+        .unwrap();
+    assert_eq!(again.replicas.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_cluster_master_costs_only_its_shards() {
     // Redis's default node timeout: the stopped master is not failed over (and the cluster not

@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use super::{Observer, ReplicaStatus};
 use crate::redis_store::RedisReader;
+use crate::redis_store::keys::Keys;
 use crate::{Error, Layout, Name, Observed};
+
+/// Records read per pipeline in a full read (see `read_into`).
+const READ_CHUNK: usize = 1_000;
 
 /// Where each part's index was last queried: the clock of its node, in Unix ms. A part with no
 /// cursor needs a full read before its index can be trusted.
@@ -226,6 +230,22 @@ impl Observer {
         out: &mut IndexRead,
     ) {
         let keys = self.store.keys();
+        // A chunk at a time, each turned into statuses before the next is asked: what a full
+        // read holds at once is one chunk's raw replies, not every record's (at 10,000 agents
+        // the whole pipeline's replies were most of the sidecar's peak memory).
+        for chunk in pairs.chunks(READ_CHUNK) {
+            self.read_chunk(conn, cursor, &keys, chunk, out).await;
+        }
+    }
+
+    async fn read_chunk(
+        &self,
+        conn: &RedisReader,
+        cursor: &mut DueCursor,
+        keys: &Keys,
+        pairs: &[(Name, Name)],
+        out: &mut IndexRead,
+    ) {
         let wanted: Vec<(String, String, String)> = pairs
             .iter()
             .map(|(a, r)| (keys.record(a, r), keys.due(a), format!("{a}:{r}")))
