@@ -1,4 +1,5 @@
-//! Benchmark (bench/run.sh): N agents heartbeating once a second against a Redis store: one
+//! Benchmark (bench/run.sh): N agents heartbeating once an interval (a second unless
+//! `--interval` says otherwise) against a Redis store: one
 //! redis-server, a master under Sentinel, or a Redis Cluster.
 //!
 //! Every heartbeat is exactly the protocol's write (PROTOCOL.md, "Writing"), through the path a
@@ -13,6 +14,7 @@
 //! ```text
 //! bench_heartbeats --redis redis://127.0.0.1:6379 --agents 10000 --seconds 20 \
 //!     [--connections 4] [--namespace hb] [--redis-pid PID[,PID...]] [--read-all 5] [--json FILE]
+//!     [--interval 1]   (seconds between two beats of an agent; the beats spread over it)
 //! bench_heartbeats --redis 'redis://127.0.0.1:7000,127.0.0.1:7001?cluster=true' ...
 //! ```
 
@@ -33,6 +35,7 @@ struct Args {
     redis_pids: Vec<u32>,
     read_all: usize,
     json: Option<String>,
+    interval_s: u64,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         redis_pids: Vec::new(),
         read_all: 5,
         json: None,
+        interval_s: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +66,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             }
             "--read-all" => a.read_all = val()?.parse()?,
             "--json" => a.json = Some(val()?),
+            "--interval" => a.interval_s = val()?.parse::<u64>()?.max(1),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -158,14 +163,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let cpu_self0 = proc_cpu_s("self");
 
-    let total = args.agents * args.seconds;
-    let step_ns = 1_000_000_000u64 / args.agents.max(1);
+    let total = args.agents * args.seconds / args.interval_s;
+    let step_ns = args.interval_s * 1_000_000_000u64 / args.agents.max(1);
     let (tx, mut rx) = mpsc::unbounded_channel::<Beat>();
     let t0 = Instant::now();
     let mut k = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let interval = Duration::from_secs(1);
+    let interval = Duration::from_secs(args.interval_s);
     let replica = Arc::new(replica);
     while k < total {
         ticker.tick().await;
@@ -253,9 +258,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let redis_cpu_pct = cpu_redis.map(|c| c / elapsed * 100.0);
     println!(
-        "agents {n} at 1 Hz for {s}s over {c} connections: target {n}/s, achieved {achieved:.0}/s \
+        "agents {n} beating every {i}s for {s}s over {c} connections: target {rate}/s, achieved {achieved:.0}/s \
          ({done} of {total} beats in {elapsed:.2}s, {failed} failed)",
         n = args.agents,
+        i = args.interval_s,
+        rate = args.agents / args.interval_s,
         s = args.seconds,
         c = writers.len()
     );
@@ -300,7 +307,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "agents": args.agents,
             "seconds": args.seconds,
             "connections": writers.len(),
-            "target_per_s": args.agents,
+            "target_per_s": args.agents / args.interval_s,
             "achieved_per_s": achieved,
             "beats": done,
             "failed": failed,
