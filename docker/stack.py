@@ -142,8 +142,14 @@ def show(url):
             print(f"  {name}: {src['status']} ({src.get('reason') or 'not configured'})")
     for agent in status["agents"]:
         for rep in agent["replicas"]:
-            beat = rep.get("beat_age_s")
-            beat = f"beat {beat:.1f} s ago" if beat is not None else "no beat"
+            read, within = rep.get("beat_age_s"), rep.get("beat_within_s")
+            if read is not None:
+                beat = f"beat {read:.1f} s ago"
+            elif within is not None:
+                # Followed by the due index: its beats are not read, only proven on time.
+                beat = f"beat <= {within:.1f} s ago"
+            else:
+                beat = "no beat"
             where = rep.get("container") or "-"
             print(f"  {agent['agent'] + '/' + rep['replica']:<28} {rep['state']:<10} {beat:<17} container {where}")
     s = status["summary"]

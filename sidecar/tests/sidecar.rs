@@ -787,6 +787,14 @@ fn the_index_spares_reads_of_agents_that_beat_on_time() {
         !reads.iter().any(|l| l.contains(":svc-")),
         "records of agents beating on time are not read: {reads:?}"
     );
+    // Their beats are not read, so no age is shown, but the index proves a bound: a beat
+    // within two intervals (2 x 200 ms) before its last query, which is at most a read
+    // interval (200 ms) old, with slack for a loaded machine.
+    let v = sidecar.status().unwrap();
+    let svc = replica(&v, "svc-1").unwrap();
+    assert!(svc["beat_age_s"].is_null(), "{svc}");
+    let within = svc["beat_within_s"].as_f64().unwrap_or(f64::MAX);
+    assert!((0.0..1.5).contains(&within), "{svc}");
     // The old writer stops: polled, it shows stale; a frozen indexed agent shows stale too.
     agents[0].freeze();
     let v = sidecar.wait_for("both stale", Duration::from_secs(5), |v| {

@@ -104,8 +104,13 @@ pub struct ReplicaView<'a> {
     pub state: &'static str,
     /// Seconds in this state (as seen by the sidecar, or as published when first seen).
     pub state_for_s: f64,
-    /// Age of the last heartbeat, seconds.
+    /// Age of the last heartbeat, seconds, when the sidecar read it (`null` for a replica it
+    /// follows by the due index, whose beats are not read while they come on time).
     pub beat_age_s: Option<f64>,
+    /// At most this many seconds since the last heartbeat: the age read, or, for a replica
+    /// followed by the due index, what the index proves (its last query did not name it late,
+    /// so it beat within two intervals before it).
+    pub beat_within_s: Option<f64>,
     /// The publishing instance.
     pub instance: Option<&'a str>,
     /// Its epoch (a higher epoch is a newer instance), once the store has been read.
@@ -357,6 +362,10 @@ impl<'a> Status<'a> {
                 state: r.observed.as_str(),
                 state_for_s: secs(now.saturating_duration_since(r.since)),
                 beat_age_s: r.beat_age.map(secs),
+                beat_within_s: r
+                    .beat_age
+                    .or_else(|| r.beat_at.map(|b| now.saturating_duration_since(b)))
+                    .map(secs),
                 instance: r.instance.as_deref(),
                 epoch: r.epoch,
                 reason: r.reason.as_deref(),

@@ -23,6 +23,14 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// A beat's age as read, or "≤ …" when only an upper bound is known (the due index).
+fn beat(read: Option<f64>, within: Option<f64>) -> String {
+    match (read, within) {
+        (Some(_), _) | (None, None) => age(read),
+        (None, Some(w)) => format!("≤ {}", age(Some(w))),
+    }
+}
+
 fn age(s: Option<f64>) -> String {
     match s {
         None => "–".into(),
@@ -236,7 +244,8 @@ fn agent_row(out: &mut String, a: &AgentView, history: Option<(&Timeline, u64)>)
     let key = format!("{}/{}", a.namespace, a.agent);
     let worst = a.replicas.first();
     let reason = worst.and_then(|r| r.reason).unwrap_or("");
-    let beat = worst.and_then(|r| r.beat_age_s);
+    let beat_read = worst.and_then(|r| r.beat_age_s);
+    let beat_within = worst.and_then(|r| r.beat_within_s);
     let restarts: u64 = a.replicas.iter().filter_map(|r| r.restarts).sum();
     let linked = a.replicas.iter().any(|r| r.container_id.is_some());
     // Docker's health is up to one interval old: said with its age, so a "ready" check line
@@ -295,7 +304,7 @@ fn agent_row(out: &mut String, a: &AgentView, history: Option<(&Timeline, u64)>)
             st = r.state,
             rep = esc(r.replica),
             for_ = age(Some(r.state_for_s)),
-            beat = age(r.beat_age_s),
+            beat = esc(&beat(r.beat_age_s, r.beat_within_s)),
             inst = esc(r.instance.unwrap_or("–")),
             reason = esc(r.reason.unwrap_or("")),
             cont = match (&r.container, &r.container_health, &r.link_cause) {
@@ -322,7 +331,7 @@ fn agent_row(out: &mut String, a: &AgentView, history: Option<(&Timeline, u64)>)
         out,
         "<td class=\"reason\">{}</td><td class=\"beat\">{}</td><td class=\"restarts\">{}</td><td class=\"line\">{}</td></tr>",
         esc(reason),
-        age(beat),
+        esc(&beat(beat_read, beat_within)),
         match (sidecar_restarts, linked) {
             (Some(n), true) => format!("{n} <span class=\"muted\">(docker {restarts})</span>"),
             (Some(n), false) => n.to_string(),
