@@ -24,20 +24,6 @@ log "building the bench programs (release)"
 cargo build --release -p ready-signal --example bench_failover --example bench_heartbeats >&2
 EX=$TARGET_DIR/release/examples
 
-
-# A port whose cluster bus (port + 10000) is free too, below the ephemeral range.
-cluster_port() {
-  python3 - <<'EOF'
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    try:
-        a = socket.socket(); a.bind(("127.0.0.1", p)); b = socket.socket(); b.bind(("127.0.0.1", p + 10000))
-        a.close(); b.close(); print(p); break
-    except OSError:
-        pass
-EOF
-}
 # redis PORT [args...]: starts redis-server in the background; its pid is LAST_PID.
 redis() {
   local p=$1; shift

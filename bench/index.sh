@@ -120,20 +120,6 @@ detect() {
     kill "$HBPID" 2>/dev/null || true
 }
 
-# A port whose cluster bus (port + 10000) is free too, below the ephemeral range.
-cluster_port() {
-    python3 - <<'PY'
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    try:
-        a = socket.socket(); a.bind(("127.0.0.1", p)); b = socket.socket(); b.bind(("127.0.0.1", p + 10000))
-        a.close(); b.close(); print(p); break
-    except OSError:
-        pass
-PY
-}
-
 cluster() {
     : "${DETECT:?bench_detect (cargo build -p healthcheck-sidecar --example bench_detect)}"
     local n=${AGENTS:-100000} every=${HB_INTERVAL:-10} secs=${SECONDS_MEASURED:-30} rounds=${ROUNDS:-10}
