@@ -1,7 +1,8 @@
 # The setup every bench script shares, sourced first (one copy instead of one per script):
 # ROOT (and cd there), OUT=bench/results, log and die (naming the script), free_port and
-# cluster_port, and a temp dir TMP whose servers (PIDS) are killed and which is removed on exit. A script with more to
-# clean up defines its own cleanup() after sourcing this; the trap calls it by name.
+# cluster_port, and a temp dir TMP whose servers (PIDS) are killed and which is removed on exit.
+# A script with more to clean up defines its own cleanup() after sourcing this; the trap calls it
+# by name.
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
