@@ -7,6 +7,7 @@
 //! governor are views of a snapshot, so they cannot disagree.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ready_signal::Observed;
@@ -35,8 +36,14 @@ pub struct State {
     pub store_back_at: Option<Instant>,
     /// Namespaces watched.
     pub namespaces: Vec<String>,
-    /// Every known replica of every agent, sorted by namespace, agent, replica.
-    pub replicas: Vec<Replica>,
+    /// Every known replica of every agent, sorted by namespace, agent, replica. Shared with the
+    /// snapshots taken before: a snapshot copies pointers, and the writer copies a replica only
+    /// when it changes one (`Arc::make_mut`), so a round that changes nothing allocates nothing
+    /// per replica.
+    pub replicas: Vec<Arc<Replica>>,
+    /// When each part of each namespace's due index last answered a query (see
+    /// [`State::beat_bound`]).
+    pub index_marks: BTreeMap<String, IndexMarks>,
     /// Every container of the watched Compose project(s), sorted by service then name.
     pub containers: Vec<Container>,
     /// What the heal governor is doing (filled by `heal`, through [`crate::writer::Change::Heal`]).
@@ -59,6 +66,7 @@ impl State {
             store_back_at: None,
             namespaces: Vec::new(),
             replicas: Vec::new(),
+            index_marks: BTreeMap::new(),
             containers: Vec::new(),
             heal: HealSummary::default(),
             self_container: None,
@@ -77,7 +85,42 @@ impl State {
         self.replicas
             .iter()
             .filter(move |r| r.container_id.as_deref() == Some(id))
+            .map(|r| &**r)
     }
+
+    /// The moment `r`'s last beat is known to be at or after: the beat read, or, for a replica
+    /// the due index follows, two intervals before the index's last answered query of its part
+    /// (a query that did not name it late: its entry is due two intervals after its latest
+    /// beat, PROTOCOL.md "The due index"), whichever is later. The governor proves by it that
+    /// a restarted container's process writes the record ([`crate::heal::whose`]); the query's
+    /// moment is the round's start, so the bound stays on the safe side.
+    pub fn beat_bound(&self, r: &Replica) -> Option<Instant> {
+        let floor = r
+            .indexed
+            .then(|| self.index_marks.get(&r.namespace))
+            .flatten()
+            .and_then(|m| {
+                m.answered
+                    .get(crate::writer::part_of(m.parts, &r.agent))
+                    .copied()
+                    .flatten()
+            })
+            .zip(r.interval)
+            .and_then(|(q, i)| q.checked_sub(i * ready_signal::STALE_INTERVALS));
+        match (r.beat_at, floor) {
+            (Some(b), Some(f)) => Some(b.max(f)),
+            (b, f) => b.or(f),
+        }
+    }
+}
+
+/// When each part of a namespace's due index last answered a query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexMarks {
+    /// How many parts the namespace has (1 on one server, 64 shards on a Cluster).
+    pub parts: usize,
+    /// By part: the start of the last round whose query that part answered.
+    pub answered: Vec<Option<Instant>>,
 }
 
 /// Whether a source of truth can be read.
@@ -170,6 +213,10 @@ pub struct Replica {
     pub ttl: Option<Duration>,
     /// Host name in the record (the container's hostname under Docker).
     pub host: Option<String>,
+    /// Followed by the due index: its beats are not read while they come on time, its state
+    /// is what it published until the index names it late (`beat_age` is then unknown; see
+    /// [`State::beat_bound`]).
+    pub indexed: bool,
 }
 
 /// One container of a watched Compose project.

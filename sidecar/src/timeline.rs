@@ -1144,6 +1144,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::state::{ContainerHeal, Replica, Source};
+    use std::sync::Arc;
     use tokio::time::Instant;
 
     fn container(id: &str, started: &str, restarts: u64, health: &str) -> Container {
@@ -1193,6 +1194,7 @@ mod tests {
             interval: None,
             ttl: None,
             host: None,
+            indexed: false,
         }
     }
 
@@ -1215,13 +1217,16 @@ mod tests {
         let mut s0 = State::new(t0, Source::Ok, Source::Ok);
         s0.built_wall = wall0;
         s0.containers = vec![container("c1", "2026-12-06T23:59:50Z", 0, "healthy")];
-        s0.replicas = vec![replica("worker", "c1", Observed::Ready, t0)];
+        s0.replicas = vec![replica("worker", "c1", Observed::Ready, t0)]
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let mut tl = Timeline::new(DEFAULT_WINDOW);
         tl.observe(&s0);
         // 60 s: stale; 70 s: the governor says it restarts; 75 s: started again, 78 s ready.
         let mut s1 = at(&s0, 60);
-        s1.replicas[0].observed = Observed::Stale;
-        s1.replicas[0].since = s1.built_at;
+        Arc::make_mut(&mut s1.replicas[0]).observed = Observed::Stale;
+        Arc::make_mut(&mut s1.replicas[0]).since = s1.built_at;
         tl.observe(&s1);
         let mut s2 = at(&s0, 70);
         s2.replicas[0] = s1.replicas[0].clone();
@@ -1239,13 +1244,13 @@ mod tests {
             restart_starts: vec![start_ns(&s3.containers[0]).unwrap()],
             ..ContainerHeal::default()
         });
-        s3.replicas[0].observed = Observed::Starting;
-        s3.replicas[0].since = s3.built_at;
+        Arc::make_mut(&mut s3.replicas[0]).observed = Observed::Starting;
+        Arc::make_mut(&mut s3.replicas[0]).since = s3.built_at;
         tl.observe(&s3);
         let mut s4 = at(&s0, 78);
         s4.containers[0] = s3.containers[0].clone();
-        s4.replicas[0].observed = Observed::Ready;
-        s4.replicas[0].since = s4.built_at;
+        Arc::make_mut(&mut s4.replicas[0]).observed = Observed::Ready;
+        Arc::make_mut(&mut s4.replicas[0]).since = s4.built_at;
         tl.observe(&s4);
         // 3600 s: Docker's restart policy (its count moves); 7200 s: a person.
         let mut s5 = at(&s0, 3600);
@@ -1293,7 +1298,10 @@ mod tests {
     fn bounded_and_saved() {
         let t0 = Instant::now();
         let mut s = State::new(t0, Source::Ok, Source::Ok);
-        s.replicas = vec![replica("worker", "c1", Observed::Ready, t0)];
+        s.replicas = vec![replica("worker", "c1", Observed::Ready, t0)]
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let mut tl = Timeline::new(Duration::from_secs(3600));
         tl.observe(&s);
         let wall0 = s.built_wall;
@@ -1302,12 +1310,12 @@ mod tests {
             n.built_at = t0 + Duration::from_secs(i);
             n.built_wall = wall0 + Duration::from_secs(i);
             n.generation = i;
-            n.replicas[0].observed = if i % 2 == 0 {
+            Arc::make_mut(&mut n.replicas[0]).observed = if i % 2 == 0 {
                 Observed::Ready
             } else {
                 Observed::Stale
             };
-            n.replicas[0].since = n.built_at;
+            Arc::make_mut(&mut n.replicas[0]).since = n.built_at;
             tl.observe(&n);
             s = n;
         }
@@ -1409,7 +1417,10 @@ mod tests {
         s0.replicas = vec![
             replica("worker", "c1", Observed::Ready, t0),
             replica("other", "c2", Observed::Ready, t0),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let heal = |status: &str, line: &str, starts: Vec<u64>| {
             Some(ContainerHeal {
                 status: status.into(),
@@ -1420,8 +1431,8 @@ mod tests {
         };
         let mut states = vec![s0.clone()];
         let mut s = at(&s0, 10);
-        s.replicas[0].observed = Observed::Stale;
-        s.replicas[0].since = s.built_at;
+        Arc::make_mut(&mut s.replicas[0]).observed = Observed::Stale;
+        Arc::make_mut(&mut s.replicas[0]).since = s.built_at;
         s.containers[0].heal = heal(
             "restarting",
             "restarting (stale for 10.0s; attempt 1)",
@@ -1434,8 +1445,8 @@ mod tests {
         let mut s = at(&s, 1);
         let ns = start_ns(&s.containers[0]).unwrap();
         s.containers[0].heal = heal("watching", "restarted in 1.0s", vec![ns]);
-        s.replicas[0].observed = Observed::Ready;
-        s.replicas[0].since = s.built_at;
+        Arc::make_mut(&mut s.replicas[0]).observed = Observed::Ready;
+        Arc::make_mut(&mut s.replicas[0]).since = s.built_at;
         states.push(s.clone());
         let mut s = at(&s, 60);
         s.containers[1] = container("c2", "2026-12-07T00:01:16Z", 1, "unhealthy");
@@ -1450,8 +1461,12 @@ mod tests {
         s.containers[0].started_at = Some("2026-12-07T00:03:16Z".into());
         s.containers
             .push(container("c2", "2026-12-07T00:03:00Z", 1, "healthy"));
-        s.replicas
-            .push(replica("other", "c2", Observed::Starting, s.built_at));
+        s.replicas.push(Arc::new(replica(
+            "other",
+            "c2",
+            Observed::Starting,
+            s.built_at,
+        )));
         states.push(s.clone());
 
         let key = |e: &Entry| format!("{e:?}");
@@ -1517,7 +1532,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = State::new(t0, Source::Ok, Source::Ok);
         s.replicas = (0..1000)
-            .map(|i| replica(&format!("agent-{i:04}"), "r1", Observed::Ready, t0))
+            .map(|i| Arc::new(replica(&format!("agent-{i:04}"), "r1", Observed::Ready, t0)))
             .collect();
         let mut tl = Timeline::new(Duration::from_secs(3600));
         tl.observe(&s);
@@ -1548,12 +1563,12 @@ mod tests {
             n.built_at = s.built_at + Duration::from_secs(1);
             n.built_wall = s.built_wall + Duration::from_secs(1);
             n.generation = s.generation + 1;
-            n.replicas[0].observed = if i % 2 == 0 {
+            Arc::make_mut(&mut n.replicas[0]).observed = if i % 2 == 0 {
                 Observed::Ready
             } else {
                 Observed::Stale
             };
-            n.replicas[0].since = n.built_at;
+            Arc::make_mut(&mut n.replicas[0]).since = n.built_at;
             tl.observe(&n);
             s = n;
         }

@@ -64,6 +64,7 @@ fn replica(agent: &str, since: Instant) -> Replica {
         interval: None,
         ttl: None,
         host: None,
+        indexed: false,
     }
 }
 
@@ -158,7 +159,10 @@ fn at_minute(start: SystemTime, t0: Instant, m: u64) -> State {
         r_rou.since = t0 + Duration::from_secs(201 * 60);
     }
     s.containers = vec![col, idx, plan, rou, sum];
-    s.replicas = vec![r_col, r_idx, r_plan1, r_plan2, r_rou, r_sum];
+    s.replicas = [r_col, r_idx, r_plan1, r_plan2, r_rou, r_sum]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect();
     s.heal.mode = sidecar::state::HealMode::On;
     // Reads and Docker answers keep coming; the last agent event was at 06:00.
     s.counters.store_reads = m * 60;

@@ -131,7 +131,7 @@ fn snapshot(containers: Vec<Container>) -> Arc<State> {
     s.built_wall = SystemTime::now();
     for c in &containers {
         let ready = c.health.as_deref() == Some("healthy");
-        s.replicas.push(Replica {
+        s.replicas.push(Arc::new(Replica {
             namespace: "demo".into(),
             agent: c.hostname.clone(),
             replica: c.hostname.clone(),
@@ -154,7 +154,8 @@ fn snapshot(containers: Vec<Container>) -> Arc<State> {
             interval: Some(Duration::from_secs(1)),
             ttl: Some(Duration::from_secs(3)),
             host: None,
-        });
+            indexed: false,
+        }));
     }
     s.containers = containers;
     Arc::new(s)

@@ -185,21 +185,28 @@ pub enum Whose {
 }
 
 /// Whose record `r` is, for a container that started at `start` and whose earlier starts ran
-/// `earlier` instances. Proof of the current process first: a beat, or an instance start, after
-/// the start (a process that ran before a restart cannot write after it). Then the clock-free
-/// rule: an instance seen in this container before its current start. Then the clocks: an
-/// instance started, or a record last written, before the start.
-pub fn whose(r: &Replica, earlier: &[String], start: Option<Instant>) -> Whose {
+/// `earlier` instances; `beat` is the moment its last beat is known to be at or after
+/// ([`State::beat_bound`]: the beat read, or what the due index proves). Proof of the current
+/// process first: a beat, or an instance start, after the start (a process that ran before a
+/// restart cannot write after it). Then the clock-free rule: an instance seen in this container
+/// before its current start. Then the clocks: an instance started, or a record last written,
+/// before the start.
+pub fn whose(
+    r: &Replica,
+    beat: Option<Instant>,
+    earlier: &[String],
+    start: Option<Instant>,
+) -> Whose {
     let Some(start) = start else {
         return Whose::Own;
     };
     let after = |t: Option<Instant>| t.is_some_and(|t| t > start + CLOCK_MARGIN);
     let before = |t: Option<Instant>| t.is_some_and(|t| t + CLOCK_MARGIN < start);
-    if after(r.beat_at) || after(r.instance_started) {
+    if after(beat) || after(r.instance_started) {
         Whose::Own
     } else if r.instance.as_ref().is_some_and(|i| earlier.contains(i))
         || before(r.instance_started)
-        || before(r.beat_at)
+        || before(beat)
     {
         Whose::Predecessor
     } else {
@@ -289,7 +296,7 @@ pub fn observe(
         // The agent's word first (worst record of the process that runs now).
         let worst = linked
             .iter()
-            .filter(|r| whose(r, &c.earlier_instances, start) == Whose::Own)
+            .filter(|r| whose(r, state.beat_bound(r), &c.earlier_instances, start) == Whose::Own)
             .min_by_key(|r| severity(r.observed));
         let (mut condition, mut since) = match (worst, start) {
             (Some(r), _) => (condition_of(r.observed), r.since),
@@ -394,6 +401,7 @@ mod tests {
 
     use crate::state::{Container, Replica, Source};
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     /// Settings that cannot work are refused, naming the flag; the defaults are valid.
     #[test]
@@ -486,6 +494,7 @@ mod tests {
             interval: None,
             ttl: None,
             host: None,
+            indexed: false,
         }
     }
 
@@ -527,7 +536,10 @@ mod tests {
             replica("b", Observed::NotReady, t),
             replica("c", Observed::Ready, t),
             replica("f", Observed::Starting, t),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
         let cfg = Config {
             self_id: None,
@@ -576,19 +588,26 @@ mod tests {
         let mut r = replica("a", Observed::Stale, now);
         r.instance = Some("1764000000000-0a1b2c3d".into());
         r.beat_at = Some(start + s(2));
-        assert_eq!(whose(&r, &[], Some(start)), Whose::Own);
+        assert_eq!(whose(&r, r.beat_at, &[], Some(start)), Whose::Own);
         r.beat_at = Some(start - s(5));
-        assert_eq!(whose(&r, &[], Some(start)), Whose::Predecessor);
+        assert_eq!(whose(&r, r.beat_at, &[], Some(start)), Whose::Predecessor);
         r.beat_at = Some(start);
-        assert_eq!(whose(&r, &[], Some(start)), Whose::Unsure);
+        assert_eq!(whose(&r, r.beat_at, &[], Some(start)), Whose::Unsure);
         r.instance_started = Some(start - s(10));
-        assert_eq!(whose(&r, &[], Some(start)), Whose::Predecessor);
+        assert_eq!(whose(&r, r.beat_at, &[], Some(start)), Whose::Predecessor);
         r.instance_started = Some(start + s(3));
-        assert_eq!(whose(&r, &[], Some(start)), Whose::Own);
+        assert_eq!(whose(&r, r.beat_at, &[], Some(start)), Whose::Own);
         r.instance_started = None;
         let earlier = vec!["1764000000000-0a1b2c3d".to_owned()];
-        assert_eq!(whose(&r, &earlier, Some(start)), Whose::Predecessor);
-        assert_eq!(whose(&r, &earlier, None), Whose::Own, "no start known");
+        assert_eq!(
+            whose(&r, r.beat_at, &earlier, Some(start)),
+            Whose::Predecessor
+        );
+        assert_eq!(
+            whose(&r, r.beat_at, &earlier, None),
+            Whose::Own,
+            "no start known"
+        );
     }
 
     /// A label duration past the bound (`healthcheck.heal.backoff=300000000000y`, which overflows
@@ -624,7 +643,10 @@ mod tests {
             replica("c", Observed::Ready, now - Duration::from_secs(1)),
             replica("d", Observed::Ready, now - Duration::from_secs(1)),
             replica("e", Observed::Ready, now - Duration::from_secs(1)),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
         let cfg = Config {
             self_id: None,
@@ -675,7 +697,10 @@ mod tests {
             replica("c", Observed::Ready, now - Duration::from_secs(1)),
             replica("d", Observed::Ready, now - Duration::from_secs(1)),
             replica("e", Observed::Ready, now - Duration::from_secs(1)),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
         let cfg = Config {
             self_id: None,
@@ -719,7 +744,7 @@ mod tests {
         let mut r = replica("a", Observed::Stale, now - Duration::from_secs(30));
         r.replica = "w".into();
         r.host = Some("w".into());
-        s.replicas = vec![r];
+        s.replicas = vec![r].into_iter().map(Arc::new).collect();
         let wall = humantime::parse_rfc3339("2026-11-25T10:01:00.5Z").unwrap();
         let cfg = Config {
             self_id: None,
@@ -747,12 +772,13 @@ mod tests {
             "{decisions:?}"
         );
         // The same when the record cannot be linked at all (its host name is both's).
-        s.replicas[0].container_id = None;
-        s.replicas[0].link = crate::state::Link::None(crate::state::Unlinked::Ambiguous {
-            host: "w".into(),
-            containers: vec!["demo-a-1".into(), "demo-b-1".into()],
-            count: 2,
-        });
+        Arc::make_mut(&mut s.replicas[0]).container_id = None;
+        Arc::make_mut(&mut s.replicas[0]).link =
+            crate::state::Link::None(crate::state::Unlinked::Ambiguous {
+                host: "w".into(),
+                containers: vec!["demo-a-1".into(), "demo-b-1".into()],
+                count: 2,
+            });
         let (input, _) = observe(&s, &cfg, now, wall);
         let decisions = policy::decide(&cfg.policy, &input, &history::History::new(), now);
         assert!(

@@ -364,7 +364,7 @@ impl<'a> Status<'a> {
                 beat_age_s: r.beat_age.map(secs),
                 beat_within_s: r
                     .beat_age
-                    .or_else(|| r.beat_at.map(|b| now.saturating_duration_since(b)))
+                    .or_else(|| s.beat_bound(r).map(|b| now.saturating_duration_since(b)))
                     .map(secs),
                 instance: r.instance.as_deref(),
                 epoch: r.epoch,
@@ -613,6 +613,7 @@ mod tests {
 
     use super::*;
     use crate::state::{Link, Replica, Unlinked};
+    use std::sync::Arc;
     use tokio::time::Instant;
 
     /// A replica that is not linked says so in the JSON, with its cause; a linked one says how.
@@ -639,6 +640,7 @@ mod tests {
             interval: None,
             ttl: None,
             host: Some("w".into()),
+            indexed: false,
         };
         s.replicas = vec![
             replica(
@@ -651,7 +653,10 @@ mod tests {
                 None,
             ),
             replica("w2", Link::Id, Some("abc")),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let v = serde_json::to_value(Status::of(&s)).unwrap();
         let reps = v["agents"][0]["replicas"].as_array().unwrap();
         assert_eq!(reps[0]["link"], "ambiguous");

@@ -5,7 +5,7 @@
 //! to stale to dead with paused time. How each kind of change is merged lives beside it
 //! (`store.rs`, `docker.rs`); the rules it applies live in `link.rs` and `freshness.rs`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -28,9 +28,6 @@ pub struct Book {
     /// their replicas are unknown. Keyed by namespace and part; with the namespace's part count.
     pub(super) part_failures: BTreeMap<(String, usize), (Error, Instant)>,
     pub(super) parts: BTreeMap<String, usize>,
-    /// Replicas (namespace, agent, replica) the due index covers: their beats are not read, so
-    /// time alone does not make them stale; the index names them when they are late.
-    pub(super) indexed: Indexed,
     pub(super) docker_failure: Option<(Error, Instant)>,
     pub(super) heal: BTreeMap<String, ContainerHeal>,
     pub(super) fingerprint: u64,
@@ -60,7 +57,6 @@ impl Book {
             store_failures: BTreeMap::new(),
             part_failures: BTreeMap::new(),
             parts: BTreeMap::new(),
-            indexed: Indexed::default(),
             docker_failure: None,
             heal: BTreeMap::new(),
             fingerprint: 0,
@@ -111,57 +107,66 @@ impl Book {
         let store_ok = self.state.store.is_ok();
         let failing: Vec<String> = self.store_failures.keys().cloned().collect();
         let link_of = link::links(&self.state.replicas, &self.state.containers, self.docker_on);
-        let position: HashMap<String, usize> = self
-            .state
-            .containers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        let containers = &mut self.state.containers;
         for (r, (container, link)) in self.state.replicas.iter_mut().zip(link_of) {
             // The instances each container has run, for judging a new process on its own
             // record (see `Container::earlier_instances`).
-            if let (Some(id), Some(instance)) = (&container, &r.instance)
-                && let Some(&i) = position.get(id)
-            {
-                let c = &mut self.state.containers[i];
+            if let (Some(i), Some(instance)) = (container, &r.instance) {
+                let c = &mut containers[i];
                 if !c.earlier_instances.contains(instance) {
                     instances::remember(&mut c.instances, instance);
                 }
             }
-            r.container_id = container;
-            r.link = link;
+            let container_id = container.map(|i| containers[i].id.as_str());
             let ns_ok = store_ok || !failing.contains(&r.namespace);
             let part_failure = if ns_ok && !self.part_failures.is_empty() {
                 super::parts::part_failure(&self.parts, &self.part_failures, &r.namespace, &r.agent)
             } else {
                 None
             };
-            let indexed = self.indexed.contains(&r.namespace, &r.agent, &r.replica);
             let next = if !ns_ok || part_failure.is_some() {
                 Observed::Unknown
             } else {
-                freshness::judged(r, now, indexed)
+                freshness::judged(r, now, r.indexed)
             };
-            if next == Observed::Unknown && !ns_ok {
-                r.reason = self
-                    .store_failures
-                    .get(&r.namespace)
-                    .map(|(e, _)| e.to_string());
-            } else if let Some(why) = part_failure {
-                r.reason = Some(why);
+            let reason = if next == Observed::Unknown && !ns_ok {
+                Some(
+                    self.store_failures
+                        .get(&r.namespace)
+                        .map(|(e, _)| e.to_string()),
+                )
+            } else {
+                part_failure.map(Some)
+            };
+            // An indexed replica's beats are not read: its age is not known, only that it is
+            // on time (the index would have named it).
+            let beat_age = if r.indexed {
+                None
+            } else {
+                r.beat_at.map(|b| now.saturating_duration_since(b))
+            };
+            // Copied (from the snapshots that share it) only when something of it changes.
+            let same = r.container_id.as_deref() == container_id
+                && r.link == link
+                && reason.as_ref().is_none_or(|why| *why == r.reason)
+                && next == r.observed
+                && beat_age == r.beat_age;
+            if same {
+                continue;
+            }
+            let r = Arc::make_mut(r);
+            if r.container_id.as_deref() != container_id {
+                r.container_id = container_id.map(str::to_owned);
+            }
+            r.link = link;
+            if let Some(why) = reason {
+                r.reason = why;
             }
             if next != r.observed {
                 r.observed = next;
                 r.since = now;
             }
-            // An indexed replica's beats are not read: its age is not known, only that it is
-            // on time (the index would have named it).
-            r.beat_age = if indexed {
-                None
-            } else {
-                r.beat_at.map(|b| now.saturating_duration_since(b))
-            };
+            r.beat_age = beat_age;
         }
         self.state.built_at = now;
         self.state.built_wall = SystemTime::now();
@@ -176,51 +181,11 @@ impl Book {
 
     /// The next instant at which some replica crosses its stale or dead threshold.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        freshness::next_deadline(&self.state.replicas, now, &|r| {
-            self.indexed.contains(&r.namespace, &r.agent, &r.replica)
-        })
+        freshness::next_deadline(&self.state.replicas, now)
     }
 
     /// An immutable copy for readers.
     pub fn snapshot(&self) -> Arc<State> {
         Arc::new(self.state.clone())
-    }
-}
-
-/// The replicas the due index covers, by namespace, agent and replica: looked up by `&str`
-/// at every judgement, without allocating.
-#[derive(Debug, Default)]
-pub(super) struct Indexed(HashMap<String, HashMap<String, HashSet<String>>>);
-
-impl Indexed {
-    pub(super) fn contains(&self, namespace: &str, agent: &str, replica: &str) -> bool {
-        self.0
-            .get(namespace)
-            .and_then(|agents| agents.get(agent))
-            .is_some_and(|replicas| replicas.contains(replica))
-    }
-
-    pub(super) fn set(&mut self, namespace: &str, agent: &str, replica: &str, indexed: bool) {
-        if indexed {
-            if !self.contains(namespace, agent, replica) {
-                self.0
-                    .entry(namespace.to_string())
-                    .or_default()
-                    .entry(agent.to_string())
-                    .or_default()
-                    .insert(replica.to_string());
-            }
-        } else if let Some(agents) = self.0.get_mut(namespace)
-            && let Some(replicas) = agents.get_mut(agent)
-        {
-            replicas.remove(replica);
-            if replicas.is_empty() {
-                agents.remove(agent);
-            }
-        }
-    }
-
-    pub(super) fn forget_namespace(&mut self, namespace: &str) {
-        self.0.remove(namespace);
     }
 }

@@ -4,6 +4,7 @@
 //! asks), so a stale agent shows within milliseconds of crossing, not at the next read. Pure
 //! rules over a replica: this file uses nothing of the book.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ready_signal::{Observed, STALE_INTERVALS};
@@ -14,14 +15,10 @@ use crate::state::Replica;
 /// The next instant at which one of `replicas` crosses its stale or dead threshold. Replicas
 /// the due index covers (`indexed`) are left out: their last beat is not read, the index names
 /// them when they are late.
-pub(super) fn next_deadline(
-    replicas: &[Replica],
-    now: Instant,
-    indexed: &dyn Fn(&Replica) -> bool,
-) -> Option<Instant> {
+pub(super) fn next_deadline(replicas: &[Arc<Replica>], now: Instant) -> Option<Instant> {
     let mut next: Option<Instant> = None;
     for r in replicas {
-        if indexed(r) {
+        if r.indexed {
             continue;
         }
         let (Some(beat), Some(interval), Some(ttl), Some(p)) =

@@ -21,20 +21,22 @@
 //! counts for no container.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::state::{Container, Link, Replica, Unlinked};
 
-/// The container each replica (in order) links to, and how (or why not).
+/// The container each replica (in order) links to, as its index in `containers`, and how (or
+/// why not). Nothing is allocated for a replica that links.
 pub(super) fn links(
-    replicas: &[Replica],
+    replicas: &[Arc<Replica>],
     containers: &[Container],
     docker_on: bool,
-) -> Vec<(Option<String>, Link)> {
-    let mut by_host: HashMap<&str, Vec<&Container>> = HashMap::new();
-    let mut by_id: HashMap<&str, &Container> = HashMap::with_capacity(containers.len());
-    for c in containers {
-        by_host.entry(c.hostname.as_str()).or_default().push(c);
-        by_id.insert(c.id.as_str(), c);
+) -> Vec<(Option<usize>, Link)> {
+    let mut by_host: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(containers.len());
+    for (i, c) in containers.iter().enumerate() {
+        by_host.entry(c.hostname.as_str()).or_default().push(i);
+        by_id.insert(c.id.as_str(), i);
     }
     replicas
         .iter()
@@ -44,7 +46,7 @@ pub(super) fn links(
             }
             if let Some(id) = r.record_container.as_deref() {
                 return match by_id.get(id) {
-                    Some(c) => (Some(c.id.clone()), Link::Id),
+                    Some(&c) => (Some(c), Link::Id),
                     None => (None, Link::None(Unlinked::NotWatched(short(id).to_owned()))),
                 };
             }
@@ -53,7 +55,7 @@ pub(super) fn links(
             };
             match by_host.get(host).map(Vec::as_slice) {
                 None | Some([]) => (None, Link::None(Unlinked::NoMatch(host.to_owned()))),
-                Some([one]) => (Some(one.id.clone()), Link::Host),
+                Some(&[one]) => (Some(one), Link::Host),
                 Some(many) => (
                     None,
                     Link::None(Unlinked::Ambiguous {
@@ -61,7 +63,7 @@ pub(super) fn links(
                         containers: many
                             .iter()
                             .take(Unlinked::MAX_NAMED)
-                            .map(|c| c.name.clone())
+                            .map(|&c| containers[c].name.clone())
                             .collect(),
                         count: many.len(),
                     }),

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 pub use book::Book;
 pub use change::{CHANGES_CAPACITY, Change, Changes, DockerChange, HealUpdate, IndexedRead};
+pub(crate) use parts::part_of;
 pub use store::DEAD_RETENTION;
 pub(crate) use store::record_vanished;
 

@@ -27,7 +27,7 @@ pub(super) fn part_failure(
 }
 
 /// The part of a namespace of `parts` parts that holds `agent`: its shard on a Cluster.
-pub(super) fn part_of(parts: usize, agent: &str) -> usize {
+pub(crate) fn part_of(parts: usize, agent: &str) -> usize {
     if parts <= 1 {
         return 0;
     }

@@ -2,6 +2,7 @@
 //! by epoch in the store) and a transition published on NATS (fenced here by instance id).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ready_signal::{Observed, ReplicaStatus};
@@ -69,7 +70,7 @@ impl Book {
     }
 
     fn merge_read(&mut self, namespace: &str, at: Instant, list: Vec<ReplicaStatus>) {
-        let mut old: HashMap<(String, String), Replica> = HashMap::new();
+        let mut old: HashMap<(String, String), Arc<Replica>> = HashMap::new();
         let mut kept = Vec::with_capacity(self.state.replicas.len());
         for r in self.state.replicas.drain(..) {
             if r.namespace == namespace {
@@ -82,7 +83,7 @@ impl Book {
             let key = (s.agent.to_string(), s.replica.to_string());
             // The read is authoritative: the store fences its writes by epoch.
             let prev = old.remove(&key);
-            kept.push(from_status(namespace, at, s, prev.as_ref()));
+            kept.push(Arc::new(from_status(namespace, at, s, prev.as_deref())));
         }
         // Replicas the store no longer lists: their record expired or was removed. One that said
         // `stopping` left cleanly and goes; any other is dead, and kept a while to show it.
@@ -95,8 +96,9 @@ impl Book {
             (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
         });
         self.state.replicas = kept;
-        // A bulk read watches nothing by the index: every replica is judged by time.
-        self.indexed.forget_namespace(namespace);
+        // A bulk read watches nothing by the index: every replica is judged by time (each is
+        // read anew, not indexed, and a vanished one is no longer indexed).
+        self.state.index_marks.remove(namespace);
     }
 
     /// A read of `namespace` by its due index finished at `at`: the parts read in full are
@@ -155,7 +157,6 @@ impl Book {
         let mut vanished = vec![false; known];
         for w in read.replicas {
             let (agent, replica) = (w.status.agent.as_str(), w.status.replica.as_str());
-            self.indexed.set(&namespace, agent, replica, w.indexed);
             let gone = record_vanished(&w.status);
             let found = position(&self.state.replicas[..known], &namespace, agent, replica);
             match found {
@@ -166,8 +167,10 @@ impl Book {
                 Some(i) if gone => vanished[i] = true,
                 Some(i) => {
                     seen[i] = true;
-                    let next = from_status(&namespace, at, w.status, Some(&self.state.replicas[i]));
-                    self.state.replicas[i] = next;
+                    let mut next =
+                        from_status(&namespace, at, w.status, Some(&self.state.replicas[i]));
+                    next.indexed = w.indexed;
+                    self.state.replicas[i] = Arc::new(next);
                 }
                 // Nothing to remember of a record never seen.
                 None if gone => {}
@@ -175,19 +178,20 @@ impl Book {
                     let key = (agent.to_owned(), replica.to_owned());
                     match newcomers.get(&key) {
                         Some(&i) => {
-                            let next = from_status(
+                            let mut next = from_status(
                                 &namespace,
                                 at,
                                 w.status,
                                 Some(&self.state.replicas[i]),
                             );
-                            self.state.replicas[i] = next;
+                            next.indexed = w.indexed;
+                            self.state.replicas[i] = Arc::new(next);
                         }
                         None => {
                             newcomers.insert(key, self.state.replicas.len());
-                            self.state
-                                .replicas
-                                .push(from_status(&namespace, at, w.status, None));
+                            let mut next = from_status(&namespace, at, w.status, None);
+                            next.indexed = w.indexed;
+                            self.state.replicas.push(Arc::new(next));
                         }
                     }
                 }
@@ -197,7 +201,6 @@ impl Book {
         // Replicas read without a record, and those of a part read in full that it no longer
         // lists: gone, as in a bulk read.
         if !read.complete.is_empty() || vanished.contains(&true) {
-            let mut gone = Vec::new();
             let mut i = 0;
             self.state.replicas.retain_mut(|r| {
                 let listed = seen.get(i).copied().unwrap_or(true);
@@ -209,49 +212,40 @@ impl Book {
                 if !read_gone && !unlisted {
                     return true;
                 }
-                gone.push((r.namespace.clone(), r.agent.clone(), r.replica.clone()));
                 vanish(r, at)
             });
-            for (ns, agent, replica) in gone {
-                self.indexed.set(&ns, &agent, &replica, false);
-            }
         }
         if added {
             self.state.replicas.sort_by(|a, b| {
                 (&a.namespace, &a.agent, &a.replica).cmp(&(&b.namespace, &b.agent, &b.replica))
             });
         }
-        self.raise_indexed_beats(&namespace, &read.queried, read.queried_at);
+        self.mark_answered(&namespace, read.parts, &read.queried, read.queried_at);
         self.update_store_source(was_failing, at);
     }
 
-    /// An indexed replica the index did not name late beat within its stale window of the query
-    /// (its entry is due two intervals after its latest beat: PROTOCOL.md, "The due index"), so
-    /// its latest beat is at least that recent, though its record was not read. Kept as its
-    /// `beat_at`: the governor proves that a restarted container's process writes the record by
-    /// a beat after the start ([`crate::heal::whose`]), and without this floor a process that
-    /// wrote its first record within the clock margin of its start would never prove it.
-    fn raise_indexed_beats(&mut self, namespace: &str, queried: &[usize], queried_at: Instant) {
+    /// The parts whose index answered this round's query, marked with the round's start: an
+    /// indexed replica of theirs that was not named late beat at most two intervals before it
+    /// ([`crate::state::State::beat_bound`]). A mark per part, not a write per replica: the
+    /// replicas (shared with the snapshots) stay untouched by a round that names none of them.
+    fn mark_answered(&mut self, namespace: &str, parts: usize, queried: &[usize], at: Instant) {
         if queried.is_empty() {
             return;
         }
-        let parts = self.parts.get(namespace).copied().unwrap_or(1);
-        for r in self
+        let marks = self
             .state
-            .replicas
-            .iter_mut()
-            .filter(|r| r.namespace == namespace)
-        {
-            let Some(interval) = r.interval else { continue };
-            if !queried.contains(&part_of(parts, &r.agent))
-                || !self.indexed.contains(&r.namespace, &r.agent, &r.replica)
-            {
-                continue;
-            }
-            if let Some(floor) = queried_at.checked_sub(interval * ready_signal::STALE_INTERVALS)
-                && r.beat_at.is_none_or(|b| b < floor)
-            {
-                r.beat_at = Some(floor);
+            .index_marks
+            .entry(namespace.to_string())
+            .or_default();
+        if marks.parts != parts {
+            *marks = crate::state::IndexMarks {
+                parts,
+                answered: vec![None; parts],
+            };
+        }
+        for &p in queried {
+            if let Some(mark) = marks.answered.get_mut(p) {
+                *mark = Some(at);
             }
         }
     }
@@ -273,6 +267,7 @@ impl Book {
                 if newer(r.instance.as_deref(), Some(&e.instance)) {
                     return;
                 }
+                let r = Arc::make_mut(r);
                 if r.instance.as_deref() != Some(e.instance.as_str()) {
                     // A new instance: what the old record said of its process and container
                     // is not known of this one until the next read.
@@ -296,7 +291,7 @@ impl Book {
                 let at_key = slot.err().unwrap_or(self.state.replicas.len());
                 self.state.replicas.insert(
                     at_key,
-                    Replica {
+                    Arc::new(Replica {
                         namespace: namespace.to_string(),
                         agent,
                         replica,
@@ -315,7 +310,8 @@ impl Book {
                         interval: None,
                         ttl: None,
                         host: None,
-                    },
+                        indexed: false,
+                    }),
                 );
             }
         }
@@ -353,12 +349,18 @@ fn from_status(namespace: &str, at: Instant, s: ReplicaStatus, prev: Option<&Rep
         interval: s.interval,
         ttl: s.ttl,
         host: s.host,
+        indexed: false,
     }
 }
 
 /// Where the replica keyed (`namespace`, `agent`, `replica`) is in `replicas`, which are sorted
 /// by that key.
-fn position(replicas: &[Replica], namespace: &str, agent: &str, replica: &str) -> Option<usize> {
+fn position(
+    replicas: &[Arc<Replica>],
+    namespace: &str,
+    agent: &str,
+    replica: &str,
+) -> Option<usize> {
     replicas
         .binary_search_by(|r| {
             (r.namespace.as_str(), r.agent.as_str(), r.replica.as_str())
@@ -375,15 +377,21 @@ pub(crate) fn record_vanished(s: &ReplicaStatus) -> bool {
 
 /// A replica its store no longer lists (its record expired or was removed): one that said
 /// `stopping` left cleanly and goes (false); any other is dead, and kept a while to show it.
-fn vanish(r: &mut Replica, at: Instant) -> bool {
+fn vanish(r: &mut Arc<Replica>, at: Instant) -> bool {
     if r.published == Some(ready_signal::State::Stopping) {
         return false;
     }
-    if r.observed != Observed::Dead {
-        r.observed = Observed::Dead;
-        r.since = at;
+    // Copied from the snapshots only the first time: a vanished replica is read again and
+    // again while it is polled.
+    if r.observed != Observed::Dead || r.published.is_some() || r.indexed {
+        let r = Arc::make_mut(r);
+        if r.observed != Observed::Dead {
+            r.observed = Observed::Dead;
+            r.since = at;
+        }
+        r.published = None;
+        r.indexed = false;
     }
-    r.published = None;
     at.saturating_duration_since(r.since) < DEAD_RETENTION
 }
 
@@ -611,7 +619,8 @@ mod tests {
         );
         b.judge(Instant::now());
         let before = b.state().replicas[0].clone();
-        assert_eq!(whose(&before, &[], Some(start)), Whose::Own);
+        let beat = b.state().beat_bound(&before);
+        assert_eq!(whose(&before, beat, &[], Some(start)), Whose::Own);
         tokio::time::advance(Duration::from_secs(5)).await;
         let mut none = status("worker", "w1", ready_signal::State::Ready, 0);
         none.state = Observed::Dead;
@@ -626,7 +635,10 @@ mod tests {
         assert_eq!(r.observed, Observed::Dead);
         assert_eq!(r.instance, before.instance);
         assert_eq!(r.beat_at, before.beat_at);
-        assert_eq!(whose(r, &[], Some(start)), Whose::Own);
+        assert_eq!(
+            whose(r, b.state().beat_bound(r), &[], Some(start)),
+            Whose::Own
+        );
         // A replica never seen whose record is gone adds nothing.
         let mut stranger = status("worker", "w9", ready_signal::State::Ready, 0);
         stranger.state = Observed::Dead;
@@ -662,7 +674,10 @@ mod tests {
             ),
             Instant::now(),
         );
-        let whose_now = |b: &Book, i: usize| whose(&b.state().replicas[i], &[], Some(start));
+        let whose_now = |b: &Book, i: usize| {
+            let r = &b.state().replicas[i];
+            whose(r, b.state().beat_bound(r), &[], Some(start))
+        };
         assert_eq!(whose_now(&b, 0), Whose::Unsure);
         // A query of a part that failed proves nothing.
         tokio::time::advance(Duration::from_secs(10)).await;
@@ -675,10 +690,8 @@ mod tests {
         // A query that answers and does not name w1: its beat is at most 2 s (two intervals)
         // old. w2 is not indexed (an older writer): only its own beats count.
         b.apply(indexed(1, vec![], vec![]), Instant::now());
-        assert_eq!(
-            b.state().replicas[0].beat_at,
-            Some(Instant::now() - Duration::from_secs(2))
-        );
+        let bound = |b: &Book| b.state().beat_bound(&b.state().replicas[0]);
+        assert_eq!(bound(&b), Some(Instant::now() - Duration::from_secs(2)));
         assert_eq!(whose_now(&b, 0), Whose::Own);
         assert_eq!(whose_now(&b, 1), Whose::Unsure);
         // A floor never lowers a beat that was read.
@@ -686,7 +699,7 @@ mod tests {
             indexed(1, vec![], vec![(took_record_now("w1"), true)]),
             Instant::now(),
         );
-        assert_eq!(b.state().replicas[0].beat_at, Some(Instant::now()));
+        assert_eq!(bound(&b), Some(Instant::now()));
     }
 
     /// A replica the due index covers is not judged stale by time (its beats are not read); one
