@@ -111,7 +111,9 @@ fn redis_cluster_is_three_masters_with_replicas_and_enforces_slots() {
 fn redis_cluster_promotes_the_replica_of_a_killed_master() {
     let mut c = RedisCluster::start();
     let master = c.masters()[0];
-    let replica = c.replica_of(master).unwrap();
+    // Slots are covered once the cluster has started, but a replica attaches a moment later:
+    // a fresh-clone CI run once found none yet (`replica_of` gave `None`).
+    let replica = c.wait_replica_of(master, FAILOVER);
     let key = (0..)
         .map(|i| format!("k{i}"))
         .find(|k| c.owner_of(k) == Some(master))
