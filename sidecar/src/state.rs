@@ -219,6 +219,35 @@ pub struct Replica {
     pub indexed: bool,
 }
 
+#[cfg(test)]
+impl Replica {
+    /// A replica of `agent` in namespace `demo`, `observed` since `since`, with nothing else
+    /// known (no record fields, not linked yet): each test sets what it is about.
+    pub(crate) fn bare(agent: &str, replica: &str, observed: Observed, since: Instant) -> Replica {
+        Replica {
+            namespace: "demo".into(),
+            agent: agent.into(),
+            replica: replica.into(),
+            observed,
+            since,
+            beat_age: None,
+            instance: None,
+            epoch: None,
+            reason: None,
+            container_id: None,
+            link: Link::Pending,
+            record_container: None,
+            instance_started: None,
+            published: None,
+            beat_at: None,
+            interval: None,
+            ttl: None,
+            host: None,
+            indexed: false,
+        }
+    }
+}
+
 /// One container of a watched Compose project.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Container {

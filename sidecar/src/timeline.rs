@@ -1176,25 +1176,9 @@ mod tests {
 
     fn replica(agent: &str, container: &str, observed: Observed, since: Instant) -> Replica {
         Replica {
-            namespace: "demo".into(),
-            agent: agent.into(),
-            replica: container.into(),
-            observed,
-            since,
-            beat_age: None,
-            instance: None,
-            epoch: None,
-            reason: None,
             container_id: Some(container.into()),
             link: crate::state::Link::Id,
-            record_container: None,
-            instance_started: None,
-            published: None,
-            beat_at: None,
-            interval: None,
-            ttl: None,
-            host: None,
-            indexed: false,
+            ..Replica::bare(agent, container, observed, since)
         }
     }
 

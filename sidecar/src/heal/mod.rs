@@ -476,25 +476,11 @@ mod tests {
 
     fn replica(container: &str, observed: Observed, since: Instant) -> Replica {
         Replica {
-            namespace: "demo".into(),
-            agent: container.into(),
-            replica: container.into(),
-            observed,
-            since,
-            beat_age: None,
-            instance: None,
-            epoch: None,
-            reason: None,
             container_id: Some(container.into()),
             link: crate::state::Link::Id,
             record_container: Some(container.into()),
-            instance_started: None,
-            published: None,
             beat_at: Some(since),
-            interval: None,
-            ttl: None,
-            host: None,
-            indexed: false,
+            ..Replica::bare(container, container, observed, since)
         }
     }
 

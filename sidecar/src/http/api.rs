@@ -622,25 +622,10 @@ mod tests {
         let now = Instant::now();
         let mut s = State::new(now, Source::Ok, Source::Ok);
         let replica = |name: &str, link: Link, container: Option<&str>| Replica {
-            namespace: "demo".into(),
-            agent: "worker".into(),
-            replica: name.into(),
-            observed: Observed::Stale,
-            since: now,
-            beat_age: None,
-            instance: None,
-            epoch: None,
-            reason: None,
             container_id: container.map(str::to_owned),
             link,
-            record_container: None,
-            instance_started: None,
-            published: None,
-            beat_at: None,
-            interval: None,
-            ttl: None,
             host: Some("w".into()),
-            indexed: false,
+            ..Replica::bare("worker", name, Observed::Stale, now)
         };
         s.replicas = vec![
             replica(

@@ -213,29 +213,12 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::state::{Link, Source};
+    use crate::state::Source;
 
     fn replica(name: &str, observed: Observed) -> Arc<Replica> {
         Arc::new(Replica {
-            namespace: "demo".into(),
-            agent: "worker".into(),
-            replica: name.into(),
-            observed,
-            since: Instant::now(),
-            beat_age: None,
-            instance: None,
-            epoch: None,
             reason: (observed == Observed::NotReady).then(|| "warming".into()),
-            container_id: None,
-            link: Link::Pending,
-            record_container: None,
-            instance_started: None,
-            published: None,
-            beat_at: None,
-            interval: None,
-            ttl: None,
-            host: None,
-            indexed: false,
+            ..Replica::bare("worker", name, observed, Instant::now())
         })
     }
 
