@@ -702,6 +702,36 @@ mod tests {
         assert_eq!(bound(&b), Some(Instant::now()));
     }
 
+    /// The bound never credits a beat that did not happen: the old process's record, still on
+    /// time at a query (its deadline, two intervals after its last beat, is ahead), is bounded
+    /// below that last beat, so a container restarted after it is not taken for running a
+    /// process that writes (the governor waits for the new process's own record, then calls
+    /// it silent). A floor counted from the query itself, not two intervals before it, would
+    /// prove the new process here.
+    #[tokio::test(start_paused = true)]
+    async fn the_index_never_credits_a_predecessor_with_a_restart() {
+        use crate::heal::{Whose, whose};
+        let mut b = book();
+        let last_beat = Instant::now();
+        b.apply(
+            indexed(
+                1,
+                vec![0],
+                vec![(status("worker", "w1", ready_signal::State::Ready, 0), true)],
+            ),
+            Instant::now(),
+        );
+        let restarted = last_beat + Duration::from_millis(200);
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        b.apply(indexed(1, vec![], vec![]), Instant::now());
+        let r = &b.state().replicas[0];
+        assert_eq!(b.state().beat_bound(r), Some(last_beat));
+        assert_ne!(
+            whose(r, b.state().beat_bound(r), &[], Some(restarted)),
+            Whose::Own
+        );
+    }
+
     /// A replica the due index covers is not judged stale by time (its beats are not read); one
     /// it does not cover (an older writer) is, as after a bulk read; a late read that finds it
     /// stale shows it at once.
