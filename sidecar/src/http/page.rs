@@ -43,6 +43,7 @@ fn age(s: Option<f64>) -> String {
 
 const STYLE: &str = r#"
 body{font:14px/1.4 system-ui,sans-serif;margin:0 1.5rem 2rem;color:#1b1f24;background:#fafafa}
+td.beat{white-space:nowrap}
 h1{font-size:1.3rem;margin:1rem 0 .2rem}h2{font-size:1.05rem;margin:1.4rem 0 .4rem}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e4e4e4;vertical-align:top}
