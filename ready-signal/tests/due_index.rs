@@ -273,34 +273,18 @@ async fn a_full_read_in_chunks_reads_every_record_once() {
     let mut conn = raw(&redis).await;
     let s = store(&redis, "many");
     // 2,500 replicas over 25 agents: three chunks, the last one partial.
-    let mut pipe = redis::pipe();
     for a in 0..25 {
         for r in 0..100 {
-            let (agent, replica) = (format!("worker-{a:02}"), format!("r{r:03}"));
-            pipe.cmd("EVAL")
-                .arg(WRITE)
-                .arg(5)
-                .arg(format!("ready-signal:many:{agent}:r:{replica}"))
-                .arg(format!("ready-signal:many:{agent}:replicas"))
-                .arg("ready-signal:many:agents")
-                .arg("ready-signal:many:epoch")
-                .arg("ready-signal:many:due")
-                .arg("put")
-                .arg(format!("1732540000000-{:08x}", a * 1000 + r))
-                .arg(0)
-                .arg("ready")
-                .arg("")
-                .arg(1)
-                .arg("h")
-                .arg(60_000)
-                .arg(180_000)
-                .arg(&agent)
-                .arg(&replica)
-                .arg("")
-                .ignore();
+            beat(
+                &mut conn,
+                "many",
+                &format!("worker-{a:02}"),
+                &format!("r{r:03}"),
+                60_000,
+            )
+            .await;
         }
     }
-    let () = pipe.query_async(&mut conn).await.unwrap();
     let observer = Observer::connect(&s).await.unwrap();
     let mut cursor = observer.due_cursor();
     let full = observer.read_parts(&mut cursor, &[0]).await.unwrap();
