@@ -263,8 +263,10 @@ now() { date +%s.%3N; }
 # Health of every service's containers: "name status health".
 health_table() {
     local id
+    # A container `up` replaces between the listing and its inspection is gone, not an error:
+    # the demo watches while `up` still recreates services (it printed "No such object").
     for id in $(compose ps -q); do
-        docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$id"
+        docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$id" 2>/dev/null || true
     done | sed 's#^/##' | sort
 }
 
