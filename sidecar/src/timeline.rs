@@ -887,7 +887,18 @@ impl Timeline {
                 }
             }
         }
-        let c = &new.counters;
+        self.note_sources(new);
+        self.prune(now);
+        entries
+    }
+
+    /// Takes in when each of [`SOURCES`] last brought something, from `s`'s counters. Cheap,
+    /// and called for every snapshot: a snapshot without a visible change is not observed
+    /// otherwise, and the page said "last store read: 17 s ago" while the store was read every
+    /// second.
+    pub fn note_sources(&mut self, s: &State) {
+        let now = unix_ms(s.built_wall);
+        let c = &s.counters;
         let counts = [
             c.store_reads - c.store_errors.min(c.store_reads),
             c.store_events,
@@ -898,8 +909,6 @@ impl Timeline {
                 *seen = (count, Some(now));
             }
         }
-        self.prune(now);
-        entries
     }
 
     /// Takes in one change (a new track for a subject not kept yet, within
@@ -1128,6 +1137,9 @@ pub async fn run(
         }
         let next = snapshots.borrow_and_update().clone();
         if last == Some(next.generation) {
+            if let Ok(mut t) = shared.lock() {
+                t.note_sources(&next);
+            }
             continue;
         }
         if let Ok(mut t) = shared.lock() {
@@ -1188,6 +1200,24 @@ mod tests {
         s.built_wall = base.built_wall + Duration::from_secs(secs);
         s.generation = base.generation + secs;
         s
+    }
+
+    /// A snapshot with no visible change (same generation) still moves the sources' ages: the
+    /// store was read, so "last store read" is now, not the last visible change's time.
+    #[test]
+    fn a_quiet_snapshot_moves_the_source_ages() {
+        let t0 = Instant::now();
+        let mut s0 = State::new(t0, Source::Ok, Source::Ok);
+        s0.counters.store_reads = 5;
+        let mut tl = Timeline::new(DEFAULT_WINDOW);
+        tl.observe(&s0);
+        let mut quiet = at(&s0, 17);
+        quiet.generation = s0.generation;
+        quiet.counters.store_reads = 22;
+        tl.note_sources(&quiet);
+        let now = unix_ms(quiet.built_wall);
+        assert_eq!(tl.source_ages(now)[0], Some(0));
+        assert_eq!(tl.source_ages(now)[1], None, "no agent event yet");
     }
 
     /// A night replayed: a replica freezes, the governor restarts its container, Docker's
