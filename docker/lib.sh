@@ -88,21 +88,28 @@ source "$DOCKER_DIR/images/python-agent.sh"
 source "$DOCKER_DIR/socket-proxy/image.sh"
 
 # The static binaries the images are made of.
+# The release profile (the shipped binaries) builds the probe apart from the sidecar: built
+# together, Cargo unifies the sidecar's dependency features (a multi-thread runtime, an HTTP
+# server) into the probe. The stack profile (the demo, the e2e suites) builds them in one
+# invocation: two compile the async stack twice, once per feature set, for 100 s more CPU and
+# 58 s more of a cold build on two cores, to keep 8 KB (0.13 %) out of the probe
+# (BENCHMARKS.md, "One build for the stack's binaries").
 build_static_binaries() {
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
-    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" \
-        -p healthcheck -p ready-signal-cli -p ready-signal --bins --example agent) >&2 \
-        || return 1
-    # A build of its own: built together, Cargo would unify the sidecar's dependency features
-    # (a multi-thread runtime, HTTP server) into the probe, and the probe must not grow. The
-    # target directory is the same, so what both use with the same features is built once.
-    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" -p healthcheck-sidecar) >&2
+    local probe=(-p healthcheck -p ready-signal-cli -p ready-signal) sidecar=(-p healthcheck-sidecar)
+    if [[ "$PROFILE" == release ]]; then
+        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" \
+            "${probe[@]}" --bins --example agent) >&2 || return 1
+        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" "${sidecar[@]}") >&2
+    else
+        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" \
+            "${probe[@]}" "${sidecar[@]}" --bins --example agent) >&2
+    fi
 }
 
 # The static binaries and the ready_signal wheel (agent-py's image). The wheel is a host build
 # (Debian's python3 loads it) and the binaries are musl ones, so they share no compiled crate;
-# the wheel builds beside them, on the core that the binaries' single-threaded link-time
-# optimisation leaves idle. Sets WHEEL.
+# the wheel builds beside them, the two sharing the machine's cores. Sets WHEEL.
 build_binaries() {
     install_deps
     mkdir -p "$STAGE"
