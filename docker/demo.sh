@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The example stack, from nothing to healthy: builds the static binaries and the images (each
 # phase says how long it took; an image is rebuilt only when its inputs changed), brings
-# docker/compose.yml up, says when every agent is ready (the sidecar's view, seconds after
-# start) and, separately, when Docker's health has caught up (gated by the HEALTHCHECK
-# interval; fast where the engine takes start_interval, docker/ENGINES.md), prints each
-# service's health with its latest probe line, and ends with the URL of the sidecar's status
-# page (SIDECAR_PORT, default 19470, on 127.0.0.1).
+# docker/compose.yml up while the Python package's wheel still compiles (agent-py, the one
+# service that needs it, joins when it is built), says when every agent is ready (the
+# sidecar's view) and, separately, when Docker's health has caught up (gated by the
+# HEALTHCHECK interval; fast where the engine takes start_interval, docker/ENGINES.md), prints
+# each service's health with its latest probe line, and ends with the URL of the sidecar's
+# status page (SIDECAR_PORT, default 19470, on 127.0.0.1).
 #
 #   bash docker/demo.sh        bring the stack up (again)
 #   bash docker/demo.sh down   remove everything it started (containers, network, volumes, images)
@@ -36,20 +37,22 @@ if [[ "${1:-up}" == down ]]; then
 fi
 
 demo_began=$(now)
-prepare
+prepare_but_python_agent
 choose_gating
-say "starting the stack (project $PROJECT)"
+say "starting the stack (project $PROJECT); agent-py joins once its wheel is built"
 started=$(now)
 # In the background: Compose returns only once the service_healthy gates have passed, and the
-# agents are ready long before that (docker/lib.sh start_up).
-start_up --quiet-pull
+# agents are ready long before that (docker/lib.sh start_up). On a cold machine the wheel is
+# still compiling: the rest of the stack starts meanwhile (docker/lib.sh
+# start_stack_python_agent_last).
+start_stack_python_agent_last "$started" --quiet-pull
 url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
 if ! wait_stack_ready "${url}api/status" 180 "$started" || ! wait_up; then
     compose logs --tail 30 >&2
     die "the stack did not become healthy"
 fi
-printf '\nEvery agent ready after %s s (the sidecar); Docker health caught up after %s s. Services and their latest probe:\n\n' \
-    "$AGENTS_READY_S" "$DOCKER_HEALTHY_S"
+printf '\nEvery agent ready after %s s (the sidecar; agent-py started at %s s, once its wheel was built); Docker health caught up after %s s.\nServices and their latest probe:\n\n' \
+    "$AGENTS_READY_S" "$PY_AGENT_JOINED_S" "$DOCKER_HEALTHY_S"
 for id in $(compose ps -q); do
     name=$(docker inspect -f '{{.Name}}' "$id" | sed 's#^/##')
     health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}} (exit {{.State.ExitCode}}){{end}}' "$id")

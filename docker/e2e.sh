@@ -102,7 +102,7 @@ render_slow_start_secret() {
     grep -q '^user slow-start ' "$SECRETS_DIR/redis_users.acl" || fail "no Redis user for slow-start"
 }
 
-prepare
+prepare_but_python_agent
 render_slow_start_secret
 say "bringing the stack up (project $PROJECT)"
 t0=$(date +%s)
@@ -114,7 +114,8 @@ docker events --since "$t0" --filter "label=com.docker.compose.project=$PROJECT"
     --format '{{.TimeNano}} {{.Status}} {{index .Actor.Attributes "com.docker.compose.service"}}' >"$events_file" &
 events_pid=$!
 started=$(now)
-start_up
+# As docker/demo.sh starts it: agent-py last, once its wheel is built.
+start_stack_python_agent_last "$started"
 # The demo's two "ready" moments (docker/lib.sh wait_stack_ready, as docker/demo.sh reports
 # them): every agent ready on the sidecar, with the `healthcheck wait`-gated consumer-wait
 # running at that moment; then Docker's health caught up, the service_healthy-gated consumer

@@ -107,18 +107,29 @@ build_static_binaries() {
     fi
 }
 
-# The static binaries and the ready_signal wheel (agent-py's image). The wheel is a host build
-# (Debian's python3 loads it) and the binaries are musl ones, so they share no compiled crate;
-# the wheel builds beside them, the two sharing the machine's cores. Sets WHEEL.
-build_binaries() {
+# The ready_signal wheel, needed by agent-py's image alone, is a host build (Debian's python3
+# loads it) and shares no compiled crate with the musl binaries. It builds in the background at
+# a lower priority: the static binaries gate every other image, so they take the cores first,
+# and the wheel uses what they leave, then the time the other images and the stack's start
+# take. Its output goes beside STAGE, which build_images empties. start_wheel_build sets
+# WHEEL_PID; finish_wheel_build waits for it and sets WHEEL.
+start_wheel_build() {
     install_deps
-    mkdir -p "$STAGE"
-    local wheel_pid
-    bash "$ROOT/ready-signal/python/build-wheel.sh" >"$STAGE/wheel.path" 2>"$STAGE/wheel.log" &
-    wheel_pid=$!
-    build_static_binaries || { kill "$wheel_pid" 2>/dev/null; die "building the static binaries failed"; }
-    wait "$wheel_pid" || { cat "$STAGE/wheel.log" >&2; die "building the ready_signal wheel failed"; }
-    WHEEL=$(tail -n 1 "$STAGE/wheel.path")
+    mkdir -p "$STAGE.wheel"
+    nice -n 10 bash "$ROOT/ready-signal/python/build-wheel.sh" >"$STAGE.wheel/path" 2>"$STAGE.wheel/log" &
+    WHEEL_PID=$!
+}
+
+finish_wheel_build() {
+    wait "$WHEEL_PID" || { cat "$STAGE.wheel/log" >&2; die "building the ready_signal wheel failed"; }
+    WHEEL=$(tail -n 1 "$STAGE.wheel/path")
+}
+
+# The static binaries and the wheel, both built. Sets WHEEL.
+build_binaries() {
+    start_wheel_build
+    build_static_binaries || { kill "$WHEEL_PID" 2>/dev/null; die "building the static binaries failed"; }
+    finish_wheel_build
 }
 
 # The CLI that builds images: docker, or podman for docker/e2e-podman.sh.
@@ -246,22 +257,92 @@ CONF
     chmod 644 "$SECRETS_DIR/nats_auth.conf"
 }
 
+# Everything the stack needs, agent-py's image included: what e2e-heal.sh and the other suites
+# that start the whole stack at once use.
 prepare() {
+    prepare_but_python_agent
+    finish_python_agent
+}
+
+# Everything but agent-py's image, whose wheel goes on building in the background: the stack
+# can start without agent-py (nothing depends on it), and finish_python_agent adds it. On a cold
+# machine the wheel is the longest build, so the other images, the stack's start and Docker's
+# first health checks happen while it compiles (docker/demo.sh, docker/e2e.sh).
+prepare_but_python_agent() {
     require_docker
     # The services read the mounted configs as their own users (redis runs as uid 999 in the
     # official image); a clone made under umask 077 would leave them unreadable.
     chmod a+r "$ROOT"/config/*.conf
-    phase "building the static binaries (musl) and the ready_signal wheel" build_binaries
-    phase "building the images (each only when its inputs changed)" build_all_images
+    start_wheel_build
+    phase "building the static binaries (musl; the ready_signal wheel builds beside them)" build_static_binaries_or_stop
+    phase "building the images but agent-py's (each only when its inputs changed)" build_images_but_python_agent
     render_secrets
     render_python_agent_secret
 }
 
-build_all_images() {
+build_static_binaries_or_stop() {
+    build_static_binaries || { kill "$WHEEL_PID" 2>/dev/null; die "building the static binaries failed"; }
+}
+
+build_images_but_python_agent() {
     build_images
-    build_python_agent_image "$WHEEL"
     build_socket_proxy_image
     ensure_service_images
+}
+
+# Waits for the wheel and builds agent-py's image from it.
+finish_python_agent() {
+    phase "the ready_signal wheel and agent-py's image" finish_python_agent_image
+}
+
+finish_python_agent_image() {
+    finish_wheel_build
+    build_python_agent_image "$WHEEL"
+}
+
+# The Python agent: the one service whose image needs the wheel.
+PYTHON_AGENT_SERVICE=agent-py
+
+# Every service of the stack but the Python agent's, for a `compose up` that starts before its
+# image exists.
+services_but_python_agent() {
+    compose config --services | grep -vx "$PYTHON_AGENT_SERVICE"
+}
+
+# The stack, started while the wheel builds (after prepare_but_python_agent): `compose up` of
+# every other service in the background (start_up), then the wheel and agent-py's image, then
+# agent-py. Sets PY_AGENT_JOINED_S (seconds from `started` to agent-py's start).
+start_stack_python_agent_last() { # started compose-up-args...
+    local since=$1
+    shift
+    # shellcheck disable=SC2046
+    start_up "$@" $(services_but_python_agent)
+    finish_python_agent
+    start_python_agent
+    PY_AGENT_JOINED_S=$(awk -v a="$since" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    say "agent-py started after $PY_AGENT_JOINED_S s, once its wheel was built"
+}
+
+# agent-py, added to the stack the other `compose up` is bringing up. `--no-deps`: that `up`
+# owns the dependencies (a second one would start the finished hc-install again, or race it
+# to create the network), so this one first waits until they are as agent-py's depends_on asks:
+# hc-install exited 0, redis and nats started.
+python_agent_deps_up() {
+    [[ "$(service_state redis)" == running && "$(service_state nats)" == running ]] || return 1
+    local id
+    id=$(compose ps -a -q hc-install 2>/dev/null || true)
+    [[ -n "$id" && "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id" 2>/dev/null)" == "exited 0" ]]
+}
+
+start_python_agent() {
+    local deadline=$(( $(date +%s) + 120 ))
+    until python_agent_deps_up; do
+        [[ -z "$(up_failed)" ]] || { cat "$STAGE/up.log" >&2; die "compose up failed (exit $(up_failed))"; }
+        (( $(date +%s) < deadline )) || die "agent-py's dependencies (hc-install done, redis and nats started) were not there within 120 s"
+        sleep 0.5
+    done
+    compose up -d --no-deps "$PYTHON_AGENT_SERVICE" >"$STAGE/up-python-agent.log" 2>&1 \
+        || { cat "$STAGE/up-python-agent.log" >&2; die "compose up of $PYTHON_AGENT_SERVICE failed"; }
 }
 
 # Seconds since the epoch, with milliseconds.
