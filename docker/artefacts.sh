@@ -50,10 +50,10 @@ check_any_image() {
 check_python_wheel_stage() {
     local pywheel=$ARTEFACT_PYWHEEL out
     say "docker/python-wheel.Dockerfile's last stage, as written, on the python:3.12-slim stand-in"
-    # Its wheel stage needs rustup, PyPI and crates.io from inside a build container, which this
-    # machine cannot give (no registry, no trusted route out of a container): the wheel built on
-    # the host stands in for it, in a stage of the same name. Everything from the last FROM on is
-    # the documented file's text: pip install of the wheel, the probe and the CLI copied in.
+    # Its wheel stage compiles the crate in release for minutes, once more: docker/e2e-source-build.sh
+    # builds the whole file (outside CI); here the wheel built on the host stands in for it, in a
+    # stage of the same name. Everything from the last FROM on is the documented file's text:
+    # pip install of the wheel, the probe and the CLI copied in.
     build_python_base_image
     rm -rf "$STAGE/pywheel" && mkdir -p "$STAGE/pywheel/wheels"
     cp "$WHEEL" "$STAGE/pywheel/wheels/"
