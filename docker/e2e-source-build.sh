@@ -13,7 +13,7 @@
 # profile its pyproject.toml names (unwinding, so a Rust panic is a Python exception).
 #
 # Not part of tests/run.sh: it compiles the whole dependency graph four times with the release
-# profiles, most of an hour on two cores. Prints each phase's duration and the images' sizes.
+# profiles, 12 minutes on two cores from nothing. Prints each phase's duration and the images' sizes.
 #
 #   bash docker/e2e-source-build.sh
 set -euo pipefail
@@ -31,9 +31,18 @@ SRC_HEALTHCHECK="healthcheck-demo/healthcheck-src:$PROJECT"
 SRC_WHEEL_STAGE="healthcheck-demo/python-wheel-stage-src:$PROJECT"
 SRC_PYTHON="healthcheck-demo/python-wheel-src:$PROJECT"
 SRC_WORKER="healthcheck-demo/worker-src:$PROJECT"
+# The build stages this script leaves behind as untagged images (the classic builder keeps
+# them, gigabytes each), told from any that were there before.
+DANGLING_BEFORE=
 cleanup() {
     artefacts_cleanup
     docker image rm "$SRC_HEALTHCHECK" "$SRC_WHEEL_STAGE" "$SRC_PYTHON" "$SRC_WORKER" >/dev/null 2>&1 || true
+    local image
+    if [[ -n "$DANGLING_BEFORE" ]]; then # (empty: stopped before it knew which were there)
+        for image in $(docker images -q --filter dangling=true); do
+            [[ "$DANGLING_BEFORE" == *" $image "* ]] || docker image rm "$image" >/dev/null 2>&1 || true
+        done
+    fi
     rm -rf "$STAGE"
 }
 trap cleanup EXIT
@@ -51,6 +60,7 @@ build_in() { # context log docker-build-args...
 }
 
 require_docker
+DANGLING_BEFORE=" $(docker images -q --filter dangling=true | tr '\n' ' ') "
 mkdir -p "$STAGE"
 phase "the debian:bookworm-slim stand-in (debootstrap)" build_debian_standin
 phase "the rust:1-slim-bookworm stand-in (rustup, as the official image)" build_rust_standin
