@@ -8,9 +8,11 @@
 #
 # - install_deps: what the example stack needs (docker/demo.sh): the real servers (their binaries
 #   become the stand-in redis and nats images), redis-cli, musl (static builds), a static busybox
-#   (the script-agent image), Debian's python3 with venv (the agent-py image's wheel), Compose.
+#   (the script-agent image), haproxy (the socket proxy's image), Debian's python3 with venv (the
+#   agent-py image's wheel), Compose. docker/test_deps.py checks that every package a script of
+#   the demo names when it is missing is in this list.
 # - install_test_deps: that, plus what only the tests use: GNU time (the fault matrix's peak
-#   RSS), haproxy (the Docker socket proxy), promtool, chromium, jq and curl (the sidecar's tests
+#   RSS), promtool, chromium, jq and curl (the sidecar's tests
 #   and docker/e2e.sh), the Python clients redis and nats-py (the interop test's agent) and
 #   cargo-nextest (the test runner).
 # shellcheck shell=bash
@@ -23,6 +25,8 @@ _missing_stack_packages() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || into+=(nats-server)
     command -v musl-gcc >/dev/null || into+=(musl-tools)
     [ -x /bin/busybox ] || into+=(busybox-static)
+    # The stack's Docker socket proxy (docker/socket-proxy) is Debian's haproxy in a scratch image.
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || into+=(haproxy)
     # Virtualenvs of Debian's python3: the Python package's tests and its agent-py image, and
     # kubernetes-validate (deploy/kubernetes/validate.sh). Debian splits out ensurepip.
     /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || into+=(python3 python3-venv)
@@ -104,8 +108,6 @@ install_test_deps() {
     _missing_stack_packages missing
     # GNU time: the fault matrix (healthcheck/tests/faults.rs) reads a probe's peak RSS with it.
     [ -x /usr/bin/time ] || missing+=(time)
-    # The Docker socket proxy (docker/socket-proxy) runs on haproxy.
-    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
     # The sidecar's tests: promtool (rules and metrics lint), a headless browser for its page,
     # jq for docker/e2e.sh's reading of its JSON API, curl for the suites' HTTP calls.
     command -v promtool >/dev/null || missing+=(prometheus)
