@@ -48,7 +48,7 @@ cargo test --doc --workspace --quiet
 echo "==> tests/docs.sh (README and the docs it links: snippets, links, words, times)"
 bash tests/docs.sh
 
-echo "==> python3 -m unittest discover docker (the demo's gating choice per engine and Compose, its override)"
+echo "==> python3 -m unittest discover docker (the demo's gating choice per engine and Compose, its override; the packages it installs)"
 python3 -m unittest discover -s docker -p 'test_*.py'
 
 echo "==> ready-signal/python/tests/run.sh (the Python package: wheel in a virtualenv, pytest)"
