@@ -6,9 +6,10 @@
 #
 #   bash ready-signal/python/build-wheel.sh [dev|release]     (default: $PY_WHEEL_PROFILE or dev)
 #
-# `dev` is the workspace's dev profile (dependencies at opt-level 1), the one `cargo build` and
-# the tests use, so the wheel reuses what they compiled; `release` is the workspace's `wheel`
-# profile (opt-level 3, thin LTO, unwinding), minutes longer to build, which the benchmarks use.
+# `dev` is the workspace's `wheel-dev` profile (the dev profile with every dependency at
+# opt-level 0: a third of the CPU of a cold build at opt-level 1), which the Python tests and the
+# example stack's agent-py use; `release` is the workspace's `wheel` profile (opt-level 3, thin
+# LTO, unwinding), minutes longer to build, which the benchmarks use and people ship.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROFILE=${1:-${PY_WHEEL_PROFILE:-dev}}
@@ -27,8 +28,11 @@ fi
 
 OUT="$TARGET_DIR/wheels/$PROFILE"
 rm -rf "$OUT"
-CARGO_PROFILE=$PROFILE
-[[ "$PROFILE" == release ]] && CARGO_PROFILE=wheel
+case "$PROFILE" in
+    dev) CARGO_PROFILE=wheel-dev ;;
+    release) CARGO_PROFILE=wheel ;;
+    *) echo "build-wheel.sh: unknown profile '$PROFILE' (dev or release)" >&2; exit 1 ;;
+esac
 echo "==> building the ready_signal wheel (maturin, cargo profile $CARGO_PROFILE)" >&2
 (cd "$ROOT/ready-signal/python" && "$VENV/bin/maturin" build --quiet --profile "$CARGO_PROFILE" \
     --interpreter "$VENV/bin/python" --out "$OUT") >&2

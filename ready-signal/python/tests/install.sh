@@ -5,9 +5,9 @@
 #   pip install ./ready-signal/python                 (a source checkout)
 #   maturin sdist, then pip install ready_signal-*.tar.gz (a source distribution)
 # pip fetches maturin from PyPI into its isolated build environment; cargo builds the crate.
-# MATURIN_PEP517_ARGS="--profile dev" and the shared target directory keep the builds to a
-# minute (the documented commands build in release; only the profile differs). Prints the sdist's
-# and the wheels' sizes.
+# MATURIN_PEP517_ARGS="--profile wheel-dev" (build-wheel.sh dev's profile) and the shared target
+# directory keep the builds to a minute (the documented commands build in release; only the
+# profile differs). Prints the sdist's and the wheels' sizes.
 #
 #   bash ready-signal/python/tests/install.sh
 set -euo pipefail
@@ -17,7 +17,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export CARGO_TARGET_DIR="$TARGET_DIR" MATURIN_PEP517_ARGS="--profile dev"
+export CARGO_TARGET_DIR="$TARGET_DIR" MATURIN_PEP517_ARGS="--profile wheel-dev"
 
 smoke() { # venv label
     local dir

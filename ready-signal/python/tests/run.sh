@@ -3,9 +3,9 @@
 # runs pytest against real redis-server and nats-server. Needs the workspace's debug binaries
 # (`cargo build -p healthcheck -p ready-signal-cli`) for the probe and the CLI.
 #
-# The wheel is built with maturin's `--profile dev` (build-wheel.sh; the package's Cargo.toml:
-# dependencies at opt-level 1, no debug info): a release build with LTO takes minutes longer and
-# the tests do not measure speed (bench/python.sh does, on a release wheel). The virtualenv
+# The wheel is build-wheel.sh's `dev` (the workspace's `wheel-dev` profile: dependencies at
+# opt-level 0): a release build with LTO takes minutes longer and the tests do not measure speed
+# (bench/python.sh does, on a release wheel). The virtualenv
 # (Debian's python3) lives in target/pyvenv.
 #
 #   bash ready-signal/python/tests/run.sh [PYTEST ARGS...]   (without arguments, also tests/install.sh)
