@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The example stack, from nothing to healthy: builds the static binaries and the images (each
 # phase says how long it took; an image is rebuilt only when its inputs changed), brings
-# docker/compose.yml up while the Python package's wheel still compiles (agent-py, the one
+# docker/compose.yml up without waiting for the Python package's wheel (agent-py, the one
 # service that needs it, joins when it is built), says when every agent is ready (the
 # sidecar's view) and, separately, when Docker's health has caught up (gated by the
 # HEALTHCHECK interval; fast where the engine takes start_interval, docker/ENGINES.md), prints
@@ -42,9 +42,9 @@ choose_gating
 say "starting the stack (project $PROJECT); agent-py joins once its wheel is built"
 started=$(now)
 # In the background: Compose returns only once the service_healthy gates have passed, and the
-# agents are ready long before that (docker/lib.sh start_up). On a cold machine the wheel is
-# still compiling: the rest of the stack starts meanwhile (docker/lib.sh
-# start_stack_python_agent_last).
+# agents are ready long before that (docker/lib.sh start_up). Where the wheel is still
+# compiling (a cold build on a machine with fewer cores), the rest of the stack starts meanwhile
+# (docker/lib.sh start_stack_python_agent_last).
 start_stack_python_agent_last "$started" --quiet-pull
 url="http://127.0.0.1:${SIDECAR_PORT:-19470}/"
 if ! wait_stack_ready "${url}api/status" 180 "$started" || ! wait_up; then

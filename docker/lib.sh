@@ -110,9 +110,10 @@ build_static_binaries() {
 # The ready_signal wheel, needed by agent-py's image alone, is a host build (Debian's python3
 # loads it) and shares no compiled crate with the musl binaries. It builds in the background at
 # a lower priority: the static binaries gate every other image, so they take the cores first,
-# and the wheel uses what they leave, then the time the other images and the stack's start
-# take. Its output goes beside STAGE, which build_images empties. start_wheel_build sets
-# WHEEL_PID; finish_wheel_build waits for it and sets WHEEL.
+# and the wheel uses what they leave (cold on two cores it ends before them: its `wheel-dev`
+# profile takes a third of their CPU), and where it does not, the time the other images and
+# the stack's start take. Its output goes beside STAGE, which build_images empties.
+# start_wheel_build sets WHEEL_PID; finish_wheel_build waits for it and sets WHEEL.
 start_wheel_build() {
     install_deps
     mkdir -p "$STAGE.wheel"
@@ -265,9 +266,9 @@ prepare() {
 }
 
 # Everything but agent-py's image, whose wheel goes on building in the background: the stack
-# can start without agent-py (nothing depends on it), and finish_python_agent adds it. On a cold
-# machine the wheel is the longest build, so the other images, the stack's start and Docker's
-# first health checks happen while it compiles (docker/demo.sh, docker/e2e.sh).
+# can start without agent-py (nothing depends on it), and finish_python_agent adds it. Where the
+# wheel outlasts the static binaries (a cold build on fewer cores), the other images, the stack's
+# start and Docker's first health checks happen while it compiles (docker/demo.sh, docker/e2e.sh).
 prepare_but_python_agent() {
     require_docker
     # The services read the mounted configs as their own users (redis runs as uid 999 in the
@@ -309,9 +310,9 @@ services_but_python_agent() {
     compose config --services | grep -vx "$PYTHON_AGENT_SERVICE"
 }
 
-# The stack, started while the wheel builds (after prepare_but_python_agent): `compose up` of
-# every other service in the background (start_up), then the wheel and agent-py's image, then
-# agent-py. Sets PY_AGENT_JOINED_S (seconds from `started` to agent-py's start).
+# The stack, started whether or not the wheel is built (after prepare_but_python_agent):
+# `compose up` of every other service in the background (start_up), then the wheel and agent-py's
+# image, then agent-py. Sets PY_AGENT_JOINED_S (seconds from `started` to agent-py's start).
 start_stack_python_agent_last() { # started compose-up-args...
     local since=$1
     shift
