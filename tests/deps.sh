@@ -12,9 +12,8 @@
 #   agent-py image's wheel), Compose. docker/test_deps.py checks that every package a script of
 #   the demo names when it is missing is in this list.
 # - install_test_deps: that, plus what only the tests use: GNU time (the fault matrix's peak
-#   RSS), promtool, chromium, jq and curl (the sidecar's tests
-#   and docker/e2e.sh), the Python clients redis and nats-py (the interop test's agent) and
-#   cargo-nextest (the test runner).
+#   RSS), promtool, chromium, jq and curl (the sidecar's tests and docker/e2e.sh), the Python
+#   clients redis and nats-py (the interop test's agent) and cargo-nextest (the test runner).
 # shellcheck shell=bash
 
 # The Debian packages missing for the example stack, appended to the array named $1.
