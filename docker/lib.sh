@@ -98,13 +98,14 @@ build_static_binaries() {
     command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install -y musl-tools"
     local probe=(-p healthcheck -p ready-signal-cli -p ready-signal) sidecar=(-p healthcheck-sidecar)
     if [[ "$PROFILE" == release ]]; then
-        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" \
-            "${probe[@]}" --bins --example agent) >&2 || return 1
-        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" "${sidecar[@]}") >&2
+        cargo_musl "${probe[@]}" --bins --example agent && cargo_musl "${sidecar[@]}"
     else
-        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" \
-            "${probe[@]}" "${sidecar[@]}" --bins --example agent) >&2
+        cargo_musl "${probe[@]}" "${sidecar[@]}" --bins --example agent
     fi
+}
+
+cargo_musl() { # cargo-build-args...
+    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --target "$MUSL_TARGET" "$@") >&2
 }
 
 # The ready_signal wheel, needed by agent-py's image alone, is a host build (Debian's python3
@@ -126,10 +127,15 @@ finish_wheel_build() {
     WHEEL=$(tail -n 1 "$STAGE.wheel/path")
 }
 
+# The static binaries, or no wheel build left running behind a failure.
+build_static_binaries_or_stop() {
+    build_static_binaries || { kill "$WHEEL_PID" 2>/dev/null; die "building the static binaries failed"; }
+}
+
 # The static binaries and the wheel, both built. Sets WHEEL.
 build_binaries() {
     start_wheel_build
-    build_static_binaries || { kill "$WHEEL_PID" 2>/dev/null; die "building the static binaries failed"; }
+    build_static_binaries_or_stop
     finish_wheel_build
 }
 
@@ -281,9 +287,6 @@ prepare_but_python_agent() {
     render_python_agent_secret
 }
 
-build_static_binaries_or_stop() {
-    build_static_binaries || { kill "$WHEEL_PID" 2>/dev/null; die "building the static binaries failed"; }
-}
 
 build_images_but_python_agent() {
     build_images
